@@ -1,0 +1,129 @@
+"""Ports the use cases depend on: the user repository, the unit of work, the password hasher, the clock."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from domain.user import User
+from domain.values import Email, Password, UserId
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One page of users, and where the next page starts (None when there is no more)."""
+
+    users: list[User]
+    last_key: UserId | None
+
+
+class UserRepository(abc.ABC):
+    """Reads users at once; stages writes, which land only when the unit of work commits.
+
+    Every write is conditional: ``add`` fails if the id or the email is taken,
+    ``update`` and ``delete`` fail unless the stored version is still
+    ``user.version``; on commit the version is incremented. The repository
+    remembers the email each user had when it was read, so that an email
+    change moves the uniqueness guard in the same atomic write.
+    """
+
+    def __init__(self) -> None:
+        self._loaded_emails: dict[str, Email] = {}
+
+    async def get_by_id(self, user_id: UserId) -> User | None:
+        return self._remember(await self._get_by_id(user_id))
+
+    async def get_by_email(self, email: Email) -> User | None:
+        return self._remember(await self._get_by_email(email))
+
+    async def get_by_refresh_token(self, token_hash: str) -> User | None:
+        return self._remember(await self._get_by_refresh_token(token_hash))
+
+    async def list_page(self, limit: int, after: UserId | None) -> UserPage:
+        page = await self._list_page(limit, after)
+        for user in page.users:
+            self._remember(user)
+        return page
+
+    async def add(self, user: User) -> None:
+        await self._add(user)
+
+    async def update(self, user: User) -> None:
+        try:
+            previous_email = self._loaded_emails[user.id.value]
+        except KeyError:
+            raise RuntimeError("update() of a user that was not read through this repository") from None
+        await self._update(user, previous_email)
+
+    async def delete(self, user: User) -> None:
+        if user.id.value not in self._loaded_emails:
+            raise RuntimeError("delete() of a user that was not read through this repository")
+        await self._delete(user, self._loaded_emails[user.id.value])
+
+    def _remember(self, user: User | None) -> User | None:
+        if user is not None:
+            self._loaded_emails[user.id.value] = user.email
+        return user
+
+    @abc.abstractmethod
+    async def _get_by_id(self, user_id: UserId) -> User | None: ...
+
+    @abc.abstractmethod
+    async def _get_by_email(self, email: Email) -> User | None: ...
+
+    @abc.abstractmethod
+    async def _get_by_refresh_token(self, token_hash: str) -> User | None: ...
+
+    @abc.abstractmethod
+    async def _list_page(self, limit: int, after: UserId | None) -> UserPage: ...
+
+    @abc.abstractmethod
+    async def _add(self, user: User) -> None: ...
+
+    @abc.abstractmethod
+    async def _update(self, user: User, previous_email: Email) -> None: ...
+
+    @abc.abstractmethod
+    async def _delete(self, user: User, stored_email: Email) -> None: ...
+
+
+class UnitOfWork(abc.ABC):
+    """One atomic change: ``async with uow: ...; await uow.commit()``; anything not committed is dropped."""
+
+    users: UserRepository
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Apply every staged write atomically, or none of them."""
+
+    @abc.abstractmethod
+    async def rollback(self) -> None:
+        """Drop whatever is staged and not yet committed."""
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class PasswordHasher(Protocol):
+    """Hashes and verifies passwords, off the event loop."""
+
+    async def hash(self, password: Password) -> str: ...
+
+    async def verify(self, password_hash: str, password: Password) -> bool: ...

@@ -1,0 +1,169 @@
+"""Use cases of the user service: validate primitives, drive the aggregate, commit one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from domain.errors import FieldViolation, InvalidArgument, InvalidValue, UserNotFound, VersionConflict
+from domain.page_tokens import PageTokenCodec
+from domain.ports import Clock, PasswordHasher, UnitOfWork
+from domain.user import User
+from domain.values import Email, Password, PersonName, UserId
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+T = TypeVar("T")
+
+
+class _Violations:
+    """Collects every invalid field of a request, so the caller learns of all of them at once."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def parse(self, field: str, parser: Callable[[str], T], raw: str) -> T | None:
+        try:
+            return parser(raw)
+        except InvalidValue as error:
+            self.items.append(FieldViolation(field, str(error)))
+            return None
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """A page of users and the token of the next page ("" when there is none)."""
+
+    users: list[User]
+    next_page_token: str
+
+
+def _check_expected_version(violations: _Violations, expected_version: int) -> None:
+    if expected_version < 1:
+        violations.add("expected_version", "must be the version you last read (1 or more)")
+
+
+async def register_user(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+) -> User:
+    violations = _Violations()
+    parsed_email = violations.parse("email", Email.parse, email)
+    parsed_password = violations.parse("password", Password.parse, password)
+    parsed_first = violations.parse("first_name", PersonName.parse, first_name)
+    parsed_last = violations.parse("last_name", PersonName.parse, last_name)
+    violations.raise_if_any()
+    assert parsed_email and parsed_password and parsed_first and parsed_last
+    password_hash = await hasher.hash(parsed_password)
+    user = User.register(
+        user_id=UserId.new(),
+        email=parsed_email,
+        first_name=parsed_first,
+        last_name=parsed_last,
+        password_hash=password_hash,
+        now=clock(),
+    )
+    async with uow:
+        await uow.users.add(user)
+        await uow.commit()
+    return user
+
+
+async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
+    violations = _Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    violations.raise_if_any()
+    assert parsed_id
+    async with uow:
+        user = await uow.users.get_by_id(parsed_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {parsed_id}")
+    return user
+
+
+async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
+    violations = _Violations()
+    parsed_email = violations.parse("email", Email.parse, email)
+    violations.raise_if_any()
+    assert parsed_email
+    async with uow:
+        user = await uow.users.get_by_email(parsed_email)
+    if user is None:
+        raise UserNotFound("no user with this email")
+    return user
+
+
+async def update_profile(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    user_id: str,
+    first_name: str | None,
+    last_name: str | None,
+    expected_version: int,
+) -> User:
+    violations = _Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    parsed_first = violations.parse("first_name", PersonName.parse, first_name) if first_name is not None else None
+    parsed_last = violations.parse("last_name", PersonName.parse, last_name) if last_name is not None else None
+    if first_name is None and last_name is None:
+        violations.add("first_name", "give first_name, last_name or both")
+    _check_expected_version(violations, expected_version)
+    violations.raise_if_any()
+    assert parsed_id
+    async with uow:
+        user = await _load_at_version(uow, parsed_id, expected_version)
+        user.update_profile(first_name=parsed_first, last_name=parsed_last, now=clock())
+        if user.events:
+            await uow.users.update(user)
+            await uow.commit()
+    return user
+
+
+async def delete_user(uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int) -> None:
+    violations = _Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    _check_expected_version(violations, expected_version)
+    violations.raise_if_any()
+    assert parsed_id
+    async with uow:
+        user = await _load_at_version(uow, parsed_id, expected_version)
+        user.mark_deleted(now=clock())
+        await uow.users.delete(user)
+        await uow.commit()
+
+
+async def list_users(uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str) -> UsersPage:
+    violations = _Violations()
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        violations.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
+    after = violations.parse("page_token", page_tokens.decode, page_token) if page_token else None
+    violations.raise_if_any()
+    async with uow:
+        page = await uow.users.list_page(page_size or DEFAULT_PAGE_SIZE, after)
+    next_token = page_tokens.encode(page.last_key) if page.last_key is not None else ""
+    return UsersPage(users=page.users, next_page_token=next_token)
+
+
+async def _load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: int) -> User:
+    user = await uow.users.get_by_id(user_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    if user.version != expected_version:
+        raise VersionConflict(expected=expected_version, actual=user.version)
+    return user

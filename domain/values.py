@@ -1,0 +1,157 @@
+"""Value objects of the User aggregate: validated on construction, immutable afterwards."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain.errors import InvalidValue
+
+EMAIL_MAX_LENGTH = 254
+EMAIL_LOCAL_MAX_LENGTH = 64
+NAME_MAX_LENGTH = 100
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+
+# Pragmatic, not RFC 5322: one "@", no white space or control characters, a
+# dotted domain whose labels are letters, digits and inner hyphens. Unicode
+# letters are allowed (internationalised addresses, RFC 6531).
+_LOCAL_PART = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[^\W_](?:[\w-]*[^\W_])?$")
+
+
+def _has_control_characters(text: str) -> bool:
+    return any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in text)
+
+
+@dataclass(frozen=True)
+class UserId:
+    """A user's identity: a UUID, held in canonical lower-case string form."""
+
+    value: str
+
+    @classmethod
+    def new(cls) -> UserId:
+        return cls(str(uuid.uuid4()))
+
+    @classmethod
+    def parse(cls, raw: str) -> UserId:
+        try:
+            parsed = uuid.UUID(raw.strip())
+        except (ValueError, AttributeError):
+            raise InvalidValue("must be a UUID such as 3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b") from None
+        return cls(str(parsed))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Email:
+    """An email address: trimmed display form, plus the case-folded form uniqueness is decided on."""
+
+    value: str
+    normalized: str = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalized", unicodedata.normalize("NFC", self.value).casefold())
+
+    @classmethod
+    def parse(cls, raw: str) -> Email:
+        text = unicodedata.normalize("NFC", raw.strip())
+        if not text:
+            raise InvalidValue("must not be empty")
+        if len(text) > EMAIL_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {EMAIL_MAX_LENGTH} characters")
+        if _has_control_characters(text):
+            raise InvalidValue("must not contain control characters")
+        local, at, domain = text.rpartition("@")
+        if not at or not local or not domain:
+            raise InvalidValue("must be an address such as name@example.com")
+        if len(local) > EMAIL_LOCAL_MAX_LENGTH or not _LOCAL_PART.match(local):
+            raise InvalidValue("has an invalid part before the @")
+        if local.startswith(".") or local.endswith(".") or ".." in local:
+            raise InvalidValue("has an invalid part before the @")
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+            raise InvalidValue("has an invalid domain after the @")
+        return cls(text)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """A first or last name: trimmed, non-empty, at most 100 characters, printable."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, raw: str) -> PersonName:
+        text = unicodedata.normalize("NFC", raw.strip())
+        if not text:
+            raise InvalidValue("must not be empty")
+        if len(text) > NAME_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {NAME_MAX_LENGTH} characters")
+        if _has_control_characters(text):
+            raise InvalidValue("must not contain control characters")
+        return cls(text)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, repr=False)
+class Password:
+    """A clear-text password that met the policy; it never shows in repr, logs or errors."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, raw: str) -> Password:
+        # NIST SP 800-63B: normalise before hashing so the same password typed
+        # on different keyboards verifies; no composition rules.
+        text = unicodedata.normalize("NFKC", raw)
+        if len(text) < PASSWORD_MIN_LENGTH:
+            raise InvalidValue(f"must be at least {PASSWORD_MIN_LENGTH} characters")
+        if len(text) > PASSWORD_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {PASSWORD_MAX_LENGTH} characters")
+        if "\x00" in text:
+            raise InvalidValue("must not contain NUL characters")
+        return cls(text)
+
+    def __repr__(self) -> str:
+        return "Password(***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """One session's refresh token, kept only as a SHA-256 hash of the opaque token."""
+
+    token_hash: str
+    session_id: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """A pending password reset, kept only as a hash of the single-use token."""
+
+    token_hash: str
+    requested_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+    def is_usable(self, now: datetime) -> bool:
+        return self.used_at is None and now < self.expires_at

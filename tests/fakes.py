@@ -1,0 +1,155 @@
+"""In-memory fakes of the domain's ports, with the same conditional-write semantics as DynamoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+
+from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.ports import UnitOfWork, UserPage, UserRepository
+from domain.user import User
+from domain.values import Email, Password, UserId
+
+
+def _copy(user: User) -> User:
+    return dataclasses.replace(user, events=[])
+
+
+class InMemoryStore:
+    """The shared 'table': users by id and the email guard (normalized email -> user id)."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.emails: dict[str, str] = {}
+        self.commits = 0
+
+
+_Write = Callable[[InMemoryStore], None]
+
+
+class FakeUserRepository(UserRepository):
+    """Repository over an InMemoryStore; writes are staged on the unit of work."""
+
+    def __init__(self, store: InMemoryStore, staged: list[tuple[_Write, Callable[[], None]]]) -> None:
+        super().__init__()
+        self._store = store
+        self._staged = staged
+
+    async def _get_by_id(self, user_id: UserId) -> User | None:
+        await asyncio.sleep(0)  # yield like real I/O, so concurrent use cases interleave
+        user = self._store.users.get(user_id.value)
+        return _copy(user) if user else None
+
+    async def _get_by_email(self, email: Email) -> User | None:
+        user_id = self._store.emails.get(email.normalized)
+        return await self._get_by_id(UserId(user_id)) if user_id else None
+
+    async def _get_by_refresh_token(self, token_hash: str) -> User | None:
+        for user in self._store.users.values():
+            current = user.current_refresh_token()
+            if current is not None and current.token_hash == token_hash:
+                return _copy(user)
+        return None
+
+    async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
+        ids = sorted(self._store.users)
+        start = 0
+        if after is not None:
+            start = next((i for i, key in enumerate(ids) if key > after.value), len(ids))
+        chunk = ids[start : start + limit]
+        more = start + limit < len(ids)
+        return UserPage([_copy(self._store.users[key]) for key in chunk], UserId(chunk[-1]) if more else None)
+
+    async def _add(self, user: User) -> None:
+        snapshot = _copy(user)
+        snapshot.version = 1
+
+        def write(store: InMemoryStore) -> None:
+            if snapshot.email.normalized in store.emails:
+                raise EmailAlreadyRegistered()
+            if snapshot.id.value in store.users:
+                raise RuntimeError("user id collision")
+            store.users[snapshot.id.value] = snapshot
+            store.emails[snapshot.email.normalized] = snapshot.id.value
+
+        self._staged.append((write, lambda: setattr(user, "version", 1)))
+
+    async def _update(self, user: User, previous_email: Email) -> None:
+        expected = user.version
+        snapshot = _copy(user)
+        snapshot.version = expected + 1
+
+        def write(store: InMemoryStore) -> None:
+            stored = store.users.get(snapshot.id.value)
+            if stored is None or stored.version != expected:
+                raise VersionConflict(expected, stored.version if stored else None)
+            if snapshot.email.normalized != previous_email.normalized:
+                if snapshot.email.normalized in store.emails:
+                    raise EmailAlreadyRegistered()
+                del store.emails[previous_email.normalized]
+                store.emails[snapshot.email.normalized] = snapshot.id.value
+            store.users[snapshot.id.value] = snapshot
+
+        self._staged.append((write, lambda: setattr(user, "version", expected + 1)))
+
+    async def _delete(self, user: User, stored_email: Email) -> None:
+        expected = user.version
+        user_id = user.id.value
+
+        def write(store: InMemoryStore) -> None:
+            stored = store.users.get(user_id)
+            if stored is None:
+                raise UserNotFound(f"no user with id {user_id}")
+            if stored.version != expected:
+                raise VersionConflict(expected, stored.version)
+            del store.users[user_id]
+            store.emails.pop(stored_email.normalized, None)
+
+        self._staged.append((write, lambda: None))
+
+
+class FakeUnitOfWork(UnitOfWork):
+    """Applies staged writes all-or-nothing on commit; records whether it committed."""
+
+    def __init__(self, store: InMemoryStore | None = None) -> None:
+        self.store = store or InMemoryStore()
+        self._staged: list[tuple[_Write, Callable[[], None]]] = []
+        self.users = FakeUserRepository(self.store, self._staged)
+        self.committed = False
+
+    async def commit(self) -> None:
+        trial = InMemoryStore()
+        trial.users, trial.emails = dict(self.store.users), dict(self.store.emails)
+        for write, _ in self._staged:
+            write(trial)  # raises before anything reaches the real store
+        self.store.users, self.store.emails = trial.users, trial.emails
+        self.store.commits += 1
+        for _, after_commit in self._staged:
+            after_commit()
+        self._staged.clear()
+        self.committed = True
+
+    async def rollback(self) -> None:
+        self._staged.clear()
+
+
+class FakePasswordHasher:
+    """Reversible stand-in for argon2, for fast unit tests only."""
+
+    async def hash(self, password: Password) -> str:
+        return "fake$" + password.value[::-1]
+
+    async def verify(self, password_hash: str, password: Password) -> bool:
+        return password_hash == "fake$" + password.value[::-1]
+
+
+class FixedClock:
+    """A clock that says what it is told."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
