@@ -1,0 +1,1 @@
+"""DynamoDB adapters of the domain's ports (user repository, unit of work), over aiobotocore."""

@@ -1,0 +1,58 @@
+"""Opens the one aiobotocore DynamoDB client a process shares, with set timeouts and retries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+
+
+@dataclass(frozen=True)
+class DynamoDbOptions:
+    """Where DynamoDB is and how patiently to talk to it."""
+
+    region: str
+    endpoint_url: str | None = None
+    connect_timeout: float = 2.0
+    read_timeout: float = 5.0
+    max_attempts: int = 3  # botocore "standard" retry mode, total_max_attempts
+    max_pool_connections: int = 64
+    access_key_id: str | None = None  # None -> botocore's usual credential chain
+    secret_access_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give both access_key_id and secret_access_key, or neither")
+
+
+@cache
+def _session() -> AioSession:
+    # One session per process: it caches the parsed service model, so later clients open quickly.
+    return get_session()
+
+
+@asynccontextmanager
+async def open_dynamodb_client(options: DynamoDbOptions) -> AsyncIterator[Any]:
+    """Yield one DynamoDB client (safe to share between tasks); its connections close on exit."""
+    config = AioConfig(
+        connect_timeout=options.connect_timeout,
+        read_timeout=options.read_timeout,
+        retries={"mode": "standard", "total_max_attempts": options.max_attempts},
+        max_pool_connections=options.max_pool_connections,
+    )
+    async with _session().create_client(
+        "dynamodb",
+        region_name=options.region,
+        endpoint_url=options.endpoint_url,
+        aws_access_key_id=options.access_key_id,
+        aws_secret_access_key=options.secret_access_key,
+        config=config,
+    ) as client:
+        yield client

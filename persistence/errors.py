@@ -1,0 +1,128 @@
+"""The one place that turns botocore errors into domain errors, keeping the original as cause."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+
+from domain.errors import (
+    DomainError,
+    EmailAlreadyRegistered,
+    StorageError,
+    StorageUnavailable,
+    UserNotFound,
+    VersionConflict,
+)
+
+# Error codes after which the same request may well succeed later.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+# Cancellation-reason codes of TransactWriteItems that a retry may clear.
+_TRANSIENT_REASONS = frozenset(
+    {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
+)
+# Endpoint unreachable, connect or read timeout, connection dropped.
+_TRANSPORT_ERRORS = (ConnectionError, HTTPClientError)
+
+
+def error_code(error: BaseException) -> str | None:
+    """The AWS error code of a ClientError, else None."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "")) or None
+    return None
+
+
+def to_storage_error(error: BaseException, operation: str) -> DomainError:
+    """StorageUnavailable if a retry may help, else StorageError; message: just the code."""
+    what = error_code(error) or type(error).__name__
+    if isinstance(error, _TRANSPORT_ERRORS) or what in _UNAVAILABLE_CODES or _is_5xx(error):
+        return StorageUnavailable(f"DynamoDB {operation} failed ({what}); retry later")
+    return StorageError(f"DynamoDB {operation} failed ({what})")
+
+
+def _is_5xx(error: BaseException) -> bool:
+    # A server fault whose body named no known code (e.g. a proxy's or an emulator's error page).
+    if not isinstance(error, ClientError):
+        return False
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) >= 500
+
+
+@contextmanager
+def translated(operation: str) -> Iterator[None]:
+    """Re-raise any botocore error of the block as the matching domain error, from the original."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        raise to_storage_error(error, operation) from error
+
+
+class Check(enum.Enum):
+    """What the condition on one item of a transaction protects."""
+
+    EMAIL_FREE = "the email guard must not exist yet"
+    ID_FREE = "the user id must not exist yet"
+    VERSION = "the stored user must still have the expected version"
+    GUARD_OWNED = "the email guard, if any, must belong to this user"
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    """The condition one transaction item carries, and what its failure means."""
+
+    check: Check
+    expected_version: int = 0
+    user_id: str = ""
+    # For VERSION: a vanished user is UserNotFound (delete), not a VersionConflict (update).
+    missing_is_not_found: bool = False
+
+
+def cancellation_reasons(error: BaseException) -> list[dict[str, Any]]:
+    """The per-item reasons of a cancelled transaction, in request order ([] for other errors)."""
+    if not isinstance(error, ClientError) or error_code(error) != "TransactionCanceledException":
+        return []
+    return list(error.response.get("CancellationReasons") or [])
+
+
+def is_transient_cancellation(error: BaseException) -> bool:
+    """True if only conflicts or throttling cancelled the transaction, so a retry is safe."""
+    codes = {reason.get("Code") for reason in cancellation_reasons(error)} - {"None", None}
+    return bool(codes) and codes <= _TRANSIENT_REASONS
+
+
+def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> DomainError:
+    """The domain error of a failed TransactWriteItems whose items carried ``checks``, in order.
+
+    The first failed condition in request order decides, so callers order items by precedence.
+    """
+    for reason, check in zip(cancellation_reasons(error), checks, strict=False):
+        if reason.get("Code") == "ConditionalCheckFailed":
+            return _condition_failed(check, reason.get("Item"))
+    if is_transient_cancellation(error):
+        return StorageUnavailable("DynamoDB TransactWriteItems collided with another write; retry")
+    return to_storage_error(error, "TransactWriteItems")
+
+
+def _condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> DomainError:
+    if check.check is Check.EMAIL_FREE:
+        return EmailAlreadyRegistered()
+    if check.check is Check.VERSION:
+        if old_item is None and check.missing_is_not_found:
+            return UserNotFound(f"no user with id {check.user_id}")
+        actual = int(old_item["Version"]["N"]) if old_item and "Version" in old_item else None
+        return VersionConflict(check.expected_version, actual)
+    if check.check is Check.ID_FREE:
+        return StorageError("a user with this id already exists")
+    return StorageError("the email guard belongs to another user; the tables are inconsistent")

@@ -1,0 +1,53 @@
+"""Staged writes of a unit of work, applied as one all-or-nothing TransactWriteItems."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from persistence.errors import WriteCheck, is_transient_cancellation, transaction_error
+
+log = logging.getLogger(__name__)
+
+# Real DynamoDB cancels a transaction that meets another one on the same item (TransactionConflict)
+# instead of waiting; such a cancellation, or throttling, is retried a few times before giving up.
+CONFLICT_ATTEMPTS = 4
+_BACKOFF_SECONDS = 0.025
+
+
+@dataclass
+class StagedWrite:
+    """The transaction items of one repository write, their conditions, and what follows success."""
+
+    items: list[dict[str, Any]]
+    checks: list[WriteCheck]
+    on_success: Callable[[], None] | None = None
+
+
+async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
+    """Apply all staged writes in one TransactWriteItems, or none and raise the domain error."""
+    items = [item for write in staged for item in write.items]
+    checks = [check for write in staged for check in write.checks]
+    if not items:
+        return
+    # botocore fills in ClientRequestToken (an idempotency token), so its own retries after a lost
+    # response cannot apply the transaction twice nor report a conflict with itself.
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            await client.transact_write_items(TransactItems=items)
+            break
+        except (ClientError, BotoCoreError) as error:
+            if attempt < CONFLICT_ATTEMPTS and is_transient_cancellation(error):
+                log.info("transaction collided with another write (attempt %s); retrying", attempt)
+                await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
+                continue
+            raise transaction_error(error, checks) from error
+    for write in staged:
+        if write.on_success is not None:
+            write.on_success()

@@ -1,0 +1,169 @@
+"""The UserRepository port over DynamoDB: consistent reads, staged conditional writes."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from domain.ports import UserPage, UserRepository
+from domain.user import User
+from domain.values import Email, UserId
+from persistence.errors import Check, WriteCheck, translated
+from persistence.schema import REFRESH_TOKEN_INDEX, TableNames
+from persistence.transaction import StagedWrite
+from persistence.user_mapper import item_to_user, user_to_item
+
+
+class DynamoUserRepository(UserRepository):
+    """Users in the users table; email uniqueness held by guard items in the emails table."""
+
+    def __init__(self, client: Any, tables: TableNames, staged: list[StagedWrite]) -> None:
+        super().__init__()
+        self._client = client
+        self._tables = tables
+        self._staged = staged
+
+    async def _get_by_id(self, user_id: UserId) -> User | None:
+        key = {"Id": {"S": user_id.value}}
+        with translated("GetItem"):
+            response = await self._client.get_item(
+                TableName=self._tables.users, Key=key, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return item_to_user(item) if item else None
+
+    async def _get_by_email(self, email: Email) -> User | None:
+        # The guard table, read consistently, decides; the EmailIndex GSI may lag behind.
+        key = {"Email": {"S": email.normalized}}
+        with translated("GetItem"):
+            response = await self._client.get_item(
+                TableName=self._tables.emails, Key=key, ConsistentRead=True
+            )
+        guard = response.get("Item")
+        if not guard:
+            return None
+        user = await self._get_by_id(UserId(guard["UserId"]["S"]))
+        return user if user is not None and user.email.normalized == email.normalized else None
+
+    async def _get_by_refresh_token(self, token_hash: str) -> User | None:
+        # The GSI only proposes candidates: each is re-read consistently and must still hold it.
+        with translated("Query"):
+            response = await self._client.query(
+                TableName=self._tables.users,
+                IndexName=REFRESH_TOKEN_INDEX,
+                KeyConditionExpression="#token = :token",
+                ExpressionAttributeNames={"#token": REFRESH_TOKEN_INDEX, "#id": "Id"},
+                ExpressionAttributeValues={":token": {"S": token_hash}},
+                ProjectionExpression="#id",
+            )
+        for user_id in dict.fromkeys(item["Id"]["S"] for item in response.get("Items", [])):
+            user = await self._get_by_id(UserId(user_id))
+            current = user.current_refresh_token() if user else None
+            if current is not None and current.token_hash == token_hash:
+                return user
+        return None
+
+    async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        users: list[User] = []
+        request: dict[str, Any] = {"TableName": self._tables.users, "ConsistentRead": True}
+        if after is not None:
+            request["ExclusiveStartKey"] = {"Id": {"S": after.value}}
+        while True:
+            # One user more than asked tells whether another page exists: no empty last page.
+            with translated("Scan"):
+                response = await self._client.scan(**request, Limit=limit + 1 - len(users))
+            users.extend(item_to_user(item) for item in response.get("Items", []))
+            if len(users) > limit:
+                return UserPage(users[:limit], users[limit - 1].id)
+            if "LastEvaluatedKey" not in response:
+                return UserPage(users, None)
+            # A scan page ends early at 1 MB: keep reading from where it stopped.
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    async def _add(self, user: User) -> None:
+        put_user = {
+            "Put": {
+                "TableName": self._tables.users,
+                "Item": user_to_item(user, version=1),
+                "ConditionExpression": "attribute_not_exists(#id)",
+                "ExpressionAttributeNames": {"#id": "Id"},
+            }
+        }
+        # The guard goes first: if both conditions fail, the taken email is the answer.
+        self._staged.append(
+            StagedWrite(
+                items=[self._put_guard(user), put_user],
+                checks=[WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
+                on_success=partial(_set_version, user, 1),
+            )
+        )
+
+    async def _update(self, user: User, previous_email: Email) -> None:
+        expected = user.version
+        put_user = {
+            "Put": {
+                "TableName": self._tables.users,
+                "Item": user_to_item(user, version=expected + 1),
+                **_version_condition(expected),
+            }
+        }
+        items = [put_user]
+        checks = [WriteCheck(Check.VERSION, expected_version=expected, user_id=user.id.value)]
+        if user.email.normalized != previous_email.normalized:
+            items += [self._delete_guard(previous_email, user.id), self._put_guard(user)]
+            checks += [WriteCheck(Check.GUARD_OWNED), WriteCheck(Check.EMAIL_FREE)]
+        self._staged.append(StagedWrite(items, checks, partial(_set_version, user, expected + 1)))
+
+    async def _delete(self, user: User, stored_email: Email) -> None:
+        delete_user = {
+            "Delete": {
+                "TableName": self._tables.users,
+                "Key": {"Id": {"S": user.id.value}},
+                **_version_condition(user.version),
+            }
+        }
+        check = WriteCheck(Check.VERSION, user.version, user.id.value, missing_is_not_found=True)
+        self._staged.append(
+            StagedWrite(
+                items=[delete_user, self._delete_guard(stored_email, user.id)],
+                checks=[check, WriteCheck(Check.GUARD_OWNED)],
+            )
+        )
+
+    def _put_guard(self, user: User) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._tables.emails,
+                "Item": {"Email": {"S": user.email.normalized}, "UserId": {"S": user.id.value}},
+                "ConditionExpression": "attribute_not_exists(#email)",
+                "ExpressionAttributeNames": {"#email": "Email"},
+            }
+        }
+
+    def _delete_guard(self, email: Email, owner: UserId) -> dict[str, Any]:
+        # A missing guard is tolerated (as by the fake); another user's guard is never removed.
+        return {
+            "Delete": {
+                "TableName": self._tables.emails,
+                "Key": {"Email": {"S": email.normalized}},
+                "ConditionExpression": "attribute_not_exists(#email) OR #owner = :owner",
+                "ExpressionAttributeNames": {"#email": "Email", "#owner": "UserId"},
+                "ExpressionAttributeValues": {":owner": {"S": owner.value}},
+            }
+        }
+
+
+def _version_condition(expected: int) -> dict[str, Any]:
+    # ALL_OLD returns the stored item on failure, so a conflict can report the stored version.
+    return {
+        "ConditionExpression": "#version = :expected",
+        "ExpressionAttributeNames": {"#version": "Version"},
+        "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def _set_version(user: User, version: int) -> None:
+    user.version = version

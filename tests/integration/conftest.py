@@ -1,0 +1,47 @@
+"""Fixtures for tests against moto_server: a DynamoDB client, and tables unique to each test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import pytest_asyncio
+from botocore.exceptions import ClientError
+
+from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
+from persistence.schema import TableNames
+from persistence.table_initializer import ensure_tables
+
+
+@pytest_asyncio.fixture
+async def dynamodb_client(moto_endpoint: str) -> AsyncIterator[Any]:
+    """An aiobotocore DynamoDB client talking to the session's moto_server."""
+    options = DynamoDbOptions(
+        region="us-east-1",
+        endpoint_url=moto_endpoint,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    async with open_dynamodb_client(options) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def table_names(dynamodb_client: Any) -> AsyncIterator[TableNames]:
+    """Table names no other test uses; tables the test creates under them are deleted afterwards."""
+    suffix = uuid4().hex[:8]
+    names = TableNames(users=f"Users-{suffix}", emails=f"UserEmails-{suffix}")
+    yield names
+    for name in (names.users, names.emails):
+        try:
+            await dynamodb_client.delete_table(TableName=name)
+        except ClientError:
+            pass  # never created
+
+
+@pytest_asyncio.fixture
+async def dynamodb_tables(dynamodb_client: Any, table_names: TableNames) -> TableNames:
+    """Both tables, freshly created by ensure_tables for this test alone."""
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+    return table_names

@@ -1,0 +1,213 @@
+"""Botocore failures become domain errors that keep the original as cause, echoing no secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from domain.errors import (
+    EmailAlreadyRegistered,
+    StorageError,
+    StorageUnavailable,
+    UserNotFound,
+    VersionConflict,
+)
+from domain.values import UserId
+from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
+from persistence.errors import Check, WriteCheck, transaction_error, translated
+from persistence.readiness import check_ready
+from persistence.schema import TableNames
+from persistence.table_initializer import ensure_tables
+from persistence.transaction import StagedWrite, apply_writes
+from persistence.unit_of_work import DynamoUnitOfWork
+from tests.builders import new_user
+from tests.conftest import free_port
+
+
+@pytest_asyncio.fixture
+async def unreachable_client() -> AsyncIterator[Any]:
+    """A client whose endpoint is a loopback port nobody listens on, failing fast."""
+    options = DynamoDbOptions(
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        connect_timeout=0.5,
+        read_timeout=0.5,
+        max_attempts=1,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    async with open_dynamodb_client(options) as client:
+        yield client
+
+
+def client_error(code: str, message: str = "", status: int = 400, **extra: Any) -> ClientError:
+    response = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+        **extra,
+    }
+    return ClientError(response, "TransactWriteItems")  # type: ignore[arg-type]
+
+
+def cancelled(*reasons: dict[str, Any]) -> ClientError:
+    return client_error("TransactionCanceledException", CancellationReasons=list(reasons))
+
+
+async def test_an_unreachable_backend_is_storage_unavailable_caused_by_the_botocore_error(
+    unreachable_client: Any,
+) -> None:
+    uow = DynamoUnitOfWork(unreachable_client, TableNames())
+
+    with pytest.raises(StorageUnavailable) as read_error:
+        await uow.users.get_by_id(UserId.new())
+    await uow.users.add(new_user())
+    with pytest.raises(StorageUnavailable) as write_error:
+        await uow.commit()
+
+    assert isinstance(read_error.value.__cause__, EndpointConnectionError)
+    assert isinstance(write_error.value.__cause__, EndpointConnectionError)
+
+
+async def test_readiness_and_table_setup_report_an_unreachable_backend_as_unavailable(
+    unreachable_client: Any,
+) -> None:
+    with pytest.raises(StorageUnavailable):
+        await check_ready(unreachable_client, TableNames())
+    with pytest.raises(StorageUnavailable):
+        await ensure_tables(unreachable_client, TableNames(), wait_seconds=1)
+
+
+async def test_readiness_passes_once_the_tables_exist_and_fails_without_them(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    with pytest.raises(StorageError) as missing:
+        await check_ready(dynamodb_client, table_names)
+    assert isinstance(missing.value.__cause__, ClientError)
+
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+    await check_ready(dynamodb_client, table_names)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    ],
+)
+def test_throttling_and_server_faults_are_storage_unavailable(code: str) -> None:
+    with pytest.raises(StorageUnavailable) as error, translated("GetItem"):
+        raise client_error(code)
+
+    assert isinstance(error.value.__cause__, ClientError)
+
+
+def test_an_unnamed_http_5xx_is_storage_unavailable() -> None:
+    with pytest.raises(StorageUnavailable), translated("GetItem"):
+        raise client_error("500", "<html>Internal Server Error</html>", status=500)
+
+
+def test_other_failures_are_storage_errors_repeating_nothing_from_the_response() -> None:
+    with pytest.raises(StorageError) as error, translated("PutItem"):
+        raise client_error(
+            "AccessDeniedException",
+            "User arn:aws:iam::123456789012:user/secret-name is not authorized",
+        )
+
+    assert "secret-name" not in str(error.value) and "123456789012" not in str(error.value)
+    assert "AccessDeniedException" in str(error.value)
+    assert isinstance(error.value.__cause__, ClientError)
+
+
+def test_a_transport_failure_of_another_kind_is_storage_unavailable() -> None:
+    with pytest.raises(StorageUnavailable), translated("Query"):
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+    with pytest.raises(StorageError), translated("Query"):
+        raise BotoCoreError()
+
+
+def test_a_failed_guard_condition_means_the_email_is_taken() -> None:
+    error = cancelled({"Code": "ConditionalCheckFailed"}, {"Code": "None"})
+
+    checks = [WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)]
+
+    assert isinstance(transaction_error(error, checks), EmailAlreadyRegistered)
+
+
+def test_a_failed_version_condition_reports_the_stored_version_from_the_old_item() -> None:
+    old_item = {"Id": {"S": "u"}, "Version": {"N": "5"}}
+    error = cancelled({"Code": "ConditionalCheckFailed", "Item": old_item}, {"Code": "None"})
+
+    checks = [WriteCheck(Check.VERSION, expected_version=3), WriteCheck(Check.GUARD_OWNED)]
+
+    conflict = transaction_error(error, checks)
+
+    assert isinstance(conflict, VersionConflict) and (conflict.expected, conflict.actual) == (3, 5)
+
+
+def test_a_failed_version_condition_on_a_vanished_user_is_not_found_for_a_delete() -> None:
+    error = cancelled({"Code": "ConditionalCheckFailed"}, {"Code": "None"})
+    check = WriteCheck(Check.VERSION, expected_version=3, user_id="u-1", missing_is_not_found=True)
+
+    checks = [check, WriteCheck(Check.GUARD_OWNED)]
+    assert isinstance(transaction_error(error, checks), UserNotFound)
+
+
+def test_the_first_failed_condition_in_request_order_decides() -> None:
+    failed = {"Code": "ConditionalCheckFailed"}
+    error = cancelled(failed, {"Code": "None"}, failed)
+    checks = [
+        WriteCheck(Check.VERSION, expected_version=1),
+        WriteCheck(Check.GUARD_OWNED),
+        WriteCheck(Check.EMAIL_FREE),
+    ]
+
+    assert isinstance(transaction_error(error, checks), VersionConflict)
+
+
+def test_a_cancellation_by_a_concurrent_transaction_is_storage_unavailable() -> None:
+    error = cancelled({"Code": "TransactionConflict"}, {"Code": "None"})
+
+    checks = [WriteCheck(Check.EMAIL_FREE)] * 2
+    assert isinstance(transaction_error(error, checks), StorageUnavailable)
+
+
+class ConflictingClient:
+    """Cancels the first ``conflicts`` transactions with TransactionConflict, then accepts."""
+
+    def __init__(self, conflicts: int) -> None:
+        self.conflicts = conflicts
+        self.calls = 0
+
+    async def transact_write_items(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.conflicts:
+            raise cancelled({"Code": "TransactionConflict"})
+        return {}
+
+
+async def test_a_transaction_cancelled_by_a_conflict_is_retried_and_then_lands() -> None:
+    client, landed = ConflictingClient(conflicts=2), []
+    write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
+
+    await apply_writes(client, [write])
+
+    assert (client.calls, landed) == (3, [1])
+
+
+async def test_a_transaction_that_keeps_conflicting_ends_as_storage_unavailable() -> None:
+    client, landed = ConflictingClient(conflicts=99), []
+    write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
+
+    with pytest.raises(StorageUnavailable):
+        await apply_writes(client, [write])
+
+    assert landed == []

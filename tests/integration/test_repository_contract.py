@@ -1,0 +1,354 @@
+"""One contract, two backends: the in-memory fake and DynamoDB (moto_server) must behave alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.ports import UnitOfWork
+from domain.user import User
+from domain.values import Email, PersonName, UserId
+from persistence.unit_of_work import DynamoUnitOfWork
+from tests.builders import T0, new_user, password_reset, refresh_token, state_of
+from tests.fakes import FakeUnitOfWork, InMemoryStore
+
+NewUow = Callable[[], UnitOfWork]
+
+
+@pytest.fixture(params=["fake", "dynamodb"])
+def new_uow(request: pytest.FixtureRequest) -> NewUow:
+    """Makes a fresh unit of work over one store shared by the whole test."""
+    if request.param == "fake":
+        store = InMemoryStore()
+        return lambda: FakeUnitOfWork(store)
+    client = request.getfixturevalue("dynamodb_client")
+    tables = request.getfixturevalue("dynamodb_tables")
+    return lambda: DynamoUnitOfWork(client, tables)
+
+
+async def add(new_uow: NewUow, user: User) -> User:
+    async with new_uow() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    return user
+
+
+async def by_id(new_uow: NewUow, user: User) -> User | None:
+    async with new_uow() as uow:
+        return await uow.users.get_by_id(user.id)
+
+
+async def by_email(new_uow: NewUow, email: str) -> User | None:
+    async with new_uow() as uow:
+        return await uow.users.get_by_email(Email.parse(email))
+
+
+async def rename(new_uow: NewUow, user: User, first_name: str) -> User:
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        later = T0 + timedelta(hours=1)
+        stored.update_profile(first_name=PersonName.parse(first_name), last_name=None, now=later)
+        await uow.users.update(stored)
+        await uow.commit()
+    return stored
+
+
+async def delete(new_uow: NewUow, user: User) -> None:
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        await uow.users.delete(stored)
+        await uow.commit()
+
+
+async def test_added_user_is_found_by_id_and_by_email_in_any_case(new_uow: NewUow) -> None:
+    user = new_user("Ada.Lovelace@Example.com")
+    user.refresh_tokens = (refresh_token("old", revoked=True), refresh_token("new", minutes=1))
+    user.password_reset = password_reset("reset")
+
+    await add(new_uow, user)
+
+    assert user.version == 1
+    stored = await by_id(new_uow, user)
+    assert stored is not None and state_of(stored) == state_of(user)
+    found = await by_email(new_uow, "ada.lovelace@EXAMPLE.COM")
+    assert found is not None and found.id == user.id
+    assert str(found.email) == "Ada.Lovelace@Example.com"
+
+
+async def test_unknown_id_and_email_are_not_found(new_uow: NewUow) -> None:
+    assert await by_id(new_uow, new_user()) is None
+    assert await by_email(new_uow, "nobody@example.com") is None
+
+
+async def test_registering_an_email_taken_in_another_case_is_refused_and_writes_nothing(
+    new_uow: NewUow,
+) -> None:
+    first = await add(new_uow, new_user("grace@example.com"))
+    second = new_user("GRACE@Example.COM", first_name="Other")
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await add(new_uow, second)
+
+    assert second.version == 0
+    assert await by_id(new_uow, second) is None
+    owner = await by_email(new_uow, "grace@example.com")
+    assert owner is not None and owner.id == first.id
+
+
+async def test_update_bumps_the_version(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+
+    updated = await rename(new_uow, user, "Augusta")
+
+    assert updated.version == 2
+    stored = await by_id(new_uow, user)
+    assert stored is not None and stored.version == 2 and str(stored.first_name) == "Augusta"
+
+
+async def test_update_with_a_stale_version_is_refused_and_writes_nothing(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as stale_uow:
+        stale = await stale_uow.users.get_by_id(user.id)
+        assert stale is not None
+        await rename(new_uow, user, "Winner")
+        stale.update_profile(first_name=PersonName.parse("Loser"), last_name=None, now=T0)
+        await stale_uow.users.update(stale)
+
+        with pytest.raises(VersionConflict) as conflict:
+            await stale_uow.commit()
+
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
+    assert stale.version == 1
+    stored = await by_id(new_uow, user)
+    assert stored is not None and (stored.version, str(stored.first_name)) == (2, "Winner")
+
+
+async def test_updating_a_user_deleted_meanwhile_is_a_conflict_with_no_stored_version(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as uow:
+        stale = await uow.users.get_by_id(user.id)
+        assert stale is not None
+        await delete(new_uow, user)
+        stale.update_profile(first_name=PersonName.parse("Ghost"), last_name=None, now=T0)
+        await uow.users.update(stale)
+
+        with pytest.raises(VersionConflict) as conflict:
+            await uow.commit()
+
+    assert (conflict.value.expected, conflict.value.actual) == (1, None)
+    assert await by_id(new_uow, user) is None
+
+
+async def test_changing_the_email_moves_the_guard(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user("old@example.com"))
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        stored.change_email(Email.parse("New@Example.com"), now=T0)
+        await uow.users.update(stored)
+        await uow.commit()
+
+    assert await by_email(new_uow, "old@example.com") is None
+    moved = await by_email(new_uow, "new@example.com")
+    assert moved is not None and moved.id == user.id and moved.version == 2
+    await add(new_uow, new_user("OLD@example.com"))  # the old address is free again
+    with pytest.raises(EmailAlreadyRegistered):
+        await add(new_uow, new_user("new@EXAMPLE.com"))
+
+
+async def test_changing_the_email_to_a_taken_one_is_refused_atomically(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user("mine@example.com"))
+    other = await add(new_uow, new_user("theirs@example.com"))
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        stored.update_profile(first_name=PersonName.parse("Changed"), last_name=None, now=T0)
+        stored.change_email(Email.parse("THEIRS@example.com"), now=T0)
+        await uow.users.update(stored)
+        with pytest.raises(EmailAlreadyRegistered):
+            await uow.commit()
+
+    unchanged = await by_id(new_uow, user)
+    assert unchanged is not None and state_of(unchanged) == state_of(user)
+    mine = await by_email(new_uow, "mine@example.com")
+    theirs = await by_email(new_uow, "theirs@example.com")
+    assert mine is not None and mine.id == user.id
+    assert theirs is not None and theirs.id == other.id
+
+
+async def test_changing_only_the_letter_case_of_the_email_keeps_it_registered(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user("case@example.com"))
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        stored.change_email(Email.parse("Case@Example.com"), now=T0)
+        await uow.users.update(stored)
+        await uow.commit()
+
+    found = await by_email(new_uow, "CASE@example.com")
+    assert found is not None and str(found.email) == "Case@Example.com"
+    with pytest.raises(EmailAlreadyRegistered):
+        await add(new_uow, new_user("case@example.com"))
+
+
+async def test_delete_removes_the_user_and_frees_its_email(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user("leaving@example.com"))
+
+    await delete(new_uow, user)
+
+    assert await by_id(new_uow, user) is None
+    assert await by_email(new_uow, "leaving@example.com") is None
+    await add(new_uow, new_user("Leaving@example.com"))
+
+
+async def test_delete_with_a_stale_version_is_refused(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as uow:
+        stale = await uow.users.get_by_id(user.id)
+        assert stale is not None
+        await rename(new_uow, user, "Renamed")
+        await uow.users.delete(stale)
+
+        with pytest.raises(VersionConflict) as conflict:
+            await uow.commit()
+
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
+    assert await by_id(new_uow, user) is not None
+
+
+async def test_deleting_a_user_deleted_meanwhile_is_not_found(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as uow:
+        stale = await uow.users.get_by_id(user.id)
+        assert stale is not None
+        await delete(new_uow, user)
+        await uow.users.delete(stale)
+
+        with pytest.raises(UserNotFound):
+            await uow.commit()
+
+
+async def test_leaving_without_commit_writes_nothing(new_uow: NewUow) -> None:
+    user = new_user()
+    async with new_uow() as uow:
+        await uow.users.add(user)
+
+    async with new_uow() as uow:
+        await uow.users.add(user)
+        await uow.rollback()
+        await uow.commit()
+
+    assert user.version == 0
+    assert await by_id(new_uow, user) is None
+    assert await by_email(new_uow, str(user.email)) is None
+
+
+async def test_committing_twice_applies_the_writes_once(new_uow: NewUow) -> None:
+    user = new_user()
+    async with new_uow() as uow:
+        await uow.users.add(user)
+        await uow.commit()
+        await uow.commit()
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        stored.update_profile(first_name=PersonName.parse("Once"), last_name=None, now=T0)
+        await uow.users.update(stored)
+        await uow.commit()
+        await uow.commit()
+
+    assert stored.version == 2
+    again = await by_id(new_uow, user)
+    assert again is not None and again.version == 2
+
+
+async def list_all(new_uow: NewUow, limit: int) -> list[list[UserId]]:
+    pages: list[list[UserId]] = []
+    after: UserId | None = None
+    async with new_uow() as uow:
+        while True:
+            page = await uow.users.list_page(limit, after)
+            pages.append([user.id for user in page.users])
+            if page.last_key is None:
+                return pages
+            assert page.last_key == page.users[-1].id
+            after = page.last_key
+
+
+@pytest.mark.parametrize("limit", [1, 3, 7, 10])
+async def test_list_pages_cover_every_user_exactly_once_without_an_empty_last_page(
+    new_uow: NewUow, limit: int
+) -> None:
+    users = [await add(new_uow, new_user(f"user{i}@example.com")) for i in range(7)]
+
+    pages = await list_all(new_uow, limit)
+
+    listed = [user_id for page in pages for user_id in page]
+    assert sorted(user_id.value for user_id in listed) == sorted(user.id.value for user in users)
+    assert all(pages) and len(pages) == -(-7 // limit)
+
+
+async def test_listing_an_empty_store_gives_one_empty_last_page(new_uow: NewUow) -> None:
+    assert await list_all(new_uow, 5) == [[]]
+
+
+async def test_listing_continues_after_a_user_deleted_between_pages(new_uow: NewUow) -> None:
+    added = [await add(new_uow, new_user(f"u{i}@example.com")) for i in range(6)]
+    users = {user.id: user for user in added}
+    async with new_uow() as uow:
+        first = await uow.users.list_page(3, None)
+    assert first.last_key is not None
+    await delete(new_uow, users[first.last_key])  # the page's last key no longer exists
+
+    async with new_uow() as uow:
+        rest = await uow.users.list_page(10, first.last_key)
+
+    assert rest.last_key is None
+    assert {user.id for user in rest.users} == set(users) - {user.id for user in first.users}
+
+
+async def test_get_by_refresh_token_finds_the_user_whose_current_token_matches(
+    new_uow: NewUow,
+) -> None:
+    holder = new_user("holder@example.com")
+    holder.refresh_tokens = (refresh_token("older", minutes=0), refresh_token("current", minutes=5))
+    revoked_only = new_user("revoked@example.com")
+    revoked_only.refresh_tokens = (refresh_token("revoked", revoked=True),)
+    await add(new_uow, holder)
+    await add(new_uow, revoked_only)
+
+    async with new_uow() as uow:
+        found = await uow.users.get_by_refresh_token("current")
+        assert found is not None and found.id == holder.id
+        assert await uow.users.get_by_refresh_token("older") is None
+        assert await uow.users.get_by_refresh_token("revoked") is None
+        assert await uow.users.get_by_refresh_token("never-issued") is None
+
+
+async def test_get_by_refresh_token_stops_finding_a_token_once_revoked(new_uow: NewUow) -> None:
+    user = new_user()
+    user.refresh_tokens = (refresh_token("live"),)
+    await add(new_uow, user)
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_refresh_token("live")
+        assert stored is not None
+        stored.refresh_tokens = (refresh_token("live", revoked=True),)
+        await uow.users.update(stored)
+        await uow.commit()
+
+    async with new_uow() as uow:
+        assert await uow.users.get_by_refresh_token("live") is None

@@ -1,0 +1,99 @@
+"""The user item: fields survive the round trip, GSI keys follow the aggregate, times are UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from domain.errors import StorageError
+from persistence.user_mapper import item_to_user, user_to_item
+from tests.builders import T0, new_user, password_reset, refresh_token, state_of
+
+BASE_ATTRIBUTES = {
+    "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
+    "Version", "CreatedAt", "UpdatedAt", "RefreshTokens", "SchemaVersion",
+}  # fmt: skip
+
+
+def test_a_user_with_tokens_and_a_reset_survives_the_round_trip() -> None:
+    user = new_user("Ada.Lovelace@Example.com")
+    user.refresh_tokens = (refresh_token("a", revoked=True), refresh_token("b", minutes=3))
+    user.password_reset = password_reset("r", used=True)
+
+    restored = item_to_user(user_to_item(user, version=4))
+
+    assert state_of(restored) == {**state_of(user), "version": 4}
+    assert restored.email.normalized == "ada.lovelace@example.com"
+
+
+def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None:
+    user = new_user("Grace@Example.com")
+
+    item = user_to_item(user, version=1)
+
+    assert set(item) == BASE_ATTRIBUTES
+    assert item["Id"] == {"S": user.id.value}
+    assert item["Email"] == {"S": "Grace@Example.com"}
+    assert item["EmailIndex"] == {"S": "grace@example.com"}
+    assert item["Status"] == {"S": "ACTIVE"}
+    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "1"}
+    assert item["RefreshTokens"] == {"L": []}
+
+
+def test_the_refresh_token_index_holds_the_current_token_hash_only() -> None:
+    user = new_user()
+    user.refresh_tokens = (
+        refresh_token("newest-revoked", minutes=9, revoked=True),
+        refresh_token("live", minutes=1),
+    )
+    assert user_to_item(user, 1)["RefreshTokenIndex"] == {"S": "live"}
+
+    user.refresh_tokens = (refresh_token("revoked", revoked=True),)
+    assert "RefreshTokenIndex" not in user_to_item(user, 1)
+
+
+def test_a_password_reset_is_stored_as_a_map_and_absent_when_none() -> None:
+    user = new_user()
+    user.password_reset = password_reset("reset-hash")
+
+    item = user_to_item(user, 1)
+
+    assert item["PasswordReset"]["M"]["TokenHash"] == {"S": "reset-hash"}
+    assert "UsedAt" not in item["PasswordReset"]["M"]
+
+
+def test_times_are_stored_as_iso_8601_utc_with_microseconds() -> None:
+    user = new_user()
+    user.updated_at = T0.astimezone(timezone(timedelta(hours=2)))
+
+    item = user_to_item(user, 1)
+
+    assert item["CreatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
+    assert item["UpdatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
+    assert item_to_user(item).updated_at.utcoffset() == timedelta(0)
+
+
+def test_a_naive_time_is_refused() -> None:
+    user = new_user()
+    user.updated_at = datetime(2026, 1, 1)
+
+    with pytest.raises(ValueError, match="naive"):
+        user_to_item(user, 1)
+
+
+def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
+    item = user_to_item(new_user(), 1)
+    del item["PasswordHash"]
+
+    with pytest.raises(StorageError) as error:
+        item_to_user(item)
+
+    assert isinstance(error.value.__cause__, KeyError)
+
+
+def test_an_item_of_an_unknown_schema_version_is_a_storage_error() -> None:
+    item = {**user_to_item(new_user(), 1), "SchemaVersion": {"N": "2"}}
+
+    with pytest.raises(StorageError):
+        item_to_user(item)
