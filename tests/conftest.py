@@ -43,7 +43,8 @@ def moto_endpoint() -> Iterator[str]:
     """URL of a moto server process (DynamoDB over HTTP, one request at a time) on a free loopback port."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("moto_serialized_server.py")), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "server.embedded_dynamodb", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,1 @@
+"""The gRPC server of user-service: configuration, wiring, the servicer and its error mapping."""

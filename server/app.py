@@ -1,0 +1,167 @@
+"""Wires the service: gRPC server, DynamoDB, hashing, health, and their orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from biome.user.v1 import user_service_pb2, user_service_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from domain.page_tokens import PageTokenCodec
+from persistence.dynamodb_client import open_dynamodb_client
+from persistence.readiness import check_ready
+from persistence.schema import TableNames
+from persistence.table_initializer import ensure_tables
+from persistence.unit_of_work import DynamoUnitOfWork
+from server.embedded_dynamodb import EmbeddedDynamoDb
+from server.health import HealthLoop
+from server.passwords import Argon2PasswordHasher
+from server.servicer import UserServiceServicer
+from server.settings import Settings
+from server.status import DomainErrorInterceptor
+from server.storage import dynamodb_options, table_names
+
+log = logging.getLogger(__name__)
+
+MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024
+SERVICE_NAMES = (
+    user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+    health.SERVICE_NAME,
+    reflection.SERVICE_NAME,
+)
+
+
+def create_server(
+    servicer: UserServiceServicer, health_servicer: health.aio.HealthServicer, address: str
+) -> tuple[grpc.aio.Server, int]:
+    """An unstarted server with UserService, health and reflection on ``address``; its port."""
+    server = grpc.aio.server(
+        interceptors=[DomainErrorInterceptor()],
+        options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)],
+    )
+    user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(SERVICE_NAMES, server)
+    port = server.add_insecure_port(address)
+    return server, port
+
+
+@dataclass(frozen=True)
+class RunningService:
+    """A started service: where it listens, and the DynamoDB client and tables it uses."""
+
+    server: grpc.aio.Server
+    port: int
+    client: Any
+    tables: TableNames
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: Settings, *, address: str | None = None
+) -> AsyncIterator[RunningService]:
+    """Starts everything the settings describe; on exit, drains and stops it in reverse order.
+
+    ``address`` overrides the settings' host and port (tests bind "127.0.0.1:0").
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        endpoint = settings.dynamodb_endpoint
+        if settings.uses_embedded_dynamodb:
+            embedded = EmbeddedDynamoDb()
+            endpoint = await asyncio.to_thread(embedded.start)
+            stack.push_async_callback(asyncio.to_thread, embedded.stop)
+        client = await stack.enter_async_context(
+            open_dynamodb_client(dynamodb_options(settings, endpoint))
+        )
+        tables = table_names(settings)
+        if settings.creates_tables:
+            created = await ensure_tables(client, tables)
+            log.info(
+                "DynamoDB tables created: %s",
+                ", ".join(created) if created else "none, all present",
+            )
+
+        hasher = Argon2PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_kib=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            workers=settings.password_hash_workers,
+        )
+        stack.callback(hasher.shutdown)
+        servicer = UserServiceServicer(
+            uow_factory=lambda: DynamoUnitOfWork(client, tables),
+            hasher=hasher,
+            clock=lambda: datetime.now(UTC),
+            page_tokens=PageTokenCodec(_page_token_key(settings)),
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_loop = HealthLoop(
+            health_servicer,
+            lambda: check_ready(client, tables),
+            interval=settings.health_check_interval_seconds,
+            timeout=settings.dynamodb_connect_timeout + settings.dynamodb_read_timeout,
+        )
+        requested = address or _host_port(settings.host, settings.port)
+        server, port = create_server(servicer, health_servicer, requested)
+
+        await health_loop.start()
+        stack.push_async_callback(health_loop.stop)
+        await server.start()
+        stack.push_async_callback(_drain, server, health_loop, settings.shutdown_grace_seconds)
+        log.info(
+            "user-service listening on %s:%d (profile %s)",
+            requested.rpartition(":")[0],
+            port,
+            settings.profile,
+        )
+        yield RunningService(server=server, port=port, client=client, tables=tables)
+
+
+async def serve(settings: Settings) -> None:
+    """Runs the service until SIGTERM or SIGINT, then shuts it down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with running_service(settings):
+            await stop.wait()
+            log.info(
+                "Shutting down: finishing in-flight calls (at most %.1f s)",
+                settings.shutdown_grace_seconds,
+            )
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    log.info("user-service stopped")
+
+
+async def _drain(server: grpc.aio.Server, health_loop: HealthLoop, grace: float) -> None:
+    await health_loop.enter_graceful_shutdown()
+    await server.stop(grace)
+
+
+def _page_token_key(settings: Settings) -> bytes:
+    if settings.page_token_secret is not None:
+        return settings.page_token_secret.get_secret_value().encode()
+    if settings.is_production:
+        log.warning(
+            "USER_SERVICE_PAGE_TOKEN_SECRET is not set: page tokens will not survive a restart "
+            "or work across replicas"
+        )
+    return secrets.token_bytes(32)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,113 @@
+"""The ``user-service`` command: serve, init-tables, health."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import ValidationError
+
+from server.logging_config import configure_logging
+from server.settings import Settings, describe_invalid_settings
+
+PROG = "user-service"
+HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger(PROG)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="gRPC service owning the user accounts of Biome."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="run the gRPC server until SIGTERM or SIGINT")
+    commands.add_parser(
+        "init-tables", help="create the DynamoDB tables and indexes that are missing"
+    )
+    commands.add_parser(
+        "health", help="exit 0 when the local server reports SERVING (for container health checks)"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _fail(describe_invalid_settings(error))
+        return EXIT_USAGE
+    configure_logging(settings.log_level)
+    run: Callable[[Settings], int] = {
+        "serve": _serve,
+        "init-tables": _init_tables,
+        "health": _health,
+    }[args.command]
+    return run(settings)
+
+
+# serve and init-tables import the heavy parts lazily, so that `health` (run by the container
+# HEALTHCHECK every few seconds) starts quickly.
+
+
+def _serve(settings: Settings) -> int:
+    from server.app import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except Exception as error:
+        log.debug("serve failed", exc_info=True)
+        _fail(f"cannot serve: {str(error) or type(error).__name__}")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _init_tables(settings: Settings) -> int:
+    try:
+        created, present = asyncio.run(_create_missing_tables(settings))
+    except Exception as error:
+        log.debug("init-tables failed", exc_info=True)
+        _fail(f"cannot create the tables: {str(error) or type(error).__name__}")
+        return EXIT_FAILURE
+    for name in created:
+        print(f"{name}: created")
+    for name in present:
+        print(f"{name}: already present")
+    return EXIT_OK
+
+
+async def _create_missing_tables(settings: Settings) -> tuple[list[str], list[str]]:
+    from persistence.dynamodb_client import open_dynamodb_client
+    from persistence.table_initializer import ensure_tables
+    from server.storage import dynamodb_options, table_names
+
+    tables = table_names(settings)
+    async with open_dynamodb_client(
+        dynamodb_options(settings, settings.dynamodb_endpoint)
+    ) as client:
+        created = await ensure_tables(client, tables)
+    return created, [name for name in (tables.users, tables.emails) if name not in created]
+
+
+def _health(settings: Settings) -> int:
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
+    target = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined, unused-ignore]
+                health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_CHECK_TIMEOUT_SECONDS
+            )
+        except grpc.RpcError as error:
+            _fail(f"health check of {target} failed: {error.code().name}")
+            return EXIT_FAILURE
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_FAILURE
+
+
+def _fail(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)

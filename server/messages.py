@@ -1,0 +1,42 @@
+"""The one mapping between protobuf messages and domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from biome.user.v1 import user_service_pb2 as pb
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from domain.use_cases import UsersPage
+from domain.user import User, UserStatus
+
+_STATUS_TO_PB: dict[UserStatus, pb.UserStatus.ValueType] = {
+    UserStatus.ACTIVE: pb.USER_STATUS_ACTIVE,
+    UserStatus.DISABLED: pb.USER_STATUS_DISABLED,
+}
+
+
+def user_to_pb(user: User) -> pb.User:
+    """The caller's view of a user: never the password hash, tokens or pending resets."""
+    return pb.User(
+        id=user.id.value,
+        email=user.email.value,
+        first_name=user.first_name.value,
+        last_name=user.last_name.value,
+        status=_STATUS_TO_PB[user.status],
+        version=user.version,
+        created_at=_timestamp(user.created_at),
+        updated_at=_timestamp(user.updated_at),
+    )
+
+
+def users_page_to_pb(page: UsersPage) -> pb.ListUsersResponse:
+    return pb.ListUsersResponse(
+        users=[user_to_pb(user) for user in page.users], next_page_token=page.next_page_token
+    )
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

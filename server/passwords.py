@@ -1,0 +1,39 @@
+"""Argon2id password hashing on a bounded thread pool, so hashing never blocks the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from domain.values import Password
+
+
+class Argon2PasswordHasher:
+    """domain.ports.PasswordHasher backed by argon2-cffi; at most ``workers`` hashes run at once."""
+
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+
+    async def hash(self, password: Password) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._hasher.hash, password.value)
+
+    async def verify(self, password_hash: str, password: Password) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._verify, password_hash, password.value)
+
+    def shutdown(self) -> None:
+        """Waits for running hashes and frees the worker threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _verify(self, password_hash: str, clear_text: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, clear_text)
+        except (VerificationError, InvalidHashError):
+            return False

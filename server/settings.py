@@ -1,0 +1,177 @@
+"""The service's configuration, from USER_SERVICE_* (and standard AWS_*) environment variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "USER_SERVICE_"
+
+# OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB, t=2, p=1 is the weakest acceptable.
+ARGON2_MIN_MEMORY_KIB = 19456
+ARGON2_MIN_TIME_COST = 2
+ARGON2_MIN_PARALLELISM = 1
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told at start-up; derived defaults depend on ``profile``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, validate_by_name=True, extra="ignore"
+    )
+
+    profile: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=1, le=65535)
+    dynamodb_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "USER_SERVICE_DYNAMODB_ENDPOINT", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"
+        ),
+    )
+    aws_region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        validation_alias=AliasChoices(
+            "USER_SERVICE_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"
+        ),
+    )
+    table_name: str = Field(default="Users", min_length=3, max_length=255)
+    email_table_name: str = Field(default="UserEmails", min_length=3, max_length=255)
+    ensure_tables_created: bool | None = None
+    embedded_dynamodb: bool | None = None
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    dynamodb_connect_timeout: float = Field(default=2.0, gt=0)
+    dynamodb_read_timeout: float = Field(default=5.0, gt=0)
+    dynamodb_max_attempts: int = Field(default=3, ge=1)
+    argon2_time_cost: int = ARGON2_MIN_TIME_COST
+    argon2_memory_kib: int = ARGON2_MIN_MEMORY_KIB
+    argon2_parallelism: int = ARGON2_MIN_PARALLELISM
+    password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    page_token_secret: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    health_check_interval_seconds: float = Field(default=2.0, gt=0)
+
+    @field_validator("dynamodb_endpoint")
+    @classmethod
+    def _endpoint_is_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL such as http://localhost:8000")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("argon2_time_cost")
+    @classmethod
+    def _time_cost_meets_owasp(cls, value: int) -> int:
+        if value < ARGON2_MIN_TIME_COST:
+            raise ValueError(
+                f"must be at least {ARGON2_MIN_TIME_COST} (OWASP minimum for argon2id)"
+            )
+        return value
+
+    @field_validator("argon2_memory_kib")
+    @classmethod
+    def _memory_meets_owasp(cls, value: int) -> int:
+        if value < ARGON2_MIN_MEMORY_KIB:
+            raise ValueError(
+                f"must be at least {ARGON2_MIN_MEMORY_KIB} KiB (OWASP minimum for argon2id)"
+            )
+        return value
+
+    @field_validator("argon2_parallelism")
+    @classmethod
+    def _parallelism_meets_owasp(cls, value: int) -> int:
+        if value < ARGON2_MIN_PARALLELISM:
+            raise ValueError(f"must be at least {ARGON2_MIN_PARALLELISM}")
+        return value
+
+    @field_validator("page_token_secret")
+    @classmethod
+    def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes long")
+        return value
+
+    @field_validator("embedded_dynamodb")
+    @classmethod
+    def _embedded_only_in_development(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and info.data.get("profile") == "production":
+            raise ValueError(
+                "the embedded in-memory DynamoDB is for development only; "
+                "set it to false in production"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _listen_on_all_interfaces_in_production(self) -> Settings:
+        if "host" not in self.model_fields_set and self.profile == "production":
+            self.host = "0.0.0.0"
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.profile == "production"
+
+    @property
+    def creates_tables(self) -> bool:
+        """Whether start-up creates missing tables: by default only in development."""
+        if self.ensure_tables_created is None:
+            return not self.is_production
+        return self.ensure_tables_created
+
+    @property
+    def uses_embedded_dynamodb(self) -> bool:
+        """Whether to start an in-memory DynamoDB: by default in development without an endpoint."""
+        if self.embedded_dynamodb is None:
+            return not self.is_production and self.dynamodb_endpoint is None
+        return self.embedded_dynamodb
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """One line naming the environment variable of the first invalid setting and its problem."""
+    first = error.errors()[0]
+    key = str(first["loc"][0]) if first["loc"] else ""
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {_env_var_name(key)}: {message}"
+
+
+def _env_var_name(key: str) -> str:
+    """The environment variable a setting came from: for aliased settings, the first one set."""
+    field = next(
+        (name for name, info in Settings.model_fields.items() if key in (name, *_aliases(info))),
+        None,
+    )
+    if field is None:
+        return key.upper()
+    aliases = _aliases(Settings.model_fields[field])
+    if not aliases:
+        return ENV_PREFIX + field.upper()
+    environment = {name.upper() for name, value in os.environ.items() if value}
+    return next((alias for alias in aliases if alias.upper() in environment), aliases[0])
+
+
+def _aliases(info: FieldInfo) -> list[str]:
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [choice for choice in alias.choices if isinstance(choice, str)]
+    return [alias] if isinstance(alias, str) else []

@@ -1,0 +1,99 @@
+"""The one place domain errors become gRPC statuses: an interceptor around every unary handler."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from domain.errors import (
+    EmailAlreadyRegistered,
+    InvalidArgument,
+    StorageUnavailable,
+    UserNotFound,
+    VersionConflict,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_SECONDS = 1
+INTERNAL_MESSAGE = "internal error"
+
+
+def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
+    """The google.rpc.Status a caller sees for ``error``; unexpected errors are logged, hidden."""
+    if isinstance(error, InvalidArgument):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=violation.field, description=violation.description
+                )
+                for violation in error.violations
+            ]
+        )
+        return _status(code_pb2.INVALID_ARGUMENT, str(error), bad_request)
+    if isinstance(error, UserNotFound):
+        return _status(code_pb2.NOT_FOUND, str(error))
+    if isinstance(error, EmailAlreadyRegistered):
+        return _status(code_pb2.ALREADY_EXISTS, str(error))
+    if isinstance(error, VersionConflict):
+        return _status(code_pb2.ABORTED, str(error))
+    if isinstance(error, StorageUnavailable):
+        log.warning("%s: storage unavailable: %s", method, error)
+        return _status(
+            code_pb2.UNAVAILABLE,
+            str(error),
+            error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS)),
+        )
+    # StorageError and anything unforeseen: the details stay in the log, never in the reply.
+    log.error("%s failed", method, exc_info=error)
+    return _status(code_pb2.INTERNAL, INTERNAL_MESSAGE)
+
+
+def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
+    status = status_pb2.Status(code=code, message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return status
+
+
+_Behaviour = Callable[..., Any]
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turns an exception escaping a unary-unary handler into the matching rich gRPC status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # unknown method, or a streaming one (reflection, Health/Watch)
+        return grpc.unary_unary_rpc_method_handler(
+            _guarded(handler.unary_unary, handler_call_details.method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _guarded(behaviour: _Behaviour, method: str) -> _Behaviour:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            reply = behaviour(request, context)
+            return await reply if inspect.isawaitable(reply) else reply
+        except grpc.aio.AbortError:
+            raise  # the handler already chose its status
+        except Exception as error:  # asyncio.CancelledError is a BaseException and passes untouched
+            await context.abort_with_status(rpc_status.to_status(rpc_status_for(error, method)))
+
+    return guarded

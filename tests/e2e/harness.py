@@ -1,0 +1,83 @@
+"""What end-to-end tests share: a handle on the running service, its settings, error helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+import grpc
+from biome.user.v1 import user_service_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from pydantic import SecretStr
+
+from persistence.schema import TableNames
+from server.settings import Settings
+
+PAGE_TOKEN_SECRET = "e2e-page-token-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running service and how a test talks to it: stub, channel, the raw DynamoDB client."""
+
+    stub: user_service_pb2_grpc.UserServiceAsyncStub
+    channel: grpc.aio.Channel
+    port: int
+    dynamodb: Any
+    tables: TableNames
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def scan(self, table: str) -> list[dict[str, Any]]:
+        """Every item of a table, read raw (strongly consistent)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+        while True:
+            page = await self.dynamodb.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def service_settings(moto_endpoint: str) -> Settings:
+    suffix = uuid4().hex[:8]
+    return Settings(
+        profile="development",
+        dynamodb_endpoint=moto_endpoint,
+        embedded_dynamodb=False,
+        ensure_tables_created=True,
+        table_name=f"Users-{suffix}",
+        email_table_name=f"UserEmails-{suffix}",
+        page_token_secret=SecretStr(PAGE_TOKEN_SECRET),
+        password_hash_workers=4,
+        shutdown_grace_seconds=2.0,
+        health_check_interval_seconds=0.5,
+    )
+
+
+async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    """The error an RPC fails with; fails the test if the RPC succeeds."""
+    try:
+        reply = await call
+    except grpc.aio.AioRpcError as error:
+        return error
+    raise AssertionError(f"expected the RPC to fail, it returned {reply!r}")
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
+    """The google.rpc.BadRequest field violations of a failed call: field -> description."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
+    assert status is not None, "the error carries no google.rpc.Status"
+    violations: dict[str, str] = {}
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            violations.update({v.field: v.description for v in bad_request.field_violations})
+    return violations

@@ -1,0 +1,87 @@
+"""HealthLoop: SERVING only while readiness passes, each transition logged once, shutdown final."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_health.v1.health import aio as health_aio
+
+from domain.errors import StorageUnavailable
+from server.health import USER_SERVICE_NAME, HealthLoop
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Readiness:
+    """A readiness check that passes or fails as the test says, or hangs."""
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+        self.hang = False
+
+    async def __call__(self) -> None:
+        if self.hang:
+            await asyncio.sleep(60)
+        if self.failure is not None:
+            raise self.failure
+
+
+async def statuses(servicer: health_aio.HealthServicer) -> set[int]:
+    replies = [
+        await servicer.Check(health_pb2.HealthCheckRequest(service=name), None)  # type: ignore[arg-type, unused-ignore]
+        for name in ("", USER_SERVICE_NAME)
+    ]
+    return {reply.status for reply in replies}
+
+
+async def test_status_follows_the_readiness_check_and_logs_each_transition_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    servicer = health_aio.HealthServicer()
+    readiness = Readiness()
+    loop = HealthLoop(servicer, readiness, interval=60, timeout=1)
+
+    with caplog.at_level(logging.INFO, logger="server.health"):
+        await loop.start()
+        assert await statuses(servicer) == {SERVING}
+
+        readiness.failure = StorageUnavailable("DynamoDB GetItem failed (EndpointConnectionError)")
+        for _ in range(3):
+            assert not await loop.probe_once()
+        assert await statuses(servicer) == {NOT_SERVING}
+
+        readiness.failure = None
+        assert await loop.probe_once()
+        assert await statuses(servicer) == {SERVING}
+        await loop.stop()
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert len([m for m in messages if "NOT_SERVING" in m]) == 1
+    assert len([m for m in messages if "health is SERVING" in m]) == 2
+    assert "EndpointConnectionError" in next(m for m in messages if "NOT_SERVING" in m)
+
+
+async def test_a_hanging_check_times_out_as_not_serving() -> None:
+    servicer = health_aio.HealthServicer()
+    readiness = Readiness()
+    readiness.hang = True
+    loop = HealthLoop(servicer, readiness, interval=60, timeout=0.05)
+
+    assert not await loop.probe_once()
+    assert await statuses(servicer) == {NOT_SERVING}
+
+
+async def test_graceful_shutdown_is_not_serving_for_good() -> None:
+    servicer = health_aio.HealthServicer()
+    loop = HealthLoop(servicer, Readiness(), interval=0.01, timeout=1)
+    await loop.start()
+
+    await loop.enter_graceful_shutdown()
+    await asyncio.sleep(0.05)  # the background loop keeps probing successfully
+
+    assert await statuses(servicer) == {NOT_SERVING}
+    await loop.stop()
