@@ -97,13 +97,18 @@ def _health(settings: Settings) -> int:
     host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
     target = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
     with grpc.insecure_channel(target) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined, unused-ignore]
-                health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_CHECK_TIMEOUT_SECONDS
-            )
-        except grpc.RpcError as error:
-            _fail(f"health check of {target} failed: {error.code().name}")
-            return EXIT_FAILURE
+        return check_health(channel, target)
+
+
+def check_health(channel: grpc.Channel, target: str) -> int:
+    """Asks grpc.health.v1.Health/Check over ``channel``; exit code 0 only when SERVING."""
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined, unused-ignore]
+            health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_CHECK_TIMEOUT_SECONDS
+        )
+    except grpc.RpcError as error:
+        _fail(f"health check of {target} failed: {error.code().name}")
+        return EXIT_FAILURE
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(status)
     return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_FAILURE
