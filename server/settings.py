@@ -24,6 +24,11 @@ ENV_PREFIX = "USER_SERVICE_"
 ARGON2_MIN_MEMORY_KIB = 19456
 ARGON2_MIN_TIME_COST = 2
 ARGON2_MIN_PARALLELISM = 1
+_ARGON2_MINIMUMS = {
+    "argon2_time_cost": ARGON2_MIN_TIME_COST,
+    "argon2_memory_kib": ARGON2_MIN_MEMORY_KIB,
+    "argon2_parallelism": ARGON2_MIN_PARALLELISM,
+}
 
 
 class Settings(BaseSettings):
@@ -80,29 +85,12 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("argon2_time_cost")
+    @field_validator("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism")
     @classmethod
-    def _time_cost_meets_owasp(cls, value: int) -> int:
-        if value < ARGON2_MIN_TIME_COST:
-            raise ValueError(
-                f"must be at least {ARGON2_MIN_TIME_COST} (OWASP minimum for argon2id)"
-            )
-        return value
-
-    @field_validator("argon2_memory_kib")
-    @classmethod
-    def _memory_meets_owasp(cls, value: int) -> int:
-        if value < ARGON2_MIN_MEMORY_KIB:
-            raise ValueError(
-                f"must be at least {ARGON2_MIN_MEMORY_KIB} KiB (OWASP minimum for argon2id)"
-            )
-        return value
-
-    @field_validator("argon2_parallelism")
-    @classmethod
-    def _parallelism_meets_owasp(cls, value: int) -> int:
-        if value < ARGON2_MIN_PARALLELISM:
-            raise ValueError(f"must be at least {ARGON2_MIN_PARALLELISM}")
+    def _argon2_meets_owasp(cls, value: int, info: ValidationInfo) -> int:
+        minimum = _ARGON2_MINIMUMS[str(info.field_name)]
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum} (OWASP minimum for argon2id)")
         return value
 
     @field_validator("page_token_secret")
