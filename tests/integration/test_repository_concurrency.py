@@ -39,7 +39,7 @@ async def test_of_fifty_concurrent_registrations_of_one_email_in_mixed_case_exac
     registrations = (register(dynamodb_client, dynamodb_tables, user) for user in users)
     outcomes = await asyncio.gather(*registrations, return_exceptions=True)
 
-    winners = [user for user, outcome in zip(users, outcomes) if outcome is None]
+    winners = [user for user, outcome in zip(users, outcomes, strict=True) if outcome is None]
     losers = [outcome for outcome in outcomes if outcome is not None]
     assert len(winners) == 1, f"{len(winners)} registrations succeeded"
     assert all(isinstance(error, EmailAlreadyRegistered) for error in losers), losers
@@ -65,7 +65,7 @@ async def test_concurrent_registrations_over_a_populated_table_lose_no_write_and
         *(register(dynamodb_client, dynamodb_tables, user) for user in contenders), return_exceptions=True
     )
 
-    committed = {user.id.value for user, outcome in zip(contenders, outcomes) if outcome is None}
+    committed = {user.id.value for user, outcome in zip(contenders, outcomes, strict=True) if outcome is None}
     assert all(isinstance(outcome, EmailAlreadyRegistered) for outcome in outcomes if outcome is not None)
     assert {user.id.value for user in distinct} <= committed
     assert len(committed) == len(distinct) + 1
