@@ -1,4 +1,4 @@
-"""Ports the use cases depend on: the user repository, the unit of work, the password hasher, the clock."""
+"""Ports the use cases depend on: repository, unit of work, hasher, token issuer, notifier, clock."""
 
 from __future__ import annotations
 
@@ -122,8 +122,54 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 class PasswordHasher(Protocol):
-    """Hashes and verifies passwords, off the event loop."""
+    """Hashes and verifies passwords, off the event loop.
+
+    ``dummy_hash`` is a hash of no one's password made with today's parameters:
+    verifying against it when an email is unknown takes as long as a real check.
+    """
+
+    dummy_hash: str
 
     async def hash(self, password: Password) -> str: ...
 
     async def verify(self, password_hash: str, password: Password) -> bool: ...
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with weaker parameters than today's."""
+        ...
+
+
+@dataclass(frozen=True, repr=False)
+class AccessToken:
+    """A signed access token and its lifetime in seconds; the token never shows in repr."""
+
+    value: str
+    expires_in: int
+
+    def __repr__(self) -> str:
+        return f"AccessToken(***, expires_in={self.expires_in})"
+
+
+class AccessTokenIssuer(Protocol):
+    """Signs short-lived access tokens for a user's session."""
+
+    def issue(self, *, user_id: str, session_id: str, now: datetime) -> AccessToken: ...
+
+
+@dataclass(frozen=True, repr=False)
+class PasswordResetMail:
+    """What a password-reset message says: to whom, and the single-use token (a secret)."""
+
+    to: str
+    first_name: str
+    token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"PasswordResetMail(to=..., expires_at={self.expires_at.isoformat()})"
+
+
+class Notifier(Protocol):
+    """Delivers messages to users; raises on failure (the caller decides whether that matters)."""
+
+    async def send_password_reset(self, mail: PasswordResetMail) -> None: ...

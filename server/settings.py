@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -29,6 +32,16 @@ _ARGON2_MINIMUMS = {
     "argon2_memory_kib": ARGON2_MIN_MEMORY_KIB,
     "argon2_parallelism": ARGON2_MIN_PARALLELISM,
 }
+
+
+class ApiKey(BaseModel):
+    """One caller's API key, as its SHA-256 (hex) and the roles it grants; never the key itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    roles: tuple[str, ...] = ()
 
 
 class Settings(BaseSettings):
@@ -70,6 +83,46 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     health_check_interval_seconds: float = Field(default=2.0, gt=0)
 
+    # Sessions and refresh tokens.
+    max_sessions_per_user: int = Field(default=10, ge=1, le=50)
+    session_absolute_lifetime_seconds: int = Field(default=30 * 86400, ge=60)
+    session_idle_lifetime_seconds: int = Field(default=7 * 86400, ge=60)
+    refresh_token_reuse_grace_seconds: float = Field(default=10.0, ge=0, le=300)
+
+    # Access tokens (Ed25519-signed JWTs).
+    access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
+    jwt_issuer: str = Field(default="urn:biome:user-service", min_length=1)
+    jwt_audience: str = Field(default="urn:biome:services", min_length=1)
+    jwt_signing_keys: SecretStr | None = None
+    jwt_signing_keys_file: Path | None = None
+
+    # Lock-out after repeated failed sign-ins.
+    lockout_max_failures: int = Field(default=5, ge=1)
+    lockout_window_seconds: int = Field(default=900, ge=1)
+    lockout_duration_seconds: int = Field(default=900, ge=1)
+
+    # Password reset and its mail.
+    password_reset_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
+    password_reset_link_template: str = "http://localhost:8080/reset-password?token={token}"
+    notifier: Literal["outbox", "smtp"] | None = None
+    outbox_dir: Path = Path("outbox")
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "Biome <no-reply@localhost>"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Caller authentication (internal services).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    allow_plaintext: bool = False
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    client_cert_roles: dict[str, list[str]] = Field(default_factory=dict)
+    public_health_and_reflection: bool = True
+
     @field_validator("dynamodb_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:
@@ -110,10 +163,45 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("password_reset_link_template")
+    @classmethod
+    def _link_has_token_placeholder(cls, value: str) -> str:
+        if value.count("{token}") != 1:
+            raise ValueError("must contain {token} exactly once")
+        return value
+
     @model_validator(mode="after")
     def _listen_on_all_interfaces_in_production(self) -> Settings:
         if "host" not in self.model_fields_set and self.profile == "production":
             self.host = "0.0.0.0"
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("USER_SERVICE_TLS_CERT_FILE and USER_SERVICE_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("USER_SERVICE_TLS_CLIENT_CA_FILE needs USER_SERVICE_TLS_CERT_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> Settings:
+        if not self.is_production:
+            return self
+        if self.tls_cert_file is None and not self.allow_plaintext:
+            raise ValueError(
+                "production needs USER_SERVICE_TLS_CERT_FILE and USER_SERVICE_TLS_KEY_FILE "
+                "(or USER_SERVICE_ALLOW_PLAINTEXT=true behind a TLS-terminating proxy)"
+            )
+        if not self.api_keys and self.tls_client_ca_file is None:
+            raise ValueError(
+                "production needs USER_SERVICE_API_KEYS or USER_SERVICE_TLS_CLIENT_CA_FILE "
+                "to authenticate callers"
+            )
+        if self.jwt_signing_keys is None and self.jwt_signing_keys_file is None:
+            raise ValueError(
+                "production needs USER_SERVICE_JWT_SIGNING_KEYS or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
+            )
         return self
 
     @property
@@ -126,6 +214,18 @@ class Settings(BaseSettings):
         if self.ensure_tables_created is None:
             return not self.is_production
         return self.ensure_tables_created
+
+    @property
+    def notifier_kind(self) -> Literal["outbox", "smtp"]:
+        """Where reset mail goes: by default an outbox folder in development, SMTP in production."""
+        if self.notifier is None:
+            return "smtp" if self.is_production else "outbox"
+        return self.notifier
+
+    @property
+    def authenticates_callers(self) -> bool:
+        """Whether callers must present an API key or a client certificate."""
+        return bool(self.api_keys) or self.tls_client_ca_file is not None
 
     @property
     def uses_embedded_dynamodb(self) -> bool:
