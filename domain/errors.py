@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class DomainError(Exception):
@@ -64,3 +65,46 @@ class StorageUnavailable(DomainError):
 
 class StorageError(DomainError):
     """The store refused a request for a reason a retry will not fix (misconfiguration, permissions)."""
+
+
+class AuthenticationFailed(DomainError):
+    """The email or the password is wrong; which one is never said."""
+
+    def __init__(self, message: str = "the email or password is incorrect") -> None:
+        super().__init__(message)
+
+
+class AccountDisabled(DomainError):
+    """The account is disabled by an administrator (said only to a caller who proved the password)."""
+
+    def __init__(self) -> None:
+        super().__init__("this account is disabled")
+
+
+class AccountLocked(DomainError):
+    """Too many failed sign-ins: the account is locked until ``retry_after`` has passed."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        self.retry_after = retry_after
+        super().__init__("too many failed sign-ins; this account is locked for a while, try again later")
+
+
+class InvalidRefreshToken(DomainError):
+    """The refresh token is unknown, expired, revoked or was already used."""
+
+    def __init__(self) -> None:
+        super().__init__("the refresh token is not valid; sign in again")
+
+
+class ConcurrentRefresh(DomainError):
+    """Another refresh with the same token won a race; its result is the one to use."""
+
+    def __init__(self) -> None:
+        super().__init__("this refresh token was just used by a concurrent request; use that request's tokens")
+
+
+class InvalidResetToken(DomainError):
+    """The password-reset token is unknown, expired, used or superseded by a newer one."""
+
+    def __init__(self) -> None:
+        super().__init__("the password-reset token is not valid; request a new one")

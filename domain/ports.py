@@ -9,6 +9,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
+from domain.errors import UserNotFound
+from domain.tokens import TokenLookup
 from domain.user import User
 from domain.values import Email, Password, UserId
 
@@ -39,11 +41,24 @@ class UserRepository(abc.ABC):
     async def get_by_id(self, user_id: UserId) -> User | None:
         return self._remember(await self._get_by_id(user_id))
 
+    async def require(self, user_id: UserId) -> User:
+        """The user with this id; UserNotFound when there is none."""
+        user = await self.get_by_id(user_id)
+        if user is None:
+            raise UserNotFound(f"no user with id {user_id}")
+        return user
+
     async def get_by_email(self, email: Email) -> User | None:
         return self._remember(await self._get_by_email(email))
 
-    async def get_by_refresh_token(self, token_hash: str) -> User | None:
-        return self._remember(await self._get_by_refresh_token(token_hash))
+    async def get_by_refresh_token(self, token: TokenLookup) -> User | None:
+        """The user a session of whom holds (or recently held) the token; None otherwise.
+
+        The token carries its user's id, so this is one strongly consistent read by key:
+        it works the instant after sign-in, whereas RefreshTokenIndex (a GSI) may lag.
+        """
+        user = await self.get_by_id(token.user_id)
+        return user if user is not None and user.holds_token(token.token_hash) else None
 
     async def list_page(self, limit: int, after: UserId | None) -> UserPage:
         page = await self._list_page(limit, after)
@@ -76,9 +91,6 @@ class UserRepository(abc.ABC):
 
     @abc.abstractmethod
     async def _get_by_email(self, email: Email) -> User | None: ...
-
-    @abc.abstractmethod
-    async def _get_by_refresh_token(self, token_hash: str) -> User | None: ...
 
     @abc.abstractmethod
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage: ...

@@ -4,39 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from datetime import datetime
 
-from domain.errors import FieldViolation, InvalidArgument, InvalidValue, UserNotFound, VersionConflict
+from domain.errors import UserNotFound, VersionConflict
 from domain.page_tokens import PageTokenCodec
+from domain.password_policy import check_new_password
 from domain.ports import Clock, PasswordHasher, UnitOfWork
+from domain.retry import retry_on_conflict
 from domain.user import User
+from domain.validation import Violations
 from domain.values import Email, Password, PersonName, UserId
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
-
-T = TypeVar("T")
-
-
-class _Violations:
-    """Collects every invalid field of a request, so the caller learns of all of them at once."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def parse(self, field: str, parser: Callable[[str], T], raw: str) -> T | None:
-        try:
-            return parser(raw)
-        except InvalidValue as error:
-            self.items.append(FieldViolation(field, str(error)))
-            return None
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            raise InvalidArgument(self.items)
 
 
 @dataclass(frozen=True)
@@ -47,7 +27,7 @@ class UsersPage:
     next_page_token: str
 
 
-def _check_expected_version(violations: _Violations, expected_version: int) -> None:
+def _check_expected_version(violations: Violations, expected_version: int) -> None:
     if expected_version < 1:
         violations.add("expected_version", "must be the version you last read (1 or more)")
 
@@ -62,11 +42,13 @@ async def register_user(
     first_name: str,
     last_name: str,
 ) -> User:
-    violations = _Violations()
+    violations = Violations()
     parsed_email = violations.parse("email", Email.parse, email)
     parsed_password = violations.parse("password", Password.parse, password)
     parsed_first = violations.parse("first_name", PersonName.parse, first_name)
     parsed_last = violations.parse("last_name", PersonName.parse, last_name)
+    if parsed_email and parsed_password:
+        violations.check("password", check_new_password, parsed_password, email=parsed_email)
     violations.raise_if_any()
     assert parsed_email and parsed_password and parsed_first and parsed_last
     password_hash = await hasher.hash(parsed_password)
@@ -85,7 +67,7 @@ async def register_user(
 
 
 async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
-    violations = _Violations()
+    violations = Violations()
     parsed_id = violations.parse("id", UserId.parse, user_id)
     violations.raise_if_any()
     assert parsed_id
@@ -97,7 +79,7 @@ async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
 
 
 async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
-    violations = _Violations()
+    violations = Violations()
     parsed_email = violations.parse("email", Email.parse, email)
     violations.raise_if_any()
     assert parsed_email
@@ -117,7 +99,7 @@ async def update_profile(
     last_name: str | None,
     expected_version: int,
 ) -> User:
-    violations = _Violations()
+    violations = Violations()
     parsed_id = violations.parse("id", UserId.parse, user_id)
     parsed_first = violations.parse("first_name", PersonName.parse, first_name) if first_name is not None else None
     parsed_last = violations.parse("last_name", PersonName.parse, last_name) if last_name is not None else None
@@ -136,7 +118,7 @@ async def update_profile(
 
 
 async def delete_user(uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int) -> None:
-    violations = _Violations()
+    violations = Violations()
     parsed_id = violations.parse("id", UserId.parse, user_id)
     _check_expected_version(violations, expected_version)
     violations.raise_if_any()
@@ -148,8 +130,39 @@ async def delete_user(uow: UnitOfWork, clock: Clock, *, user_id: str, expected_v
         await uow.commit()
 
 
+async def disable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
+    """Block sign-in and refresh, ending every session; disabling a disabled user changes nothing."""
+    return await _switch_status(uow, clock, user_id, User.disable)
+
+
+async def enable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
+    """Let a disabled user sign in again; enabling an active user changes nothing."""
+    return await _switch_status(uow, clock, user_id, User.enable)
+
+
+async def _switch_status(
+    uow: UnitOfWork, clock: Clock, user_id: str, switch: Callable[[User, datetime], None]
+) -> User:
+    violations = Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    violations.raise_if_any()
+    assert parsed_id
+
+    async def apply(attempt: int) -> User:
+        async with uow:
+            user = await uow.users.require(parsed_id)
+            before = (user.status, user.sessions)
+            switch(user, clock())
+            if (user.status, user.sessions) != before:
+                await uow.users.update(user)
+                await uow.commit()
+        return user
+
+    return await retry_on_conflict(apply)
+
+
 async def list_users(uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str) -> UsersPage:
-    violations = _Violations()
+    violations = Violations()
     if not 0 <= page_size <= MAX_PAGE_SIZE:
         violations.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
     after = violations.parse("page_token", page_tokens.decode, page_token) if page_token else None

@@ -1,13 +1,18 @@
-"""The User aggregate root: the one place that decides how an account may change."""
+"""The User aggregate root: the one place that decides how an account, its sessions and its password may change."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from domain.errors import InvalidResetToken
 from domain.events import DomainEvent, EmailChanged, ProfileUpdated, UserDeleted, UserRegistered
-from domain.values import Email, PasswordReset, PersonName, RefreshToken, UserId
+from domain.policies import LockoutPolicy, SessionPolicy
+from domain.tokens import IssuedToken, TokenLookup, issue_token, same_hash
+from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
 
 class UserStatus(enum.Enum):
@@ -35,8 +40,11 @@ class User:
     created_at: datetime
     updated_at: datetime
     version: int = 0
-    refresh_tokens: tuple[RefreshToken, ...] = ()
+    sessions: tuple[Session, ...] = ()
     password_reset: PasswordReset | None = None
+    failed_logins: int = 0
+    failures_started_at: datetime | None = None
+    locked_until: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
 
     @classmethod
@@ -85,7 +93,182 @@ class User:
     def mark_deleted(self, *, now: datetime) -> None:
         self.events.append(UserDeleted(user_id=self.id.value, occurred_at=now))
 
-    def current_refresh_token(self) -> RefreshToken | None:
-        """The newest refresh token not revoked, if any: the one RefreshTokenIndex points at."""
-        live = [token for token in self.refresh_tokens if token.revoked_at is None]
-        return max(live, key=lambda token: token.created_at, default=None)
+    # --- sign-in and lock-out -------------------------------------------------------------
+
+    def lock_remaining(self, now: datetime) -> timedelta | None:
+        """How long the account stays locked, or None when it is not locked."""
+        if self.locked_until is None or now >= self.locked_until:
+            return None
+        return self.locked_until - now
+
+    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> None:
+        """Count a wrong password; the ``max_failures``-th within the window locks the account."""
+        if self.lock_remaining(now) is not None:
+            return  # failures while locked neither extend nor stack the lock
+        window_open = self.failures_started_at is not None and now - self.failures_started_at < policy.window
+        if window_open:
+            self.failed_logins += 1
+        else:
+            self.failed_logins, self.failures_started_at = 1, now
+        if self.failed_logins >= policy.max_failures:
+            self.locked_until = now + policy.duration
+            self.failed_logins, self.failures_started_at = 0, None
+
+    def record_successful_login(self) -> None:
+        self.failed_logins, self.failures_started_at, self.locked_until = 0, None, None
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    def start_session(self, now: datetime, policy: SessionPolicy) -> tuple[Session, IssuedToken]:
+        """A new session with a fresh refresh token; beyond the limit the oldest session ends."""
+        token = issue_token(self.id)
+        session = Session(
+            session_id=str(uuid.uuid4()),
+            token_hash=token.token_hash,
+            created_at=now,
+            expires_at=now + policy.absolute_lifetime,
+            last_used_at=now,
+        )
+        kept = sorted(self._live_sessions(now, policy), key=lambda s: s.created_at)
+        kept = kept[len(kept) - policy.max_sessions + 1 :] if len(kept) >= policy.max_sessions else kept
+        self.sessions = (*kept, session)
+        return session, token
+
+    def refresh_session(
+        self, presented: TokenLookup, now: datetime, policy: SessionPolicy, *, grace_allowed: bool = True
+    ) -> RefreshOutcome:
+        """Rotate the session ``presented`` belongs to, or tell why not (see RefreshOutcome)."""
+        session = self._session_holding(presented.token_hash)
+        if session is None:
+            return RefreshOutcome(RefreshResult.UNKNOWN)
+        if not session.is_live(now, policy.idle_lifetime):
+            self._remove_session(session.session_id)
+            return RefreshOutcome(RefreshResult.EXPIRED)
+        if same_hash(session.token_hash, presented.token_hash):
+            return self._rotate(session, now, policy)
+        in_grace = (
+            same_hash(session.previous_token_hash, presented.token_hash)
+            and session.rotated_at is not None
+            and now - session.rotated_at <= policy.reuse_grace
+        )
+        if in_grace and grace_allowed:
+            return self._rotate(session, now, policy)
+        if in_grace:
+            return RefreshOutcome(RefreshResult.RACED)
+        # An exchanged token is back after the grace: someone holds a copy. End the session.
+        self._remove_session(session.session_id)
+        return RefreshOutcome(RefreshResult.REUSED)
+
+    def end_session_holding(self, token_hash: str) -> bool:
+        """End the session that holds (or held) this token; whether there was one."""
+        session = self._session_holding(token_hash)
+        if session is None:
+            return False
+        self._remove_session(session.session_id)
+        return True
+
+    def end_sessions(self, *, keep_session_id: str | None = None) -> int:
+        """End every session but ``keep_session_id``; how many ended."""
+        kept = tuple(s for s in self.sessions if s.session_id == keep_session_id)
+        ended = len(self.sessions) - len(kept)
+        self.sessions = kept
+        return ended
+
+    def holds_token(self, token_hash: str) -> bool:
+        """Whether some session holds, or recently held, this refresh token."""
+        return self._session_holding(token_hash) is not None
+
+    def newest_session(self) -> Session | None:
+        """The session whose token was issued last: the one RefreshTokenIndex points at."""
+        return max(self.sessions, key=lambda s: s.last_used_at, default=None)
+
+    # --- password ----------------------------------------------------------------------------
+
+    def change_password(self, password_hash: str, now: datetime) -> None:
+        self.password_hash = password_hash
+        self.password_reset = None
+        self.updated_at = now
+
+    def request_password_reset(self, now: datetime, lifetime: timedelta) -> IssuedToken:
+        """A new single-use reset token; it replaces any earlier one."""
+        token = issue_token(self.id)
+        self.password_reset = PasswordReset(token.token_hash, requested_at=now, expires_at=now + lifetime)
+        return token
+
+    def reset_password(self, presented: TokenLookup, password_hash: str, now: datetime) -> None:
+        """Set a new password with a reset token; every session ends and any lock lifts."""
+        self.check_reset_token(presented, now)
+        self.change_password(password_hash, now)
+        self.end_sessions()
+        self.record_successful_login()
+
+    def check_reset_token(self, presented: TokenLookup, now: datetime) -> None:
+        """InvalidResetToken unless ``presented`` is the pending reset's token and it has not expired."""
+        reset = self.password_reset
+        if reset is None or not same_hash(reset.token_hash, presented.token_hash) or not reset.is_usable(now):
+            raise InvalidResetToken()
+
+    # --- administration ----------------------------------------------------------------------
+
+    def disable(self, now: datetime) -> None:
+        """Block sign-in and refresh: every session ends."""
+        self.end_sessions()
+        if self.status is not UserStatus.DISABLED:
+            self.status = UserStatus.DISABLED
+            self.updated_at = now
+
+    def enable(self, now: datetime) -> None:
+        if self.status is not UserStatus.ACTIVE:
+            self.status = UserStatus.ACTIVE
+            self.updated_at = now
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _live_sessions(self, now: datetime, policy: SessionPolicy) -> list[Session]:
+        return [s for s in self.sessions if s.is_live(now, policy.idle_lifetime)]
+
+    def _session_holding(self, token_hash: str) -> Session | None:
+        found = None
+        for session in self.sessions:  # no early exit: the time taken does not depend on a match
+            hashes = (session.token_hash, session.previous_token_hash, *session.retired_token_hashes)
+            if any([same_hash(stored, token_hash) for stored in hashes]):
+                found = session
+        return found
+
+    def _remove_session(self, session_id: str) -> None:
+        self.sessions = tuple(s for s in self.sessions if s.session_id != session_id)
+
+    def _rotate(self, session: Session, now: datetime, policy: SessionPolicy) -> RefreshOutcome:
+        token = issue_token(self.id)
+        retired = session.retired_token_hashes
+        if session.previous_token_hash is not None:
+            retired = (*retired, session.previous_token_hash)[-policy.retired_tokens_kept :]
+        rotated = dataclasses.replace(
+            session,
+            token_hash=token.token_hash,
+            last_used_at=now,
+            previous_token_hash=session.token_hash,
+            rotated_at=now,
+            retired_token_hashes=retired,
+        )
+        self.sessions = tuple(rotated if s.session_id == session.session_id else s for s in self.sessions)
+        return RefreshOutcome(RefreshResult.ROTATED, rotated, token)
+
+
+class RefreshResult(enum.Enum):
+    """What presenting a refresh token led to."""
+
+    ROTATED = "rotated"  # a new token was issued; the presented one is now the previous one
+    UNKNOWN = "unknown"  # no session of this user holds or held the token
+    EXPIRED = "expired"  # the session outlived its absolute or idle lifetime and has ended
+    REUSED = "reused"  # an exchanged token came back after the grace: the session has ended
+    RACED = "raced"  # a concurrent refresh with this token won; nothing changed
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """The result of a refresh attempt and, when rotated, the session and its new token."""
+
+    result: RefreshResult
+    session: Session | None = None
+    token: IssuedToken | None = None

@@ -6,7 +6,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.errors import InvalidValue
 
@@ -15,6 +15,7 @@ EMAIL_LOCAL_MAX_LENGTH = 64
 NAME_MAX_LENGTH = 100
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+PASSWORD_PRESENTED_MAX_LENGTH = 1024
 
 # Pragmatic, not RFC 5322: one "@", no white space or control characters, a
 # dotted domain whose labels are letters, digits and inner hyphens. Unicode
@@ -124,6 +125,19 @@ class Password:
             raise InvalidValue("must not contain NUL characters")
         return cls(text)
 
+    @classmethod
+    def presented(cls, raw: str) -> Password:
+        """A password offered for checking: normalised like at registration, no policy applied.
+
+        Only an upper bound applies, so nobody can make the server hash megabytes.
+        """
+        text = unicodedata.normalize("NFKC", raw)
+        if not text:
+            raise InvalidValue("must not be empty")
+        if len(text) > PASSWORD_PRESENTED_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {PASSWORD_PRESENTED_MAX_LENGTH} characters")
+        return cls(text)
+
     def __repr__(self) -> str:
         return "Password(***)"
 
@@ -131,17 +145,25 @@ class Password:
 
 
 @dataclass(frozen=True)
-class RefreshToken:
-    """One session's refresh token, kept only as a SHA-256 hash of the opaque token."""
+class Session:
+    """One signed-in device: its current refresh token (as a hash) and the tokens it replaced.
 
-    token_hash: str
+    ``previous_token_hash`` is the token rotated away at ``rotated_at``: presented again
+    within the reuse grace it is still honoured; later, or any of ``retired_token_hashes``,
+    it is treated as stolen and ends the session.
+    """
+
     session_id: str
+    token_hash: str
     created_at: datetime
     expires_at: datetime
-    revoked_at: datetime | None = None
+    last_used_at: datetime
+    previous_token_hash: str | None = None
+    rotated_at: datetime | None = None
+    retired_token_hashes: tuple[str, ...] = ()
 
-    def is_active(self, now: datetime) -> bool:
-        return self.revoked_at is None and now < self.expires_at
+    def is_live(self, now: datetime, idle_lifetime: timedelta) -> bool:
+        return now < self.expires_at and now < self.last_used_at + idle_lifetime
 
 
 @dataclass(frozen=True)
@@ -151,7 +173,6 @@ class PasswordReset:
     token_hash: str
     requested_at: datetime
     expires_at: datetime
-    used_at: datetime | None = None
 
     def is_usable(self, now: datetime) -> bool:
-        return self.used_at is None and now < self.expires_at
+        return now < self.expires_at

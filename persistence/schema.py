@@ -8,13 +8,21 @@ reads only users:
   FirstName, LastName, PasswordHash, Status   S
   Version            N  optimistic-locking version: 1 once added, +1 per write
   CreatedAt, UpdatedAt  S  ISO-8601 UTC with microseconds: 2024-05-01T12:00:00.000000+00:00
-  RefreshTokens      L  of M {TokenHash, SessionId, CreatedAt, ExpiresAt, RevokedAt?}; may be empty
-  PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt, UsedAt?}; absent when there is none
-  RefreshTokenIndex  S  token hash of the current refresh token (hash key of GSI
+  Sessions           L  of M, one per signed-in device (at most the configured maximum):
+                        {SessionId, TokenHash, CreatedAt, ExpiresAt, LastUsedAt,
+                         PreviousTokenHash?, RotatedAt?, RetiredTokenHashes? (L of S)}
+  FailedLogins       N  failed sign-ins in the current window
+  FailuresStartedAt  S  when that window began; absent when there is none
+  LockedUntil        S  end of a lock-out; absent when not locked
+  PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
+  RefreshTokenIndex  S  hash of the most recently issued refresh token (hash key of GSI
                         ``RefreshTokenIndex``); ABSENT when there is none: index keys can't be empty
   SchemaVersion      N  1
-Both GSIs project ALL. They are eventually consistent, so no decision is taken on them: email
-lookups go through the guard table, token lookups re-read the user consistently.
+Every token is stored only as the hex SHA-256 of the token. Both GSIs project ALL. They are
+eventually consistent, so no decision is taken on them: email lookups go through the guard table;
+a refresh or reset token carries its user's id and is found by a consistent GetItem on Id, then
+compared in constant time against the stored hashes. RefreshTokenIndex serves operators and
+analytics (which account holds this token hash?), never a sign-in decision.
 
 Table ``UserEmails`` (name configurable) is the email uniqueness guard, one item per normalized
 email, written in the same TransactWriteItems as the user with ``attribute_not_exists(Email)``:

@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.user import User, UserStatus
-from domain.values import Email, PasswordReset, PersonName, RefreshToken, UserId
+from domain.values import Email, PasswordReset, PersonName, Session, UserId
 from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, SCHEMA_VERSION
 
 Item = dict[str, Any]
@@ -26,14 +26,19 @@ def user_to_item(user: User, version: int) -> Item:
         "Version": _n(version),
         "CreatedAt": _time(user.created_at),
         "UpdatedAt": _time(user.updated_at),
-        "RefreshTokens": {"L": [_token_to_map(token) for token in user.refresh_tokens]},
+        "Sessions": {"L": [_session_to_map(session) for session in user.sessions]},
+        "FailedLogins": _n(user.failed_logins),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
+    if user.failures_started_at is not None:
+        item["FailuresStartedAt"] = _time(user.failures_started_at)
+    if user.locked_until is not None:
+        item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
         item["PasswordReset"] = _reset_to_map(user.password_reset)
-    current = user.current_refresh_token()
-    if current is not None:
-        item[REFRESH_TOKEN_INDEX] = _s(current.token_hash)
+    newest = user.newest_session()
+    if newest is not None:
+        item[REFRESH_TOKEN_INDEX] = _s(newest.token_hash)
     return item
 
 
@@ -43,7 +48,7 @@ def item_to_user(item: Item) -> User:
         schema_version = int(item.get("SchemaVersion", _n(SCHEMA_VERSION))["N"])
         if schema_version != SCHEMA_VERSION:
             raise ValueError(f"unsupported SchemaVersion {schema_version}")
-        tokens = item.get("RefreshTokens", {"L": []})["L"]
+        sessions = item.get("Sessions", {"L": []})["L"]
         reset = item.get("PasswordReset")
         return User(
             id=UserId(item["Id"]["S"]),
@@ -55,8 +60,11 @@ def item_to_user(item: Item) -> User:
             created_at=_parse_time(item["CreatedAt"]),
             updated_at=_parse_time(item["UpdatedAt"]),
             version=int(item["Version"]["N"]),
-            refresh_tokens=tuple(_map_to_token(entry) for entry in tokens),
+            sessions=tuple(_map_to_session(entry) for entry in sessions),
             password_reset=_map_to_reset(reset) if reset is not None else None,
+            failed_logins=int(item.get("FailedLogins", _n(0))["N"]),
+            failures_started_at=_optional_time(item, "FailuresStartedAt"),
+            locked_until=_optional_time(item, "LockedUntil"),
         )
     except (KeyError, TypeError, ValueError) as error:
         item_id = item.get("Id", {}).get("S", "?")
@@ -64,38 +72,45 @@ def item_to_user(item: Item) -> User:
         raise StorageError(f"stored user item {item_id} is malformed ({problem})") from error
 
 
-def _token_to_map(token: RefreshToken) -> Item:
+def _session_to_map(session: Session) -> Item:
     fields: Item = {
-        "TokenHash": _s(token.token_hash),
-        "SessionId": _s(token.session_id),
-        "CreatedAt": _time(token.created_at),
-        "ExpiresAt": _time(token.expires_at),
+        "SessionId": _s(session.session_id),
+        "TokenHash": _s(session.token_hash),
+        "CreatedAt": _time(session.created_at),
+        "ExpiresAt": _time(session.expires_at),
+        "LastUsedAt": _time(session.last_used_at),
     }
-    if token.revoked_at is not None:
-        fields["RevokedAt"] = _time(token.revoked_at)
+    if session.previous_token_hash is not None and session.rotated_at is not None:
+        fields["PreviousTokenHash"] = _s(session.previous_token_hash)
+        fields["RotatedAt"] = _time(session.rotated_at)
+    if session.retired_token_hashes:
+        # A list, not a string set: the order says which hashes are the oldest to drop.
+        fields["RetiredTokenHashes"] = {"L": [_s(h) for h in session.retired_token_hashes]}
     return {"M": fields}
 
 
-def _map_to_token(value: Item) -> RefreshToken:
+def _map_to_session(value: Item) -> Session:
     fields = value["M"]
-    return RefreshToken(
-        token_hash=fields["TokenHash"]["S"],
+    return Session(
         session_id=fields["SessionId"]["S"],
+        token_hash=fields["TokenHash"]["S"],
         created_at=_parse_time(fields["CreatedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
-        revoked_at=_parse_time(fields["RevokedAt"]) if "RevokedAt" in fields else None,
+        last_used_at=_parse_time(fields["LastUsedAt"]),
+        previous_token_hash=fields["PreviousTokenHash"]["S"] if "PreviousTokenHash" in fields else None,
+        rotated_at=_optional_time(fields, "RotatedAt"),
+        retired_token_hashes=tuple(h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]),
     )
 
 
 def _reset_to_map(reset: PasswordReset) -> Item:
-    fields: Item = {
-        "TokenHash": _s(reset.token_hash),
-        "RequestedAt": _time(reset.requested_at),
-        "ExpiresAt": _time(reset.expires_at),
+    return {
+        "M": {
+            "TokenHash": _s(reset.token_hash),
+            "RequestedAt": _time(reset.requested_at),
+            "ExpiresAt": _time(reset.expires_at),
+        }
     }
-    if reset.used_at is not None:
-        fields["UsedAt"] = _time(reset.used_at)
-    return {"M": fields}
 
 
 def _map_to_reset(value: Item) -> PasswordReset:
@@ -104,7 +119,6 @@ def _map_to_reset(value: Item) -> PasswordReset:
         token_hash=fields["TokenHash"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
-        used_at=_parse_time(fields["UsedAt"]) if "UsedAt" in fields else None,
     )
 
 
@@ -127,3 +141,7 @@ def _parse_time(value: Item) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("stored time has no offset")
     return moment.astimezone(UTC)
+
+
+def _optional_time(fields: Item, name: str) -> datetime | None:
+    return _parse_time(fields[name]) if name in fields else None

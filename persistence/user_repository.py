@@ -9,7 +9,7 @@ from domain.ports import UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, UserId
 from persistence.errors import Check, WriteCheck, translated
-from persistence.schema import REFRESH_TOKEN_INDEX, TableNames
+from persistence.schema import TableNames
 from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_to_user, user_to_item
 
@@ -44,24 +44,6 @@ class DynamoUserRepository(UserRepository):
             return None
         user = await self._get_by_id(UserId(guard["UserId"]["S"]))
         return user if user is not None and user.email.normalized == email.normalized else None
-
-    async def _get_by_refresh_token(self, token_hash: str) -> User | None:
-        # The GSI only proposes candidates: each is re-read consistently and must still hold it.
-        with translated("Query"):
-            response = await self._client.query(
-                TableName=self._tables.users,
-                IndexName=REFRESH_TOKEN_INDEX,
-                KeyConditionExpression="#token = :token",
-                ExpressionAttributeNames={"#token": REFRESH_TOKEN_INDEX, "#id": "Id"},
-                ExpressionAttributeValues={":token": {"S": token_hash}},
-                ProjectionExpression="#id",
-            )
-        for user_id in dict.fromkeys(item["Id"]["S"] for item in response.get("Items", [])):
-            user = await self._get_by_id(UserId(user_id))
-            current = user.current_refresh_token() if user else None
-            if current is not None and current.token_hash == token_hash:
-                return user
-        return None
 
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
         if limit < 1:

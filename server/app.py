@@ -18,11 +18,16 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from domain.page_tokens import PageTokenCodec
+from domain.ports import Clock
 from persistence.dynamodb_client import open_dynamodb_client
 from persistence.readiness import check_ready
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
+from server import auth_config
+from server.access_tokens import JwtAccessTokenIssuer
+from server.background_notifier import BackgroundNotifier
+from server.caller_auth import CallerAuthInterceptor
 from server.embedded_dynamodb import EmbeddedDynamoDb
 from server.health import HealthLoop
 from server.passwords import Argon2PasswordHasher
@@ -42,17 +47,31 @@ SERVICE_NAMES = (
 
 
 def create_server(
-    servicer: UserServiceServicer, health_servicer: health.aio.HealthServicer, address: str
+    servicer: UserServiceServicer,
+    health_servicer: health.aio.HealthServicer,
+    address: str,
+    *,
+    caller_auth: CallerAuthInterceptor | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int]:
-    """An unstarted server with UserService, health and reflection on ``address``; its port."""
+    """An unstarted server with UserService, health and reflection on ``address``; its port.
+
+    Callers are checked first (when ``caller_auth`` is given), then domain errors are mapped.
+    """
+    interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
+    if caller_auth is not None:
+        interceptors.insert(0, caller_auth)
     server = grpc.aio.server(
-        interceptors=[DomainErrorInterceptor()],
+        interceptors=interceptors,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)],
     )
     user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
-    port = server.add_insecure_port(address)
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     return server, port
 
 
@@ -64,15 +83,17 @@ class RunningService:
     port: int
     client: Any
     tables: TableNames
+    jwks: list[dict[str, str]]
 
 
 @contextlib.asynccontextmanager
 async def running_service(
-    settings: Settings, *, address: str | None = None
+    settings: Settings, *, address: str | None = None, clock: Clock | None = None
 ) -> AsyncIterator[RunningService]:
     """Starts everything the settings describe; on exit, drains and stops it in reverse order.
 
-    ``address`` overrides the settings' host and port (tests bind "127.0.0.1:0").
+    ``address`` overrides the settings' host and port (tests bind "127.0.0.1:0"); ``clock``
+    replaces the system clock (tests move time to end lock-outs and sessions without sleeping).
     """
     async with contextlib.AsyncExitStack() as stack:
         endpoint = settings.dynamodb_endpoint
@@ -98,11 +119,23 @@ async def running_service(
             workers=settings.password_hash_workers,
         )
         stack.callback(hasher.shutdown)
+        issuer = JwtAccessTokenIssuer(
+            auth_config.signing_keys(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            lifetime_seconds=settings.access_token_lifetime_seconds,
+        )
+        mail = BackgroundNotifier(auth_config.notifier(settings))
+        stack.push_async_callback(mail.drain, settings.shutdown_grace_seconds)
         servicer = UserServiceServicer(
             uow_factory=lambda: DynamoUnitOfWork(client, tables),
             hasher=hasher,
-            clock=lambda: datetime.now(UTC),
+            clock=clock or (lambda: datetime.now(UTC)),
             page_tokens=PageTokenCodec(_page_token_key(settings)),
+            issuer=issuer,
+            jwks=issuer.jwks,
+            notifier=mail,
+            policy=auth_config.auth_policy(settings),
         )
         health_servicer = health.aio.HealthServicer()
         health_loop = HealthLoop(
@@ -112,19 +145,30 @@ async def running_service(
             timeout=settings.dynamodb_connect_timeout + settings.dynamodb_read_timeout,
         )
         requested = address or _host_port(settings.host, settings.port)
-        server, port = create_server(servicer, health_servicer, requested)
+        credentials = auth_config.tls_credentials(settings)
+        server, port = create_server(
+            servicer,
+            health_servicer,
+            requested,
+            caller_auth=auth_config.caller_auth(settings),
+            credentials=credentials,
+        )
 
         await health_loop.start()
         stack.push_async_callback(health_loop.stop)
         await server.start()
         stack.push_async_callback(_drain, server, health_loop, settings.shutdown_grace_seconds)
         log.info(
-            "user-service listening on %s:%d (profile %s)",
+            "user-service listening on %s:%d (profile %s, %s, callers %s)",
             requested.rpartition(":")[0],
             port,
             settings.profile,
+            "TLS" if credentials is not None else "plaintext",
+            "authenticated" if settings.authenticates_callers else "not authenticated",
         )
-        yield RunningService(server=server, port=port, client=client, tables=tables)
+        yield RunningService(
+            server=server, port=port, client=client, tables=tables, jwks=issuer.jwks()
+        )
 
 
 async def serve(settings: Settings) -> None:

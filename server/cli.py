@@ -1,4 +1,4 @@
-"""The ``user-service`` command: serve, init-tables, health."""
+"""The ``user-service`` command: serve, init-tables, health, new-api-key, new-signing-key."""
 
 from __future__ import annotations
 
@@ -34,7 +34,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "health", help="exit 0 when the local server reports SERVING (for container health checks)"
     )
+    new_key = commands.add_parser(
+        "new-api-key",
+        help="print a new random API key for a calling service, and the settings entry for it",
+    )
+    new_key.add_argument("name", help="the calling service's name, as logs will show it")
+    new_key.add_argument(
+        "--role", action="append", default=[], help="a role to grant (repeatable), e.g. admin"
+    )
+    commands.add_parser(
+        "new-signing-key",
+        help="print a new Ed25519 private key (PEM) for signing access tokens",
+    )
     args = parser.parse_args(argv)
+    # These two make secrets for an operator to keep; they need no settings.
+    if args.command == "new-api-key":
+        return _new_api_key(args.name, args.role)
+    if args.command == "new-signing-key":
+        return _new_signing_key()
 
     try:
         settings = Settings()
@@ -112,6 +129,27 @@ def check_health(channel: grpc.Channel, target: str) -> int:
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
     print(status)
     return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_FAILURE
+
+
+def _new_api_key(name: str, roles: list[str]) -> int:
+    import json
+
+    from server.api_keys import api_key_sha256, new_api_key
+
+    key = new_api_key()
+    entry = {"name": name, "sha256": api_key_sha256(key), "roles": roles}
+    print(f"API key (give it to {name}; it is shown only this once):")
+    print(f"  {key}")
+    print("Entry for USER_SERVICE_API_KEYS (a JSON list of such entries):")
+    print(f"  {json.dumps(entry)}")
+    return EXIT_OK
+
+
+def _new_signing_key() -> int:
+    from server.access_tokens import generate_signing_keys, signing_key_pem
+
+    sys.stdout.write(signing_key_pem(generate_signing_keys()))
+    return EXIT_OK
 
 
 def _fail(message: str) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from biome.user.v1 import user_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from domain.session_use_cases import SessionTokens
 from domain.use_cases import UsersPage
 from domain.user import User, UserStatus
 
@@ -34,6 +35,28 @@ def users_page_to_pb(page: UsersPage) -> pb.ListUsersResponse:
     return pb.ListUsersResponse(
         users=[user_to_pb(user) for user in page.users], next_page_token=page.next_page_token
     )
+
+
+def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:
+    return pb.AuthenticateResponse(
+        access_token=tokens.access_token.value,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.access_token.expires_in,
+        user=user_to_pb(tokens.user),
+        session_id=tokens.session_id,
+    )
+
+
+def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
+    return pb.RefreshSessionResponse(
+        access_token=tokens.access_token.value,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.access_token.expires_in,
+    )
+
+
+def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:
+    return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
 
 
 def _timestamp(moment: datetime) -> Timestamp:

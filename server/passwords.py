@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
-from argon2 import PasswordHasher, Type
+from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.values import Password
@@ -19,6 +20,8 @@ class Argon2PasswordHasher:
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        # Verified against when an email is unknown, so that answer takes as long as a real one.
+        self.dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
     async def hash(self, password: Password) -> str:
         loop = asyncio.get_running_loop()
@@ -27,6 +30,25 @@ class Argon2PasswordHasher:
     async def verify(self, password_hash: str, password: Password) -> bool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._verify, password_hash, password.value)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with weaker parameters than today's (or is not argon2id).
+
+        A hash made with stronger parameters is kept: lowering the settings never weakens it.
+        """
+        try:
+            used = extract_parameters(password_hash)
+        except InvalidHashError:
+            return True
+        today = self._hasher
+        return (
+            used.type is not Type.ID
+            or used.time_cost < today.time_cost
+            or used.memory_cost < today.memory_cost
+            or used.parallelism < today.parallelism
+            or used.hash_len < today.hash_len
+            or used.salt_len < today.salt_len
+        )
 
     def shutdown(self) -> None:
         """Waits for running hashes and frees the worker threads."""

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 from grpc.aio import ServicerContext as Context
 
-from domain import use_cases
+from domain import password_use_cases, session_use_cases, use_cases
 from domain.page_tokens import PageTokenCodec
-from domain.ports import Clock, PasswordHasher, UnitOfWorkFactory
-from server.messages import user_to_pb, users_page_to_pb
+from domain.policies import AuthPolicy
+from domain.ports import AccessTokenIssuer, Clock, Notifier, PasswordHasher, UnitOfWorkFactory
+from server.messages import (
+    authenticated_to_pb,
+    jwks_to_pb,
+    refreshed_to_pb,
+    user_to_pb,
+    users_page_to_pb,
+)
+
+Jwks = Callable[[], list[dict[str, str]]]
 
 
 class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
@@ -22,11 +33,19 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         hasher: PasswordHasher,
         clock: Clock,
         page_tokens: PageTokenCodec,
+        issuer: AccessTokenIssuer,
+        jwks: Jwks,
+        notifier: Notifier,
+        policy: AuthPolicy,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
         self._clock = clock
         self._page_tokens = page_tokens
+        self._issuer = issuer
+        self._jwks = jwks
+        self._notifier = notifier
+        self._policy = policy
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -87,3 +106,99 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(), self._clock, user_id=request.id, expected_version=request.expected_version
         )
         return pb.DeleteUserResponse()
+
+    async def Authenticate(
+        self,
+        request: pb.AuthenticateRequest,
+        context: Context[pb.AuthenticateRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        tokens = await session_use_cases.authenticate(
+            self._uow(),
+            self._hasher,
+            self._issuer,
+            self._clock,
+            self._policy,
+            email=request.email,
+            password=request.password,
+        )
+        return authenticated_to_pb(tokens)
+
+    async def RefreshSession(
+        self,
+        request: pb.RefreshSessionRequest,
+        context: Context[pb.RefreshSessionRequest, pb.RefreshSessionResponse],
+    ) -> pb.RefreshSessionResponse:
+        tokens = await session_use_cases.refresh_session(
+            self._uow(), self._issuer, self._clock, self._policy, refresh_token=request.refresh_token
+        )
+        return refreshed_to_pb(tokens)
+
+    async def Logout(
+        self, request: pb.LogoutRequest, context: Context[pb.LogoutRequest, pb.LogoutResponse]
+    ) -> pb.LogoutResponse:
+        await session_use_cases.logout(self._uow(), refresh_token=request.refresh_token)
+        return pb.LogoutResponse()
+
+    async def LogoutAll(
+        self,
+        request: pb.LogoutAllRequest,
+        context: Context[pb.LogoutAllRequest, pb.LogoutAllResponse],
+    ) -> pb.LogoutAllResponse:
+        ended = await session_use_cases.logout_all(self._uow(), user_id=request.user_id)
+        return pb.LogoutAllResponse(sessions_ended=ended)
+
+    async def ChangePassword(
+        self,
+        request: pb.ChangePasswordRequest,
+        context: Context[pb.ChangePasswordRequest, pb.ChangePasswordResponse],
+    ) -> pb.ChangePasswordResponse:
+        await password_use_cases.change_password(
+            self._uow(),
+            self._hasher,
+            self._clock,
+            self._policy,
+            user_id=request.user_id,
+            current_password=request.current_password,
+            new_password=request.new_password,
+            keep_session_id=request.keep_session_id,
+        )
+        return pb.ChangePasswordResponse()
+
+    async def RequestPasswordReset(
+        self,
+        request: pb.RequestPasswordResetRequest,
+        context: Context[pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse],
+    ) -> pb.RequestPasswordResetResponse:
+        await password_use_cases.request_password_reset(
+            self._uow(), self._notifier, self._clock, self._policy, email=request.email
+        )
+        return pb.RequestPasswordResetResponse()
+
+    async def ResetPassword(
+        self,
+        request: pb.ResetPasswordRequest,
+        context: Context[pb.ResetPasswordRequest, pb.ResetPasswordResponse],
+    ) -> pb.ResetPasswordResponse:
+        await password_use_cases.reset_password(
+            self._uow(),
+            self._hasher,
+            self._clock,
+            reset_token=request.reset_token,
+            new_password=request.new_password,
+        )
+        return pb.ResetPasswordResponse()
+
+    async def DisableUser(
+        self, request: pb.DisableUserRequest, context: Context[pb.DisableUserRequest, pb.User]
+    ) -> pb.User:
+        return user_to_pb(await use_cases.disable_user(self._uow(), self._clock, user_id=request.id))
+
+    async def EnableUser(
+        self, request: pb.EnableUserRequest, context: Context[pb.EnableUserRequest, pb.User]
+    ) -> pb.User:
+        return user_to_pb(await use_cases.enable_user(self._uow(), self._clock, user_id=request.id))
+
+    async def GetJwks(
+        self, request: pb.GetJwksRequest, context: Context[pb.GetJwksRequest, pb.GetJwksResponse]
+    ) -> pb.GetJwksResponse:
+        return jwks_to_pb(self._jwks())

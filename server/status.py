@@ -14,12 +14,19 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from domain.errors import (
+    AccountDisabled,
+    AccountLocked,
+    AuthenticationFailed,
+    ConcurrentRefresh,
     EmailAlreadyRegistered,
     InvalidArgument,
     StorageUnavailable,
     UserNotFound,
+    InvalidRefreshToken,
+    InvalidResetToken,
     VersionConflict,
 )
+from server.caller_auth import CallerNotPermitted, CallerUnauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +50,18 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return _status(code_pb2.NOT_FOUND, str(error))
     if isinstance(error, EmailAlreadyRegistered):
         return _status(code_pb2.ALREADY_EXISTS, str(error))
-    if isinstance(error, VersionConflict):
+    if isinstance(error, (VersionConflict, ConcurrentRefresh)):
         return _status(code_pb2.ABORTED, str(error))
+    if isinstance(error, (AuthenticationFailed, InvalidRefreshToken, InvalidResetToken)):
+        return _status(code_pb2.UNAUTHENTICATED, str(error))
+    if isinstance(error, AccountDisabled):
+        return _status(code_pb2.PERMISSION_DENIED, str(error))
+    if isinstance(error, AccountLocked):
+        wait = Duration()
+        wait.FromTimedelta(error.retry_after)
+        return _status(
+            code_pb2.RESOURCE_EXHAUSTED, str(error), error_details_pb2.RetryInfo(retry_delay=wait)
+        )
     if isinstance(error, StorageUnavailable):
         log.warning("%s: storage unavailable: %s", method, error)
         return _status(
@@ -52,6 +69,10 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
             str(error),
             error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS)),
         )
+    if isinstance(error, CallerUnauthenticated):
+        return _status(code_pb2.UNAUTHENTICATED, str(error))
+    if isinstance(error, CallerNotPermitted):
+        return _status(code_pb2.PERMISSION_DENIED, str(error))
     # StorageError and anything unforeseen: the details stay in the log, never in the reply.
     log.error("%s failed", method, exc_info=error)
     return _status(code_pb2.INTERNAL, INTERNAL_MESSAGE)

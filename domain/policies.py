@@ -1,0 +1,36 @@
+"""The tunable rules of authentication: session lifetimes, lock-out, password-reset expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    """How many sessions a user may hold and how long a session and a rotated token live."""
+
+    max_sessions: int = 10
+    absolute_lifetime: timedelta = timedelta(days=30)
+    idle_lifetime: timedelta = timedelta(days=7)
+    reuse_grace: timedelta = timedelta(seconds=10)
+    # Rotated tokens remembered per session, so a stolen old one is recognised as reuse.
+    retired_tokens_kept: int = 5
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """After ``max_failures`` failed sign-ins within ``window``, the account locks for ``duration``."""
+
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+    duration: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """Every authentication rule in one value, as the use cases take it."""
+
+    sessions: SessionPolicy = SessionPolicy()
+    lockout: LockoutPolicy = LockoutPolicy()
+    password_reset_lifetime: timedelta = timedelta(hours=1)
