@@ -240,6 +240,8 @@ def describe_invalid_settings(error: ValidationError) -> str:
     first = error.errors()[0]
     key = str(first["loc"][0]) if first["loc"] else ""
     message = first["msg"].removeprefix("Value error, ")
+    if not key:  # a rule over several settings; its message names them
+        return f"invalid settings: {message}"
     return f"invalid setting {_env_var_name(key)}: {message}"
 
 

@@ -20,6 +20,25 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+API_KEY_ENTRY = '[{"name": "billing", "sha256": "' + "ab" * 32 + '", "roles": ["admin"]}]'
+
+
+def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
+    """A production environment that passes every start-up check, with ``overrides`` applied."""
+    variables = {
+        "USER_SERVICE_PROFILE": "production",
+        "USER_SERVICE_ALLOW_PLAINTEXT": "true",
+        "USER_SERVICE_API_KEYS": API_KEY_ENTRY,
+        "USER_SERVICE_JWT_SIGNING_KEYS_FILE": "/run/secrets/jwt-signing-keys.pem",
+    }
+    variables.update(overrides)
+    for name, value in variables.items():
+        if value:
+            monkeypatch.setenv(name, value)
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+
 def refusal(monkeypatch: pytest.MonkeyPatch, **variables: str) -> str:
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
@@ -38,7 +57,7 @@ def test_development_defaults_serve_on_loopback_with_embedded_dynamodb_and_table
 def test_production_defaults_listen_on_all_interfaces_and_create_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("USER_SERVICE_PROFILE", "production")
+    production(monkeypatch)
 
     settings = Settings()
 
@@ -150,8 +169,101 @@ def test_a_local_endpoint_in_development_gets_dummy_credentials_unless_some_are_
 
 def test_production_always_uses_the_credential_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
-    monkeypatch.setenv("USER_SERVICE_PROFILE", "production")
+    production(monkeypatch)
 
     options = dynamodb_options(Settings(), "http://dynamodb.internal:8000")
 
     assert options.access_key_id is None and options.secret_access_key is None
+
+
+def test_development_defaults_authenticate_no_callers_and_write_mail_to_an_outbox() -> None:
+    settings = Settings()
+
+    assert not settings.authenticates_callers
+    assert settings.notifier_kind == "outbox"
+    assert settings.tls_cert_file is None
+
+
+def test_production_sends_mail_over_smtp_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch)
+
+    settings = Settings()
+
+    assert settings.notifier_kind == "smtp" and settings.authenticates_callers
+    assert settings.api_keys[0].roles == ("admin",)
+
+
+def test_production_refuses_plaintext_unless_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, USER_SERVICE_ALLOW_PLAINTEXT="")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+
+    message = describe_invalid_settings(raised.value)
+    assert message.startswith("invalid settings: production needs USER_SERVICE_TLS_CERT_FILE")
+
+
+def test_production_refuses_to_start_without_a_way_to_authenticate_callers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, USER_SERVICE_API_KEYS="")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+
+    assert "USER_SERVICE_API_KEYS or USER_SERVICE_TLS_CLIENT_CA_FILE" in str(raised.value)
+
+
+def test_production_accepts_a_client_ca_instead_of_api_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(
+        monkeypatch,
+        USER_SERVICE_API_KEYS="",
+        USER_SERVICE_ALLOW_PLAINTEXT="",
+        USER_SERVICE_TLS_CERT_FILE="/certs/server.pem",
+        USER_SERVICE_TLS_KEY_FILE="/certs/server-key.pem",
+        USER_SERVICE_TLS_CLIENT_CA_FILE="/certs/clients-ca.pem",
+    )
+
+    settings = Settings()
+
+    assert settings.authenticates_callers and not settings.api_keys
+
+
+def test_production_refuses_to_start_without_a_jwt_signing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, USER_SERVICE_JWT_SIGNING_KEYS_FILE="")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+
+    assert "USER_SERVICE_JWT_SIGNING_KEYS" in str(raised.value)
+
+
+def test_a_tls_certificate_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refusal(monkeypatch, USER_SERVICE_TLS_CERT_FILE="/certs/server.pem")
+
+    assert "USER_SERVICE_TLS_CERT_FILE and USER_SERVICE_TLS_KEY_FILE go together" in message
+
+
+def test_an_api_key_entry_must_hold_a_sha256_not_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refusal(
+        monkeypatch,
+        USER_SERVICE_API_KEYS='[{"name": "billing", "sha256": "usk_not-a-hash", "roles": []}]',
+    )
+
+    assert message.startswith("invalid setting USER_SERVICE_API_KEYS")
+    assert "usk_not-a-hash" not in message
+
+
+def test_the_reset_link_template_must_hold_the_token_placeholder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = refusal(
+        monkeypatch, USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE="https://app.example.com/reset"
+    )
+
+    assert message == (
+        "invalid setting USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: must contain {token} exactly once"
+    )
