@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
+import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2_grpc
 
 from server.app import running_service
-from tests.e2e.harness import Service, service_settings
+from tests.e2e.harness import MovableClock, Service, service_settings
+from tests.smtp_server import CapturingSmtpServer
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[CapturingSmtpServer]:
+    """A real SMTP server on loopback that keeps every message (the reset mail)."""
+    with CapturingSmtpServer() as server:
+        yield server
 
 
 @pytest_asyncio.fixture
-async def service(moto_endpoint: str) -> AsyncIterator[Service]:
-    async with running_service(service_settings(moto_endpoint), address="127.0.0.1:0") as running:
+async def service(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> AsyncIterator[Service]:
+    clock = MovableClock()
+    settings = service_settings(moto_endpoint, smtp_server)
+    async with running_service(settings, address="127.0.0.1:0", clock=clock) as running:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             yield Service(
                 stub=user_service_pb2_grpc.UserServiceStub(channel),
@@ -22,4 +33,7 @@ async def service(moto_endpoint: str) -> AsyncIterator[Service]:
                 port=running.port,
                 dynamodb=running.client,
                 tables=running.tables,
+                smtp=smtp_server,
+                clock=clock,
+                jwks=running.jwks,
             )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -15,8 +16,22 @@ from pydantic import SecretStr
 
 from persistence.schema import TableNames
 from server.settings import Settings
+from tests.smtp_server import CapturingSmtpServer
 
 PAGE_TOKEN_SECRET = "e2e-page-token-secret-0123456789"
+
+
+class MovableClock:
+    """The real time plus an offset a test may push forward (to end lock-outs, expire tokens)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,9 @@ class Service:
     port: int
     dynamodb: Any
     tables: TableNames
+    smtp: CapturingSmtpServer
+    clock: MovableClock = field(default_factory=MovableClock)
+    jwks: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -45,8 +63,20 @@ class Service:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def service_settings(moto_endpoint: str) -> Settings:
+def service_settings(
+    moto_endpoint: str, smtp: CapturingSmtpServer | None = None, **overrides: Any
+) -> Settings:
+    """Development settings over moto with fresh tables; reset mail to ``smtp`` when given."""
     suffix = uuid4().hex[:8]
+    if smtp is not None:
+        overrides = {
+            "notifier": "smtp",
+            "smtp_host": smtp.host,
+            "smtp_port": smtp.port,
+            "smtp_security": "none",
+            "smtp_timeout_seconds": 5.0,
+            **overrides,
+        }
     return Settings(
         profile="development",
         dynamodb_endpoint=moto_endpoint,
@@ -58,6 +88,7 @@ def service_settings(moto_endpoint: str) -> Settings:
         password_hash_workers=4,
         shutdown_grace_seconds=2.0,
         health_check_interval_seconds=0.5,
+        **overrides,
     )
 
 
