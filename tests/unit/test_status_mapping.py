@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -13,14 +14,21 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from domain.errors import (
+    AccountDisabled,
+    AccountLocked,
+    AuthenticationFailed,
+    ConcurrentRefresh,
     EmailAlreadyRegistered,
     FieldViolation,
     InvalidArgument,
+    InvalidRefreshToken,
+    InvalidResetToken,
     StorageError,
     StorageUnavailable,
     UserNotFound,
     VersionConflict,
 )
+from server.caller_auth import CallerNotPermitted, CallerUnauthenticated
 from server.status import DomainErrorInterceptor, rpc_status_for
 
 METHOD = "/test.Failing/Fail"
@@ -85,6 +93,14 @@ def raising(error: BaseException) -> Behaviour:
         (UserNotFound(), grpc.StatusCode.NOT_FOUND),
         (EmailAlreadyRegistered(), grpc.StatusCode.ALREADY_EXISTS),
         (VersionConflict(expected=1, actual=2), grpc.StatusCode.ABORTED),
+        (ConcurrentRefresh(), grpc.StatusCode.ABORTED),
+        (AuthenticationFailed(), grpc.StatusCode.UNAUTHENTICATED),
+        (InvalidRefreshToken(), grpc.StatusCode.UNAUTHENTICATED),
+        (InvalidResetToken(), grpc.StatusCode.UNAUTHENTICATED),
+        (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
+        (AccountLocked(timedelta(minutes=3)), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
+        (CallerNotPermitted("admin"), grpc.StatusCode.PERMISSION_DENIED),
         (StorageUnavailable(), grpc.StatusCode.UNAVAILABLE),
         (StorageError("AccessDeniedException on table Users"), grpc.StatusCode.INTERNAL),
         (KeyError("PasswordHash"), grpc.StatusCode.INTERNAL),
@@ -128,6 +144,16 @@ async def test_storage_unavailable_tells_the_caller_when_to_retry(call: Invoke) 
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
     assert retry.retry_delay.ToTimedelta().total_seconds() > 0
+
+
+async def test_a_locked_account_tells_the_caller_when_the_lock_ends(call: Invoke) -> None:
+    failure = await call(raising(AccountLocked(timedelta(minutes=14, seconds=30))))
+
+    status = rich_status(failure)
+    assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.ToTimedelta() == timedelta(minutes=14, seconds=30)
 
 
 async def test_unexpected_errors_are_logged_with_traceback_and_hidden_from_the_caller(
