@@ -47,14 +47,16 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     USER_SERVICE_PROFILE=production \
-    USER_SERVICE_HOST=0.0.0.0
+    USER_SERVICE_HOST=0.0.0.0 \
+    USER_SERVICE_HEALTH_PORT=50052
 
 USER 10001:10001
 
 EXPOSE 50051
 
-# `user-service health` asks grpc.health.v1.Health/Check on the local port and
-# exits 0 only when the service is SERVING.
+# `user-service health` asks grpc.health.v1.Health/Check on the loopback-only
+# plaintext health port (the service port speaks TLS in production) and exits 0
+# only when the service is SERVING.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["user-service", "health"]
 

@@ -53,10 +53,13 @@ def create_server(
     *,
     caller_auth: CallerAuthInterceptor | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    loopback_port: int | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted server with UserService, health and reflection on ``address``; its port.
 
     Callers are checked first (when ``caller_auth`` is given), then domain errors are mapped.
+    ``loopback_port`` adds a plaintext listener on 127.0.0.1 only, so a health check inside
+    the container needs no certificate; the same caller checks apply there.
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
     if caller_auth is not None:
@@ -72,6 +75,8 @@ def create_server(
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, credentials)
+    if loopback_port is not None:
+        server.add_insecure_port(f"127.0.0.1:{loopback_port}")
     return server, port
 
 
@@ -152,6 +157,7 @@ async def running_service(
             requested,
             caller_auth=auth_config.caller_auth(settings),
             credentials=credentials,
+            loopback_port=settings.health_port,
         )
 
         await health_loop.start()

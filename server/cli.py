@@ -111,8 +111,14 @@ async def _create_missing_tables(settings: Settings) -> tuple[list[str], list[st
 
 
 def _health(settings: Settings) -> int:
-    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
-    target = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+    if settings.health_port is not None:
+        target = f"127.0.0.1:{settings.health_port}"  # plaintext, loopback only
+    elif settings.tls_cert_file is not None:
+        _fail("the service port speaks TLS; set USER_SERVICE_HEALTH_PORT for local health checks")
+        return EXIT_USAGE
+    else:
+        host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
+        target = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
     with grpc.insecure_channel(target) as channel:
         return check_health(channel, target)
 

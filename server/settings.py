@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     api_keys: list[ApiKey] = Field(default_factory=list)
     client_cert_roles: dict[str, list[str]] = Field(default_factory=dict)
     public_health_and_reflection: bool = True
+    health_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("dynamodb_endpoint")
     @classmethod
@@ -182,6 +183,12 @@ class Settings(BaseSettings):
             raise ValueError("USER_SERVICE_TLS_CERT_FILE and USER_SERVICE_TLS_KEY_FILE go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("USER_SERVICE_TLS_CLIENT_CA_FILE needs USER_SERVICE_TLS_CERT_FILE")
+        return self
+
+    @model_validator(mode="after")
+    def _health_port_is_another_port(self) -> Settings:
+        if self.health_port is not None and self.health_port == self.port:
+            raise ValueError("USER_SERVICE_HEALTH_PORT must differ from USER_SERVICE_PORT")
         return self
 
     @model_validator(mode="after")

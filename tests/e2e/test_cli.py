@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from tests.conftest import free_port
+from tests.tls_material import make_tls_material
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 3.0
@@ -197,3 +198,39 @@ async def test_health_command_fails_when_nothing_listens() -> None:
 
     assert code == 1
     assert stderr.startswith("user-service: health check of 127.0.0.1:")
+
+
+async def test_health_command_uses_the_loopback_health_port_when_the_service_speaks_tls(
+    tmp_path: Path,
+) -> None:
+    material = make_tls_material(tmp_path)
+    port, health_port = free_port(), free_port()
+    environment = cli_environment(
+        USER_SERVICE_PORT=str(port),
+        USER_SERVICE_HEALTH_PORT=str(health_port),
+        USER_SERVICE_TLS_CERT_FILE=str(material.server_cert),
+        USER_SERVICE_TLS_KEY_FILE=str(material.server_key),
+        USER_SERVICE_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+    )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        environment.pop(name, None)
+    process = await start_cli("serve", environment=environment)
+    try:
+        deadline = time.monotonic() + 30
+        while await health_status(health_port) != health_pb2.HealthCheckResponse.SERVING:
+            assert process.returncode is None, "the server exited early"
+            assert time.monotonic() < deadline, "the server did not become SERVING within 30 s"
+            await asyncio.sleep(0.1)
+
+        code, stdout, _ = await run_cli("health", environment=environment)
+        without_port = dict(environment)
+        del without_port["USER_SERVICE_HEALTH_PORT"]
+        refused, _, stderr = await run_cli("health", environment=without_port)
+        plaintext_on_tls_port = await health_status(port)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), timeout=GRACE_SECONDS + 10)
+
+    assert (code, stdout.strip()) == (0, "SERVING")
+    assert refused == 2 and "set USER_SERVICE_HEALTH_PORT" in stderr
+    assert plaintext_on_tls_port is None, "the service port must not answer in plaintext"
