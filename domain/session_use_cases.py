@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.errors import (
     AccountDisabled,
@@ -61,10 +62,7 @@ async def authenticate(
         await record_failed_login(uow, user, clock, policy)
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
-    if user.status is UserStatus.DISABLED:
-        raise AccountDisabled()
-    if (remaining := user.lock_remaining(clock())) is not None:
-        raise AccountLocked(remaining)
+    _check_may_sign_in(user, clock())
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
     async def open_session(attempt: int) -> SessionTokens:
@@ -75,9 +73,12 @@ async def authenticate(
             now = clock()
             if user.password_hash != verified_hash:
                 raise AuthenticationFailed()  # the password changed while we were checking it
+            if attempt:
+                # The write we lost to may have disabled or locked the account.
+                _check_may_sign_in(user, now)
             user.record_successful_login()
             if rehashed is not None:
-                user.change_password(rehashed, now)
+                user.upgrade_password_hash(rehashed)
             session, token = user.start_session(now, policy.sessions)
             await uow.users.update(user)
             await uow.commit()
@@ -85,6 +86,13 @@ async def authenticate(
         return SessionTokens(user, session.session_id, access, token.value)
 
     return await retry_on_conflict(open_session)
+
+
+def _check_may_sign_in(user: User, now: datetime) -> None:
+    if user.status is UserStatus.DISABLED:
+        raise AccountDisabled()
+    if (remaining := user.lock_remaining(now)) is not None:
+        raise AccountLocked(remaining)
 
 
 async def refresh_session(
@@ -100,9 +108,9 @@ async def refresh_session(
             if user is None or user.status is UserStatus.DISABLED:
                 raise InvalidRefreshToken()
             now = clock()
-            # On a retry, finding our token rotated means a concurrent refresh won the race:
-            # exactly one of them may rotate it, and the loser must not count as reuse.
-            outcome = user.refresh_session(lookup, now, policy.sessions, grace_allowed=attempt == 0)
+            # Finding our token just rotated means a concurrent refresh won the race: exactly one
+            # of them may rotate it, and the loser must not count as reuse.
+            outcome = user.refresh_session(lookup, now, policy.sessions)
             if outcome.result is RefreshResult.RACED:
                 raise ConcurrentRefresh()
             if outcome.result is RefreshResult.UNKNOWN:

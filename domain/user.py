@@ -135,7 +135,7 @@ class User:
         return session, token
 
     def refresh_session(
-        self, presented: TokenLookup, now: datetime, policy: SessionPolicy, *, grace_allowed: bool = True
+        self, presented: TokenLookup, now: datetime, policy: SessionPolicy
     ) -> RefreshOutcome:
         """Rotate the session ``presented`` belongs to, or tell why not (see RefreshOutcome)."""
         session = self._session_holding(presented.token_hash)
@@ -151,9 +151,9 @@ class User:
             and session.rotated_at is not None
             and now - session.rotated_at <= policy.reuse_grace
         )
-        if in_grace and grace_allowed:
-            return self._rotate(session, now, policy)
         if in_grace:
+            # A concurrent refresh with this token won. Rotating again would fork the session into
+            # two token chains, and the token it retires would then look stolen to the next caller.
             return RefreshOutcome(RefreshResult.RACED)
         # An exchanged token is back after the grace: someone holds a copy. End the session.
         self._remove_session(session.session_id)
@@ -183,6 +183,10 @@ class User:
         return max(self.sessions, key=lambda s: s.last_used_at, default=None)
 
     # --- password ----------------------------------------------------------------------------
+
+    def upgrade_password_hash(self, password_hash: str) -> None:
+        """Store a stronger hash of the same password (made at sign-in); nothing else changes."""
+        self.password_hash = password_hash
 
     def change_password(self, password_hash: str, now: datetime) -> None:
         self.password_hash = password_hash
@@ -262,7 +266,7 @@ class RefreshResult(enum.Enum):
     UNKNOWN = "unknown"  # no session of this user holds or held the token
     EXPIRED = "expired"  # the session outlived its absolute or idle lifetime and has ended
     REUSED = "reused"  # an exchanged token came back after the grace: the session has ended
-    RACED = "raced"  # a concurrent refresh with this token won; nothing changed
+    RACED = "raced"  # a concurrent refresh with this token won within the grace; nothing changed
 
 
 @dataclass(frozen=True)

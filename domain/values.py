@@ -149,8 +149,9 @@ class Session:
     """One signed-in device: its current refresh token (as a hash) and the tokens it replaced.
 
     ``previous_token_hash`` is the token rotated away at ``rotated_at``: presented again
-    within the reuse grace it is still honoured; later, or any of ``retired_token_hashes``,
-    it is treated as stolen and ends the session.
+    within the reuse grace it is taken for a concurrent refresh that lost the race (refused,
+    the session kept); later, or any of ``retired_token_hashes``, it is treated as stolen and
+    ends the session.
     """
 
     session_id: str

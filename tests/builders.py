@@ -1,4 +1,4 @@
-"""Builders of User aggregates for persistence tests, with aware UTC times and optional tokens."""
+"""Builders of User aggregates for persistence tests, with aware UTC times and optional sessions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.user import User
-from domain.values import Email, PasswordReset, PersonName, RefreshToken, UserId
+from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
 T0 = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -26,25 +26,23 @@ def new_user(
     )
 
 
-def refresh_token(token_hash: str, *, minutes: int = 0, revoked: bool = False) -> RefreshToken:
-    """A refresh token created ``minutes`` after T0, valid for 30 days."""
+def session(token_hash: str, *, minutes: int = 0, previous: str | None = None) -> Session:
+    """A session signed in ``minutes`` after T0, valid for 30 days; optionally rotated once."""
     created = T0 + timedelta(minutes=minutes)
-    return RefreshToken(
-        token_hash=token_hash,
+    return Session(
         session_id=f"session-{token_hash}",
+        token_hash=token_hash,
         created_at=created,
         expires_at=created + timedelta(days=30),
-        revoked_at=created + timedelta(seconds=1) if revoked else None,
+        last_used_at=created + timedelta(seconds=1 if previous else 0),
+        previous_token_hash=previous,
+        rotated_at=created + timedelta(seconds=1) if previous else None,
+        retired_token_hashes=("r1" + token_hash, "r2" + token_hash) if previous else (),
     )
 
 
-def password_reset(token_hash: str, *, used: bool = False) -> PasswordReset:
-    return PasswordReset(
-        token_hash=token_hash,
-        requested_at=T0,
-        expires_at=T0 + timedelta(hours=1),
-        used_at=T0 + timedelta(minutes=5) if used else None,
-    )
+def password_reset(token_hash: str) -> PasswordReset:
+    return PasswordReset(token_hash=token_hash, requested_at=T0, expires_at=T0 + timedelta(hours=1))
 
 
 def state_of(user: User) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
-from domain.ports import UnitOfWork, UserPage, UserRepository
+from domain.ports import AccessToken, PasswordResetMail, UnitOfWork, UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, Password, UserId
 
@@ -45,13 +45,6 @@ class FakeUserRepository(UserRepository):
     async def _get_by_email(self, email: Email) -> User | None:
         user_id = self._store.emails.get(email.normalized)
         return await self._get_by_id(UserId(user_id)) if user_id else None
-
-    async def _get_by_refresh_token(self, token_hash: str) -> User | None:
-        for user in self._store.users.values():
-            current = user.current_refresh_token()
-            if current is not None and current.token_hash == token_hash:
-                return _copy(user)
-        return None
 
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
         ids = sorted(self._store.users)
@@ -136,13 +129,48 @@ class FakeUnitOfWork(UnitOfWork):
 
 
 class FakePasswordHasher:
-    """Reversible stand-in for argon2, for fast unit tests only."""
+    """Reversible stand-in for argon2, for fast unit tests only.
+
+    Hashes made with ``prefix`` "old$" count as weaker than today's, so re-hashing shows.
+    """
+
+    dummy_hash = "fake$dummy"
+
+    def __init__(self) -> None:
+        self.verified: list[str] = []
 
     async def hash(self, password: Password) -> str:
         return "fake$" + password.value[::-1]
 
     async def verify(self, password_hash: str, password: Password) -> bool:
-        return password_hash == "fake$" + password.value[::-1]
+        self.verified.append(password_hash)
+        scheme, _, body = password_hash.partition("$")
+        return scheme in {"fake", "old"} and body == password.value[::-1]
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return not password_hash.startswith("fake$")
+
+
+class FakeAccessTokenIssuer:
+    """Issues readable stand-in access tokens: 'access:<user id>:<session id>:<n>'."""
+
+    def __init__(self, lifetime_seconds: int = 900) -> None:
+        self.lifetime_seconds = lifetime_seconds
+        self.issued = 0
+
+    def issue(self, *, user_id: str, session_id: str, now: datetime) -> AccessToken:
+        self.issued += 1
+        return AccessToken(f"access:{user_id}:{session_id}:{self.issued}", self.lifetime_seconds)
+
+
+class RecordingNotifier:
+    """Keeps every password-reset mail it is asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[PasswordResetMail] = []
+
+    async def send_password_reset(self, mail: PasswordResetMail) -> None:
+        self.sent.append(mail)
 
 
 class FixedClock:

@@ -6,17 +6,19 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from domain.policies import AuthPolicy
+from domain.tokens import parse_token
 from domain.use_cases import register_user
 from domain.values import Email, PersonName
-from persistence.schema import TableNames
+from persistence.schema import REFRESH_TOKEN_INDEX, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0, new_user, password_reset, refresh_token
+from tests.builders import T0, new_user
 from tests.fakes import FakePasswordHasher, FixedClock
 
 CLEAR_PASSWORD = "correct horse battery staple"
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "CreatedAt", "UpdatedAt", "RefreshTokens", "SchemaVersion",
+    "Version", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
 }  # fmt: skip
 
 
@@ -59,9 +61,10 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
     assert guards == {("ada.lovelace@example.com", user.id.value)}
 
 
-async def test_an_update_stores_the_token_index_the_reset_and_the_new_version(
+async def test_an_update_stores_only_token_hashes_the_index_of_the_newest_and_the_new_version(
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
+    policy = AuthPolicy()
     user = new_user()
     async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
         await uow.users.add(user)
@@ -70,26 +73,66 @@ async def test_an_update_stores_the_token_index_the_reset_and_the_new_version(
     async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
         stored = await uow.users.get_by_id(user.id)
         assert stored is not None
-        stored.refresh_tokens = (
-            refresh_token("first", revoked=True),
-            refresh_token("second", minutes=2),
-        )
-        stored.password_reset = password_reset("reset-hash")
+        first, first_token = stored.start_session(T0, policy.sessions)
         later = T0 + timedelta(days=1)
+        _, newest_token = stored.start_session(later, policy.sessions)
+        rotated = stored.refresh_session(
+            parse_token(first_token.value), later + timedelta(minutes=1), policy.sessions
+        )
+        assert rotated.token is not None
+        reset_token = stored.request_password_reset(later, policy.password_reset_lifetime)
         stored.update_profile(first_name=PersonName.parse("Augusta"), last_name=None, now=later)
         await uow.users.update(stored)
         await uow.commit()
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
     assert set(item) == BASE_ATTRIBUTES | {"RefreshTokenIndex", "PasswordReset"}
-    assert item["RefreshTokenIndex"] == {"S": "second"}
     assert item["Version"] == {"N": "2"}
     assert item["FirstName"] == {"S": "Augusta"}
     assert item["UpdatedAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
-    tokens = item["RefreshTokens"]["L"]
-    assert [token["M"]["TokenHash"]["S"] for token in tokens] == ["first", "second"]
-    assert set(tokens[0]["M"]) == {"TokenHash", "SessionId", "CreatedAt", "ExpiresAt", "RevokedAt"}
+    stored_text = json.dumps(item)
+    for issued in (first_token, newest_token, rotated.token, reset_token):
+        assert issued.value not in stored_text
+        assert issued.value.partition(".")[2] not in stored_text
+    sessions = [entry["M"] for entry in item["Sessions"]["L"]]
+    assert [s["SessionId"]["S"] for s in sessions] == [
+        first.session_id,
+        stored.sessions[1].session_id,
+    ]
+    assert sessions[0]["TokenHash"] == {"S": rotated.token.token_hash}
+    assert sessions[0]["PreviousTokenHash"] == {"S": first_token.token_hash}
+    # The rotated session was used last, so its new token is the newest one issued.
+    assert item["RefreshTokenIndex"] == {"S": rotated.token.token_hash}
+    assert item["PasswordReset"]["M"]["TokenHash"] == {"S": reset_token.token_hash}
     assert set(item["PasswordReset"]["M"]) == {"TokenHash", "RequestedAt", "ExpiresAt"}
+
+
+async def test_the_refresh_token_index_finds_the_user_holding_the_newest_token(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    policy = AuthPolicy()
+    holder, bystander = new_user("holder@example.com"), new_user("bystander@example.com")
+    _, older = holder.start_session(T0, policy.sessions)
+    _, newest = holder.start_session(T0 + timedelta(minutes=1), policy.sessions)
+    bystander.start_session(T0, policy.sessions)
+    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+        await uow.users.add(holder)
+        await uow.users.add(bystander)
+        await uow.commit()
+
+    async def query(token_hash: str) -> list[str]:
+        response = await dynamodb_client.query(
+            TableName=dynamodb_tables.users,
+            IndexName=REFRESH_TOKEN_INDEX,
+            KeyConditionExpression="#index = :hash",
+            ExpressionAttributeNames={"#index": REFRESH_TOKEN_INDEX},
+            ExpressionAttributeValues={":hash": {"S": token_hash}},
+        )
+        return [found["Id"]["S"] for found in response["Items"]]
+
+    assert await query(newest.token_hash) == [holder.id.value]
+    assert await query(older.token_hash) == []  # the index holds the newest token only
+    assert await query(newest.value) == []  # nor is it keyed on the token itself
 
 
 async def test_every_user_has_one_guard_item_which_follows_an_email_change(

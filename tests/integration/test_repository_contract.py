@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
+from domain.tokens import TokenLookup, parse_token
 from domain.user import User
 from domain.values import Email, PersonName, UserId
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0, new_user, password_reset, refresh_token, state_of
+from tests.builders import T0, new_user, password_reset, session, state_of
 from tests.fakes import FakeUnitOfWork, InMemoryStore
 
 NewUow = Callable[[], UnitOfWork]
@@ -67,8 +69,9 @@ async def delete(new_uow: NewUow, user: User) -> None:
 
 async def test_added_user_is_found_by_id_and_by_email_in_any_case(new_uow: NewUow) -> None:
     user = new_user("Ada.Lovelace@Example.com")
-    user.refresh_tokens = (refresh_token("old", revoked=True), refresh_token("new", minutes=1))
+    user.sessions = (session("old", previous="older"), session("new", minutes=1))
     user.password_reset = password_reset("reset")
+    user.failed_logins, user.failures_started_at = 2, T0
 
     await add(new_uow, user)
 
@@ -320,35 +323,64 @@ async def test_listing_continues_after_a_user_deleted_between_pages(new_uow: New
     assert {user.id for user in rest.users} == set(users) - {user.id for user in first.users}
 
 
-async def test_get_by_refresh_token_finds_the_user_whose_current_token_matches(
+async def test_get_by_refresh_token_finds_the_user_by_a_token_any_of_its_sessions_holds(
     new_uow: NewUow,
 ) -> None:
     holder = new_user("holder@example.com")
-    holder.refresh_tokens = (refresh_token("older", minutes=0), refresh_token("current", minutes=5))
-    revoked_only = new_user("revoked@example.com")
-    revoked_only.refresh_tokens = (refresh_token("revoked", revoked=True),)
+    holder.sessions = (session("current", previous="previous"), session("other", minutes=5))
+    other = new_user("other@example.com")
+    other.sessions = (session("theirs"),)
     await add(new_uow, holder)
-    await add(new_uow, revoked_only)
+    await add(new_uow, other)
 
     async with new_uow() as uow:
-        found = await uow.users.get_by_refresh_token("current")
-        assert found is not None and found.id == holder.id
-        assert await uow.users.get_by_refresh_token("older") is None
-        assert await uow.users.get_by_refresh_token("revoked") is None
-        assert await uow.users.get_by_refresh_token("never-issued") is None
+        for held in ("current", "previous", "r1current", "r2current", "other"):
+            found = await uow.users.get_by_refresh_token(TokenLookup(holder.id, held))
+            assert found is not None and found.id == holder.id, held
+        assert await uow.users.get_by_refresh_token(TokenLookup(holder.id, "never-issued")) is None
+        # The hash is right but the token names another user: no cross-account match.
+        assert await uow.users.get_by_refresh_token(TokenLookup(other.id, "current")) is None
+        assert await uow.users.get_by_refresh_token(TokenLookup(holder.id, "theirs")) is None
+        assert await uow.users.get_by_refresh_token(TokenLookup(UserId.new(), "current")) is None
 
 
-async def test_get_by_refresh_token_stops_finding_a_token_once_revoked(new_uow: NewUow) -> None:
-    user = new_user()
-    user.refresh_tokens = (refresh_token("live"),)
-    await add(new_uow, user)
-
+async def test_get_by_refresh_token_finds_a_session_the_instant_it_is_committed(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
     async with new_uow() as uow:
-        stored = await uow.users.get_by_refresh_token("live")
-        assert stored is not None
-        stored.refresh_tokens = (refresh_token("live", revoked=True),)
+        stored = await uow.users.require(user.id)
+        _, token = stored.start_session(T0, SessionPolicy())
         await uow.users.update(stored)
         await uow.commit()
 
     async with new_uow() as uow:
-        assert await uow.users.get_by_refresh_token("live") is None
+        found = await uow.users.get_by_refresh_token(parse_token(token.value))
+
+    assert found is not None and found.id == user.id
+    newest = found.newest_session()
+    assert newest is not None and newest.token_hash == token.token_hash
+
+
+async def test_get_by_refresh_token_stops_finding_a_token_once_its_session_ends(
+    new_uow: NewUow,
+) -> None:
+    user = new_user()
+    user.sessions = (session("live"), session("kept", minutes=1))
+    await add(new_uow, user)
+
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_refresh_token(TokenLookup(user.id, "live"))
+        assert stored is not None and stored.end_session_holding("live")
+        await uow.users.update(stored)
+        await uow.commit()
+
+    async with new_uow() as uow:
+        assert await uow.users.get_by_refresh_token(TokenLookup(user.id, "live")) is None
+        assert await uow.users.get_by_refresh_token(TokenLookup(user.id, "kept")) is not None
+
+
+async def test_require_raises_user_not_found_for_an_unknown_id(new_uow: NewUow) -> None:
+    async with new_uow() as uow:
+        with pytest.raises(UserNotFound):
+            await uow.users.require(UserId.new())

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 from domain.events import EmailChanged, ProfileUpdated, UserDeleted, UserRegistered
 from domain.user import User, UserStatus
-from domain.values import Email, PersonName, RefreshToken, UserId
+from domain.values import Email, PersonName, UserId
+from tests.builders import session
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def make_user() -> User:
@@ -27,7 +29,9 @@ def test_registered_user_is_active_unsaved_and_records_user_registered() -> None
     assert user.status is UserStatus.ACTIVE
     assert user.version == 0
     assert user.created_at == user.updated_at == NOW
-    assert user.events == [UserRegistered(user_id=user.id.value, occurred_at=NOW, email="Ada@Example.com")]
+    assert user.events == [
+        UserRegistered(user_id=user.id.value, occurred_at=NOW, email="Ada@Example.com")
+    ]
 
 
 def test_user_repr_never_shows_the_password_hash() -> None:
@@ -49,7 +53,9 @@ def test_update_profile_changes_only_given_names_and_records_event() -> None:
 def test_update_profile_with_same_names_is_a_no_op() -> None:
     user = make_user()
     user.events.clear()
-    user.update_profile(first_name=PersonName.parse("Ada"), last_name=PersonName.parse("Lovelace"), now=NOW)
+    user.update_profile(
+        first_name=PersonName.parse("Ada"), last_name=PersonName.parse("Lovelace"), now=NOW
+    )
     assert user.events == []
     assert user.updated_at == NOW
 
@@ -59,7 +65,10 @@ def test_change_email_records_old_and_new_address() -> None:
     user.change_email(Email.parse("ada@lovelace.org"), now=NOW)
     assert user.email.value == "ada@lovelace.org"
     assert user.events[-1] == EmailChanged(
-        user_id=user.id.value, occurred_at=NOW, old_email="Ada@Example.com", new_email="ada@lovelace.org"
+        user_id=user.id.value,
+        occurred_at=NOW,
+        old_email="Ada@Example.com",
+        new_email="ada@lovelace.org",
     )
 
 
@@ -69,13 +78,33 @@ def test_mark_deleted_records_user_deleted() -> None:
     assert user.events[-1] == UserDeleted(user_id=user.id.value, occurred_at=NOW)
 
 
-def test_current_refresh_token_is_the_newest_unrevoked_one() -> None:
+def test_newest_session_is_the_one_whose_token_was_issued_last() -> None:
     user = make_user()
-    old = RefreshToken("h1", "s1", NOW, NOW + timedelta(days=30))
-    new = RefreshToken("h2", "s2", NOW + timedelta(hours=1), NOW + timedelta(days=30))
-    revoked = RefreshToken("h3", "s3", NOW + timedelta(hours=2), NOW + timedelta(days=30), revoked_at=NOW)
-    user.refresh_tokens = (old, new, revoked)
-    assert user.current_refresh_token() == new
-    assert new.is_active(NOW + timedelta(days=1))
-    assert not new.is_active(NOW + timedelta(days=31))
-    assert not revoked.is_active(NOW)
+    assert user.newest_session() is None
+    signed_in_later = session("later", minutes=5)
+    rotated_last = session("rotated", minutes=0, previous="before")
+    rotated_last = dataclasses.replace(rotated_last, last_used_at=NOW + timedelta(days=1))
+    user.sessions = (session("first"), signed_in_later, rotated_last)
+    assert user.newest_session() == rotated_last
+    user.sessions = (session("first"), signed_in_later)
+    assert user.newest_session() == signed_in_later
+
+
+def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
+    user = make_user()
+    user.sessions = (session("a"), session("b", minutes=1))
+    later = NOW + timedelta(hours=1)
+
+    user.disable(later)
+
+    assert user.status is UserStatus.DISABLED and user.sessions == ()
+    assert user.updated_at == later
+    user.enable(later + timedelta(hours=1))
+    assert user.status is UserStatus.ACTIVE
+    assert user.updated_at == later + timedelta(hours=1)
+
+
+def test_enabling_an_active_user_changes_nothing() -> None:
+    user = make_user()
+    user.enable(NOW + timedelta(hours=1))
+    assert user.status is UserStatus.ACTIVE and user.updated_at == NOW

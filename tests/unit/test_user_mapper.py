@@ -8,23 +8,27 @@ import pytest
 
 from domain.errors import StorageError
 from persistence.user_mapper import item_to_user, user_to_item
-from tests.builders import T0, new_user, password_reset, refresh_token, state_of
+from tests.builders import T0, new_user, password_reset, session, state_of
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "CreatedAt", "UpdatedAt", "RefreshTokens", "SchemaVersion",
+    "Version", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
 }  # fmt: skip
 
 
-def test_a_user_with_tokens_and_a_reset_survives_the_round_trip() -> None:
+def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -> None:
     user = new_user("Ada.Lovelace@Example.com")
-    user.refresh_tokens = (refresh_token("a", revoked=True), refresh_token("b", minutes=3))
-    user.password_reset = password_reset("r", used=True)
+    user.sessions = (session("a"), session("b", minutes=3, previous="a-before"))
+    user.password_reset = password_reset("r")
+    user.failed_logins = 3
+    user.failures_started_at = T0 + timedelta(minutes=1)
+    user.locked_until = T0 + timedelta(minutes=20)
 
     restored = item_to_user(user_to_item(user, version=4))
 
     assert state_of(restored) == {**state_of(user), "version": 4}
     assert restored.email.normalized == "ada.lovelace@example.com"
+    assert restored.sessions[1].retired_token_hashes == ("r1b", "r2b")
 
 
 def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None:
@@ -38,19 +42,44 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
     assert item["EmailIndex"] == {"S": "grace@example.com"}
     assert item["Status"] == {"S": "ACTIVE"}
     assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "1"}
-    assert item["RefreshTokens"] == {"L": []}
+    assert item["Sessions"] == {"L": []}
+    assert item["FailedLogins"] == {"N": "0"}
 
 
-def test_the_refresh_token_index_holds_the_current_token_hash_only() -> None:
+def test_the_refresh_token_index_holds_the_newest_sessions_token_hash_only() -> None:
     user = new_user()
-    user.refresh_tokens = (
-        refresh_token("newest-revoked", minutes=9, revoked=True),
-        refresh_token("live", minutes=1),
-    )
-    assert user_to_item(user, 1)["RefreshTokenIndex"] == {"S": "live"}
+    user.sessions = (session("signed-in-last", minutes=9), session("first", minutes=1))
+    assert user_to_item(user, 1)["RefreshTokenIndex"] == {"S": "signed-in-last"}
 
-    user.refresh_tokens = (refresh_token("revoked", revoked=True),)
+    user.sessions = ()
     assert "RefreshTokenIndex" not in user_to_item(user, 1)
+
+
+def test_a_session_stores_its_previous_and_retired_hashes_only_once_rotated() -> None:
+    user = new_user()
+    user.sessions = (session("fresh"), session("rotated", previous="older"))
+
+    fresh, rotated = (entry["M"] for entry in user_to_item(user, 1)["Sessions"]["L"])
+
+    assert set(fresh) == {"SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt"}
+    assert rotated["PreviousTokenHash"] == {"S": "older"}
+    assert rotated["RotatedAt"] == {"S": "2026-11-26T09:30:16.123456+00:00"}
+    assert rotated["RetiredTokenHashes"] == {"L": [{"S": "r1rotated"}, {"S": "r2rotated"}]}
+
+
+def test_lock_out_times_are_stored_only_while_set() -> None:
+    user = new_user()
+    user.failed_logins = 2
+    user.failures_started_at = T0
+    user.locked_until = T0 + timedelta(minutes=15)
+
+    item = user_to_item(user, 1)
+
+    assert item["FailedLogins"] == {"N": "2"}
+    assert item["FailuresStartedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
+    assert item["LockedUntil"] == {"S": "2026-11-26T09:45:15.123456+00:00"}
+    user.record_successful_login()
+    assert set(user_to_item(user, 1)) == BASE_ATTRIBUTES
 
 
 def test_a_password_reset_is_stored_as_a_map_and_absent_when_none() -> None:
