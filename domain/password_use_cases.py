@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from domain.errors import (
-    AccountDisabled,
-    AccountLocked,
     AuthenticationFailed,
     InvalidResetToken,
     InvalidValue,
@@ -14,7 +12,7 @@ from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy
 from domain.ports import Clock, Notifier, PasswordHasher, PasswordResetMail, UnitOfWork
 from domain.retry import retry_on_conflict
-from domain.session_use_cases import record_failed_login
+from domain.session_use_cases import check_may_sign_in, record_failed_login
 from domain.tokens import parse_token
 from domain.user import UserStatus
 from domain.validation import Violations
@@ -50,10 +48,7 @@ async def change_password(
     if not await hasher.verify(verified_hash, current):
         await record_failed_login(uow, user, clock, policy)
         raise AuthenticationFailed("the current password is incorrect")
-    if user.status is UserStatus.DISABLED:
-        raise AccountDisabled()
-    if (remaining := user.lock_remaining(clock())) is not None:
-        raise AccountLocked(remaining)
+    check_may_sign_in(user, clock())
     new_hash = await hasher.hash(new)
 
     async def apply(attempt: int) -> None:
@@ -64,6 +59,8 @@ async def change_password(
             if user.password_hash != verified_hash:
                 # Changed by someone else since we checked the current password against it.
                 raise VersionConflict(expected=user.version)
+            if attempt:
+                check_may_sign_in(user, clock())  # the write we lost to may have disabled it
             user.change_password(new_hash, clock())
             user.end_sessions(keep_session_id=keep_session_id or None)
             user.record_successful_login()

@@ -62,7 +62,7 @@ async def authenticate(
         await record_failed_login(uow, user, clock, policy)
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
-    _check_may_sign_in(user, clock())
+    check_may_sign_in(user, clock())
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
     async def open_session(attempt: int) -> SessionTokens:
@@ -75,7 +75,7 @@ async def authenticate(
                 raise AuthenticationFailed()  # the password changed while we were checking it
             if attempt:
                 # The write we lost to may have disabled or locked the account.
-                _check_may_sign_in(user, now)
+                check_may_sign_in(user, now)
             user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
@@ -88,7 +88,8 @@ async def authenticate(
     return await retry_on_conflict(open_session)
 
 
-def _check_may_sign_in(user: User, now: datetime) -> None:
+def check_may_sign_in(user: User, now: datetime) -> None:
+    """AccountDisabled or AccountLocked, for a caller who has just proved the password."""
     if user.status is UserStatus.DISABLED:
         raise AccountDisabled()
     if (remaining := user.lock_remaining(now)) is not None:

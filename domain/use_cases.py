@@ -151,9 +151,9 @@ async def _switch_status(
     async def apply(attempt: int) -> User:
         async with uow:
             user = await uow.users.require(parsed_id)
-            before = (user.status, user.sessions)
+            before = (user.status, user.sessions, user.password_reset)
             switch(user, clock())
-            if (user.status, user.sessions) != before:
+            if (user.status, user.sessions, user.password_reset) != before:
                 await uow.users.update(user)
                 await uow.commit()
         return user

@@ -215,8 +215,9 @@ class User:
     # --- administration ----------------------------------------------------------------------
 
     def disable(self, now: datetime) -> None:
-        """Block sign-in and refresh: every session ends."""
+        """Block sign-in and refresh: every session ends, and a pending reset is void."""
         self.end_sessions()
+        self.password_reset = None
         if self.status is not UserStatus.DISABLED:
             self.status = UserStatus.DISABLED
             self.updated_at = now

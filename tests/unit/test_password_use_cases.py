@@ -281,3 +281,16 @@ async def test_a_reset_refuses_a_common_password_and_keeps_the_token_usable(kit:
     assert kit.store.commits == commits
     await reset(kit, mailed_token(kit))
     assert kit.stored(user).password_hash == fake_hash(NEW_PASSWORD)
+
+
+async def test_disabling_an_account_voids_its_pending_reset(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    await request_reset(kit)
+    token = mailed_token(kit)
+
+    await use_cases.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await use_cases.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
+
+    with pytest.raises(InvalidResetToken):
+        await reset(kit, token)
+    assert kit.stored(user).password_hash == fake_hash(PASSWORD)
