@@ -64,7 +64,7 @@ class StorageUnavailable(DomainError):
 
 
 class StorageError(DomainError):
-    """The store refused a request for a reason a retry will not fix (misconfiguration, permissions)."""
+    """The store refused a request for a reason a retry will not fix (set-up, permissions)."""
 
 
 class AuthenticationFailed(DomainError):
@@ -75,7 +75,7 @@ class AuthenticationFailed(DomainError):
 
 
 class AccountDisabled(DomainError):
-    """The account is disabled by an administrator (said only to a caller who proved the password)."""
+    """The account is disabled (said only to a caller who proved the password)."""
 
     def __init__(self) -> None:
         super().__init__("this account is disabled")
@@ -86,7 +86,9 @@ class AccountLocked(DomainError):
 
     def __init__(self, retry_after: timedelta) -> None:
         self.retry_after = retry_after
-        super().__init__("too many failed sign-ins; this account is locked for a while, try again later")
+        super().__init__(
+            "too many failed sign-ins; this account is locked for a while, try again later"
+        )
 
 
 class InvalidRefreshToken(DomainError):
@@ -100,7 +102,9 @@ class ConcurrentRefresh(DomainError):
     """Another refresh with the same token won a race; its result is the one to use."""
 
     def __init__(self) -> None:
-        super().__init__("this refresh token was just used by a concurrent request; use that request's tokens")
+        super().__init__(
+            "this refresh token was just used by a concurrent request; use that request's tokens"
+        )
 
 
 class InvalidResetToken(DomainError):

@@ -1,4 +1,4 @@
-"""Opaque, tamper-evident page tokens for ListUsers: the last key of a page, signed with HMAC-SHA256."""
+"""Tamper-evident page tokens for ListUsers: the last key of a page, signed with HMAC-SHA256."""
 
 from __future__ import annotations
 
@@ -28,13 +28,19 @@ class PageTokenCodec:
         return base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode("ascii")
 
     def decode(self, token: str) -> UserId:
-        invalid = InvalidValue("is not a page token issued by this service; start again with an empty page_token")
+        invalid = InvalidValue(
+            "is not a page token issued by this service; start again with an empty page_token"
+        )
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise invalid from None
         body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if len(body) != 1 + 16 or body[:1] != _FORMAT or not hmac.compare_digest(mac, self._mac(body)):
+        if (
+            len(body) != 1 + 16
+            or body[:1] != _FORMAT
+            or not hmac.compare_digest(mac, self._mac(body))
+        ):
             raise invalid
         return UserId(str(uuid.UUID(bytes=body[1:])))
 

@@ -20,7 +20,7 @@ class SessionPolicy:
 
 @dataclass(frozen=True)
 class LockoutPolicy:
-    """After ``max_failures`` failed sign-ins within ``window``, the account locks for ``duration``."""
+    """``max_failures`` failed sign-ins within ``window`` lock the account for ``duration``."""
 
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)

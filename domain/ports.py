@@ -1,4 +1,4 @@
-"""Ports the use cases depend on: repository, unit of work, hasher, token issuer, notifier, clock."""
+"""Ports of the use cases: repository, unit of work, hasher, token issuer, notifier, clock."""
 
 from __future__ import annotations
 
@@ -73,7 +73,9 @@ class UserRepository(abc.ABC):
         try:
             previous_email = self._loaded_emails[user.id.value]
         except KeyError:
-            raise RuntimeError("update() of a user that was not read through this repository") from None
+            raise RuntimeError(
+                "update() of a user that was not read through this repository"
+            ) from None
         await self._update(user, previous_email)
 
     async def delete(self, user: User) -> None:
@@ -106,7 +108,7 @@ class UserRepository(abc.ABC):
 
 
 class UnitOfWork(abc.ABC):
-    """One atomic change: ``async with uow: ...; await uow.commit()``; anything not committed is dropped."""
+    """One atomic change: ``async with uow: ...; await uow.commit()``; the rest is dropped."""
 
     users: UserRepository
 

@@ -97,7 +97,12 @@ def check_may_sign_in(user: User, now: datetime) -> None:
 
 
 async def refresh_session(
-    uow: UnitOfWork, issuer: AccessTokenIssuer, clock: Clock, policy: AuthPolicy, *, refresh_token: str
+    uow: UnitOfWork,
+    issuer: AccessTokenIssuer,
+    clock: Clock,
+    policy: AuthPolicy,
+    *,
+    refresh_token: str,
 ) -> SessionTokens:
     lookup = _parse_refresh_token(refresh_token)
     if lookup is None:
@@ -176,8 +181,11 @@ def _parse_refresh_token(raw: str) -> TokenLookup | None:
         return None
 
 
-async def record_failed_login(uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy) -> None:
+async def record_failed_login(
+    uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy
+) -> None:
     """Count a wrong password against the account (retried on conflicts, so none is lost)."""
+
     async def record(attempt: int) -> None:
         nonlocal user
         async with uow:

@@ -1,4 +1,4 @@
-"""Opaque secret tokens (refresh and password-reset): made, parsed and compared, stored only as hashes.
+"""Secret tokens (refresh, password reset): made, parsed, compared; stored only as hashes.
 
 A token reads ``<user id>.<secret>``: the user id is its lookup key, so finding the account
 needs one strongly consistent read by id and never an eventually consistent index; the

@@ -1,4 +1,4 @@
-"""Use cases of the user service: validate primitives, drive the aggregate, commit one unit of work."""
+"""Account use cases: validate primitives, drive the aggregate, commit one unit of work."""
 
 from __future__ import annotations
 
@@ -101,8 +101,16 @@ async def update_profile(
 ) -> User:
     violations = Violations()
     parsed_id = violations.parse("id", UserId.parse, user_id)
-    parsed_first = violations.parse("first_name", PersonName.parse, first_name) if first_name is not None else None
-    parsed_last = violations.parse("last_name", PersonName.parse, last_name) if last_name is not None else None
+    parsed_first = (
+        violations.parse("first_name", PersonName.parse, first_name)
+        if first_name is not None
+        else None
+    )
+    parsed_last = (
+        violations.parse("last_name", PersonName.parse, last_name)
+        if last_name is not None
+        else None
+    )
     if first_name is None and last_name is None:
         violations.add("first_name", "give first_name, last_name or both")
     _check_expected_version(violations, expected_version)
@@ -117,7 +125,9 @@ async def update_profile(
     return user
 
 
-async def delete_user(uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int) -> None:
+async def delete_user(
+    uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int
+) -> None:
     violations = Violations()
     parsed_id = violations.parse("id", UserId.parse, user_id)
     _check_expected_version(violations, expected_version)
@@ -131,7 +141,7 @@ async def delete_user(uow: UnitOfWork, clock: Clock, *, user_id: str, expected_v
 
 
 async def disable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
-    """Block sign-in and refresh, ending every session; disabling a disabled user changes nothing."""
+    """Block sign-in and refresh, ending every session; idempotent."""
     return await _switch_status(uow, clock, user_id, User.disable)
 
 
@@ -161,10 +171,14 @@ async def _switch_status(
     return await retry_on_conflict(apply)
 
 
-async def list_users(uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str) -> UsersPage:
+async def list_users(
+    uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str
+) -> UsersPage:
     violations = Violations()
     if not 0 <= page_size <= MAX_PAGE_SIZE:
-        violations.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})")
+        violations.add(
+            "page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
+        )
     after = violations.parse("page_token", page_tokens.decode, page_token) if page_token else None
     violations.raise_if_any()
     async with uow:

@@ -1,4 +1,5 @@
-"""The User aggregate root: the one place that decides how an account, its sessions and its password may change."""
+"""The User aggregate root: the one place that decides how an account, its sessions and
+its password may change."""
 
 from __future__ import annotations
 
@@ -68,10 +69,14 @@ class User:
             created_at=now,
             updated_at=now,
         )
-        user.events.append(UserRegistered(user_id=user_id.value, occurred_at=now, email=email.value))
+        user.events.append(
+            UserRegistered(user_id=user_id.value, occurred_at=now, email=email.value)
+        )
         return user
 
-    def update_profile(self, *, first_name: PersonName | None, last_name: PersonName | None, now: datetime) -> None:
+    def update_profile(
+        self, *, first_name: PersonName | None, last_name: PersonName | None, now: datetime
+    ) -> None:
         new_first = first_name or self.first_name
         new_last = last_name or self.last_name
         if (new_first, new_last) == (self.first_name, self.last_name):
@@ -79,7 +84,12 @@ class User:
         self.first_name, self.last_name = new_first, new_last
         self.updated_at = now
         self.events.append(
-            ProfileUpdated(user_id=self.id.value, occurred_at=now, first_name=new_first.value, last_name=new_last.value)
+            ProfileUpdated(
+                user_id=self.id.value,
+                occurred_at=now,
+                first_name=new_first.value,
+                last_name=new_last.value,
+            )
         )
 
     def change_email(self, email: Email, *, now: datetime) -> None:
@@ -88,7 +98,11 @@ class User:
         old = self.email
         self.email = email
         self.updated_at = now
-        self.events.append(EmailChanged(user_id=self.id.value, occurred_at=now, old_email=old.value, new_email=email.value))
+        self.events.append(
+            EmailChanged(
+                user_id=self.id.value, occurred_at=now, old_email=old.value, new_email=email.value
+            )
+        )
 
     def mark_deleted(self, *, now: datetime) -> None:
         self.events.append(UserDeleted(user_id=self.id.value, occurred_at=now))
@@ -105,7 +119,9 @@ class User:
         """Count a wrong password; the ``max_failures``-th within the window locks the account."""
         if self.lock_remaining(now) is not None:
             return  # failures while locked neither extend nor stack the lock
-        window_open = self.failures_started_at is not None and now - self.failures_started_at < policy.window
+        window_open = (
+            self.failures_started_at is not None and now - self.failures_started_at < policy.window
+        )
         if window_open:
             self.failed_logins += 1
         else:
@@ -130,7 +146,11 @@ class User:
             last_used_at=now,
         )
         kept = sorted(self._live_sessions(now, policy), key=lambda s: s.created_at)
-        kept = kept[len(kept) - policy.max_sessions + 1 :] if len(kept) >= policy.max_sessions else kept
+        kept = (
+            kept[len(kept) - policy.max_sessions + 1 :]
+            if len(kept) >= policy.max_sessions
+            else kept
+        )
         self.sessions = (*kept, session)
         return session, token
 
@@ -196,7 +216,9 @@ class User:
     def request_password_reset(self, now: datetime, lifetime: timedelta) -> IssuedToken:
         """A new single-use reset token; it replaces any earlier one."""
         token = issue_token(self.id)
-        self.password_reset = PasswordReset(token.token_hash, requested_at=now, expires_at=now + lifetime)
+        self.password_reset = PasswordReset(
+            token.token_hash, requested_at=now, expires_at=now + lifetime
+        )
         return token
 
     def reset_password(self, presented: TokenLookup, password_hash: str, now: datetime) -> None:
@@ -207,9 +229,13 @@ class User:
         self.record_successful_login()
 
     def check_reset_token(self, presented: TokenLookup, now: datetime) -> None:
-        """InvalidResetToken unless ``presented`` is the pending reset's token and it has not expired."""
+        """InvalidResetToken unless ``presented`` is the pending reset's token, unexpired."""
         reset = self.password_reset
-        if reset is None or not same_hash(reset.token_hash, presented.token_hash) or not reset.is_usable(now):
+        if (
+            reset is None
+            or not same_hash(reset.token_hash, presented.token_hash)
+            or not reset.is_usable(now)
+        ):
             raise InvalidResetToken()
 
     # --- administration ----------------------------------------------------------------------
@@ -235,7 +261,11 @@ class User:
     def _session_holding(self, token_hash: str) -> Session | None:
         found = None
         for session in self.sessions:  # no early exit: the time taken does not depend on a match
-            hashes = (session.token_hash, session.previous_token_hash, *session.retired_token_hashes)
+            hashes = (
+                session.token_hash,
+                session.previous_token_hash,
+                *session.retired_token_hashes,
+            )
             if any([same_hash(stored, token_hash) for stored in hashes]):
                 found = session
         return found
@@ -256,7 +286,9 @@ class User:
             rotated_at=now,
             retired_token_hashes=retired,
         )
-        self.sessions = tuple(rotated if s.session_id == session.session_id else s for s in self.sessions)
+        self.sessions = tuple(
+            rotated if s.session_id == session.session_id else s for s in self.sessions
+        )
         return RefreshOutcome(RefreshResult.ROTATED, rotated, token)
 
 

@@ -43,7 +43,9 @@ class UserId:
         try:
             parsed = uuid.UUID(raw.strip())
         except (ValueError, AttributeError):
-            raise InvalidValue("must be a UUID such as 3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b") from None
+            raise InvalidValue(
+                "must be a UUID such as 3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b"
+            ) from None
         return cls(str(parsed))
 
     def __str__(self) -> str:
@@ -52,7 +54,7 @@ class UserId:
 
 @dataclass(frozen=True)
 class Email:
-    """An email address: trimmed display form, plus the case-folded form uniqueness is decided on."""
+    """An email address: trimmed display form, and the case-folded form that must be unique."""
 
     value: str
     normalized: str = field(init=False, compare=False)

@@ -97,9 +97,13 @@ def _map_to_session(value: Item) -> Session:
         created_at=_parse_time(fields["CreatedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
         last_used_at=_parse_time(fields["LastUsedAt"]),
-        previous_token_hash=fields["PreviousTokenHash"]["S"] if "PreviousTokenHash" in fields else None,
+        previous_token_hash=fields["PreviousTokenHash"]["S"]
+        if "PreviousTokenHash" in fields
+        else None,
         rotated_at=_optional_time(fields, "RotatedAt"),
-        retired_token_hashes=tuple(h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]),
+        retired_token_hashes=tuple(
+            h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""Turns settings into the authentication parts: policy, signing keys, notifier, caller checks, TLS."""
+"""Settings turned into the authentication parts: policy, keys, notifier, caller checks, TLS."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from grpc_reflection.v1alpha import reflection
 
 from domain.policies import AuthPolicy, LockoutPolicy, SessionPolicy
 from domain.ports import Notifier
-from server.access_tokens import SigningKeyError, SigningKeys, generate_signing_keys, load_signing_keys
+from server.access_tokens import (
+    SigningKeyError,
+    SigningKeys,
+    generate_signing_keys,
+    load_signing_keys,
+)
 from server.caller_auth import CallerAuthInterceptor
 from server.outbox_notifier import OutboxNotifier
 from server.settings import Settings

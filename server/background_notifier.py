@@ -27,12 +27,12 @@ class BackgroundNotifier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for deliveries under way; cancel what is left."""
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait up to ``grace_seconds`` for deliveries under way; cancel what is left."""
         if not self._tasks:
             return
         pending = set(self._tasks)
-        _, unfinished = await asyncio.wait(pending, timeout=timeout)
+        _, unfinished = await asyncio.wait(pending, timeout=grace_seconds)
         for task in unfinished:
             task.cancel()
         if unfinished:
@@ -41,6 +41,6 @@ class BackgroundNotifier:
     async def _deliver(self, mail: PasswordResetMail) -> None:
         try:
             await self._inner.send_password_reset(mail)
-        except Exception as error:  # noqa: BLE001 - a failed delivery must not go unnoticed, nor crash
-            # The error's text is the transport's; it never holds the token, which lives in the body.
+        except Exception as error:
+            # The text is the transport's; it never holds the token, which is in the body.
             log.error("password-reset mail delivery failed: %s: %s", type(error).__name__, error)

@@ -76,7 +76,9 @@ class EmbeddedDynamoDb:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Serve moto's DynamoDB over HTTP, one request at a time.")
+    parser = argparse.ArgumentParser(
+        description="Serve moto's DynamoDB over HTTP, one request at a time."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()

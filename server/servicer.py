@@ -129,7 +129,11 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         context: Context[pb.RefreshSessionRequest, pb.RefreshSessionResponse],
     ) -> pb.RefreshSessionResponse:
         tokens = await session_use_cases.refresh_session(
-            self._uow(), self._issuer, self._clock, self._policy, refresh_token=request.refresh_token
+            self._uow(),
+            self._issuer,
+            self._clock,
+            self._policy,
+            refresh_token=request.refresh_token,
         )
         return refreshed_to_pb(tokens)
 
@@ -191,7 +195,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def DisableUser(
         self, request: pb.DisableUserRequest, context: Context[pb.DisableUserRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(await use_cases.disable_user(self._uow(), self._clock, user_id=request.id))
+        return user_to_pb(
+            await use_cases.disable_user(self._uow(), self._clock, user_id=request.id)
+        )
 
     async def EnableUser(
         self, request: pb.EnableUserRequest, context: Context[pb.EnableUserRequest, pb.User]

@@ -207,7 +207,8 @@ class Settings(BaseSettings):
             )
         if self.jwt_signing_keys is None and self.jwt_signing_keys_file is None:
             raise ValueError(
-                "production needs USER_SERVICE_JWT_SIGNING_KEYS or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
+                "production needs USER_SERVICE_JWT_SIGNING_KEYS "
+                "or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
             )
         return self
 

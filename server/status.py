@@ -20,10 +20,10 @@ from domain.errors import (
     ConcurrentRefresh,
     EmailAlreadyRegistered,
     InvalidArgument,
-    StorageUnavailable,
-    UserNotFound,
     InvalidRefreshToken,
     InvalidResetToken,
+    StorageUnavailable,
+    UserNotFound,
     VersionConflict,
 )
 from server.caller_auth import CallerNotPermitted, CallerUnauthenticated

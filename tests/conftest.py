@@ -43,7 +43,15 @@ def moto_endpoint() -> Iterator[str]:
     """URL of a moto server process (DynamoDB over HTTP, one request at a time) on a free loopback port."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.embedded_dynamodb", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "server.embedded_dynamodb",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

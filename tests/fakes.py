@@ -32,7 +32,9 @@ _Write = Callable[[InMemoryStore], None]
 class FakeUserRepository(UserRepository):
     """Repository over an InMemoryStore; writes are staged on the unit of work."""
 
-    def __init__(self, store: InMemoryStore, staged: list[tuple[_Write, Callable[[], None]]]) -> None:
+    def __init__(
+        self, store: InMemoryStore, staged: list[tuple[_Write, Callable[[], None]]]
+    ) -> None:
         super().__init__()
         self._store = store
         self._staged = staged
@@ -53,7 +55,9 @@ class FakeUserRepository(UserRepository):
             start = next((i for i, key in enumerate(ids) if key > after.value), len(ids))
         chunk = ids[start : start + limit]
         more = start + limit < len(ids)
-        return UserPage([_copy(self._store.users[key]) for key in chunk], UserId(chunk[-1]) if more else None)
+        return UserPage(
+            [_copy(self._store.users[key]) for key in chunk], UserId(chunk[-1]) if more else None
+        )
 
     async def _add(self, user: User) -> None:
         snapshot = _copy(user)

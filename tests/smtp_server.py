@@ -135,7 +135,7 @@ class CapturingSmtpServer:
         self,
         *,
         to: str,
-        timeout: float = 5.0,  # noqa: ASYNC109 - polls a list that the server's thread fills
+        timeout: float = 5.0,
     ) -> EmailMessage:
         """The oldest message to ``to`` that no earlier call returned, waiting for it if need be.
 

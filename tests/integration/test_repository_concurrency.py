@@ -55,22 +55,34 @@ async def test_concurrent_registrations_over_a_populated_table_lose_no_write_and
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
     rng = random.Random(7)
-    await asyncio.gather(*(register(dynamodb_client, dynamodb_tables, new_user(f"seed{i}@example.com")) for i in range(150)))
+    await asyncio.gather(
+        *(
+            register(dynamodb_client, dynamodb_tables, new_user(f"seed{i}@example.com"))
+            for i in range(150)
+        )
+    )
     distinct = [new_user(f"new{i}@example.com") for i in range(30)]
     contested = [new_user(mixed_case("taken@example.com", rng)) for _ in range(30)]
     contenders = distinct + contested
     rng.shuffle(contenders)
 
     outcomes = await asyncio.gather(
-        *(register(dynamodb_client, dynamodb_tables, user) for user in contenders), return_exceptions=True
+        *(register(dynamodb_client, dynamodb_tables, user) for user in contenders),
+        return_exceptions=True,
     )
 
-    committed = {user.id.value for user, outcome in zip(contenders, outcomes, strict=True) if outcome is None}
-    assert all(isinstance(outcome, EmailAlreadyRegistered) for outcome in outcomes if outcome is not None)
+    committed = {
+        user.id.value for user, outcome in zip(contenders, outcomes, strict=True) if outcome is None
+    }
+    assert all(
+        isinstance(outcome, EmailAlreadyRegistered) for outcome in outcomes if outcome is not None
+    )
     assert {user.id.value for user in distinct} <= committed
     assert len(committed) == len(distinct) + 1
     user_ids = {item["Id"]["S"] for item in await scan_all(dynamodb_client, dynamodb_tables.users)}
-    guards = {item["UserId"]["S"] for item in await scan_all(dynamodb_client, dynamodb_tables.emails)}
+    guards = {
+        item["UserId"]["S"] for item in await scan_all(dynamodb_client, dynamodb_tables.emails)
+    }
     assert committed <= user_ids
     assert len(user_ids) == 150 + len(committed)
     assert guards == user_ids

@@ -26,7 +26,11 @@ def imported_top_level_modules(package: str) -> dict[str, set[str]]:
 
 def test_domain_imports_only_the_standard_library_and_itself() -> None:
     allowed = set(sys.stdlib_module_names) | {"domain", "__future__"}
-    offenders = {module: files for module, files in imported_top_level_modules("domain").items() if module not in allowed}
+    offenders = {
+        module: files
+        for module, files in imported_top_level_modules("domain").items()
+        if module not in allowed
+    }
     assert offenders == {}
 
 

@@ -14,8 +14,12 @@ from server.cli import EXIT_FAILURE, EXIT_OK, check_health
 CHECK = health_pb2.DESCRIPTOR.services_by_name["Health"].methods_by_name["Check"]
 
 
-def answer_health_check(reply: health_pb2.HealthCheckResponse | None, code: grpc.StatusCode) -> tuple[int, health_pb2.HealthCheckRequest]:
-    channel = grpc_testing.channel(health_pb2.DESCRIPTOR.services_by_name.values(), grpc_testing.strict_real_time())
+def answer_health_check(
+    reply: health_pb2.HealthCheckResponse | None, code: grpc.StatusCode
+) -> tuple[int, health_pb2.HealthCheckRequest]:
+    channel = grpc_testing.channel(
+        health_pb2.DESCRIPTOR.services_by_name.values(), grpc_testing.strict_real_time()
+    )
     with ThreadPoolExecutor(max_workers=1) as pool:
         exit_code = pool.submit(check_health, channel, "test")
         _, request, rpc = channel.take_unary_unary(CHECK)
@@ -25,7 +29,8 @@ def answer_health_check(reply: health_pb2.HealthCheckResponse | None, code: grpc
 
 def test_health_command_exits_0_when_serving(capsys: pytest.CaptureFixture[str]) -> None:
     exit_code, request = answer_health_check(
-        health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING), grpc.StatusCode.OK
+        health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING),
+        grpc.StatusCode.OK,
     )
     assert (exit_code, request.service) == (EXIT_OK, "")
     assert capsys.readouterr().out.strip() == "SERVING"
@@ -33,13 +38,18 @@ def test_health_command_exits_0_when_serving(capsys: pytest.CaptureFixture[str])
 
 def test_health_command_exits_1_when_not_serving(capsys: pytest.CaptureFixture[str]) -> None:
     exit_code, _ = answer_health_check(
-        health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING), grpc.StatusCode.OK
+        health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING),
+        grpc.StatusCode.OK,
     )
     assert exit_code == EXIT_FAILURE
     assert capsys.readouterr().out.strip() == "NOT_SERVING"
 
 
-def test_health_command_exits_1_with_one_line_when_the_call_fails(capsys: pytest.CaptureFixture[str]) -> None:
+def test_health_command_exits_1_with_one_line_when_the_call_fails(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     exit_code, _ = answer_health_check(None, grpc.StatusCode.UNAVAILABLE)
     assert exit_code == EXIT_FAILURE
-    assert capsys.readouterr().err.strip() == "user-service: health check of test failed: UNAVAILABLE"
+    assert (
+        capsys.readouterr().err.strip() == "user-service: health check of test failed: UNAVAILABLE"
+    )

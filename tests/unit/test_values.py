@@ -10,7 +10,13 @@ from domain.values import Email, Password, PersonName, UserId
 
 @pytest.mark.parametrize(
     "raw",
-    ["ada@example.com", "Ada.Lovelace+tag@Example.COM", "  ada@example.com  ", "ünï@exämple.de", "a@b.co"],
+    [
+        "ada@example.com",
+        "Ada.Lovelace+tag@Example.COM",
+        "  ada@example.com  ",
+        "ünï@exämple.de",
+        "a@b.co",
+    ],
 )
 def test_email_accepts_ordinary_addresses(raw: str) -> None:
     assert Email.parse(raw).value == raw.strip()
@@ -52,7 +58,9 @@ def test_email_keeps_display_form_and_compares_case_insensitively_by_normalized_
 
 
 def test_email_normalized_form_folds_unicode_case() -> None:
-    assert Email.parse("STRASSE@example.de").normalized == Email.parse("straße@example.de").normalized
+    assert (
+        Email.parse("STRASSE@example.de").normalized == Email.parse("straße@example.de").normalized
+    )
 
 
 def test_person_name_is_trimmed_and_bounded() -> None:
@@ -79,7 +87,10 @@ def test_password_never_shows_its_value() -> None:
 
 
 def test_user_id_is_canonical_lower_case_uuid() -> None:
-    assert UserId.parse(" 3F2B8A3E-1C4D-4E5F-9A6B-7C8D9E0F1A2B ").value == "3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b"
+    assert (
+        UserId.parse(" 3F2B8A3E-1C4D-4E5F-9A6B-7C8D9E0F1A2B ").value
+        == "3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b"
+    )
     assert UserId.new() != UserId.new()
     for raw in ["", "42", "not-a-uuid", "3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2"]:
         with pytest.raises(InvalidValue):
