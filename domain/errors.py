@@ -56,6 +56,10 @@ class VersionConflict(DomainError):
         super().__init__(f"the user was changed concurrently ({detail}); read it again and retry")
 
 
+class StaleVersion(VersionConflict):
+    """The caller's expected_version is not the stored version: re-reading will not help it."""
+
+
 class StorageUnavailable(DomainError):
     """The store could not be reached or is throttling; the request may be retried."""
 

@@ -6,7 +6,7 @@ from domain.errors import (
     AuthenticationFailed,
     InvalidResetToken,
     InvalidValue,
-    VersionConflict,
+    StaleVersion,
 )
 from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy
@@ -58,7 +58,7 @@ async def change_password(
                 user = await uow.users.require(parsed_id)
             if user.password_hash != verified_hash:
                 # Changed by someone else since we checked the current password against it.
-                raise VersionConflict(expected=user.version)
+                raise StaleVersion(expected=user.version, actual=user.version)
             if attempt:
                 check_may_sign_in(user, clock())  # the write we lost to may have disabled it
             user.change_password(new_hash, clock())

@@ -29,10 +29,13 @@ class UserRepository(abc.ABC):
     """Reads users at once; stages writes, which land only when the unit of work commits.
 
     Every write is conditional: ``add`` fails if the id or the email is taken,
-    ``update`` and ``delete`` fail unless the stored version is still
-    ``user.version``; on commit the version is incremented. The repository
-    remembers the email each user had when it was read, so that an email
-    change moves the uniqueness guard in the same atomic write.
+    ``update`` and ``delete`` fail (VersionConflict) if the stored user changed in any
+    way since it was read, sign-in bookkeeping included. ``user.version`` counts only
+    the changes callers can see (``user.touched``): such an update increments it on
+    commit; session and lock-out bookkeeping leave it alone, so a token refresh never
+    makes a caller's ``expected_version`` stale. The repository remembers the email each
+    user had when read, so that an email change moves the uniqueness guard in the same
+    atomic write.
     """
 
     def __init__(self) -> None:
@@ -76,7 +79,7 @@ class UserRepository(abc.ABC):
             raise RuntimeError(
                 "update() of a user that was not read through this repository"
             ) from None
-        await self._update(user, previous_email)
+        await self._update(user, previous_email, visible=user.touched)
 
     async def delete(self, user: User) -> None:
         if user.id.value not in self._loaded_emails:
@@ -101,7 +104,8 @@ class UserRepository(abc.ABC):
     async def _add(self, user: User) -> None: ...
 
     @abc.abstractmethod
-    async def _update(self, user: User, previous_email: Email) -> None: ...
+    async def _update(self, user: User, previous_email: Email, *, visible: bool) -> None:
+        """Stage the write; ``visible``: callers can see the change, so the version moves."""
 
     @abc.abstractmethod
     async def _delete(self, user: User, stored_email: Email) -> None: ...

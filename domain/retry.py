@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from domain.errors import VersionConflict
+from domain.errors import StaleVersion, VersionConflict
 
 T = TypeVar("T")
 
-# Writes that carry no caller-supplied version (sign-in bookkeeping, sessions, admin switches)
-# are re-read and re-applied this many times before the conflict reaches the caller as ABORTED.
+# A write that lost to another one on the same user is re-read and re-applied this many times
+# before the conflict reaches the caller as ABORTED. A StaleVersion (the caller's own
+# expected_version is out of date) is never retried.
 ATTEMPTS = 5
 
 
@@ -19,7 +20,7 @@ async def retry_on_conflict(attempt: Callable[[int], Awaitable[T]], attempts: in
     for number in range(attempts):
         try:
             return await attempt(number)
-        except VersionConflict:
-            if number == attempts - 1:
+        except VersionConflict as conflict:
+            if isinstance(conflict, StaleVersion) or number == attempts - 1:
                 raise
     raise AssertionError("unreachable")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.errors import UserNotFound, VersionConflict
+from domain.errors import StaleVersion, UserNotFound
 from domain.page_tokens import PageTokenCodec
 from domain.password_policy import check_new_password
 from domain.ports import Clock, PasswordHasher, UnitOfWork
@@ -116,13 +116,18 @@ async def update_profile(
     _check_expected_version(violations, expected_version)
     violations.raise_if_any()
     assert parsed_id
-    async with uow:
-        user = await _load_at_version(uow, parsed_id, expected_version)
-        user.update_profile(first_name=parsed_first, last_name=parsed_last, now=clock())
-        if user.events:
-            await uow.users.update(user)
-            await uow.commit()
-    return user
+    async def apply(attempt: int) -> User:
+        async with uow:
+            user = await _load_at_version(uow, parsed_id, expected_version)
+            user.update_profile(first_name=parsed_first, last_name=parsed_last, now=clock())
+            if user.events:
+                await uow.users.update(user)
+                await uow.commit()
+        return user
+
+    # A sign-in or refresh landing in between changes the stored user but not its version:
+    # the profile change is re-applied on a fresh read, and still checked against the version.
+    return await retry_on_conflict(apply)
 
 
 async def delete_user(
@@ -133,11 +138,14 @@ async def delete_user(
     _check_expected_version(violations, expected_version)
     violations.raise_if_any()
     assert parsed_id
-    async with uow:
-        user = await _load_at_version(uow, parsed_id, expected_version)
-        user.mark_deleted(now=clock())
-        await uow.users.delete(user)
-        await uow.commit()
+    async def apply(attempt: int) -> None:
+        async with uow:
+            user = await _load_at_version(uow, parsed_id, expected_version)
+            user.mark_deleted(now=clock())
+            await uow.users.delete(user)
+            await uow.commit()
+
+    await retry_on_conflict(apply)
 
 
 async def disable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
@@ -192,5 +200,5 @@ async def _load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: i
     if user is None:
         raise UserNotFound(f"no user with id {user_id}")
     if user.version != expected_version:
-        raise VersionConflict(expected=expected_version, actual=user.version)
+        raise StaleVersion(expected=expected_version, actual=user.version)
     return user

@@ -27,9 +27,12 @@ class UserStatus(enum.Enum):
 class User:
     """A user account.
 
-    ``version`` is the stored version this object reflects: 0 until first saved.
-    The persistence layer checks it on every write and increments it once the
-    write has landed; domain methods never touch it.
+    ``version`` is the stored version this object reflects: 0 until first saved. It
+    counts the changes callers can see (names, email, password, status): each of those
+    goes through ``_touch``, which moves ``updated_at`` and sets ``touched``; the
+    persistence layer increments the version when such a write has landed, and clears
+    ``touched``. Sessions, sign-in failures and lock-outs change without a new version.
+    Domain methods never touch ``version``.
     """
 
     id: UserId
@@ -47,6 +50,7 @@ class User:
     failures_started_at: datetime | None = None
     locked_until: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
+    touched: bool = field(default=False, repr=False)
 
     @classmethod
     def register(
@@ -82,7 +86,7 @@ class User:
         if (new_first, new_last) == (self.first_name, self.last_name):
             return
         self.first_name, self.last_name = new_first, new_last
-        self.updated_at = now
+        self._touch(now)
         self.events.append(
             ProfileUpdated(
                 user_id=self.id.value,
@@ -97,7 +101,7 @@ class User:
             return
         old = self.email
         self.email = email
-        self.updated_at = now
+        self._touch(now)
         self.events.append(
             EmailChanged(
                 user_id=self.id.value, occurred_at=now, old_email=old.value, new_email=email.value
@@ -211,7 +215,7 @@ class User:
     def change_password(self, password_hash: str, now: datetime) -> None:
         self.password_hash = password_hash
         self.password_reset = None
-        self.updated_at = now
+        self._touch(now)
 
     def request_password_reset(self, now: datetime, lifetime: timedelta) -> IssuedToken:
         """A new single-use reset token; it replaces any earlier one."""
@@ -246,14 +250,19 @@ class User:
         self.password_reset = None
         if self.status is not UserStatus.DISABLED:
             self.status = UserStatus.DISABLED
-            self.updated_at = now
+            self._touch(now)
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:
             self.status = UserStatus.ACTIVE
-            self.updated_at = now
+            self._touch(now)
 
     # --- internals ---------------------------------------------------------------------------
+
+    def _touch(self, now: datetime) -> None:
+        """Mark a change callers can see: it moves updated_at, and the version on commit."""
+        self.updated_at = now
+        self.touched = True
 
     def _live_sessions(self, now: datetime, policy: SessionPolicy) -> list[Session]:
         return [s for s in self.sessions if s.is_live(now, policy.idle_lifetime)]

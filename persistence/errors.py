@@ -74,7 +74,7 @@ class Check(enum.Enum):
 
     EMAIL_FREE = "the email guard must not exist yet"
     ID_FREE = "the user id must not exist yet"
-    VERSION = "the stored user must still have the expected version"
+    VERSION = "the stored user must not have changed since it was read"
     GUARD_OWNED = "the email guard, if any, must belong to this user"
 
 

@@ -6,7 +6,9 @@ reads only users:
   Email              S  display form of the address
   EmailIndex         S  normalized (case-folded) email; hash key of GSI ``EmailIndex``
   FirstName, LastName, PasswordHash, Status   S
-  Version            N  optimistic-locking version: 1 once added, +1 per write
+  Version            N  the version callers see: 1 once added, +1 per write that moves UpdatedAt
+  Revision           N  1 once added, +1 per write of any kind; every update and delete is
+                        conditional on it (optimistic locking)
   CreatedAt, UpdatedAt  S  ISO-8601 UTC with microseconds: 2024-05-01T12:00:00.000000+00:00
   Sessions           L  of M, one per signed-in device (at most the configured maximum):
                         {SessionId, TokenHash, CreatedAt, ExpiresAt, LastUsedAt,

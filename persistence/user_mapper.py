@@ -13,8 +13,8 @@ from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, SCHEMA_VERSION
 Item = dict[str, Any]
 
 
-def user_to_item(user: User, version: int) -> Item:
-    """The item that stores ``user`` at ``version``."""
+def user_to_item(user: User, version: int, revision: int) -> Item:
+    """The item that stores ``user`` at ``version`` (what callers see) and ``revision``."""
     item: Item = {
         "Id": _s(user.id.value),
         "Email": _s(user.email.value),
@@ -24,6 +24,7 @@ def user_to_item(user: User, version: int) -> Item:
         "PasswordHash": _s(user.password_hash),
         "Status": _s(user.status.value),
         "Version": _n(version),
+        "Revision": _n(revision),
         "CreatedAt": _time(user.created_at),
         "UpdatedAt": _time(user.updated_at),
         "Sessions": {"L": [_session_to_map(session) for session in user.sessions]},
@@ -70,6 +71,11 @@ def item_to_user(item: Item) -> User:
         item_id = item.get("Id", {}).get("S", "?")
         problem = type(error).__name__
         raise StorageError(f"stored user item {item_id} is malformed ({problem})") from error
+
+
+def item_revision(item: Item) -> int:
+    """The item's revision: the count of all its writes (items from before it existed: Version)."""
+    return int(item.get("Revision", item["Version"])["N"])
 
 
 def _session_to_map(session: Session) -> Item:

@@ -11,7 +11,7 @@ from domain.values import Email, UserId
 from persistence.errors import Check, WriteCheck, translated
 from persistence.schema import TableNames
 from persistence.transaction import StagedWrite
-from persistence.user_mapper import item_to_user, user_to_item
+from persistence.user_mapper import item_revision, item_to_user, user_to_item
 
 
 class DynamoUserRepository(UserRepository):
@@ -22,6 +22,8 @@ class DynamoUserRepository(UserRepository):
         self._client = client
         self._tables = tables
         self._staged = staged
+        # Revision of each user as read: every conditional write checks it (see schema).
+        self._revisions: dict[str, int] = {}
 
     async def _get_by_id(self, user_id: UserId) -> User | None:
         key = {"Id": {"S": user_id.value}}
@@ -30,7 +32,7 @@ class DynamoUserRepository(UserRepository):
                 TableName=self._tables.users, Key=key, ConsistentRead=True
             )
         item = response.get("Item")
-        return item_to_user(item) if item else None
+        return self._read(item) if item else None
 
     async def _get_by_email(self, email: Email) -> User | None:
         # The guard table, read consistently, decides; the EmailIndex GSI may lag behind.
@@ -56,7 +58,7 @@ class DynamoUserRepository(UserRepository):
             # One user more than asked tells whether another page exists: no empty last page.
             with translated("Scan"):
                 response = await self._client.scan(**request, Limit=limit + 1 - len(users))
-            users.extend(item_to_user(item) for item in response.get("Items", []))
+            users.extend(self._read(item) for item in response.get("Items", []))
             if len(users) > limit:
                 return UserPage(users[:limit], users[limit - 1].id)
             if "LastEvaluatedKey" not in response:
@@ -68,7 +70,7 @@ class DynamoUserRepository(UserRepository):
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
-                "Item": user_to_item(user, version=1),
+                "Item": user_to_item(user, version=1, revision=1),
                 "ConditionExpression": "attribute_not_exists(#id)",
                 "ExpressionAttributeNames": {"#id": "Id"},
             }
@@ -78,32 +80,35 @@ class DynamoUserRepository(UserRepository):
             StagedWrite(
                 items=[self._put_guard(user), put_user],
                 checks=[WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
-                on_success=partial(_set_version, user, 1),
+                on_success=partial(self._landed, user, 1, 1),
             )
         )
 
-    async def _update(self, user: User, previous_email: Email) -> None:
-        expected = user.version
+    async def _update(self, user: User, previous_email: Email, *, visible: bool) -> None:
+        revision = self._revisions[user.id.value]
+        version = user.version + 1 if visible else user.version
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
-                "Item": user_to_item(user, version=expected + 1),
-                **_version_condition(expected),
+                "Item": user_to_item(user, version=version, revision=revision + 1),
+                **_revision_condition(revision),
             }
         }
         items = [put_user]
-        checks = [WriteCheck(Check.VERSION, expected_version=expected, user_id=user.id.value)]
+        checks = [WriteCheck(Check.VERSION, expected_version=user.version, user_id=user.id.value)]
         if user.email.normalized != previous_email.normalized:
             items += [self._delete_guard(previous_email, user.id), self._put_guard(user)]
             checks += [WriteCheck(Check.GUARD_OWNED), WriteCheck(Check.EMAIL_FREE)]
-        self._staged.append(StagedWrite(items, checks, partial(_set_version, user, expected + 1)))
+        self._staged.append(
+            StagedWrite(items, checks, partial(self._landed, user, version, revision + 1))
+        )
 
     async def _delete(self, user: User, stored_email: Email) -> None:
         delete_user = {
             "Delete": {
                 "TableName": self._tables.users,
                 "Key": {"Id": {"S": user.id.value}},
-                **_version_condition(user.version),
+                **_revision_condition(self._revisions[user.id.value]),
             }
         }
         check = WriteCheck(Check.VERSION, user.version, user.id.value, missing_is_not_found=True)
@@ -113,6 +118,15 @@ class DynamoUserRepository(UserRepository):
                 checks=[check, WriteCheck(Check.GUARD_OWNED)],
             )
         )
+
+    def _read(self, item: dict[str, Any]) -> User:
+        user = item_to_user(item)
+        self._revisions[user.id.value] = item_revision(item)
+        return user
+
+    def _landed(self, user: User, version: int, revision: int) -> None:
+        user.version, user.touched = version, False
+        self._revisions[user.id.value] = revision
 
     def _put_guard(self, user: User) -> dict[str, Any]:
         return {
@@ -137,15 +151,14 @@ class DynamoUserRepository(UserRepository):
         }
 
 
-def _version_condition(expected: int) -> dict[str, Any]:
+def _revision_condition(expected: int) -> dict[str, Any]:
+    # Items written before Revision existed carry only Version, which then counted every write.
     # ALL_OLD returns the stored item on failure, so a conflict can report the stored version.
     return {
-        "ConditionExpression": "#version = :expected",
-        "ExpressionAttributeNames": {"#version": "Version"},
+        "ConditionExpression": (
+            "#revision = :expected OR (attribute_not_exists(#revision) AND #version = :expected)"
+        ),
+        "ExpressionAttributeNames": {"#revision": "Revision", "#version": "Version"},
         "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
-
-
-def _set_version(user: User, version: int) -> None:
-    user.version = version

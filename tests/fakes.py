@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from functools import partial
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,14 +15,15 @@ from domain.values import Email, Password, UserId
 
 
 def _copy(user: User) -> User:
-    return dataclasses.replace(user, events=[])
+    return dataclasses.replace(user, events=[], touched=False)
 
 
 class InMemoryStore:
-    """The shared 'table': users by id and the email guard (normalized email -> user id)."""
+    """The shared 'table': users and their revisions by id, and the email guard (email -> id)."""
 
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
+        self.revisions: dict[str, int] = {}
         self.emails: dict[str, str] = {}
         self.commits = 0
 
@@ -38,11 +40,20 @@ class FakeUserRepository(UserRepository):
         super().__init__()
         self._store = store
         self._staged = staged
+        self._revisions: dict[str, int] = {}
 
     async def _get_by_id(self, user_id: UserId) -> User | None:
         await asyncio.sleep(0)  # yield like real I/O, so concurrent use cases interleave
         user = self._store.users.get(user_id.value)
-        return _copy(user) if user else None
+        return self._read(user) if user else None
+
+    def _read(self, user: User) -> User:
+        self._revisions[user.id.value] = self._store.revisions[user.id.value]
+        return _copy(user)
+
+    def _landed(self, user: User, version: int, revision: int) -> None:
+        user.version, user.touched = version, False
+        self._revisions[user.id.value] = revision
 
     async def _get_by_email(self, email: Email) -> User | None:
         user_id = self._store.emails.get(email.normalized)
@@ -56,7 +67,8 @@ class FakeUserRepository(UserRepository):
         chunk = ids[start : start + limit]
         more = start + limit < len(ids)
         return UserPage(
-            [_copy(self._store.users[key]) for key in chunk], UserId(chunk[-1]) if more else None
+            [self._read(self._store.users[key]) for key in chunk],
+            UserId(chunk[-1]) if more else None,
         )
 
     async def _add(self, user: User) -> None:
@@ -69,39 +81,43 @@ class FakeUserRepository(UserRepository):
             if snapshot.id.value in store.users:
                 raise RuntimeError("user id collision")
             store.users[snapshot.id.value] = snapshot
+            store.revisions[snapshot.id.value] = 1
             store.emails[snapshot.email.normalized] = snapshot.id.value
 
-        self._staged.append((write, lambda: setattr(user, "version", 1)))
+        self._staged.append((write, lambda: self._landed(user, 1, 1)))
 
-    async def _update(self, user: User, previous_email: Email) -> None:
-        expected = user.version
+    async def _update(self, user: User, previous_email: Email, *, visible: bool) -> None:
+        revision = self._revisions[user.id.value]
         snapshot = _copy(user)
-        snapshot.version = expected + 1
+        snapshot.version = user.version + 1 if visible else user.version
 
         def write(store: InMemoryStore) -> None:
             stored = store.users.get(snapshot.id.value)
-            if stored is None or stored.version != expected:
-                raise VersionConflict(expected, stored.version if stored else None)
+            if stored is None or store.revisions[snapshot.id.value] != revision:
+                raise VersionConflict(user.version, stored.version if stored else None)
             if snapshot.email.normalized != previous_email.normalized:
                 if snapshot.email.normalized in store.emails:
                     raise EmailAlreadyRegistered()
                 del store.emails[previous_email.normalized]
                 store.emails[snapshot.email.normalized] = snapshot.id.value
             store.users[snapshot.id.value] = snapshot
+            store.revisions[snapshot.id.value] = revision + 1
 
-        self._staged.append((write, lambda: setattr(user, "version", expected + 1)))
+        landed = partial(self._landed, user, snapshot.version, revision + 1)
+        self._staged.append((write, landed))
 
     async def _delete(self, user: User, stored_email: Email) -> None:
-        expected = user.version
+        revision = self._revisions[user.id.value]
         user_id = user.id.value
 
         def write(store: InMemoryStore) -> None:
             stored = store.users.get(user_id)
             if stored is None:
                 raise UserNotFound(f"no user with id {user_id}")
-            if stored.version != expected:
-                raise VersionConflict(expected, stored.version)
+            if store.revisions[user_id] != revision:
+                raise VersionConflict(user.version, stored.version)
             del store.users[user_id]
+            del store.revisions[user_id]
             store.emails.pop(stored_email.normalized, None)
 
         self._staged.append((write, lambda: None))
@@ -119,9 +135,11 @@ class FakeUnitOfWork(UnitOfWork):
     async def commit(self) -> None:
         trial = InMemoryStore()
         trial.users, trial.emails = dict(self.store.users), dict(self.store.emails)
+        trial.revisions = dict(self.store.revisions)
         for write, _ in self._staged:
             write(trial)  # raises before anything reaches the real store
         self.store.users, self.store.emails = trial.users, trial.emails
+        self.store.revisions = trial.revisions
         self.store.commits += 1
         for _, after_commit in self._staged:
             after_commit()

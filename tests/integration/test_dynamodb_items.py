@@ -18,7 +18,7 @@ from tests.fakes import FakePasswordHasher, FixedClock
 CLEAR_PASSWORD = "correct horse battery staple"
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
 }  # fmt: skip
 
 
@@ -87,7 +87,7 @@ async def test_an_update_stores_only_token_hashes_the_index_of_the_newest_and_th
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
     assert set(item) == BASE_ATTRIBUTES | {"RefreshTokenIndex", "PasswordReset"}
-    assert item["Version"] == {"N": "2"}
+    assert (item["Version"], item["Revision"]) == ({"N": "2"}, {"N": "2"})
     assert item["FirstName"] == {"S": "Augusta"}
     assert item["UpdatedAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
     stored_text = json.dumps(item)

@@ -384,3 +384,40 @@ async def test_require_raises_user_not_found_for_an_unknown_id(new_uow: NewUow) 
     async with new_uow() as uow:
         with pytest.raises(UserNotFound):
             await uow.users.require(UserId.new())
+
+
+async def test_session_bookkeeping_keeps_the_version_but_still_guards_against_lost_updates(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as first, new_uow() as second:
+        signing_in = await first.users.get_by_id(user.id)
+        renaming = await second.users.get_by_id(user.id)
+        assert signing_in is not None and renaming is not None
+        signing_in.start_session(T0, SessionPolicy())
+        await first.users.update(signing_in)
+        await first.commit()
+        renaming.update_profile(first_name=PersonName.parse("Late"), last_name=None, now=T0)
+        await second.users.update(renaming)
+        with pytest.raises(VersionConflict):
+            await second.commit()  # its read is older than the sign-in's write
+
+    stored = await by_id(new_uow, user)
+    assert stored is not None
+    assert signing_in.version == stored.version == 1  # no change a caller can see
+    assert len(stored.sessions) == 1 and stored.first_name.value == "Ada"
+
+
+async def test_a_change_callers_see_moves_the_version_even_at_the_same_instant(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())  # updated_at is T0 already
+    async with new_uow() as uow:
+        stored = await uow.users.get_by_id(user.id)
+        assert stored is not None
+        stored.update_profile(first_name=PersonName.parse("Augusta"), last_name=None, now=T0)
+        await uow.users.update(stored)
+        await uow.commit()
+
+    again = await by_id(new_uow, user)
+    assert stored.version == 2 and again is not None and again.version == 2

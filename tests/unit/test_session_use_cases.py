@@ -309,7 +309,8 @@ async def test_refresh_with_an_empty_token_is_an_invalid_argument(kit: AuthKit) 
 async def test_refresh_of_a_deleted_user_is_refused(kit: AuthKit) -> None:
     user = await kit.add_user()
     signed_in = await kit.sign_in()
-    await use_cases.delete_user(kit.uow(), kit.clock, user_id=user.id.value, expected_version=2)
+    # Signing in changed nothing a caller sees: the version read at registration still holds.
+    await use_cases.delete_user(kit.uow(), kit.clock, user_id=user.id.value, expected_version=1)
 
     with pytest.raises(InvalidRefreshToken):
         await kit.refresh(signed_in.refresh_token)
@@ -386,3 +387,23 @@ async def test_logout_all_of_an_unknown_or_malformed_user_id(kit: AuthKit) -> No
     with pytest.raises(InvalidArgument) as error:
         await logout_all(kit.uow(), user_id="42")
     assert fields_of(error) == {"user_id"}
+
+
+async def test_signing_in_and_refreshing_leave_the_version_a_caller_read_valid(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    await kit.refresh(signed_in.refresh_token)
+
+    renamed = await use_cases.update_profile(
+        kit.uow(),
+        kit.clock,
+        user_id=user.id.value,
+        first_name="Augusta",
+        last_name=None,
+        expected_version=1,
+    )
+
+    assert renamed.version == kit.stored(user).version == 2
+    assert len(kit.stored(user).sessions) == 1  # the profile change kept the session
