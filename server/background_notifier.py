@@ -35,6 +35,7 @@ class BackgroundNotifier:
         _, unfinished = await asyncio.wait(pending, timeout=grace_seconds)
         for task in unfinished:
             task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
         if unfinished:
             log.warning("%d password-reset mail(s) not delivered before shutdown", len(unfinished))
 
