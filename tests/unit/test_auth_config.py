@@ -50,7 +50,7 @@ def test_a_configured_key_is_used_from_the_environment_or_a_file(tmp_path: Path)
 def test_an_unreadable_key_file_is_named_in_the_error(tmp_path: Path) -> None:
     missing = tmp_path / "absent.pem"
 
-    with pytest.raises(SigningKeyError, match="absent.pem"):
+    with pytest.raises(SigningKeyError, match=r"absent\.pem"):
         signing_keys(Settings(jwt_signing_keys_file=missing))
 
 
