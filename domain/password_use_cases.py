@@ -14,7 +14,7 @@ from domain.ports import Clock, Notifier, PasswordHasher, PasswordResetMail, Uni
 from domain.retry import retry_on_conflict
 from domain.session_use_cases import check_may_sign_in, record_failed_login
 from domain.tokens import parse_token
-from domain.user import UserStatus
+from domain.user import User, UserStatus
 from domain.validation import Violations
 from domain.values import Email, Password, UserId
 
@@ -115,21 +115,20 @@ async def reset_password(
     except InvalidValue:
         raise InvalidResetToken() from None
     async with uow:
-        user = await uow.users.get_by_id(lookup.user_id)
-    if user is None:
+        found = await uow.users.get_by_id(lookup.user_id)
+    if found is None:
         raise InvalidResetToken()
-    user.check_reset_token(lookup, clock())
-    violations.check("new_password", check_new_password, new, email=user.email)
+    found.check_reset_token(lookup, clock())
+    violations.check("new_password", check_new_password, new, email=found.email)
     violations.raise_if_any()
     new_hash = await hasher.hash(new)
+    first_read: User = found
 
     async def apply(attempt: int) -> None:
-        nonlocal user
         async with uow:
-            if attempt:
-                user = await uow.users.get_by_id(lookup.user_id)
-                if user is None:
-                    raise InvalidResetToken()
+            user = first_read if not attempt else await uow.users.get_by_id(lookup.user_id)
+            if user is None:
+                raise InvalidResetToken()
             # Checked again on the fresh copy: of two uses of one token, only one commits.
             user.reset_password(lookup, new_hash, clock())
             await uow.users.update(user)

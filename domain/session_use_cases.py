@@ -52,11 +52,12 @@ async def authenticate(
     violations.raise_if_any()
     assert parsed_email and presented
     async with uow:
-        user = await uow.users.get_by_email(parsed_email)
-    if user is None:
+        found = await uow.users.get_by_email(parsed_email)
+    if found is None:
         # As slow as a real check, so timing does not tell which emails have accounts.
         await hasher.verify(hasher.dummy_hash, presented)
         raise AuthenticationFailed()
+    user: User = found
     verified_hash = user.password_hash
     if not await hasher.verify(verified_hash, presented):
         await record_failed_login(uow, user, clock, policy)

@@ -116,6 +116,7 @@ async def update_profile(
     _check_expected_version(violations, expected_version)
     violations.raise_if_any()
     assert parsed_id
+
     async def apply(attempt: int) -> User:
         async with uow:
             user = await _load_at_version(uow, parsed_id, expected_version)
@@ -138,6 +139,7 @@ async def delete_user(
     _check_expected_version(violations, expected_version)
     violations.raise_if_any()
     assert parsed_id
+
     async def apply(attempt: int) -> None:
         async with uow:
             user = await _load_at_version(uow, parsed_id, expected_version)

@@ -75,7 +75,8 @@ def item_to_user(item: Item) -> User:
 
 def item_revision(item: Item) -> int:
     """The item's revision: the count of all its writes (items from before it existed: Version)."""
-    return int(item.get("Revision", item["Version"])["N"])
+    revision = item["Revision"] if "Revision" in item else item["Version"]
+    return int(revision["N"])
 
 
 def _session_to_map(session: Session) -> Item:

@@ -116,7 +116,9 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         return _guarded_handler(handler, admit)
 
     def identify(
-        self, metadata: Iterable[tuple[str, str | bytes]], auth_context: Mapping[str, list[bytes]]
+        self,
+        metadata: Iterable[tuple[str, str | bytes]],
+        auth_context: Mapping[str, Iterable[bytes]],
     ) -> Caller:
         """The caller that ``metadata`` and the TLS ``auth_context`` show; CallerUnauthenticated."""
         if not self._api_keys and not self._client_certs_required:
@@ -124,8 +126,9 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         headers = [value for key, value in metadata if key == _AUTHORIZATION]
         if headers:
             return self._caller_with_key(headers)
-        if self._client_certs_required and auth_context.get("transport_security_type") == _TLS:
-            names = auth_context.get("x509_common_name") or []
+        transport = list(auth_context.get("transport_security_type") or [])
+        if self._client_certs_required and transport == _TLS:
+            names = list(auth_context.get("x509_common_name") or [])
             if names:
                 name = names[0].decode("utf-8", errors="replace")
                 return Caller(name, self._client_cert_roles.get(name, frozenset()))
