@@ -50,9 +50,12 @@ class VersionConflict(DomainError):
     def __init__(self, expected: int, actual: int | None = None) -> None:
         self.expected = expected
         self.actual = actual
-        detail = f"expected version {expected}"
-        if actual is not None:
-            detail += f", stored version is {actual}"
+        if actual is None or actual == expected:
+            # Only bookkeeping (sessions, sign-in failures) moved: the version a caller sees is
+            # the same, but the write it was checked against lost a race.
+            super().__init__("the user was changed concurrently; read it again and retry")
+            return
+        detail = f"expected version {expected}, stored version is {actual}"
         super().__init__(f"the user was changed concurrently ({detail}); read it again and retry")
 
 

@@ -10,7 +10,14 @@ from domain.errors import (
 )
 from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy
-from domain.ports import Clock, Notifier, PasswordHasher, PasswordResetMail, UnitOfWork
+from domain.ports import (
+    Clock,
+    Notifier,
+    PasswordHasher,
+    PasswordResetMail,
+    TaskRunner,
+    UnitOfWork,
+)
 from domain.retry import retry_on_conflict
 from domain.session_use_cases import check_may_sign_in, record_failed_login
 from domain.tokens import parse_token
@@ -71,17 +78,34 @@ async def change_password(
 
 
 async def request_password_reset(
-    uow: UnitOfWork, notifier: Notifier, clock: Clock, policy: AuthPolicy, *, email: str
+    uow: UnitOfWork,
+    notifier: Notifier,
+    clock: Clock,
+    policy: AuthPolicy,
+    later: TaskRunner,
+    *,
+    email: str,
 ) -> None:
-    """Mail a reset token if an active account has this address; otherwise do nothing, quietly."""
+    """Mail a reset token if an active account has this address; otherwise do nothing, quietly.
+
+    Only the address's form is checked before the reply; the lookup, the write and the mail
+    happen after it, so the reply is the same, and as fast, whether or not the address exists.
+    """
     violations = Violations()
     parsed_email = violations.parse("email", Email.parse, email)
     violations.raise_if_any()
     assert parsed_email
+    later.spawn(
+        _issue_reset(uow, notifier, clock, policy, parsed_email), name="issue a password reset"
+    )
 
+
+async def _issue_reset(
+    uow: UnitOfWork, notifier: Notifier, clock: Clock, policy: AuthPolicy, email: Email
+) -> None:
     async def issue(attempt: int) -> PasswordResetMail | None:
         async with uow:
-            user = await uow.users.get_by_email(parsed_email)
+            user = await uow.users.get_by_email(email)
             if user is None or user.status is UserStatus.DISABLED:
                 return None
             now = clock()

@@ -1,13 +1,13 @@
-"""Ports of the use cases: repository, unit of work, hasher, token issuer, notifier, clock."""
+"""Ports of the use cases: repository, unit of work, hasher, tokens, notifier, tasks, clock."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from domain.errors import UserNotFound
 from domain.tokens import TokenLookup
@@ -71,6 +71,12 @@ class UserRepository(abc.ABC):
 
     async def add(self, user: User) -> None:
         await self._add(user)
+
+    @abc.abstractmethod
+    async def shadow_failed_login(self) -> None:
+        """Spend what counting a failed sign-in costs (a read and a conditional write of the
+        store), on an item that never exists: nothing changes. A sign-in with an unknown
+        email does this, so that it takes as long as one with a wrong password."""
 
     async def update(self, user: User) -> None:
         try:
@@ -185,6 +191,16 @@ class PasswordResetMail:
 
     def __repr__(self) -> str:
         return f"PasswordResetMail(to=..., expires_at={self.expires_at.isoformat()})"
+
+
+class TaskRunner(Protocol):
+    """Runs work after the reply has gone, so that the reply's timing does not depend on it.
+
+    The work is awaited to its end (retries included) unless the process stops first; its
+    failures are logged by the runner, never shown to the caller.
+    """
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None: ...
 
 
 class Notifier(Protocol):

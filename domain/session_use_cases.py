@@ -15,7 +15,13 @@ from domain.errors import (
     UserNotFound,
 )
 from domain.policies import AuthPolicy
-from domain.ports import AccessToken, AccessTokenIssuer, Clock, PasswordHasher, UnitOfWork
+from domain.ports import (
+    AccessToken,
+    AccessTokenIssuer,
+    Clock,
+    PasswordHasher,
+    UnitOfWork,
+)
 from domain.retry import retry_on_conflict
 from domain.tokens import TokenLookup, parse_token
 from domain.user import RefreshResult, User, UserStatus
@@ -54,12 +60,15 @@ async def authenticate(
     async with uow:
         found = await uow.users.get_by_email(parsed_email)
     if found is None:
-        # As slow as a real check, so timing does not tell which emails have accounts.
+        # The same work as a wrong password (a hash check and the store round trips of counting
+        # a failure), so the time taken does not tell which emails have accounts.
         await hasher.verify(hasher.dummy_hash, presented)
+        await uow.users.shadow_failed_login()
         raise AuthenticationFailed()
     user: User = found
     verified_hash = user.password_hash
     if not await hasher.verify(verified_hash, presented):
+        # Counted before the reply: the next attempt, on any replica, sees it.
         await record_failed_login(uow, user, clock, policy)
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
@@ -194,7 +203,10 @@ async def record_failed_login(
                 user = await uow.users.require(user.id)
             now = clock()
             if user.lock_remaining(now) is not None:
-                return  # already locked: nothing to count, nothing to write
+                # Already locked: nothing to count. The shadow keeps the reply as slow as a
+                # counted failure, so timing does not reveal the lock either.
+                await uow.users.shadow_failed_login()
+                return
             user.record_failed_login(now, policy.lockout)
             await uow.users.update(user)
             await uow.commit()

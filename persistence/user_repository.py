@@ -5,13 +5,19 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from domain.ports import UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, UserId
-from persistence.errors import Check, WriteCheck, translated
+from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.schema import TableNames
 from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_revision, item_to_user, user_to_item
+
+# Never a user's id (UserId.new makes version-4 UUIDs): the target of shadow_failed_login.
+SHADOW_USER_ID = "00000000-0000-0000-0000-000000000000"
+SHADOW_ITEM_BYTES = 2048
 
 
 class DynamoUserRepository(UserRepository):
@@ -46,6 +52,28 @@ class DynamoUserRepository(UserRepository):
             return None
         user = await self._get_by_id(UserId(guard["UserId"]["S"]))
         return user if user is not None and user.email.normalized == email.normalized else None
+
+    async def shadow_failed_login(self) -> None:
+        # The reads and the conditional write of counting a failure, aimed at the nil UUID,
+        # which UserId never produces: the condition fails and nothing is written.
+        key = {"Id": {"S": SHADOW_USER_ID}}
+        with translated("GetItem"):
+            await self._client.get_item(TableName=self._tables.users, Key=key, ConsistentRead=True)
+        # A Put of about a user item's size, whose condition cannot hold: priced and timed like
+        # the write of a failure count, while nothing lands.
+        put = {
+            "Put": {
+                "TableName": self._tables.users,
+                "Item": {**key, "Shadow": {"S": "-" * SHADOW_ITEM_BYTES}},
+                "ConditionExpression": "attribute_exists(#id)",
+                "ExpressionAttributeNames": {"#id": "Id"},
+            }
+        }
+        try:
+            await self._client.transact_write_items(TransactItems=[put])
+        except (ClientError, BotoCoreError) as error:
+            if error_code(error) != "TransactionCanceledException":
+                raise to_storage_error(error, "TransactWriteItems") from error
 
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
         if limit < 1:

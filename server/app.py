@@ -26,7 +26,7 @@ from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from server import auth_config
 from server.access_tokens import JwtAccessTokenIssuer
-from server.background_notifier import BackgroundNotifier
+from server.background import BackgroundTasks
 from server.caller_auth import CallerAuthInterceptor
 from server.embedded_dynamodb import EmbeddedDynamoDb
 from server.health import HealthLoop
@@ -130,8 +130,8 @@ async def running_service(
             audience=settings.jwt_audience,
             lifetime_seconds=settings.access_token_lifetime_seconds,
         )
-        mail = BackgroundNotifier(auth_config.notifier(settings))
-        stack.push_async_callback(mail.drain, settings.shutdown_grace_seconds)
+        later = BackgroundTasks()
+        stack.push_async_callback(later.drain, settings.shutdown_grace_seconds)
         servicer = UserServiceServicer(
             uow_factory=lambda: DynamoUnitOfWork(client, tables),
             hasher=hasher,
@@ -139,8 +139,9 @@ async def running_service(
             page_tokens=PageTokenCodec(_page_token_key(settings)),
             issuer=issuer,
             jwks=issuer.jwks,
-            notifier=mail,
+            notifier=auth_config.notifier(settings),
             policy=auth_config.auth_policy(settings),
+            later=later,
         )
         health_servicer = health.aio.HealthServicer()
         health_loop = HealthLoop(

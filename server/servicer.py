@@ -11,7 +11,14 @@ from grpc.aio import ServicerContext as Context
 from domain import password_use_cases, session_use_cases, use_cases
 from domain.page_tokens import PageTokenCodec
 from domain.policies import AuthPolicy
-from domain.ports import AccessTokenIssuer, Clock, Notifier, PasswordHasher, UnitOfWorkFactory
+from domain.ports import (
+    AccessTokenIssuer,
+    Clock,
+    Notifier,
+    PasswordHasher,
+    TaskRunner,
+    UnitOfWorkFactory,
+)
 from server.messages import (
     authenticated_to_pb,
     jwks_to_pb,
@@ -37,6 +44,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         jwks: Jwks,
         notifier: Notifier,
         policy: AuthPolicy,
+        later: TaskRunner,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
@@ -46,6 +54,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self._jwks = jwks
         self._notifier = notifier
         self._policy = policy
+        self._later = later
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -174,7 +183,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         context: Context[pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse],
     ) -> pb.RequestPasswordResetResponse:
         await password_use_cases.request_password_reset(
-            self._uow(), self._notifier, self._clock, self._policy, email=request.email
+            self._uow(), self._notifier, self._clock, self._policy, self._later, email=request.email
         )
         return pb.RequestPasswordResetResponse()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from functools import partial
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.ports import AccessToken, PasswordResetMail, UnitOfWork, UserPage, UserRepository
@@ -26,6 +27,7 @@ class InMemoryStore:
         self.revisions: dict[str, int] = {}
         self.emails: dict[str, str] = {}
         self.commits = 0
+        self.shadow_logins = 0
 
 
 _Write = Callable[[InMemoryStore], None]
@@ -58,6 +60,10 @@ class FakeUserRepository(UserRepository):
     async def _get_by_email(self, email: Email) -> User | None:
         user_id = self._store.emails.get(email.normalized)
         return await self._get_by_id(UserId(user_id)) if user_id else None
+
+    async def shadow_failed_login(self) -> None:
+        self._store.shadow_logins += 1
+        await asyncio.sleep(0)
 
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
         ids = sorted(self._store.users)
@@ -203,3 +209,18 @@ class FixedClock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+class DeferredTasks:
+    """TaskRunner that holds the work until a test runs it (as it would after the reply)."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, Coroutine[Any, Any, None]]] = []
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        self.pending.append((name, work))
+
+    async def run_all(self) -> None:
+        while self.pending:
+            _, work = self.pending.pop(0)
+            await work

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import grpc
+from biome.user.v1 import user_service_pb2 as pb
+from biome.user.v1 import user_service_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from biome.user.v1 import user_service_pb2 as pb
-from biome.user.v1 import user_service_pb2_grpc
 from server.app import running_service
 from tests.conftest import free_port
 from tests.e2e.harness import rpc_error, service_settings

@@ -162,3 +162,28 @@ async def test_every_user_has_one_guard_item_which_follows_an_email_change(
     item = await raw_user(dynamodb_client, dynamodb_tables, users[0].id.value)
     assert item["Email"] == {"S": "Moved@Example.com"}
     assert item["EmailIndex"] == {"S": "moved@example.com"}
+
+
+async def test_the_shadow_of_a_failed_sign_in_reads_and_conditionally_writes_but_changes_nothing(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+        await uow.users.add(new_user())
+        await uow.commit()
+    before = await dynamodb_client.scan(TableName=dynamodb_tables.users, ConsistentRead=True)
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    events = dynamodb_client.meta.events
+    events.register("before-parameter-build.dynamodb", record)
+    try:
+        async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+            await uow.users.shadow_failed_login()
+    finally:
+        events.unregister("before-parameter-build.dynamodb", record)
+
+    after = await dynamodb_client.scan(TableName=dynamodb_tables.users, ConsistentRead=True)
+    assert calls == ["GetItem", "TransactWriteItems"]
+    assert after["Items"] == before["Items"] and after["Count"] == 1

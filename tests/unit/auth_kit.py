@@ -10,6 +10,7 @@ from domain.session_use_cases import SessionTokens, authenticate, refresh_sessio
 from domain.user import User
 from tests.builders import T0, new_user
 from tests.fakes import (
+    DeferredTasks,
     FakeAccessTokenIssuer,
     FakePasswordHasher,
     FakeUnitOfWork,
@@ -38,6 +39,7 @@ class AuthKit:
     issuer: FakeAccessTokenIssuer = field(default_factory=FakeAccessTokenIssuer)
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     policy: AuthPolicy = field(default_factory=AuthPolicy)
+    after_reply: DeferredTasks = field(default_factory=DeferredTasks)
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store)

@@ -50,7 +50,10 @@ async def change(
 
 
 async def request_reset(kit: AuthKit, email: str = EMAIL) -> None:
-    await request_password_reset(kit.uow(), kit.notifier, kit.clock, kit.policy, email=email)
+    await request_password_reset(
+        kit.uow(), kit.notifier, kit.clock, kit.policy, kit.after_reply, email=email
+    )
+    await kit.after_reply.run_all()
 
 
 async def reset(kit: AuthKit, token: str, new: str = NEW_PASSWORD) -> None:
@@ -294,3 +297,16 @@ async def test_disabling_an_account_voids_its_pending_reset(kit: AuthKit) -> Non
     with pytest.raises(InvalidResetToken):
         await reset(kit, token)
     assert kit.stored(user).password_hash == fake_hash(PASSWORD)
+
+
+async def test_a_reset_request_replies_before_looking_anything_up(kit: AuthKit) -> None:
+    await kit.add_user()
+    commits = kit.store.commits
+
+    await request_password_reset(
+        kit.uow(), kit.notifier, kit.clock, kit.policy, kit.after_reply, email=EMAIL
+    )
+
+    assert kit.notifier.sent == [] and kit.store.commits == commits
+    await kit.after_reply.run_all()
+    assert len(kit.notifier.sent) == 1

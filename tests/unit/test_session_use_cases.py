@@ -407,3 +407,13 @@ async def test_signing_in_and_refreshing_leave_the_version_a_caller_read_valid(
 
     assert renamed.version == kit.stored(user).version == 2
     assert len(kit.stored(user).sessions) == 1  # the profile change kept the session
+
+
+async def test_an_unknown_email_costs_what_a_wrong_password_costs(kit: AuthKit) -> None:
+    await kit.add_user()
+
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in("nobody@example.com", PASSWORD)
+
+    assert kit.hasher.verified == [kit.hasher.dummy_hash]
+    assert kit.store.shadow_logins == 1
