@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CLIENT_TIMEOUT_SECONDS = 2.0
+
 
 class EmbeddedDynamoDbUnavailable(RuntimeError):
     """moto, which provides the embedded DynamoDB, is not installed."""
@@ -39,8 +41,15 @@ def _make_server(host: str, port: int) -> BaseWSGIServer:
             "the embedded DynamoDB needs moto: pip install 'user-service[embedded]', "
             "or set USER_SERVICE_DYNAMODB_ENDPOINT to a DynamoDB endpoint"
         ) from error
+
+    class PatientRequestHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+        # One request at a time means one stalled client (a connection opened and never
+        # written to, e.g. by a task cancelled mid-request) would stall every other client:
+        # such a connection is dropped after this many seconds.
+        timeout = CLIENT_TIMEOUT_SECONDS
+
     app = DomainDispatcherApplication(create_backend_app)
-    return make_server(host, port, app, threaded=False, request_handler=MotoRequestHandler)
+    return make_server(host, port, app, threaded=False, request_handler=PatientRequestHandler)
 
 
 class EmbeddedDynamoDb:
