@@ -1,4 +1,4 @@
-"""TLS credentials for the server and its clients, read from PEM files and checked up front."""
+"""TLS credentials for the server, read from PEM files and checked up front."""
 
 from __future__ import annotations
 
@@ -28,22 +28,6 @@ def server_credentials(
         [(key, chain)],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
-    )
-
-
-def channel_credentials(
-    *, ca_file: Path | None, cert_file: Path | None = None, key_file: Path | None = None
-) -> grpc.ChannelCredentials:
-    """Client TLS trusting ``ca_file`` (system roots when None), optionally with a client cert."""
-    if (cert_file is None) != (key_file is None):
-        raise TlsConfigError("a client certificate file and its key file go together")
-    ca = None if ca_file is None else _read_certificates(ca_file)
-    chain = key = None
-    if cert_file is not None and key_file is not None:
-        chain = _read_certificates(cert_file)
-        key = _read_private_key(key_file, chain)
-    return grpc.ssl_channel_credentials(
-        root_certificates=ca, private_key=key, certificate_chain=chain
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -160,3 +161,14 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> Path:
         )
     )
     return path
+
+
+def channel_credentials(
+    *, ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None
+) -> grpc.ChannelCredentials:
+    """Client TLS trusting ``ca_file``, presenting a client certificate when one is given."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_file.read_bytes(),
+        private_key=key_file.read_bytes() if key_file is not None else None,
+        certificate_chain=cert_file.read_bytes() if cert_file is not None else None,
+    )

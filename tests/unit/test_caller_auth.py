@@ -17,8 +17,8 @@ from server.api_keys import api_key_sha256, new_api_key
 from server.caller_auth import ADMIN_METHODS, ADMIN_ROLE, CallerAuthInterceptor
 from server.settings import ApiKey
 from server.status import DomainErrorInterceptor
-from server.tls import channel_credentials, server_credentials
-from tests.tls_material import TlsMaterial, make_tls_material
+from server.tls import server_credentials
+from tests.tls_material import TlsMaterial, channel_credentials, make_tls_material
 
 TIMEOUT = 5.0
 USER_SERVICE = user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name

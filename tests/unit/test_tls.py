@@ -10,8 +10,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from server.tls import TlsConfigError, channel_credentials, server_credentials
-from tests.tls_material import TlsMaterial, make_tls_material
+from server.tls import TlsConfigError, server_credentials
+from tests.tls_material import TlsMaterial, channel_credentials, make_tls_material
 
 TIMEOUT = 5.0
 WHO = "/test.Peer/Who"
@@ -166,11 +166,3 @@ def test_server_credentials_refuse_a_key_that_does_not_belong_to_the_certificate
     _, other_key = tls.client_cert("someone-else")
     with pytest.raises(TlsConfigError, match="does not belong"):
         server_credentials(cert_file=tls.server_cert, key_file=other_key, client_ca_file=None)
-
-
-def test_channel_credentials_need_a_client_certificate_and_its_key_together(
-    tls: TlsMaterial,
-) -> None:
-    cert, _ = tls.client_cert("billing-service")
-    with pytest.raises(TlsConfigError, match="go together"):
-        channel_credentials(ca_file=tls.ca_cert, cert_file=cert)
