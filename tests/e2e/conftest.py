@@ -11,7 +11,9 @@ from biome.user.v1 import user_service_pb2_grpc
 
 from server.app import running_service
 from tests.e2e.harness import MovableClock, Service, service_settings
+from tests.e2e.secured_service import CallerKeys, SecuredService, secured_service, tls_settings
 from tests.smtp_server import CapturingSmtpServer
+from tests.tls_material import TlsMaterial, make_tls_material
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,23 @@ async def service(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> Async
                 clock=clock,
                 jwks=running.jwks,
             )
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    """A CA, a server certificate for localhost and 127.0.0.1, and client certificates."""
+    return make_tls_material(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def keys() -> CallerKeys:
+    return CallerKeys.fresh()
+
+
+@pytest_asyncio.fixture
+async def secured(
+    moto_endpoint: str, tls: TlsMaterial, keys: CallerKeys
+) -> AsyncIterator[SecuredService]:
+    """The service over TLS, taking the admin key and the key without roles."""
+    async with secured_service(tls_settings(moto_endpoint, tls, keys), tls) as running:
+        yield running

@@ -66,7 +66,8 @@ class Service:
 def service_settings(
     moto_endpoint: str, smtp: CapturingSmtpServer | None = None, **overrides: Any
 ) -> Settings:
-    """Development settings over moto with fresh tables; reset mail to ``smtp`` when given."""
+    """Settings over moto with fresh tables (development unless ``profile`` is overridden);
+    reset mail to ``smtp`` when given."""
     suffix = uuid4().hex[:8]
     if smtp is not None:
         overrides = {
@@ -77,19 +78,19 @@ def service_settings(
             "smtp_timeout_seconds": 5.0,
             **overrides,
         }
-    return Settings(
-        profile="development",
-        dynamodb_endpoint=moto_endpoint,
-        embedded_dynamodb=False,
-        ensure_tables_created=True,
-        table_name=f"Users-{suffix}",
-        email_table_name=f"UserEmails-{suffix}",
-        page_token_secret=SecretStr(PAGE_TOKEN_SECRET),
-        password_hash_workers=4,
-        shutdown_grace_seconds=2.0,
-        health_check_interval_seconds=0.5,
-        **overrides,
-    )
+    fields: dict[str, Any] = {
+        "profile": "development",
+        "dynamodb_endpoint": moto_endpoint,
+        "embedded_dynamodb": False,
+        "ensure_tables_created": True,
+        "table_name": f"Users-{suffix}",
+        "email_table_name": f"UserEmails-{suffix}",
+        "page_token_secret": SecretStr(PAGE_TOKEN_SECRET),
+        "password_hash_workers": 4,
+        "shutdown_grace_seconds": 2.0,
+        "health_check_interval_seconds": 0.5,
+    }
+    return Settings(**{**fields, **overrides})
 
 
 async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:

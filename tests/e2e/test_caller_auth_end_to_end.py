@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import grpc
 import pydantic
@@ -16,12 +15,11 @@ from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from pydantic import SecretStr
 
 from server.access_tokens import generate_signing_keys, signing_key_pem
 from server.api_keys import new_api_key
 from server.settings import Settings
-from tests.e2e.harness import PAGE_TOKEN_SECRET, rpc_error
+from tests.e2e.harness import rpc_error, service_settings
 from tests.e2e.secured_service import (
     RPC_TIMEOUT,
     CallerKeys,
@@ -30,29 +28,10 @@ from tests.e2e.secured_service import (
     secured_service,
     tls_settings,
 )
-from tests.tls_material import TlsMaterial, make_tls_material
+from tests.tls_material import TlsMaterial
 
 PASSWORD = "correct horse battery"
 SERVING = health_pb2.HealthCheckResponse.SERVING
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
-    return make_tls_material(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def keys() -> CallerKeys:
-    return CallerKeys.fresh()
-
-
-@pytest_asyncio.fixture
-async def secured(
-    moto_endpoint: str, tls: TlsMaterial, keys: CallerKeys
-) -> AsyncIterator[SecuredService]:
-    """The service over TLS, taking the admin key and the key without roles."""
-    async with secured_service(tls_settings(moto_endpoint, tls, keys), tls) as running:
-        yield running
 
 
 @pytest_asyncio.fixture
@@ -299,23 +278,9 @@ async def test_a_client_without_a_trusted_certificate_cannot_connect(
 
 def production_settings(moto_endpoint: str, tls: TlsMaterial | None, **fields: Any) -> Settings:
     """Production settings over moto, with the harness's fields; TLS files when ``tls`` is given."""
-    suffix = uuid4().hex[:8]
     if tls is not None:
         fields = {"tls_cert_file": tls.server_cert, "tls_key_file": tls.server_key, **fields}
-    return Settings(
-        profile="production",
-        dynamodb_endpoint=moto_endpoint,
-        embedded_dynamodb=False,
-        ensure_tables_created=True,
-        table_name=f"Users-{suffix}",
-        email_table_name=f"UserEmails-{suffix}",
-        page_token_secret=SecretStr(PAGE_TOKEN_SECRET),
-        password_hash_workers=4,
-        shutdown_grace_seconds=2.0,
-        health_check_interval_seconds=0.5,
-        allow_plaintext=False,
-        **fields,
-    )
+    return service_settings(moto_endpoint, profile="production", allow_plaintext=False, **fields)
 
 
 async def test_the_production_profile_boots_with_tls_api_keys_and_a_signing_key_file(

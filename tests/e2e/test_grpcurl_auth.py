@@ -6,18 +6,16 @@ import asyncio
 import base64
 import json
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tests.e2e.harness import Service
 from tests.e2e.secured_service import CallerKeys, SecuredService, secured_service, tls_settings
 from tests.smtp_server import reset_token_from
-from tests.tls_material import TlsMaterial, make_tls_material
+from tests.tls_material import TlsMaterial
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 SERVICE = "biome.user.v1.UserService"
@@ -150,24 +148,6 @@ async def test_grpcurl_reports_a_wrong_password_as_unauthenticated(service: Serv
 
 
 # --- (b) the service behind TLS, taking API keys or client certificates ---------------------------
-
-
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
-    return make_tls_material(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def keys() -> CallerKeys:
-    return CallerKeys.fresh()
-
-
-@pytest_asyncio.fixture
-async def secured(
-    moto_endpoint: str, tls: TlsMaterial, keys: CallerKeys
-) -> AsyncIterator[SecuredService]:
-    async with secured_service(tls_settings(moto_endpoint, tls, keys), tls) as running:
-        yield running
 
 
 async def tls_call(

@@ -69,7 +69,9 @@ async def test_readme_grpcurl_session_works_as_pasted(service: Service) -> None:
     assert '"status": "SERVING"' in output
     assert '"first_name": "Augusta Ada"' in output
     assert '"email": "Ada@Example.com"' in output
-    gone = await rpc_error(service.stub.GetUserByEmail(pb.GetUserByEmailRequest(email="ada@example.com")))
+    gone = await rpc_error(
+        service.stub.GetUserByEmail(pb.GetUserByEmailRequest(email="ada@example.com"))
+    )
     assert gone.code() is grpc.StatusCode.NOT_FOUND
 
 
