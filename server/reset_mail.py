@@ -21,7 +21,7 @@ class NotificationError(Exception):
 def check_link_template(link_template: str) -> str:
     """Return the template unchanged if it holds ``{token}`` exactly once, else raise ValueError."""
     if link_template.count(TOKEN_PLACEHOLDER) != 1:
-        raise ValueError("the reset link template must contain {token} exactly once")
+        raise ValueError("must contain {token} exactly once")
     return link_template
 
 

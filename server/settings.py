@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.reset_mail import check_link_template
+
 ENV_PREFIX = "USER_SERVICE_"
 
 # OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB, t=2, p=1 is the weakest acceptable.
@@ -167,9 +169,7 @@ class Settings(BaseSettings):
     @field_validator("password_reset_link_template")
     @classmethod
     def _link_has_token_placeholder(cls, value: str) -> str:
-        if value.count("{token}") != 1:
-            raise ValueError("must contain {token} exactly once")
-        return value
+        return check_link_template(value)
 
     @model_validator(mode="after")
     def _listen_on_all_interfaces_in_production(self) -> Settings:

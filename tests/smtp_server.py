@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import email
 import email.policy
 import email.utils
-import ipaddress
 import re
 import socket
 import ssl
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -22,10 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.tls_material import make_tls_material
 
 LOOPBACK = "127.0.0.1"
 _TOKEN_IN_LINK = re.compile(r"[?&]token=([^\s&#]+)")
@@ -215,48 +210,11 @@ def reset_token_from(message: EmailMessage) -> str:
     return urllib.parse.unquote(match.group(1))
 
 
-def loopback_tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server, client) contexts: a fresh self-signed certificate for 127.0.0.1 and localhost,
-    and a client that trusts exactly that certificate and checks the host name."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    public_key = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def loopback_tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts: the test CA's certificate for 127.0.0.1 and localhost, and a
+    client that trusts that CA and checks the host name (files written into ``directory``)."""
+    material = make_tls_material(directory)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    # load_cert_chain reads files only; they live just long enough to be loaded.
-    with tempfile.TemporaryDirectory() as directory:
-        certificate_file = Path(directory) / "cert.pem"
-        key_file = Path(directory) / "key.pem"
-        certificate_file.write_bytes(certificate_pem)
-        key_file.write_bytes(key_pem)
-        server.load_cert_chain(certificate_file, key_file)
-    client = ssl.create_default_context(cadata=certificate_pem.decode())
+    server.load_cert_chain(material.server_cert, material.server_key)
+    client = ssl.create_default_context(cafile=str(material.ca_cert))
     return server, client

@@ -24,9 +24,9 @@ PASSWORD = "smtp-Pa55word-never-shown"
 
 
 @pytest.fixture(scope="module")
-def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """(server, client) contexts for a self-signed certificate the client trusts."""
-    return loopback_tls_contexts()
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for the test CA's server certificate, which the client trusts."""
+    return loopback_tls_contexts(tmp_path_factory.mktemp("smtp-tls"))
 
 
 def reset_mail(to: str = "ann@example.com", token: str = TOKEN) -> PasswordResetMail:
