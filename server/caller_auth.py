@@ -22,7 +22,9 @@ from biome.user.v1 import user_service_pb2
 from grpc_status import rpc_status
 
 from server.api_keys import api_key_sha256
+from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 from server.settings import ApiKey
+from server.status import rpc_status_for
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +39,6 @@ ADMIN_METHODS: frozenset[str] = frozenset(
 _AUTHORIZATION = "authorization"
 _BEARER = "bearer"
 _TLS = [b"ssl"]
-
-
-class CallerUnauthenticated(Exception):
-    """The caller presented no valid API key or client certificate."""
-
-    MESSAGE = "the caller presented no valid API key or client certificate"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(self.MESSAGE)
-        self.reason = reason  # for the log only: callers all see the same message
-
-
-class CallerNotPermitted(Exception):
-    """The caller is known but lacks the role the method needs."""
-
-    def __init__(self, role: str) -> None:
-        super().__init__(f"this method needs the {role} role")
-        self.role = role
 
 
 @dataclass(frozen=True)
@@ -170,9 +154,6 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 async def _abort(context: _Context, error: Exception, method: str) -> None:
-    # Imported here because server.status imports this module's errors for its mapping.
-    from server.status import rpc_status_for
-
     await context.abort_with_status(rpc_status.to_status(rpc_status_for(error, method)))
 
 

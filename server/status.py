@@ -26,7 +26,7 @@ from domain.errors import (
     UserNotFound,
     VersionConflict,
 )
-from server.caller_auth import CallerNotPermitted, CallerUnauthenticated
+from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from domain.errors import (
     UserNotFound,
     VersionConflict,
 )
-from server.caller_auth import CallerNotPermitted, CallerUnauthenticated
+from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 from server.status import DomainErrorInterceptor, rpc_status_for
 
 METHOD = "/test.Failing/Fail"
