@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from domain.page_tokens import PageTokenCodec
+from domain.password_policy import common_passwords
 from domain.ports import Clock
 from persistence.dynamodb_client import open_dynamodb_client
 from persistence.readiness import check_ready
@@ -124,8 +125,11 @@ async def running_service(
             workers=settings.password_hash_workers,
         )
         stack.callback(hasher.shutdown)
+        # File reads and the common-password list's decompression happen now, off the loop,
+        # rather than inside the first request that needs them.
+        await asyncio.to_thread(common_passwords)
         issuer = JwtAccessTokenIssuer(
-            auth_config.signing_keys(settings),
+            await asyncio.to_thread(auth_config.signing_keys, settings),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             lifetime_seconds=settings.access_token_lifetime_seconds,
