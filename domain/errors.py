@@ -70,6 +70,13 @@ class StorageUnavailable(DomainError):
         super().__init__(message)
 
 
+class DeadlineExceeded(DomainError):
+    """The caller's deadline passed before the store was asked; that request was never sent."""
+
+    def __init__(self, message: str = "the deadline passed before the store was asked") -> None:
+        super().__init__(message)
+
+
 class StorageError(DomainError):
     """The store refused a request for a reason a retry will not fix (set-up, permissions)."""
 

@@ -11,6 +11,8 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
+from persistence.deadline import refuse_after_deadline
+
 
 @dataclass(frozen=True)
 class DynamoDbOptions:
@@ -40,7 +42,10 @@ def _session() -> AioSession:
 
 @asynccontextmanager
 async def open_dynamodb_client(options: DynamoDbOptions) -> AsyncIterator[Any]:
-    """Yield one DynamoDB client (safe to share between tasks); its connections close on exit."""
+    """Yield one DynamoDB client (safe to share between tasks); its connections close on exit.
+
+    No request of the client starts after the deadline of the RPC it serves (persistence.deadline).
+    """
     config = AioConfig(
         connect_timeout=options.connect_timeout,
         read_timeout=options.read_timeout,
@@ -55,4 +60,5 @@ async def open_dynamodb_client(options: DynamoDbOptions) -> AsyncIterator[Any]:
         aws_secret_access_key=options.secret_access_key,
         config=config,
     ) as client:
+        client.meta.events.register("before-send.dynamodb", refuse_after_deadline)
         yield client

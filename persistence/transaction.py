@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,11 +37,16 @@ async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
     checks = [check for write in staged for check in write.checks]
     if not items:
         return
-    # botocore fills in ClientRequestToken (an idempotency token), so its own retries after a lost
-    # response cannot apply the transaction twice nor report a conflict with itself.
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        # The idempotency token: botocore re-sends this same body when it retries the call (after
+        # a timeout or a lost response), and DynamoDB applies a token's transaction at most once
+        # within 10 minutes, so those retries cannot apply it twice nor conflict with themselves.
+        # A new attempt here follows a definite cancellation, so it gets a new token.
+        # moto ignores the token (it does not deduplicate); the tests check what is sent.
         try:
-            await client.transact_write_items(TransactItems=items)
+            await client.transact_write_items(
+                TransactItems=items, ClientRequestToken=str(uuid.uuid4())
+            )
             break
         except (ClientError, BotoCoreError) as error:
             if attempt < CONFLICT_ATTEMPTS and is_transient_cancellation(error):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from typing import Any
+
+from persistence.deadline import clear_deadline
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,10 @@ class BackgroundTasks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
-        task = asyncio.create_task(self._run(work, name), name=name)
+        # The work outlives the request, so the caller's deadline does not bind it.
+        context = contextvars.copy_context()
+        context.run(clear_deadline)
+        task = asyncio.create_task(self._run(work, name), name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,4 +1,7 @@
-"""The one place domain errors become gRPC statuses: an interceptor around every unary handler."""
+"""The one place domain errors become gRPC statuses: an interceptor around every unary handler.
+
+The interceptor also hands the caller's deadline to the DynamoDB client (persistence.deadline).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from domain.errors import (
     AccountLocked,
     AuthenticationFailed,
     ConcurrentRefresh,
+    DeadlineExceeded,
     EmailAlreadyRegistered,
     InvalidArgument,
     InvalidRefreshToken,
@@ -26,6 +30,7 @@ from domain.errors import (
     UserNotFound,
     VersionConflict,
 )
+from persistence.deadline import deadline_in
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,8 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
             str(error),
             error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS)),
         )
+    if isinstance(error, DeadlineExceeded):
+        return _status(code_pb2.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, CallerUnauthenticated):
         return _status(code_pb2.UNAUTHENTICATED, str(error))
     if isinstance(error, CallerNotPermitted):
@@ -110,8 +117,11 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
 def _guarded(behaviour: _Behaviour, method: str) -> _Behaviour:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            reply = behaviour(request, context)
-            return await reply if inspect.isawaitable(reply) else reply
+            # gRPC cancels the handler when the deadline passes; this also stops a DynamoDB
+            # request (or a botocore retry of one) from starting in the last moments before.
+            with deadline_in(context.time_remaining()):
+                reply = behaviour(request, context)
+                return await reply if inspect.isawaitable(reply) else reply
         except grpc.aio.AbortError:
             raise  # the handler already chose its status
         except Exception as error:  # asyncio.CancelledError is a BaseException and passes untouched

@@ -7,6 +7,8 @@ import logging
 
 import pytest
 
+from domain.errors import DeadlineExceeded
+from persistence.deadline import deadline_in, refuse_after_deadline
 from server.background import BackgroundTasks
 
 
@@ -61,3 +63,22 @@ async def test_shutdown_waits_then_cancels_work_that_is_stuck(
 
     assert cancelled.is_set()
     assert any("unfinished: count a failed sign-in" in r.getMessage() for r in caplog.records)
+
+
+async def test_work_spawned_by_a_request_is_not_bound_by_the_requests_deadline() -> None:
+    outcomes: list[str] = []
+    tasks = BackgroundTasks()
+
+    async def work() -> None:
+        await asyncio.sleep(0.1)  # the request's deadline has passed by now
+        try:
+            refuse_after_deadline(event_name="before-send.dynamodb.TransactWriteItems")
+            outcomes.append("sent")
+        except DeadlineExceeded:
+            outcomes.append("refused")
+
+    with deadline_in(0.05):
+        tasks.spawn(work(), name="after the reply")
+    await tasks.drain(grace_seconds=1)
+
+    assert outcomes == ["sent"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from domain.errors import (
     AccountLocked,
     AuthenticationFailed,
     ConcurrentRefresh,
+    DeadlineExceeded,
     EmailAlreadyRegistered,
     FieldViolation,
     InvalidArgument,
@@ -28,6 +30,7 @@ from domain.errors import (
     UserNotFound,
     VersionConflict,
 )
+from persistence.deadline import refuse_after_deadline
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 from server.status import DomainErrorInterceptor, rpc_status_for
 
@@ -98,6 +101,7 @@ def raising(error: BaseException) -> Behaviour:
         (InvalidRefreshToken(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidResetToken(), grpc.StatusCode.UNAUTHENTICATED),
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
+        (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (AccountLocked(timedelta(minutes=3)), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
         (CallerNotPermitted("admin"), grpc.StatusCode.PERMISSION_DENIED),
@@ -199,6 +203,24 @@ async def test_a_call_the_client_gave_up_on_is_not_reported_as_internal(
 
     assert failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert caplog.records == []
+
+
+async def test_the_callers_deadline_stops_storage_requests_the_handler_would_start_late(
+    call: Invoke,
+) -> None:
+    started: list[str] = []
+
+    async def busy_past_the_deadline(context: object) -> None:
+        refuse_after_deadline(event_name="before-send.dynamodb.GetItem")  # in time: allowed
+        started.append("GetItem")
+        time.sleep(0.5)  # noqa: ASYNC251 (blocks the loop, so gRPC cannot cancel the handler first)
+        refuse_after_deadline(event_name="before-send.dynamodb.TransactWriteItems")
+        started.append("TransactWriteItems")
+
+    failure = await call(busy_past_the_deadline, deadline=0.3)
+
+    assert failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert started == ["GetItem"]
 
 
 def test_the_mapping_helper_hides_internals_of_storage_errors() -> None:
