@@ -39,7 +39,8 @@ from server.storage import dynamodb_options, table_names
 
 log = logging.getLogger(__name__)
 
-MAX_RECEIVE_MESSAGE_BYTES = 1024 * 1024
+# Every request of this API fits in a few KiB; anything far larger is refused before a handler runs.
+MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024
 SERVICE_NAMES = (
     user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
     health.SERVICE_NAME,
