@@ -19,12 +19,13 @@ from domain.errors import (
     VersionConflict,
 )
 
+# DynamoDB is there but refuses the rate of requests (a table's or the account's limit).
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 # Error codes after which the same request may well succeed later.
-_UNAVAILABLE_CODES = frozenset(
+_UNAVAILABLE_CODES = THROTTLING_CODES | frozenset(
     {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
         "InternalServerError",
         "ServiceUnavailable",
         "TransactionInProgressException",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from persistence.errors import translated
+from botocore.exceptions import BotoCoreError, ClientError
+
+from persistence.errors import THROTTLING_CODES, error_code, to_storage_error
 from persistence.schema import TableNames
 
 # Not a UUID, so no user or guard item ever has this key.
@@ -12,7 +14,18 @@ _PROBE_KEY = "readiness-probe"
 
 
 async def check_ready(client: Any, tables: TableNames) -> None:
-    """Return if both tables answer a read; else raise StorageUnavailable or StorageError."""
-    with translated("GetItem"):
-        await client.get_item(TableName=tables.users, Key={"Id": {"S": _PROBE_KEY}})
-        await client.get_item(TableName=tables.emails, Key={"Email": {"S": _PROBE_KEY}})
+    """Return if both tables answer a read; else raise StorageUnavailable or StorageError.
+
+    A throttled read counts as an answer: DynamoDB and the table are there, and throttling
+    is a limit of the table or the account that every replica meets at once, so taking this
+    one out of rotation would not help; its callers get UNAVAILABLE with RetryInfo instead.
+    """
+    probes = ((tables.users, "Id"), (tables.emails, "Email"))
+    for table, key in probes:
+        try:
+            await client.get_item(TableName=table, Key={key: {"S": _PROBE_KEY}})
+        except ClientError as error:
+            if error_code(error) not in THROTTLING_CODES:
+                raise to_storage_error(error, "GetItem") from error
+        except BotoCoreError as error:
+            raise to_storage_error(error, "GetItem") from error

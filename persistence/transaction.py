@@ -31,6 +31,11 @@ class StagedWrite:
     on_success: Callable[[], None] | None = None
 
 
+def new_request_token() -> str:
+    """A fresh ClientRequestToken (DynamoDB allows 1 to 36 characters)."""
+    return str(uuid.uuid4())
+
+
 async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
     """Apply all staged writes in one TransactWriteItems, or none and raise the domain error."""
     items = [item for write in staged for item in write.items]
@@ -45,7 +50,7 @@ async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
         # moto ignores the token (it does not deduplicate); the tests check what is sent.
         try:
             await client.transact_write_items(
-                TransactItems=items, ClientRequestToken=str(uuid.uuid4())
+                TransactItems=items, ClientRequestToken=new_request_token()
             )
             break
         except (ClientError, BotoCoreError) as error:

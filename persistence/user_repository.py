@@ -12,7 +12,7 @@ from domain.user import User
 from domain.values import Email, UserId
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.schema import TableNames
-from persistence.transaction import StagedWrite
+from persistence.transaction import StagedWrite, new_request_token
 from persistence.user_mapper import item_revision, item_to_user, user_to_item
 
 # Never a user's id (UserId.new makes version-4 UUIDs): the target of shadow_failed_login.
@@ -70,7 +70,9 @@ class DynamoUserRepository(UserRepository):
             }
         }
         try:
-            await self._client.transact_write_items(TransactItems=[put])
+            await self._client.transact_write_items(
+                TransactItems=[put], ClientRequestToken=new_request_token()
+            )
         except (ClientError, BotoCoreError) as error:
             if error_code(error) != "TransactionCanceledException":
                 raise to_storage_error(error, "TransactWriteItems") from error
