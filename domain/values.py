@@ -22,6 +22,9 @@ PASSWORD_PRESENTED_MAX_LENGTH = 1024
 # letters are allowed (internationalised addresses, RFC 6531).
 _LOCAL_PART = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[^\W_](?:[\w-]*[^\W_])?$")
+# The spellings of a UUID uuid.UUID documents: ASCII hex digits and hyphens, perhaps in braces
+# or after "urn:uuid:".
+_UUID_SPELLING = re.compile(r"(?:urn:uuid:)?\{?(?P<hex>[0-9a-fA-F-]+)\}?")
 
 
 def _has_control_characters(text: str) -> bool:
@@ -40,13 +43,13 @@ class UserId:
 
     @classmethod
     def parse(cls, raw: str) -> UserId:
-        try:
-            parsed = uuid.UUID(raw.strip())
-        except (ValueError, AttributeError):
-            raise InvalidValue(
-                "must be a UUID such as 3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b"
-            ) from None
-        return cls(str(parsed))
+        # Checked here, not left to uuid.UUID: it hands the digits to int(), which also takes a
+        # sign, "0x", underscores and non-ASCII (e.g. fullwidth) digits.
+        match = _UUID_SPELLING.fullmatch(raw.strip())
+        digits = match["hex"].replace("-", "") if match else ""
+        if len(digits) != 32:
+            raise InvalidValue("must be a UUID such as 3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b")
+        return cls(str(uuid.UUID(digits)))
 
     def __str__(self) -> str:
         return self.value

@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -109,13 +109,42 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             return handler  # unknown method, or a streaming one (reflection, Health/Watch)
         return grpc.unary_unary_rpc_method_handler(
             _guarded(handler.unary_unary, handler_call_details.method),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
 
+# Stands for request bytes that are no message of the method's request type. Left to gRPC,
+# such a request would end UNKNOWN, with the parser's exception text as the message.
+_UNPARSABLE = object()
+_UNPARSABLE_DESCRIPTION = "is not a valid protobuf message of this method's request type"
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _UNPARSABLE
+
+    return tolerant
+
+
 def _guarded(behaviour: _Behaviour, method: str) -> _Behaviour:
     async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if request is _UNPARSABLE:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field="", description=_UNPARSABLE_DESCRIPTION
+            )
+            unparsable = _status(
+                code_pb2.INVALID_ARGUMENT,
+                f"the request {_UNPARSABLE_DESCRIPTION}",
+                error_details_pb2.BadRequest(field_violations=[violation]),
+            )
+            await context.abort_with_status(rpc_status.to_status(unparsable))
         try:
             # gRPC cancels the handler when the deadline passes; this also stops a DynamoDB
             # request (or a botocore retry of one) from starting in the last moments before.
