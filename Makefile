@@ -24,7 +24,7 @@ SHELL := bash
 # The stamps share one venv; two pip runs into it at once would race.
 .NOTPARALLEL:
 
-.PHONY: venv test-deps gen run test init-tables lint-docker lock clean
+.PHONY: venv test-deps gen run test load init-tables lint-docker lock clean
 
 venv: $(RUN_STAMP)
 
@@ -37,6 +37,13 @@ run: venv gen
 
 test: test-deps gen
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A bounded load run (loopback only) that ends with a table and a check that no user was lost,
+# against an instance of its own; `make load LOAD_ARGS="--target 127.0.0.1:50051"` drives a
+# running `make run` instead. `python -m tools.load --help` lists the options.
+load: LOAD_ARGS ?= --spawn
+load: venv gen
+	$(PY) -m tools.load $(LOAD_ARGS)
 
 init-tables: venv gen
 	$(VENV)/bin/user-service init-tables
