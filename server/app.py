@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from server import auth_config
 from server.access_tokens import JwtAccessTokenIssuer
 from server.background import BackgroundTasks
 from server.caller_auth import CallerAuthInterceptor
+from server.draining import DrainGate
 from server.embedded_dynamodb import EmbeddedDynamoDb
 from server.health import HealthLoop
 from server.passwords import Argon2PasswordHasher
@@ -56,16 +58,20 @@ def create_server(
     caller_auth: CallerAuthInterceptor | None = None,
     credentials: grpc.ServerCredentials | None = None,
     loopback_port: int | None = None,
+    drain_gate: DrainGate | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted server with UserService, health and reflection on ``address``; its port.
 
     Callers are checked first (when ``caller_auth`` is given), then domain errors are mapped.
     ``loopback_port`` adds a plaintext listener on 127.0.0.1 only, so a health check inside
-    the container needs no certificate; the same caller checks apply there.
+    the container needs no certificate; the same caller checks apply there. ``drain_gate``
+    comes first of all: at shutdown it refuses new calls and counts those under way.
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
     if caller_auth is not None:
         interceptors.insert(0, caller_auth)
+    if drain_gate is not None:
+        interceptors.insert(0, drain_gate)
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)],
@@ -135,8 +141,10 @@ async def running_service(
             audience=settings.jwt_audience,
             lifetime_seconds=settings.access_token_lifetime_seconds,
         )
+        # One grace for the whole shutdown: the background work gets what the calls leave of it.
+        grace = _ShutdownGrace(settings.shutdown_grace_seconds)
         later = BackgroundTasks()
-        stack.push_async_callback(later.drain, settings.shutdown_grace_seconds)
+        stack.push_async_callback(lambda: later.drain(grace.remaining()))
         servicer = UserServiceServicer(
             uow_factory=lambda: DynamoUnitOfWork(client, tables),
             hasher=hasher,
@@ -157,6 +165,7 @@ async def running_service(
         )
         requested = address or _host_port(settings.host, settings.port)
         credentials = auth_config.tls_credentials(settings)
+        gate = DrainGate([SERVICE_NAMES[0]])
         server, port = create_server(
             servicer,
             health_servicer,
@@ -164,12 +173,13 @@ async def running_service(
             caller_auth=auth_config.caller_auth(settings),
             credentials=credentials,
             loopback_port=settings.health_port,
+            drain_gate=gate,
         )
 
         await health_loop.start()
         stack.push_async_callback(health_loop.stop)
         await server.start()
-        stack.push_async_callback(_drain, server, health_loop, settings.shutdown_grace_seconds)
+        stack.push_async_callback(_drain, server, health_loop, gate, grace)
         log.info(
             "user-service listening on %s:%d (profile %s, %s, callers %s)",
             requested.rpartition(":")[0],
@@ -203,9 +213,34 @@ async def serve(settings: Settings) -> None:
     log.info("user-service stopped")
 
 
-async def _drain(server: grpc.aio.Server, health_loop: HealthLoop, grace: float) -> None:
+class _ShutdownGrace:
+    """The shutdown grace, one budget for every step of the shutdown; it runs from the first ask."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._deadline: float | None = None
+
+    def remaining(self) -> float:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self._seconds
+        return max(0.0, self._deadline - time.monotonic())
+
+
+async def _drain(
+    server: grpc.aio.Server, health_loop: HealthLoop, gate: DrainGate, grace: _ShutdownGrace
+) -> None:
+    """NOT_SERVING; new calls refused with UNAVAILABLE; the calls under way finish; then stop.
+
+    ``server.stop(grace)`` alone would answer CANCELLED to calls that had reached the server but
+    not yet a handler (grpc/grpc#41785), and wait the whole grace for any open stream (a client's
+    health Watch). So the server keeps handing every call to a handler, where the gate refuses
+    it, until none is under way and none is arriving; only streams are left for stop to cancel.
+    """
     await health_loop.enter_graceful_shutdown()
-    await server.stop(grace)
+    gate.close()
+    if not await gate.wait_until_quiet(grace.remaining()):
+        log.warning("The shutdown grace is over: cancelling %d calls under way", gate.under_way)
+    await server.stop(0)
 
 
 def _page_token_key(settings: Settings) -> bytes:

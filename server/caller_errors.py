@@ -1,4 +1,4 @@
-"""Why a caller was turned away: the errors server.caller_auth raises and server.status maps."""
+"""Why a call was turned away before any work (caller_auth, draining); server.status maps them."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ class CallerNotPermitted(Exception):
     def __init__(self, role: str) -> None:
         super().__init__(f"this method needs the {role} role")
         self.role = role
+
+
+class ServiceShuttingDown(Exception):
+    """The server is draining for shutdown; the call was refused before any of its work began."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is shutting down; retry the call")

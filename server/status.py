@@ -31,7 +31,7 @@ from domain.errors import (
     VersionConflict,
 )
 from persistence.deadline import deadline_in
-from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
+from server.caller_errors import CallerNotPermitted, CallerUnauthenticated, ServiceShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,9 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         )
     if isinstance(error, StorageUnavailable):
         log.warning("%s: storage unavailable: %s", method, error)
-        return _status(
-            code_pb2.UNAVAILABLE,
-            str(error),
-            error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS)),
-        )
+        return _status(code_pb2.UNAVAILABLE, str(error), _retry_soon())
+    if isinstance(error, ServiceShuttingDown):
+        return _status(code_pb2.UNAVAILABLE, str(error), _retry_soon())
     if isinstance(error, DeadlineExceeded):
         return _status(code_pb2.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, CallerUnauthenticated):
@@ -83,6 +81,10 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
     # StorageError and anything unforeseen: the details stay in the log, never in the reply.
     log.error("%s failed", method, exc_info=error)
     return _status(code_pb2.INTERNAL, INTERNAL_MESSAGE)
+
+
+def _retry_soon() -> error_details_pb2.RetryInfo:
+    return error_details_pb2.RetryInfo(retry_delay=Duration(seconds=RETRY_DELAY_SECONDS))
 
 
 def _status(code: int, message: str, *details: Message) -> status_pb2.Status:
