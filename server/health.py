@@ -47,7 +47,10 @@ class HealthLoop:
     async def probe_once(self) -> bool:
         """Runs one readiness check, updates the health status and returns whether it passed."""
         try:
-            await asyncio.wait_for(self._check(), timeout=self._timeout)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancel that arrives as the
+            # check ends, and then stop() would wait for a loop that goes on probing.
+            async with asyncio.timeout(self._timeout):
+                await self._check()
         except Exception as error:  # any failure means "do not send traffic here"
             if self._serving is not False:
                 log.warning(

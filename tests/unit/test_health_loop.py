@@ -85,3 +85,29 @@ async def test_graceful_shutdown_is_not_serving_for_good() -> None:
 
     assert await statuses(servicer) == {NOT_SERVING}
     await loop.stop()
+
+
+async def test_stop_ends_the_loop_whenever_the_cancel_lands() -> None:
+    # Cancels landing at every point of a probe, including just as the check ends (where
+    # Python 3.11's asyncio.wait_for used to swallow them, leaving stop() waiting for ever).
+    async def ready() -> None:
+        await asyncio.sleep(0)
+
+    hung = 0
+    for steps in range(100):
+        loop = HealthLoop(health_aio.HealthServicer(), ready, interval=0, timeout=5)
+        await loop.start()
+        task = loop._task
+        assert task is not None
+        for _ in range(steps % 7):
+            await asyncio.sleep(0)
+        stop = asyncio.create_task(loop.stop())
+        done, _ = await asyncio.wait({stop}, timeout=0.5)
+        if not done:
+            hung += 1
+            while not task.done():
+                task.cancel()
+                await asyncio.sleep(0.01)
+            await stop
+
+    assert hung == 0
