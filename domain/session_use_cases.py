@@ -79,7 +79,10 @@ async def authenticate(
         nonlocal user
         async with uow:
             if attempt:
-                user = await uow.users.require(user.id)
+                current = await uow.users.get_by_id(user.id)
+                if current is None:
+                    raise AuthenticationFailed()  # deleted while we were checking the password
+                user = current
             now = clock()
             if user.password_hash != verified_hash:
                 raise AuthenticationFailed()  # the password changed while we were checking it

@@ -168,6 +168,28 @@ async def test_a_sign_in_that_loses_a_race_to_disable_user_is_refused(kit: AuthK
     assert kit.stored(user).sessions == ()
 
 
+async def test_a_sign_in_that_loses_a_race_to_delete_user_fails_like_a_wrong_password(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+
+    class DeletingHasher(FakePasswordHasher):
+        """Deletes the account just after the password checked out, as an admin might."""
+
+        async def verify(self, password_hash: str, password: Password) -> bool:
+            verified = await super().verify(password_hash, password)
+            await use_cases.delete_user(
+                kit.uow(), kit.clock, user_id=user.id.value, expected_version=1
+            )
+            return verified
+
+    kit.hasher = DeletingHasher()
+
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in()
+    assert user.id.value not in kit.store.users
+
+
 # --- refresh_session ---------------------------------------------------------------------------
 
 
