@@ -40,7 +40,7 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: flo
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """URL of a moto server process (DynamoDB over HTTP, one request at a time) on a free loopback port."""
+    """URL of a moto server process (DynamoDB over HTTP, one request at a time) on loopback."""
     port = free_port()
     process = subprocess.Popen(
         [

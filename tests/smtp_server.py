@@ -130,7 +130,7 @@ class CapturingSmtpServer:
         self,
         *,
         to: str,
-        timeout: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 (a wait for mail, not a cancellable operation)
     ) -> EmailMessage:
         """The oldest message to ``to`` that no earlier call returned, waiting for it if need be.
 

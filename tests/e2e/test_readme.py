@@ -1,4 +1,4 @@
-"""The README stays true: its grpcurl session works as pasted, and its configuration table is complete."""
+"""The README stays true: its grpcurl sessions work as pasted, its settings table is complete."""
 
 from __future__ import annotations
 

@@ -265,5 +265,6 @@ def test_the_reset_link_template_must_hold_the_token_placeholder(
     )
 
     assert message == (
-        "invalid setting USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: must contain {token} exactly once"
+        "invalid setting USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: "
+        "must contain {token} exactly once"
     )
