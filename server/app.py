@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # Every request of this API fits in a few KiB; anything far larger is refused before a handler runs.
 MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024
+# A readiness read that takes longer than this means DynamoDB is not answering as it should;
+# with the default probe interval, a silent backend shows as NOT_SERVING within 5 s.
+HEALTH_PROBE_TIMEOUT_SECONDS = 2.0
 SERVICE_NAMES = (
     user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
     health.SERVICE_NAME,
@@ -161,7 +164,10 @@ async def running_service(
             health_servicer,
             lambda: check_ready(client, tables),
             interval=settings.health_check_interval_seconds,
-            timeout=settings.dynamodb_connect_timeout + settings.dynamodb_read_timeout,
+            timeout=min(
+                HEALTH_PROBE_TIMEOUT_SECONDS,
+                settings.dynamodb_connect_timeout + settings.dynamodb_read_timeout,
+            ),
         )
         requested = address or _host_port(settings.host, settings.port)
         credentials = auth_config.tls_credentials(settings)

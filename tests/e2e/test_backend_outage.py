@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from server.settings import Settings
 from tests.e2e.harness import Service, rpc_error
 from tests.fault_proxy import FaultProxy
 
@@ -134,3 +135,26 @@ async def test_a_service_started_while_the_backend_is_gone_comes_up_not_serving_
         fault_proxy.accept()
         await wait_for_health(service, SERVING, RECOVERS_WITHIN)
         await service.stub.RegisterUser(registration(f"{suffix}@example.com"))
+
+
+@pytest.mark.slow
+async def test_with_the_default_settings_a_silent_backend_is_not_serving_within_five_seconds(
+    fault_proxy: FaultProxy, serve_through_proxy: ServeThroughProxy
+) -> None:
+    defaults = {
+        name: Settings.model_fields[name].default
+        for name in (
+            "dynamodb_connect_timeout",
+            "dynamodb_read_timeout",
+            "dynamodb_max_attempts",
+            "health_check_interval_seconds",
+        )
+    }
+    async with serve_through_proxy(**defaults) as service:
+        await wait_for_health(service, SERVING, RECOVERS_WITHIN)
+
+        fault_proxy.delay(120.0)
+        await wait_for_health(service, NOT_SERVING, NOT_SERVING_WITHIN)
+
+        fault_proxy.pass_through()
+        await wait_for_health(service, SERVING, RECOVERS_WITHIN)
