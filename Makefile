@@ -24,7 +24,7 @@ SHELL := bash
 # The stamps share one venv; two pip runs into it at once would race.
 .NOTPARALLEL:
 
-.PHONY: venv test-deps gen run test load init-tables lint-docker lock clean
+.PHONY: venv test-deps gen run test load bench init-tables lint-docker lock clean
 
 venv: $(RUN_STAMP)
 
@@ -44,6 +44,14 @@ test: test-deps gen
 load: LOAD_ARGS ?= --spawn
 load: venv gen
 	$(PY) -m tools.load $(LOAD_ARGS)
+
+# The benchmark (a benchmark, not a test): moto, the service and a minimal floor server side by
+# side on loopback ports; writes bench-results/results.{json,md} and prints the table and each
+# goal's verdict. About 10 minutes; `make bench BENCH_ARGS=--quick` checks the harness in under
+# a minute. `python -m tools.bench --help` lists the options.
+bench: BENCH_ARGS ?=
+bench: venv gen
+	$(PY) -m tools.bench $(BENCH_ARGS)
 
 init-tables: venv gen
 	$(VENV)/bin/user-service init-tables

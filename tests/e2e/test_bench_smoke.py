@@ -1,0 +1,127 @@
+"""The benchmark harness (tools.bench) in its tiny --quick mode: every row measured, every goal
+judged, the JSON and the Markdown written. A benchmark is a benchmark: no figure is asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.bench.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+ROW_NAMES = (
+    "floor",
+    "floor (guard + user)",
+    "GetUser",
+    "GetUserByEmail",
+    "ListUsers",
+    "RegisterUser",
+    "Authenticate",
+    "RefreshSession",
+)
+CONCURRENCIES = (1, 16)
+GOALS = (
+    "GetUser CPU",
+    "GetUserByEmail CPU",
+    "GetUser at scale",
+    "GetUserByEmail at scale",
+    "ListUsers at scale",
+    "Event loop",
+    "Start-up",
+    "Idle memory",
+    "Flat memory",
+)
+# Far above what --quick needs (well under a minute alone); only stops a hung run.
+RUN_TIMEOUT_SECONDS = 400.0
+
+
+async def run_bench(*args: str) -> tuple[int, str, str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("USER_SERVICE_", "AWS_ENDPOINT_URL"))
+    }
+    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "protos")])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.bench",
+        *args,
+        cwd=ROOT,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
+    except TimeoutError:
+        process.terminate()  # the harness then stops the processes it started
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value >= 0
+
+
+@pytest.mark.slow
+async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_path: Path) -> None:
+    code, stdout, stderr = await run_bench("--quick", f"--out={tmp_path}", "--seed=20260405")
+
+    assert code == 0, stderr[-4000:]
+    document = json.loads((tmp_path / "results.json").read_text())
+    rows = {(row["name"], row["concurrency"]): row for row in document["rows"]}
+    assert set(rows) == {(name, c) for name in ROW_NAMES for c in CONCURRENCIES}
+    for key, row in rows.items():
+        assert row["rpcs"] > 0 and row["errors"] == {}, (key, row)
+        figures = ("throughput", "p50_ms", "p99_ms", "server_cpu_ms_per_rpc", "ratio_to_floor")
+        assert all(_is_number(row[name]) for name in figures), (key, row)
+    # CPU is read from the process that served each row (an idle one would show none).
+    assert all(row["server_cpu_ms_per_rpc"] > 0 for row in rows.values()), rows
+    assert sum(row["backend_cpu_ms_per_rpc"] for row in rows.values()) > 0
+
+    small, large = (point["users"] for point in document["scale"])
+    assert small >= 200 and large == 400  # the small table also holds the registered users
+    for point in document["scale"]:
+        assert set(point["rows"]) == {"GetUser", "GetUserByEmail", "ListUsers"}
+        for row in point["rows"].values():
+            assert row["errors"] == {} and row["rpcs"] > 0 and row["server_cpu_ms_per_rpc"] > 0
+    loop = document["loop_protection"]
+    assert loop["sign_ins_completed"] > 0 and loop["sign_in_errors"] == {}
+    assert set(loop["alone"]) == set(loop["under_sign_ins"]) and "GetUser" in loop["alone"]
+    assert len(document["startup"]["seconds"]) == 1
+    assert document["startup"]["idle_rss_bytes"][0] > 0
+    assert document["long_run"]["row"]["rpcs"] > 0 and document["long_run"]["rss_at_end"] > 0
+    assert document["machine"]["cpu_model"] and document["machine"]["cores"] >= 1
+
+    goals = {goal["name"]: goal for goal in document["goals"]}
+    assert set(goals) == set(GOALS)
+    assert all(goal["verdict"] in {"met", "not met"} for goal in goals.values()), goals
+
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown in stdout
+    for name in ("GetUser", "GetUserByEmail", "ListUsers", "RegisterUser", "Authenticate"):
+        assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name
+    for goal in goals.values():
+        assert f"| {goal['name']} | {goal['target']} | **{goal['verdict']}** |" in markdown
+        assert f"{goal['verdict'].upper()}  {goal['name']}:" in stdout
+    assert (tmp_path / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_the_bench_refuses_to_change_the_settings_it_controls(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--service-setting", "DYNAMODB_ENDPOINT=http://127.0.0.1:1"])
+
+    assert exit_info.value.code == 2
+    refusal = "USER_SERVICE_DYNAMODB_ENDPOINT is set by the benchmark itself"
+    assert refusal in capsys.readouterr().err

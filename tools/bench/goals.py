@@ -1,0 +1,140 @@
+"""The issue's goals, each judged met or not met from one run's figures."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tools.bench.loop_protection import GOAL_PROBE
+from tools.bench.plan import CONCURRENCIES
+from tools.bench.results import Results
+from tools.bench.rows import SCALE_ROWS
+
+CPU_RATIO_LIMIT = 1.15
+SCALE_RATIO_LIMIT = 1.2
+LOOP_P99_RATIO_LIMIT = 2.0
+STARTUP_LIMIT_SECONDS = 2.0
+IDLE_RSS_LIMIT_BYTES = 150 * 10**6  # 150 MB
+MEMORY_GROWTH_LIMIT = 0.10
+MB = 10**6
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal: what it asks, whether this run met it, and the figures that say so."""
+
+    name: str
+    target: str
+    met: bool | None  # None: not measured in this run
+    figures: str
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "not met", None: "not measured"}[self.met]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "verdict": self.verdict}
+
+
+def evaluate(results: Results) -> list[Goal]:
+    return [
+        _cpu_goal(results, "GetUser", "floor"),
+        _cpu_goal(results, "GetUserByEmail", "floor (guard + user)"),
+        *(_scale_goal(results, name) for name in SCALE_ROWS),
+        _loop_goal(results),
+        _startup_goal(results),
+        _idle_memory_goal(results),
+        _flat_memory_goal(results),
+    ]
+
+
+def _cpu_goal(results: Results, name: str, floor_name: str) -> Goal:
+    target = f"server CPU per RPC <= {CPU_RATIO_LIMIT} x the floor's ({floor_name})"
+    parts, met = [], True
+    for concurrency in CONCURRENCIES:
+        row, floor = results.row(name, concurrency), results.row(floor_name, concurrency)
+        if row is None or floor is None:
+            return Goal(f"{name} CPU", target, None, "rows missing")
+        ratio = row.server_cpu_ms_per_rpc / max(floor.server_cpu_ms_per_rpc, 1e-9)
+        met = met and ratio <= CPU_RATIO_LIMIT
+        parts.append(
+            f"c={concurrency}: {row.server_cpu_ms_per_rpc:.3f} vs "
+            f"{floor.server_cpu_ms_per_rpc:.3f} ms = {ratio:.2f}x"
+        )
+    if floor_name != "floor":  # also against the one-GetItem floor, for comparison
+        row, floor = results.row(name, CONCURRENCIES[-1]), results.row("floor", CONCURRENCIES[-1])
+        if row is not None and floor is not None:
+            ratio = row.server_cpu_ms_per_rpc / max(floor.server_cpu_ms_per_rpc, 1e-9)
+            parts.append(f"vs the one-GetItem floor at c={CONCURRENCIES[-1]}: {ratio:.2f}x")
+    return Goal(f"{name} CPU", target, met, "; ".join(parts))
+
+
+def _scale_goal(results: Results, name: str) -> Goal:
+    target = f"p50 with the large table <= {SCALE_RATIO_LIMIT} x p50 with the small one"
+    if len(results.scale) < 2:
+        return Goal(f"{name} at scale", target, None, "scale points missing")
+    small, large = results.scale[0], results.scale[-1]
+    before, after = small.rows[name], large.rows[name]
+    ratio = after.p50_ms / before.p50_ms if before.p50_ms > 0 else math.nan
+    cpu_ratio = after.server_cpu_ms_per_rpc / max(before.server_cpu_ms_per_rpc, 1e-9)
+    moto_ratio = after.backend_cpu_ms_per_rpc / max(before.backend_cpu_ms_per_rpc, 1e-9)
+    figures = (
+        f"p50 {before.p50_ms:.2f} ms at {small.users:,} users, {after.p50_ms:.2f} ms at "
+        f"{large.users:,} = {ratio:.2f}x; server CPU/RPC {cpu_ratio:.2f}x, "
+        f"moto CPU/RPC {moto_ratio:.2f}x"
+    )
+    return Goal(f"{name} at scale", target, ratio <= SCALE_RATIO_LIMIT, figures)
+
+
+def _loop_goal(results: Results) -> Goal:
+    target = f"GetUser p99 with sign-ins in flight <= {LOOP_P99_RATIO_LIMIT} x p99 alone"
+    loop = results.loop
+    if loop is None:
+        return Goal("Event loop", target, None, "not measured")
+    ratios = {
+        name: loop.under_sign_ins[name].p99_ms / row.p99_ms if row.p99_ms > 0 else math.nan
+        for name, row in loop.alone.items()
+    }
+    goal = loop.alone[GOAL_PROBE], loop.under_sign_ins[GOAL_PROBE]
+    others = ", ".join(f"{name} {r:.2f}x" for name, r in ratios.items() if name != GOAL_PROBE)
+    figures = (
+        f"p99 {goal[0].p99_ms:.2f} ms alone, {goal[1].p99_ms:.2f} ms with "
+        f"{loop.sign_in_workers} Authenticate in flight = {ratios[GOAL_PROBE]:.2f}x "
+        f"({loop.sign_ins_completed} sign-ins meanwhile); the same p99 ratio for {others}"
+    )
+    return Goal("Event loop", target, ratios[GOAL_PROBE] <= LOOP_P99_RATIO_LIMIT, figures)
+
+
+def _startup_goal(results: Results) -> Goal:
+    target = f"spawn to SERVING (embedded default) <= {STARTUP_LIMIT_SECONDS:g} s"
+    startup = results.startup
+    if startup is None or not startup.seconds:
+        return Goal("Start-up", target, None, "not measured")
+    runs = ", ".join(f"{seconds:.2f}" for seconds in startup.seconds)
+    figures = f"median {startup.median_seconds:.2f} s (runs: {runs} s)"
+    return Goal("Start-up", target, startup.median_seconds <= STARTUP_LIMIT_SECONDS, figures)
+
+
+def _idle_memory_goal(results: Results) -> Goal:
+    target = f"resident memory after start-up <= {IDLE_RSS_LIMIT_BYTES / MB:.0f} MB"
+    startup = results.startup
+    if startup is None or not startup.idle_rss_bytes:
+        return Goal("Idle memory", target, None, "not measured")
+    runs = ", ".join(f"{value / MB:.1f}" for value in startup.idle_rss_bytes)
+    median = startup.median_idle_rss_bytes
+    figures = f"median {median / MB:.1f} MB (runs: {runs} MB; embedded moto in-process)"
+    return Goal("Idle memory", target, median <= IDLE_RSS_LIMIT_BYTES, figures)
+
+
+def _flat_memory_goal(results: Results) -> Goal:
+    target = f"RSS at the end of the long run within {MEMORY_GROWTH_LIMIT:.0%} of RSS after 10%"
+    run = results.long_run
+    if run is None:
+        return Goal("Flat memory", target, None, "not measured")
+    figures = (
+        f"{run.row.rpcs:,} GetUser: {run.rss_after_first_tenth / MB:.1f} MB after 10%, "
+        f"{run.rss_at_end / MB:.1f} MB at the end ({run.growth:+.1%}), "
+        f"peak {run.rss_peak / MB:.1f} MB"
+    )
+    return Goal("Flat memory", target, abs(run.growth) <= MEMORY_GROWTH_LIMIT, figures)
