@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 
 from server.api_keys import api_key_sha256
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
+from server.handler_cache import WrappedHandlers
 from server.settings import ApiKey
 from server.status import rpc_status_for
 
@@ -83,6 +84,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         self._client_certs_required = client_certs_required
         self._public_services = frozenset(public_services)
         self._admin_methods = frozenset(admin_methods)
+        self._handlers = WrappedHandlers(self._admitting_handler)
 
     async def intercept_service(
         self,
@@ -93,7 +95,9 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or _service_of(method) in self._public_services:
             return handler
+        return self._handlers.get(method, handler)
 
+    def _admitting_handler(self, method: str, handler: _Handler) -> _Handler:
         async def admit(context: _Context) -> None:
             await self._admit(context, method)
 

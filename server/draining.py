@@ -12,6 +12,7 @@ import grpc
 from grpc_status import rpc_status
 
 from server.caller_errors import ServiceShuttingDown
+from server.handler_cache import WrappedHandlers
 from server.status import rpc_status_for
 
 # The server is stopped only once no gated call has arrived for this long: gRPC answers CANCELLED,
@@ -38,6 +39,7 @@ class DrainGate(grpc.aio.ServerInterceptor):
         self._closed = False
         self._under_way = 0
         self._last_arrival = time.monotonic()
+        self._handlers = WrappedHandlers(self._counted_handler)
 
     @property
     def under_way(self) -> int:
@@ -69,6 +71,9 @@ class DrainGate(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if not gated or handler is None or handler.unary_unary is None:
             return handler  # another service, or an unknown method (UNIMPLEMENTED at once)
+        return self._handlers.get(handler_call_details.method, handler)
+
+    def _counted_handler(self, method: str, handler: _Handler) -> _Handler:
         return grpc.unary_unary_rpc_method_handler(
             self._counted(handler.unary_unary),
             request_deserializer=handler.request_deserializer,

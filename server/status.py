@@ -32,6 +32,7 @@ from domain.errors import (
 )
 from persistence.deadline import deadline_in
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated, ServiceShuttingDown
+from server.handler_cache import WrappedHandlers
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
     """Turns an exception escaping a unary-unary handler into the matching rich gRPC status."""
 
+    def __init__(self) -> None:
+        self._handlers = WrappedHandlers(_guarded_handler)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
@@ -109,11 +113,15 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler  # unknown method, or a streaming one (reflection, Health/Watch)
-        return grpc.unary_unary_rpc_method_handler(
-            _guarded(handler.unary_unary, handler_call_details.method),
-            request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+        return self._handlers.get(handler_call_details.method, handler)
+
+
+def _guarded_handler(method: str, handler: _Handler) -> _Handler:
+    return grpc.unary_unary_rpc_method_handler(
+        _guarded(handler.unary_unary, method),
+        request_deserializer=_tolerant(handler.request_deserializer),
+        response_serializer=handler.response_serializer,
+    )
 
 
 # Stands for request bytes that are no message of the method's request type. Left to gRPC,
