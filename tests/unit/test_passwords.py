@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import Iterator
 
 import pytest
 from argon2 import extract_parameters
 
 from domain.values import Password
-from server.passwords import Argon2PasswordHasher
+from server.passwords import (
+    HASH_THREAD_NICENESS,
+    Argon2PasswordHasher,
+    yield_cpu_to_other_threads,
+)
 
 
 @pytest.fixture
@@ -54,3 +60,30 @@ async def test_the_event_loop_keeps_turning_while_passwords_are_hashed(
     ticking.cancel()
 
     assert ticks >= 5, "hashing blocked the event loop"
+
+
+def test_hashing_threads_run_nicer_than_the_event_loop_thread() -> None:
+    loop_thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def hash_thread_priority() -> None:
+        yield_cpu_to_other_threads()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    worker = threading.Thread(target=hash_thread_priority)
+    worker.start()
+    worker.join(timeout=10)
+
+    assert seen == [min(19, loop_thread + HASH_THREAD_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_thread
+
+
+async def test_the_hashers_threads_are_the_nicer_ones(hasher: Argon2PasswordHasher) -> None:
+    loop_thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    await hasher.hash(Password.parse("correct horse battery"))
+
+    hash_threads = [t for t in threading.enumerate() if t.name.startswith("argon2")]
+    assert hash_threads
+    for thread in hash_threads:
+        assert thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) > loop_thread
