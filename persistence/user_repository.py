@@ -80,19 +80,21 @@ class DynamoUserRepository(UserRepository):
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        users: list[User] = []
+        items: list[dict[str, Any]] = []
         request: dict[str, Any] = {"TableName": self._tables.users, "ConsistentRead": True}
         if after is not None:
             request["ExclusiveStartKey"] = {"Id": {"S": after.value}}
         while True:
-            # One user more than asked tells whether another page exists: no empty last page.
+            # One item more than asked tells whether another page exists: no empty last page.
+            # It is not mapped, only counted.
             with translated("Scan"):
-                response = await self._client.scan(**request, Limit=limit + 1 - len(users))
-            users.extend(self._read(item) for item in response.get("Items", []))
-            if len(users) > limit:
-                return UserPage(users[:limit], users[limit - 1].id)
+                response = await self._client.scan(**request, Limit=limit + 1 - len(items))
+            items.extend(response.get("Items", []))
+            if len(items) > limit:
+                users = [self._read(item) for item in items[:limit]]
+                return UserPage(users, users[-1].id)
             if "LastEvaluatedKey" not in response:
-                return UserPage(users, None)
+                return UserPage([self._read(item) for item in items], None)
             # A scan page ends early at 1 MB: keep reading from where it stopped.
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
