@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from uuid import uuid4
 
+import pytest
 import pytest_asyncio
 from botocore.exceptions import ClientError
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
+from tests.fault_proxy import FaultProxy
 
 
 @pytest_asyncio.fixture
@@ -45,3 +47,10 @@ async def dynamodb_tables(dynamodb_client: Any, table_names: TableNames) -> Tabl
     """Both tables, freshly created by ensure_tables for this test alone."""
     await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
     return table_names
+
+
+@pytest.fixture
+def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's moto_server, passing everything through."""
+    with FaultProxy(moto_endpoint) as running:
+        yield running

@@ -9,7 +9,7 @@ within 10 minutes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +25,6 @@ from tests.builders import new_user
 from tests.fault_proxy import FaultProxy, Outcome
 
 TRANSACT = "TransactWriteItems"
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    with FaultProxy(moto_endpoint) as running:
-        yield running
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ backend that does not answer in time too, and the caller's deadline stops botoco
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from domain.errors import DeadlineExceeded, StorageUnavailable
 from persistence.deadline import deadline_in
-from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
+from persistence.dynamodb_client import open_dynamodb_client
 from persistence.errors import translated
 from persistence.readiness import check_ready
 from persistence.schema import TableNames
@@ -24,25 +22,7 @@ from persistence.table_initializer import ensure_tables
 from server.settings import Settings
 from server.storage import dynamodb_options
 from tests.fault_proxy import FaultProxy, Outcome
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    with FaultProxy(moto_endpoint) as running:
-        yield running
-
-
-@asynccontextmanager
-async def client_through(proxy: FaultProxy, **options: Any) -> AsyncIterator[Any]:
-    settings = DynamoDbOptions(
-        region="us-east-1",
-        endpoint_url=proxy.url,
-        access_key_id="testing",
-        secret_access_key="testing",
-        **options,
-    )
-    async with open_dynamodb_client(settings) as client:
-        yield client
+from tests.integration.proxy_client import client_through
 
 
 async def read_one_item(client: Any, tables: TableNames) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
@@ -17,28 +16,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from tests.fault_proxy import FaultProxy, Outcome
-
-
-@pytest.fixture
-def proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
-    with FaultProxy(moto_endpoint) as running:
-        yield running
-
-
-@asynccontextmanager
-async def client_through(proxy: FaultProxy, **options: Any) -> AsyncIterator[Any]:
-    """A DynamoDB client whose every request goes through the proxy."""
-    settings = DynamoDbOptions(
-        region="us-east-1",
-        endpoint_url=proxy.url,
-        access_key_id="testing",
-        secret_access_key="testing",
-        **{"max_attempts": 1, **options},
-    )
-    async with open_dynamodb_client(settings) as client:
-        yield client
+from tests.integration.proxy_client import client_through
 
 
 @pytest.fixture
