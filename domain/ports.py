@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -54,6 +54,15 @@ class UserRepository(abc.ABC):
     async def get_by_email(self, email: Email) -> User | None:
         return self._remember(await self._get_by_email(email))
 
+    async def get_many(self, user_ids: Collection[UserId]) -> dict[UserId, User]:
+        """The users with these ids, by id, read strongly consistent; an id with no user is
+        left out, and an id given twice is read once. All or nothing: when the store cannot
+        answer for every id, this raises (StorageUnavailable) rather than return fewer."""
+        found = await self._get_many(list(dict.fromkeys(user_ids)))
+        for user in found.values():
+            self._remember(user)
+        return found
+
     async def get_by_refresh_token(self, token: TokenLookup) -> User | None:
         """The user a session of whom holds (or recently held) the token; None otherwise.
 
@@ -102,6 +111,10 @@ class UserRepository(abc.ABC):
 
     @abc.abstractmethod
     async def _get_by_email(self, email: Email) -> User | None: ...
+
+    @abc.abstractmethod
+    async def _get_many(self, user_ids: list[UserId]) -> dict[UserId, User]:
+        """The users with these distinct ids, by id; any number of ids."""
 
     @abc.abstractmethod
     async def _list_page(self, limit: int, after: UserId | None) -> UserPage: ...

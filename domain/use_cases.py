@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.errors import StaleVersion, UserNotFound
+from domain.errors import InvalidValue, StaleVersion, UserNotFound
 from domain.page_tokens import PageTokenCodec
 from domain.password_policy import check_new_password
 from domain.ports import Clock, PasswordHasher, UnitOfWork
@@ -17,6 +17,10 @@ from domain.values import Email, Password, PersonName, UserId
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+MAX_BATCH_IDS = 100
+# A refusal names this many malformed ids and counts the rest: the violations travel in the
+# reply's trailers, which gRPC clients cap (8 KiB by default), and 100 of them would not fit.
+MAX_NAMED_BAD_IDS = 10
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,14 @@ class UsersPage:
 
     users: list[User]
     next_page_token: str
+
+
+@dataclass(frozen=True)
+class UserLookup:
+    """One requested id and the user that has it (None when no user has it)."""
+
+    user_id: UserId
+    user: User | None
 
 
 def _check_expected_version(violations: Violations, expected_version: int) -> None:
@@ -88,6 +100,37 @@ async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
     if user is None:
         raise UserNotFound("no user with this email")
     return user
+
+
+async def batch_get_users(uow: UnitOfWork, *, ids: Sequence[str]) -> list[UserLookup]:
+    """One lookup per requested id, in the request's order; duplicates are answered in place."""
+    violations = Violations()
+    if not 1 <= len(ids) <= MAX_BATCH_IDS:
+        violations.add("ids", f"must hold 1 to {MAX_BATCH_IDS} ids, not {len(ids)}")
+        violations.raise_if_any()  # the ids themselves are not looked at
+    user_ids = _parse_ids(violations, ids)
+    violations.raise_if_any()
+    async with uow:
+        found = await uow.users.get_many(user_ids)
+    return [UserLookup(user_id, found.get(user_id)) for user_id in user_ids]
+
+
+def _parse_ids(violations: Violations, ids: Sequence[str]) -> list[UserId]:
+    """The ids parsed; the first malformed ones recorded by position (``ids[3]``), the rest
+    counted."""
+    parsed: list[UserId] = []
+    malformed = 0
+    for i, raw in enumerate(ids):
+        try:
+            parsed.append(UserId.parse(raw))
+        except InvalidValue as error:
+            malformed += 1
+            if malformed <= MAX_NAMED_BAD_IDS:
+                violations.add(f"ids[{i}]", str(error))
+    if malformed > MAX_NAMED_BAD_IDS:
+        unnamed = malformed - MAX_NAMED_BAD_IDS
+        violations.add("ids", f"{unnamed} more ids after those named are not UUIDs")
+    return parsed
 
 
 async def update_profile(

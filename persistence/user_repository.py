@@ -10,6 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from domain.ports import UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, UserId
+from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.schema import TableNames
 from persistence.transaction import StagedWrite, new_request_token
@@ -39,6 +40,16 @@ class DynamoUserRepository(UserRepository):
             )
         item = response.get("Item")
         return self._read(item) if item else None
+
+    async def _get_many(self, user_ids: list[UserId]) -> dict[UserId, User]:
+        users: dict[UserId, User] = {}
+        for start in range(0, len(user_ids), BATCH_GET_MAX_KEYS):
+            chunk = user_ids[start : start + BATCH_GET_MAX_KEYS]
+            keys = [{"Id": {"S": user_id.value}} for user_id in chunk]
+            for item in await batch_get_items(self._client, self._tables.users, keys):
+                user = self._read(item)
+                users[user.id] = user
+        return users
 
     async def _get_by_email(self, email: Email) -> User | None:
         # The guard table, read consistently, decides; the EmailIndex GSI may lag behind.

@@ -8,7 +8,7 @@ from biome.user.v1 import user_service_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from domain.session_use_cases import SessionTokens
-from domain.use_cases import UsersPage
+from domain.use_cases import UserLookup, UsersPage
 from domain.user import User, UserStatus
 
 _STATUS_TO_PB: dict[UserStatus, pb.UserStatus.ValueType] = {
@@ -35,6 +35,16 @@ def users_page_to_pb(page: UsersPage) -> pb.ListUsersResponse:
     return pb.ListUsersResponse(
         users=[user_to_pb(user) for user in page.users], next_page_token=page.next_page_token
     )
+
+
+def lookups_to_pb(lookups: list[UserLookup]) -> pb.BatchGetUsersResponse:
+    return pb.BatchGetUsersResponse(results=[_lookup_to_pb(lookup) for lookup in lookups])
+
+
+def _lookup_to_pb(lookup: UserLookup) -> pb.BatchGetUsersResult:
+    if lookup.user is None:
+        return pb.BatchGetUsersResult(id=lookup.user_id.value, found=False)
+    return pb.BatchGetUsersResult(id=lookup.user_id.value, found=True, user=user_to_pb(lookup.user))
 
 
 def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:

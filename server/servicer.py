@@ -22,6 +22,7 @@ from domain.ports import (
 from server.messages import (
     authenticated_to_pb,
     jwks_to_pb,
+    lookups_to_pb,
     refreshed_to_pb,
     user_to_pb,
     users_page_to_pb,
@@ -79,6 +80,13 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self, request: pb.GetUserByEmailRequest, context: Context[pb.GetUserByEmailRequest, pb.User]
     ) -> pb.User:
         return user_to_pb(await use_cases.get_user_by_email(self._uow(), email=request.email))
+
+    async def BatchGetUsers(
+        self,
+        request: pb.BatchGetUsersRequest,
+        context: Context[pb.BatchGetUsersRequest, pb.BatchGetUsersResponse],
+    ) -> pb.BatchGetUsersResponse:
+        return lookups_to_pb(await use_cases.batch_get_users(self._uow(), ids=request.ids))
 
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context[pb.UpdateProfileRequest, pb.User]

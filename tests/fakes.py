@@ -61,6 +61,11 @@ class FakeUserRepository(UserRepository):
         user_id = self._store.emails.get(email.normalized)
         return await self._get_by_id(UserId(user_id)) if user_id else None
 
+    async def _get_many(self, user_ids: list[UserId]) -> dict[UserId, User]:
+        await asyncio.sleep(0)
+        stored = ((user_id, self._store.users.get(user_id.value)) for user_id in user_ids)
+        return {user_id: self._read(user) for user_id, user in stored if user is not None}
+
     async def shadow_failed_login(self) -> None:
         self._store.shadow_logins += 1
         await asyncio.sleep(0)

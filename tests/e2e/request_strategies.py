@@ -362,6 +362,28 @@ def secret_tokens(known: Known, real: Sequence[str]) -> SearchStrategy[str]:
     )
 
 
+def id_lists(known: Known) -> SearchStrategy[list[str]]:
+    """Lists of ids around the 1..100 limit: hostile ids, plausible ones (known users, unknown
+    UUIDs in any spelling) with duplicates, and a few malformed ones among plausible ones."""
+    plausible = st.one_of(
+        _from(known.user_ids, st.uuids().map(str)),
+        _from(known.user_ids, st.uuids().map(str)).map(str.upper),
+        st.uuids().map(str),
+    )
+    mixed = st.one_of(plausible, plausible, plausible, user_ids(known))
+    return st.one_of(
+        st.lists(user_ids(known), max_size=12),
+        st.lists(plausible, min_size=1, max_size=12),
+        st.lists(mixed, min_size=1, max_size=20),
+        st.sampled_from((99, 100, 101, 150)).flatmap(
+            lambda size: st.lists(plausible, min_size=size, max_size=size)
+        ),
+        st.sampled_from((100, 101)).flatmap(
+            lambda size: st.lists(mixed, min_size=size, max_size=size)
+        ),
+    )
+
+
 def _update_profile(user_id: str, first: str | None, last: str | None, version: int) -> Message:
     fields: dict[str, Any] = {"id": user_id, "expected_version": version}
     if first is not None:
@@ -412,6 +434,7 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
         ),
         "GetUser": st.builds(pb.GetUserRequest, id=ids),
         "GetUserByEmail": st.builds(pb.GetUserByEmailRequest, email=email),
+        "BatchGetUsers": st.builds(pb.BatchGetUsersRequest, ids=id_lists(known)),
         "UpdateProfile": st.one_of(
             st.builds(_update_profile, ids, maybe_name, maybe_name, versions()),
             st.builds(_update_profile, known_id, names(), maybe_name, recent_version),

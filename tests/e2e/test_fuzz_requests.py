@@ -43,6 +43,7 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "RegisterUser": frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS}),
     "GetUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetUserByEmail": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "BatchGetUsers": frozenset({Code.INVALID_ARGUMENT}),
     "UpdateProfile": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED}),
     "ListUsers": frozenset({Code.INVALID_ARGUMENT}),
     "DeleteUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED}),
@@ -74,6 +75,7 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
 }
 METHODS = sorted(DOCUMENTED)
 ID_FIELDS = frozenset({"id", "user_id"})
+ID_LIST_FIELDS = frozenset({"ids"})
 _UUID_SPELLING = re.compile(r"(?:urn:uuid:)?\{?(?P<hex>[0-9a-fA-F-]+)\}?")
 
 # Reproducible in CI: the same examples every run, nothing remembered between runs.
@@ -194,23 +196,46 @@ def _check_refusal(method: str, request: Message, error: grpc.aio.AioRpcError) -
     fields = _violated_fields(status.details)
     if code is Code.INVALID_ARGUMENT:
         assert fields, f"{method}: INVALID_ARGUMENT without field violations"
-        assert fields <= set(request.DESCRIPTOR.fields_by_name), f"{method}: {fields}"
+        assert {_field_of(f, request) for f in fields} <= set(request.DESCRIPTOR.fields_by_name), (
+            f"{method}: {fields}"
+        )
     if code is Code.RESOURCE_EXHAUSTED:
         assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
     return fields
 
 
+def _field_of(violation: str, request: Message) -> str:
+    """The field a violation names: ``ids[3]`` names ``ids``, at an index the request has."""
+    name, bracket, index = violation.partition("[")
+    if bracket:
+        assert index.endswith("]") and 0 <= int(index[:-1]) < len(getattr(request, name)), violation
+    return name
+
+
 def _check_ids_refused(request: Message, violated: set[str]) -> None:
-    """An id field that is no UUID (in any of its usual spellings) is always refused as such."""
+    """An id field that is no UUID (in any of its usual spellings) is always refused as such;
+    in a list of ids, by its position, or (past the first ten, or in a list of the wrong size)
+    by the list's name."""
     for name in ID_FIELDS & set(request.DESCRIPTOR.fields_by_name):
         value = getattr(request, name)
         assert name in violated or _spells_a_uuid(value), f"{name}={value!r} taken for a UUID"
+    for name in ID_LIST_FIELDS & set(request.DESCRIPTOR.fields_by_name):
+        for i, value in enumerate(getattr(request, name)):
+            refused = f"{name}[{i}]" in violated or name in violated
+            assert refused or _spells_a_uuid(value), f"{name}[{i}]={value!r} taken for a UUID"
 
 
 def _spells_a_uuid(text: str) -> bool:
     """The spellings uuid.UUID documents: 32 ASCII hex digits, hyphens, braces, a URN prefix."""
     match = _UUID_SPELLING.fullmatch(text.strip())
     return match is not None and len(match["hex"].replace("-", "")) == 32
+
+
+def _canonical(spelled: str) -> str:
+    """The canonical form of an id the service took, worked out apart from its own parser."""
+    match = _UUID_SPELLING.fullmatch(spelled.strip())
+    assert match is not None
+    return str(uuid.UUID(match["hex"].replace("-", "")))
 
 
 def _violated_fields(details: object) -> set[str]:
@@ -230,6 +255,15 @@ def _check_reply(request: Message, reply: Message) -> None:
     if isinstance(reply, pb.ListUsersResponse):
         for user in reply.users:
             _check_user(user)
+    if isinstance(request, pb.BatchGetUsersRequest):
+        assert isinstance(reply, pb.BatchGetUsersResponse)
+        assert 1 <= len(request.ids) <= 100
+        assert [result.id for result in reply.results] == [_canonical(i) for i in request.ids]
+        for result in reply.results:
+            assert result.found is result.HasField("user"), result
+            if result.found:
+                assert result.user.id == result.id
+                _check_user(result.user)
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
         assert reply.email == unicodedata.normalize("NFC", request.email.strip())

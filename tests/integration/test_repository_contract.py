@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain import use_cases
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
@@ -421,3 +422,106 @@ async def test_a_change_callers_see_moves_the_version_even_at_the_same_instant(
 
     again = await by_id(new_uow, user)
     assert stored.version == 2 and again is not None and again.version == 2
+
+
+async def test_get_many_finds_every_stored_user_by_id_and_leaves_out_unknown_ids(
+    new_uow: NewUow,
+) -> None:
+    users = [await add(new_uow, new_user(f"many{i}@example.com")) for i in range(3)]
+    unknown = UserId.new()
+
+    async with new_uow() as uow:
+        found = await uow.users.get_many([users[2].id, unknown, users[0].id, users[1].id])
+
+    assert set(found) == {user.id for user in users}
+    for user in users:
+        assert state_of(found[user.id]) == state_of(user)
+
+
+async def test_get_many_reads_an_id_given_twice_once(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+
+    async with new_uow() as uow:
+        found = await uow.users.get_many([user.id, user.id, user.id])
+
+    assert list(found) == [user.id] and state_of(found[user.id]) == state_of(user)
+
+
+async def test_get_many_of_unknown_ids_or_none_finds_nothing(new_uow: NewUow) -> None:
+    async with new_uow() as uow:
+        assert await uow.users.get_many([UserId.new(), UserId.new()]) == {}
+        assert await uow.users.get_many([]) == {}
+
+
+async def test_get_many_reads_more_ids_than_one_batch_request_takes(new_uow: NewUow) -> None:
+    users = [await add(new_uow, new_user(f"big{i}@example.com")) for i in range(3)]
+    ids = [UserId.new() for _ in range(150)] + [user.id for user in users]
+
+    async with new_uow() as uow:
+        found = await uow.users.get_many(ids)
+
+    assert set(found) == {user.id for user in users}
+
+
+async def test_get_many_sees_a_change_the_instant_it_is_committed(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+    await rename(new_uow, user, "Augusta")
+
+    async with new_uow() as uow:
+        found = await uow.users.get_many([user.id])
+
+    assert found[user.id].version == 2 and str(found[user.id].first_name) == "Augusta"
+
+
+async def test_users_read_by_get_many_can_be_updated_and_deleted_in_the_same_unit_of_work(
+    new_uow: NewUow,
+) -> None:
+    renamed = await add(new_uow, new_user("stay@example.com"))
+    leaving = await add(new_uow, new_user("leave@example.com"))
+
+    async with new_uow() as uow:
+        found = await uow.users.get_many([renamed.id, leaving.id])
+        found[renamed.id].update_profile(
+            first_name=PersonName.parse("Kept"), last_name=None, now=T0
+        )
+        await uow.users.update(found[renamed.id])
+        await uow.users.delete(found[leaving.id])
+        await uow.commit()
+
+    stored = await by_id(new_uow, renamed)
+    assert stored is not None and (stored.version, str(stored.first_name)) == (2, "Kept")
+    assert await by_id(new_uow, leaving) is None
+    assert await by_email(new_uow, "leave@example.com") is None
+
+
+async def test_a_user_read_by_get_many_and_changed_meanwhile_is_a_conflict_on_update(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
+    async with new_uow() as uow:
+        stale = (await uow.users.get_many([user.id]))[user.id]
+        await rename(new_uow, user, "Winner")
+        stale.update_profile(first_name=PersonName.parse("Loser"), last_name=None, now=T0)
+        await uow.users.update(stale)
+
+        with pytest.raises(VersionConflict):
+            await uow.commit()
+
+    stored = await by_id(new_uow, user)
+    assert stored is not None and str(stored.first_name) == "Winner"
+
+
+async def test_batch_get_users_answers_each_requested_id_in_place_duplicates_and_missing_too(
+    new_uow: NewUow,
+) -> None:
+    first = await add(new_uow, new_user("one@example.com"))
+    second = await add(new_uow, new_user("two@example.com"))
+    missing = UserId.new()
+    ids = [second.id.value, missing.value, first.id.value.upper(), second.id.value]
+
+    lookups = await use_cases.batch_get_users(new_uow(), ids=ids)
+
+    assert [lookup.user_id for lookup in lookups] == [second.id, missing, first.id, second.id]
+    found = [lookup.user for lookup in lookups]
+    assert [user.id if user else None for user in found] == [second.id, None, first.id, second.id]
+    assert found[0] is not None and state_of(found[0]) == state_of(second)
