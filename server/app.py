@@ -111,6 +111,8 @@ async def running_service(
     ``address`` overrides the settings' host and port (tests bind "127.0.0.1:0"); ``clock``
     replaces the system clock (tests move time to end lock-outs and sessions without sleeping).
     """
+    if (missing := settings.unmet_serving_requirement()) is not None:
+        raise ValueError(f"invalid settings: {missing}")
     async with contextlib.AsyncExitStack() as stack:
         endpoint = settings.dynamodb_endpoint
         if settings.uses_embedded_dynamodb:

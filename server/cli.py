@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         _fail(describe_invalid_settings(error))
         return EXIT_USAGE
+    if args.command == "serve" and (missing := settings.unmet_serving_requirement()):
+        _fail(f"invalid settings: {missing}")
+        return EXIT_USAGE
     configure_logging(settings.log_level)
     run: Callable[[Settings], int] = {
         "serve": _serve,

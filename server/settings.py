@@ -191,26 +191,30 @@ class Settings(BaseSettings):
             raise ValueError("USER_SERVICE_HEALTH_PORT must differ from USER_SERVICE_PORT")
         return self
 
-    @model_validator(mode="after")
-    def _production_is_locked_down(self) -> Settings:
+    def unmet_serving_requirement(self) -> str | None:
+        """What serving in production still lacks (TLS, caller authentication, a signing key).
+
+        Only ``serve`` needs these; ``init-tables`` and ``health`` run without them, so a deploy
+        job can create the tables with the production image and no serving secrets.
+        """
         if not self.is_production:
-            return self
+            return None
         if self.tls_cert_file is None and not self.allow_plaintext:
-            raise ValueError(
+            return (
                 "production needs USER_SERVICE_TLS_CERT_FILE and USER_SERVICE_TLS_KEY_FILE "
                 "(or USER_SERVICE_ALLOW_PLAINTEXT=true behind a TLS-terminating proxy)"
             )
         if not self.api_keys and self.tls_client_ca_file is None:
-            raise ValueError(
+            return (
                 "production needs USER_SERVICE_API_KEYS or USER_SERVICE_TLS_CLIENT_CA_FILE "
                 "to authenticate callers"
             )
         if self.jwt_signing_keys is None and self.jwt_signing_keys_file is None:
-            raise ValueError(
+            return (
                 "production needs USER_SERVICE_JWT_SIGNING_KEYS "
                 "or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
             )
-        return self
+        return None
 
     @property
     def is_production(self) -> bool:

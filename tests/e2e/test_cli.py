@@ -234,3 +234,33 @@ async def test_health_command_uses_the_loopback_health_port_when_the_service_spe
     assert (code, stdout.strip()) == (0, "SERVING")
     assert refused == 2 and "set USER_SERVICE_HEALTH_PORT" in stderr
     assert plaintext_on_tls_port is None, "the service port must not answer in plaintext"
+
+
+async def test_init_tables_runs_in_production_without_the_secrets_serving_needs(
+    moto_endpoint: str,
+) -> None:
+    suffix = uuid4().hex[:8]
+    users, emails = f"Users-{suffix}", f"UserEmails-{suffix}"
+    environment = cli_environment(
+        USER_SERVICE_PROFILE="production",
+        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+        USER_SERVICE_TABLE_NAME=users,
+        USER_SERVICE_EMAIL_TABLE_NAME=emails,
+    )
+
+    code, stdout, stderr = await run_cli("init-tables", environment=environment)
+
+    assert code == 0, stderr
+    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created"]
+
+
+async def test_serve_in_production_without_tls_refuses_with_one_line() -> None:
+    environment = cli_environment(
+        USER_SERVICE_PROFILE="production", AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:9"
+    )
+
+    code, _, stderr = await run_cli("serve", environment=environment)
+
+    assert code == 2
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("user-service: invalid settings: production needs USER_SERVICE_TLS")
