@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pydantic
 import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
@@ -18,6 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from server.access_tokens import generate_signing_keys, signing_key_pem
 from server.api_keys import new_api_key
+from server.app import running_service
 from server.settings import Settings
 from tests.e2e.harness import rpc_error, service_settings
 from tests.e2e.secured_service import (
@@ -305,16 +305,18 @@ async def test_the_production_profile_boots_with_tls_api_keys_and_a_signing_key_
     assert anonymous.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_the_production_profile_refuses_to_run_without_tls(
+async def test_the_production_profile_refuses_to_serve_without_tls(
     moto_endpoint: str, keys: CallerKeys, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "jwt-signing.pem"
     key_file.write_text(signing_key_pem(generate_signing_keys()))
+    settings = production_settings(
+        moto_endpoint, None, api_keys=keys.settings(), jwt_signing_keys_file=key_file
+    )
 
-    with pytest.raises(pydantic.ValidationError, match="TLS_CERT_FILE"):
-        production_settings(
-            moto_endpoint, None, api_keys=keys.settings(), jwt_signing_keys_file=key_file
-        )
+    with pytest.raises(ValueError, match="production needs USER_SERVICE_TLS_CERT_FILE"):
+        async with running_service(settings, address="127.0.0.1:0"):
+            pass
 
 
 # --- the log --------------------------------------------------------------------------------------
