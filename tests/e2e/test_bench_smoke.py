@@ -3,18 +3,15 @@ judged, the JSON and the Markdown written. A benchmark is a benchmark: no figure
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.tool_runs import run_tool, tool_environment
 from tools.bench.__main__ import main
 
-ROOT = Path(__file__).resolve().parents[2]
 ROW_NAMES = (
     "floor",
     "floor (guard + user)",
@@ -42,30 +39,9 @@ RUN_TIMEOUT_SECONDS = 400.0
 
 
 async def run_bench(*args: str) -> tuple[int, str, str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("USER_SERVICE_", "AWS_ENDPOINT_URL"))
-    }
-    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "protos")])
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tools.bench",
-        *args,
-        cwd=ROOT,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await run_tool(
+        "tools.bench", *args, environment=tool_environment(), kill_after=RUN_TIMEOUT_SECONDS
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_SECONDS)
-    except TimeoutError:
-        process.terminate()  # the harness then stops the processes it started
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 def _is_number(value: object) -> bool:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
 from tests.e2e.harness import Service
+from tests.e2e.tool_runs import run_tool, tool_environment
 from tools.load.__main__ import main
 from tools.load.accounts import Accounts
 from tools.load.mix import METHODS, parse_mix
@@ -20,7 +18,6 @@ from tools.load.target import TargetRefused, loopback_target
 from tools.load.verify import verify_accounts
 from tools.load.workload import Plan, Workload
 
-ROOT = Path(__file__).resolve().parents[2]
 CI_RUN_RPCS = 3000
 CI_RUN_DURATION_SECONDS = 150  # the tool's own limit, far above what the run needs
 # Above every bound the tool has (start, load, verification, stop): only stops a hung run.
@@ -29,41 +26,19 @@ CI_RUN_TIMEOUT_SECONDS = 420.0
 
 def load_environment(moto_endpoint: str) -> dict[str, str]:
     """The test's environment without service settings, on the session's moto, fresh tables."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("USER_SERVICE_", "AWS_ENDPOINT_URL"))
-    }
     suffix = uuid4().hex[:8]
-    environment.update(
+    return tool_environment(
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         USER_SERVICE_TABLE_NAME=f"Users-load-{suffix}",
         USER_SERVICE_EMAIL_TABLE_NAME=f"UserEmails-load-{suffix}",
         USER_SERVICE_LOG_LEVEL="WARNING",
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "protos")]),
     )
-    return environment
 
 
 async def run_load_tool(*args: str, environment: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tools.load",
-        *args,
-        cwd=ROOT,
-        env=environment,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await run_tool(
+        "tools.load", *args, environment=environment, kill_after=CI_RUN_TIMEOUT_SECONDS
     )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), CI_RUN_TIMEOUT_SECONDS)
-    except TimeoutError:
-        process.terminate()  # the tool then stops the instance it spawned
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 @pytest.mark.slow
