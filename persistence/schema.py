@@ -19,7 +19,10 @@ reads only users:
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
   RefreshTokenIndex  S  hash of the most recently issued refresh token (hash key of GSI
                         ``RefreshTokenIndex``); ABSENT when there is none: index keys can't be empty
-  SchemaVersion      N  1
+  EventSeq           N  how many domain events have been recorded for this user: the sequence
+                        number of the last one in the events table (0: none yet)
+  SchemaVersion      N  2 (see persistence.item_upgrades for the versions and how older items
+                        are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs project ALL. They are
 eventually consistent, so no decision is taken on them: email lookups go through the guard table;
 a refresh or reset token carries its user's id and is found by a consistent GetItem on Id, then
@@ -41,7 +44,7 @@ from typing import Any
 
 EMAIL_INDEX = "EmailIndex"
 REFRESH_TOKEN_INDEX = "RefreshTokenIndex"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)

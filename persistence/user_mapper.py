@@ -8,13 +8,15 @@ from typing import Any
 from domain.errors import StorageError
 from domain.user import User, UserStatus
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
+from persistence.item_upgrades import upgrade_item
 from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, SCHEMA_VERSION
 
 Item = dict[str, Any]
 
 
-def user_to_item(user: User, version: int, revision: int) -> Item:
-    """The item that stores ``user`` at ``version`` (what callers see) and ``revision``."""
+def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> Item:
+    """The item that stores ``user`` at ``version`` (what callers see), ``revision`` (every
+    write) and ``event_seq`` (the number of its last recorded domain event)."""
     item: Item = {
         "Id": _s(user.id.value),
         "Email": _s(user.email.value),
@@ -29,6 +31,7 @@ def user_to_item(user: User, version: int, revision: int) -> Item:
         "UpdatedAt": _time(user.updated_at),
         "Sessions": {"L": [_session_to_map(session) for session in user.sessions]},
         "FailedLogins": _n(user.failed_logins),
+        "EventSeq": _n(event_seq),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
     if user.failures_started_at is not None:
@@ -44,11 +47,10 @@ def user_to_item(user: User, version: int, revision: int) -> Item:
 
 
 def item_to_user(item: Item) -> User:
-    """The User an item stores; StorageError if it is not a user item this code understands."""
+    """The User an item stores, whatever schema version wrote it (upgraded on read);
+    StorageError if it is not a user item this code understands."""
     try:
-        schema_version = int(item.get("SchemaVersion", _n(SCHEMA_VERSION))["N"])
-        if schema_version != SCHEMA_VERSION:
-            raise ValueError(f"unsupported SchemaVersion {schema_version}")
+        item = upgrade_item(item)
         sessions = item.get("Sessions", {"L": []})["L"]
         reset = item.get("PasswordReset")
         return User(
@@ -75,8 +77,12 @@ def item_to_user(item: Item) -> User:
 
 def item_revision(item: Item) -> int:
     """The item's revision: the count of all its writes (items from before it existed: Version)."""
-    revision = item["Revision"] if "Revision" in item else item["Version"]
-    return int(revision["N"])
+    return int(upgrade_item(item)["Revision"]["N"])
+
+
+def item_event_seq(item: Item) -> int:
+    """The sequence number of the last domain event recorded for the item's user (0: none)."""
+    return int(upgrade_item(item)["EventSeq"]["N"])
 
 
 def _session_to_map(session: Session) -> Item:

@@ -14,7 +14,7 @@ from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.schema import TableNames
 from persistence.transaction import StagedWrite, new_request_token
-from persistence.user_mapper import item_revision, item_to_user, user_to_item
+from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
 
 # Never a user's id (UserId.new makes version-4 UUIDs): the target of shadow_failed_login.
 SHADOW_USER_ID = "00000000-0000-0000-0000-000000000000"
@@ -31,6 +31,8 @@ class DynamoUserRepository(UserRepository):
         self._staged = staged
         # Revision of each user as read: every conditional write checks it (see schema).
         self._revisions: dict[str, int] = {}
+        # EventSeq of each user as read: the number of the last event recorded for the user.
+        self._event_seqs: dict[str, int] = {}
 
     async def _get_by_id(self, user_id: UserId) -> User | None:
         key = {"Id": {"S": user_id.value}}
@@ -113,7 +115,7 @@ class DynamoUserRepository(UserRepository):
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
-                "Item": user_to_item(user, version=1, revision=1),
+                "Item": user_to_item(user, version=1, revision=1, event_seq=0),
                 "ConditionExpression": "attribute_not_exists(#id)",
                 "ExpressionAttributeNames": {"#id": "Id"},
             }
@@ -133,7 +135,12 @@ class DynamoUserRepository(UserRepository):
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
-                "Item": user_to_item(user, version=version, revision=revision + 1),
+                "Item": user_to_item(
+                    user,
+                    version=version,
+                    revision=revision + 1,
+                    event_seq=self._event_seqs[user.id.value],
+                ),
                 **_revision_condition(revision),
             }
         }
@@ -165,6 +172,7 @@ class DynamoUserRepository(UserRepository):
     def _read(self, item: dict[str, Any]) -> User:
         user = item_to_user(item)
         self._revisions[user.id.value] = item_revision(item)
+        self._event_seqs[user.id.value] = item_event_seq(item)
         return user
 
     def _landed(self, user: User, version: int, revision: int) -> None:

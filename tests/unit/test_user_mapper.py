@@ -7,12 +7,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.errors import StorageError
-from persistence.user_mapper import item_revision, item_to_user, user_to_item
+from persistence.user_mapper import item_to_user, user_to_item
 from tests.builders import T0, new_user, password_reset, session, state_of
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
     "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
+    "EventSeq",
 }  # fmt: skip
 
 
@@ -24,7 +25,7 @@ def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -
     user.failures_started_at = T0 + timedelta(minutes=1)
     user.locked_until = T0 + timedelta(minutes=20)
 
-    restored = item_to_user(user_to_item(user, version=4, revision=4))
+    restored = item_to_user(user_to_item(user, version=4, revision=4, event_seq=0))
 
     assert state_of(restored) == {**state_of(user), "version": 4}
     assert restored.email.normalized == "ada.lovelace@example.com"
@@ -34,14 +35,14 @@ def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -
 def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None:
     user = new_user("Grace@Example.com")
 
-    item = user_to_item(user, version=1, revision=1)
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
 
     assert set(item) == BASE_ATTRIBUTES
     assert item["Id"] == {"S": user.id.value}
     assert item["Email"] == {"S": "Grace@Example.com"}
     assert item["EmailIndex"] == {"S": "grace@example.com"}
     assert item["Status"] == {"S": "ACTIVE"}
-    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "1"}
+    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "2"}
     assert item["Sessions"] == {"L": []}
     assert item["FailedLogins"] == {"N": "0"}
 
@@ -49,17 +50,22 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
 def test_the_refresh_token_index_holds_the_newest_sessions_token_hash_only() -> None:
     user = new_user()
     user.sessions = (session("signed-in-last", minutes=9), session("first", minutes=1))
-    assert user_to_item(user, 1, 1)["RefreshTokenIndex"] == {"S": "signed-in-last"}
+    assert user_to_item(user, version=1, revision=1, event_seq=0)["RefreshTokenIndex"] == {
+        "S": "signed-in-last"
+    }
 
     user.sessions = ()
-    assert "RefreshTokenIndex" not in user_to_item(user, 1, 1)
+    assert "RefreshTokenIndex" not in user_to_item(user, version=1, revision=1, event_seq=0)
 
 
 def test_a_session_stores_its_previous_and_retired_hashes_only_once_rotated() -> None:
     user = new_user()
     user.sessions = (session("fresh"), session("rotated", previous="older"))
 
-    fresh, rotated = (entry["M"] for entry in user_to_item(user, 1, 1)["Sessions"]["L"])
+    fresh, rotated = (
+        entry["M"]
+        for entry in user_to_item(user, version=1, revision=1, event_seq=0)["Sessions"]["L"]
+    )
 
     assert set(fresh) == {"SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt"}
     assert rotated["PreviousTokenHash"] == {"S": "older"}
@@ -73,20 +79,20 @@ def test_lock_out_times_are_stored_only_while_set() -> None:
     user.failures_started_at = T0
     user.locked_until = T0 + timedelta(minutes=15)
 
-    item = user_to_item(user, 1, 1)
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
 
     assert item["FailedLogins"] == {"N": "2"}
     assert item["FailuresStartedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
     assert item["LockedUntil"] == {"S": "2026-11-26T09:45:15.123456+00:00"}
     user.record_successful_login()
-    assert set(user_to_item(user, 1, 1)) == BASE_ATTRIBUTES
+    assert set(user_to_item(user, version=1, revision=1, event_seq=0)) == BASE_ATTRIBUTES
 
 
 def test_a_password_reset_is_stored_as_a_map_and_absent_when_none() -> None:
     user = new_user()
     user.password_reset = password_reset("reset-hash")
 
-    item = user_to_item(user, 1, 1)
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
 
     assert item["PasswordReset"]["M"]["TokenHash"] == {"S": "reset-hash"}
     assert "UsedAt" not in item["PasswordReset"]["M"]
@@ -96,7 +102,7 @@ def test_times_are_stored_as_iso_8601_utc_with_microseconds() -> None:
     user = new_user()
     user.updated_at = T0.astimezone(timezone(timedelta(hours=2)))
 
-    item = user_to_item(user, 1, 1)
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
 
     assert item["CreatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
     assert item["UpdatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
@@ -108,11 +114,11 @@ def test_a_naive_time_is_refused() -> None:
     user.updated_at = datetime(2026, 1, 1)
 
     with pytest.raises(ValueError, match="naive"):
-        user_to_item(user, 1, 1)
+        user_to_item(user, version=1, revision=1, event_seq=0)
 
 
 def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
-    item = user_to_item(new_user(), 1, 1)
+    item = user_to_item(new_user(), version=1, revision=1, event_seq=0)
     del item["PasswordHash"]
 
     with pytest.raises(StorageError) as error:
@@ -121,17 +127,11 @@ def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
     assert isinstance(error.value.__cause__, KeyError)
 
 
-def test_an_item_of_an_unknown_schema_version_is_a_storage_error() -> None:
-    item = {**user_to_item(new_user(), 1, 1), "SchemaVersion": {"N": "2"}}
+def test_an_item_of_a_newer_schema_version_is_a_storage_error() -> None:
+    item = {
+        **user_to_item(new_user(), version=1, revision=1, event_seq=0),
+        "SchemaVersion": {"N": "3"},
+    }
 
     with pytest.raises(StorageError):
         item_to_user(item)
-
-
-def test_an_item_written_before_revisions_existed_reads_its_version_as_its_revision() -> None:
-    item = user_to_item(new_user(), 3, 7)
-    assert item_revision(item) == 7
-
-    del item["Revision"]
-
-    assert item_revision(item) == 3

@@ -1,0 +1,62 @@
+"""Upgrades a stored user item, written by any earlier schema version, to the current one.
+
+Each item carries ``SchemaVersion``. Code reads every version up to its own: ``upgrade_item``
+applies the steps below one after the other, so reading never depends on whether the table has
+been migrated (``user-service migrate`` rewrites old items in place). An item from a NEWER
+schema than this code knows is refused (ValueError), never read nor overwritten.
+
+Versions:
+  1  the first slice. Items written before sign-in existed lack ``Revision``: their ``Version``
+     then counted every write, so it stands in for the revision.
+  2  the event outbox: ``EventSeq`` counts the domain events recorded for the user (0 for an
+     item written by version 1, which recorded none), and ``Revision`` is always present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from persistence.schema import SCHEMA_VERSION
+
+Item = dict[str, Any]
+
+
+def item_schema_version(item: Item) -> int:
+    """The schema version an item was written with (1 when it predates the attribute)."""
+    return int(item.get("SchemaVersion", {"N": "1"})["N"])
+
+
+def needs_upgrade(item: Item) -> bool:
+    """Whether the item was written by an older schema version than the current one."""
+    return item_schema_version(item) < SCHEMA_VERSION
+
+
+def upgrade_item(item: Item) -> Item:
+    """The item in the current schema (the same object when it is current already).
+
+    ValueError when the item comes from a newer schema, or its version is not a known one.
+    """
+    version = item_schema_version(item)
+    if version > SCHEMA_VERSION:
+        raise ValueError(
+            f"item written by schema version {version}; this code knows up to {SCHEMA_VERSION}"
+        )
+    if version < 1:
+        raise ValueError(f"unknown schema version {version}")
+    while version < SCHEMA_VERSION:
+        item = _STEPS[version](item)
+        version += 1
+    return item
+
+
+def _v1_to_v2(item: Item) -> Item:
+    upgraded = dict(item)
+    upgraded.setdefault("Revision", item["Version"])
+    upgraded.setdefault("EventSeq", {"N": "0"})
+    upgraded["SchemaVersion"] = {"N": "2"}
+    return upgraded
+
+
+# _STEPS[n] turns an item of version n into one of version n + 1.
+_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2}

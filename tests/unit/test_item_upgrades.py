@@ -1,0 +1,89 @@
+"""Items written by older schema versions are read in the current shape; newer ones are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from domain.errors import StorageError
+from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
+from persistence.schema import SCHEMA_VERSION
+from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
+from tests.builders import new_user, state_of
+
+
+def version_1_item(*, with_revision: bool, with_schema_version: bool = True) -> dict[str, Any]:
+    """A user item as schema version 1 wrote it: no EventSeq, Revision only after sign-in came."""
+    item = user_to_item(new_user("Old@Example.com"), version=3, revision=5, event_seq=0)
+    del item["EventSeq"]
+    item["SchemaVersion"] = {"N": "1"}
+    if not with_revision:
+        del item["Revision"]
+    if not with_schema_version:
+        del item["SchemaVersion"]
+    return item
+
+
+def test_the_current_schema_is_version_2_and_new_items_carry_it() -> None:
+    item = user_to_item(new_user(), version=1, revision=1, event_seq=4)
+
+    assert SCHEMA_VERSION == 2
+    assert item_schema_version(item) == 2
+    assert not needs_upgrade(item)
+    assert upgrade_item(item) is item
+
+
+def test_a_version_1_item_gains_an_empty_event_sequence_and_keeps_its_revision() -> None:
+    item = version_1_item(with_revision=True)
+
+    upgraded = upgrade_item(item)
+
+    assert needs_upgrade(item)
+    assert upgraded["SchemaVersion"] == {"N": "2"}
+    assert upgraded["EventSeq"] == {"N": "0"}
+    assert upgraded["Revision"] == {"N": "5"}
+    assert "EventSeq" not in item, "the stored item as read is left as it was"
+
+
+def test_a_version_1_item_from_before_revisions_takes_its_version_as_revision() -> None:
+    item = version_1_item(with_revision=False, with_schema_version=False)
+
+    assert item_schema_version(item) == 1
+    assert item_revision(item) == 3
+    assert item_event_seq(item) == 0
+
+
+def test_a_version_1_item_reads_as_the_same_user_as_a_current_one() -> None:
+    user = new_user("Old@Example.com")
+    current = user_to_item(user, version=3, revision=5, event_seq=0)
+    old = version_1_item(with_revision=False)
+    old["Id"], old["CreatedAt"], old["UpdatedAt"] = (
+        current["Id"],
+        current["CreatedAt"],
+        current["UpdatedAt"],
+    )
+    old["PasswordHash"] = current["PasswordHash"]
+
+    assert state_of(item_to_user(old)) == state_of(item_to_user(current))
+
+
+@pytest.mark.parametrize("version", ["3", "99"])
+def test_an_item_of_a_newer_schema_is_refused_not_read(version: str) -> None:
+    item = {**user_to_item(new_user(), version=1, revision=1, event_seq=0)}
+    item["SchemaVersion"] = {"N": version}
+
+    with pytest.raises(ValueError, match=r"knows up to 2"):
+        upgrade_item(item)
+    with pytest.raises(StorageError):
+        item_to_user(item)
+
+
+def test_an_item_of_schema_version_0_is_refused() -> None:
+    item = {
+        **user_to_item(new_user(), version=1, revision=1, event_seq=0),
+        "SchemaVersion": {"N": "0"},
+    }
+
+    with pytest.raises(ValueError, match="unknown schema version"):
+        upgrade_item(item)
