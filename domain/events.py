@@ -1,7 +1,13 @@
-"""Domain events the User aggregate records as it changes; they never carry secrets."""
+"""Domain events the User aggregate records as it changes; they never carry secrets.
+
+Each event is stored in the same atomic write as the change that caused it (the outbox), under a
+per-user sequence number 1, 2, 3, ... without gaps. Consumers read them per user, in order, or
+across the service through a cursor.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +25,8 @@ class UserRegistered(DomainEvent):
     """A new account was created."""
 
     email: str
+    first_name: str
+    last_name: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,101 @@ class EmailChanged(DomainEvent):
     new_email: str
 
 
+class PasswordChangeReason(enum.StrEnum):
+    """How a password came to change."""
+
+    CHANGED = "changed"  # by its owner, who knew the old one
+    RESET = "reset"  # with a password-reset token
+
+
+@dataclass(frozen=True)
+class PasswordChanged(DomainEvent):
+    """The password changed (never the password nor its hash)."""
+
+    reason: PasswordChangeReason
+
+
+@dataclass(frozen=True)
+class PasswordResetRequested(DomainEvent):
+    """A reset token was issued and mailed; the event never holds the token."""
+
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionStarted(DomainEvent):
+    """A sign-in opened a session (never its refresh token)."""
+
+    session_id: str
+
+
+class SessionEndReason(enum.StrEnum):
+    """Why a session ended."""
+
+    LOGOUT = "logout"
+    LOGOUT_ALL = "logout_all"
+    PASSWORD_CHANGED = "password_changed"
+    PASSWORD_RESET = "password_reset"
+    USER_DISABLED = "user_disabled"
+    TOKEN_REUSED = "token_reused"  # an exchanged refresh token came back: a copy is in other hands
+    EXPIRED = "expired"  # outlived its absolute or idle lifetime
+    EVICTED = "evicted"  # the oldest session, ended to make room under the per-user limit
+
+
+@dataclass(frozen=True)
+class SessionRevoked(DomainEvent):
+    """A session ended before or at its expiry; its refresh token no longer works."""
+
+    session_id: str
+    reason: SessionEndReason
+
+
+@dataclass(frozen=True)
+class AccountLocked(DomainEvent):
+    """Too many failed sign-ins: sign-in is refused until ``locked_until``."""
+
+    locked_until: datetime
+
+
+@dataclass(frozen=True)
+class UserDisabled(DomainEvent):
+    """An administrator disabled the account."""
+
+
+@dataclass(frozen=True)
+class UserEnabled(DomainEvent):
+    """An administrator enabled the account again."""
+
+
 @dataclass(frozen=True)
 class UserDeleted(DomainEvent):
     """The account was deleted; its email is free again."""
+
+
+EVENT_TYPES: dict[str, type[DomainEvent]] = {
+    kind.__name__: kind
+    for kind in (
+        UserRegistered,
+        ProfileUpdated,
+        EmailChanged,
+        PasswordChanged,
+        PasswordResetRequested,
+        SessionStarted,
+        SessionRevoked,
+        AccountLocked,
+        UserDisabled,
+        UserEnabled,
+        UserDeleted,
+    )
+}
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored: its per-user ``sequence`` (1, 2, 3, ...), when the write carrying it
+    was made (``recorded_at``), and its ``cursor``, its place in the service-wide stream."""
+
+    event: DomainEvent
+    sequence: int
+    recorded_at: datetime
+    cursor: str

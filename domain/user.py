@@ -74,7 +74,13 @@ class User:
             updated_at=now,
         )
         user.events.append(
-            UserRegistered(user_id=user_id.value, occurred_at=now, email=email.value)
+            UserRegistered(
+                user_id=user_id.value,
+                occurred_at=now,
+                email=email.value,
+                first_name=first_name.value,
+                last_name=last_name.value,
+            )
         )
         return user
 

@@ -1,4 +1,4 @@
-"""The two DynamoDB tables of the user service, their keys and indexes: the storage contract.
+"""The DynamoDB tables of the user service, their keys and indexes: the storage contract.
 
 Table ``Users`` (name configurable) holds one item per user and nothing else, so a Scan page
 reads only users:
@@ -34,7 +34,26 @@ email, written in the same TransactWriteItems as the user with ``attribute_not_e
   Email              S  partition key, normalized email
   UserId             S  id of the user who owns it
 
-Both tables bill PAY_PER_REQUEST.
+Table ``UserEvents`` (name configurable) is the outbox of domain events (domain.events), one item
+per event, written in the same TransactWriteItems as the change that caused it, with
+``attribute_not_exists(Seq)``:
+  UserId             S  partition key: the user the event is about
+  Seq                N  sort key: the event's per-user sequence number 1, 2, 3, ... without gaps
+                        (the user item's EventSeq is the last one)
+  Type               S  the event's name: UserRegistered, SessionRevoked, ...
+  OccurredAt         S  when it happened (the domain's clock), ISO-8601 UTC as above
+  Data               S  a JSON object of the event's own fields (snake_case names; times as
+                        ISO-8601 strings); never a password, a token or a hash of either
+  RecordedAt         S  when the write carrying it was made (the service's clock)
+  StreamDay          S  the UTC day of RecordedAt, 2024-05-01: hash key of GSI ``EventStream``
+  StreamKey          S  ``<RecordedAt>#<UserId>#<Seq, 12 digits>``: range key of ``EventStream``,
+                        the order of the service-wide stream and the cursor of WatchEvents
+  ExpiresAt          N  epoch seconds after which DynamoDB's TTL deletes the event
+  SchemaVersion      N  1
+``EventStream`` projects ALL and is eventually consistent: the stream is read with a settle delay
+(see server.event_stream); the per-user list is read from the table itself, consistently.
+
+Every table bills PAY_PER_REQUEST.
 """
 
 from __future__ import annotations
@@ -44,15 +63,19 @@ from typing import Any
 
 EMAIL_INDEX = "EmailIndex"
 REFRESH_TOKEN_INDEX = "RefreshTokenIndex"
+EVENT_STREAM_INDEX = "EventStream"
+EVENTS_TTL_ATTRIBUTE = "ExpiresAt"
 SCHEMA_VERSION = 2
+EVENT_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
 class TableNames:
-    """Names of the users table and the email-guard table (configurable per environment)."""
+    """Names of the users, email-guard and events tables (configurable per environment)."""
 
     users: str = "Users"
     emails: str = "UserEmails"
+    events: str = "UserEvents"
 
 
 def _global_index(name: str) -> dict[str, Any]:
@@ -89,5 +112,33 @@ def emails_table_definition(name: str) -> dict[str, Any]:
         "TableName": name,
         "KeySchema": [{"AttributeName": "Email", "KeyType": "HASH"}],
         "AttributeDefinitions": [{"AttributeName": "Email", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def events_table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments of the events table, with its stream index."""
+    return {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "UserId", "KeyType": "HASH"},
+            {"AttributeName": "Seq", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "UserId", "AttributeType": "S"},
+            {"AttributeName": "Seq", "AttributeType": "N"},
+            {"AttributeName": "StreamDay", "AttributeType": "S"},
+            {"AttributeName": "StreamKey", "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": EVENT_STREAM_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "StreamDay", "KeyType": "HASH"},
+                    {"AttributeName": "StreamKey", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
         "BillingMode": "PAY_PER_REQUEST",
     }

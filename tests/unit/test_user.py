@@ -30,7 +30,13 @@ def test_registered_user_is_active_unsaved_and_records_user_registered() -> None
     assert user.version == 0
     assert user.created_at == user.updated_at == NOW
     assert user.events == [
-        UserRegistered(user_id=user.id.value, occurred_at=NOW, email="Ada@Example.com")
+        UserRegistered(
+            user_id=user.id.value,
+            occurred_at=NOW,
+            email="Ada@Example.com",
+            first_name="Ada",
+            last_name="Lovelace",
+        )
     ]
 
 
