@@ -11,6 +11,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
+from persistence.call_observer import CallHooks, DynamoDbCallObserver
 from persistence.deadline import refuse_after_deadline
 
 
@@ -41,10 +42,13 @@ def _session() -> AioSession:
 
 
 @asynccontextmanager
-async def open_dynamodb_client(options: DynamoDbOptions) -> AsyncIterator[Any]:
+async def open_dynamodb_client(
+    options: DynamoDbOptions, *, observer: DynamoDbCallObserver | None = None
+) -> AsyncIterator[Any]:
     """Yield one DynamoDB client (safe to share between tasks); its connections close on exit.
 
     No request of the client starts after the deadline of the RPC it serves (persistence.deadline).
+    Throttles and retries are logged; every call is reported to ``observer`` when one is given.
     """
     config = AioConfig(
         connect_timeout=options.connect_timeout,
@@ -61,4 +65,5 @@ async def open_dynamodb_client(options: DynamoDbOptions) -> AsyncIterator[Any]:
         config=config,
     ) as client:
         client.meta.events.register("before-send.dynamodb", refuse_after_deadline)
+        CallHooks(observer).register(client.meta.events)
         yield client

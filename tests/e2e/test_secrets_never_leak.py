@@ -1,16 +1,26 @@
-"""Passwords and tokens never reach a log line, a stored item or an error message."""
+"""Passwords, tokens and API keys never reach a log line, a stored item or an error message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+import signal
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
 
 import grpc
 import pytest
 from biome.user.v1 import user_service_pb2 as pb
+from biome.user.v1 import user_service_pb2_grpc
+from grpc_health.v1 import health_pb2
 
+from persistence.schema import TableNames
+from server.api_keys import api_key_sha256, new_api_key
+from tests.conftest import free_port
 from tests.e2e.auth_helpers import (
     NEW_PASSWORD,
     PASSWORD,
@@ -24,7 +34,8 @@ from tests.e2e.auth_helpers import (
     unique_email,
 )
 from tests.e2e.harness import Service, rpc_error
-from tests.smtp_server import reset_token_from
+from tests.e2e.test_cli import cli_environment, health_status, start_cli
+from tests.smtp_server import CapturingSmtpServer, reset_token_from
 
 RESET_PASSWORD = "juniper-comet-71"
 COMMON_PASSWORD = "password123"
@@ -193,3 +204,79 @@ async def test_no_error_message_echoes_a_password_or_token(service: Service) -> 
     debug = [error.debug_error_string() or "" for error in secrets.errors]
     texts = details + debug
     assert [secret for secret in secrets.raw() for text in texts if secret in text] == []
+
+
+class _WithApiKey(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc, type-arg, unused-ignore]
+    """Sends ``authorization: Bearer <key>`` with every unary call."""
+
+    def __init__(self, key: str) -> None:
+        self._authorization = ("authorization", f"Bearer {key}")
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        metadata = (*(details.metadata or ()), self._authorization)
+        return await continuation(details._replace(metadata=metadata), request)
+
+
+@pytest.mark.slow
+async def test_a_served_process_logging_json_at_debug_writes_no_secret(
+    moto_endpoint: str, smtp_server: CapturingSmtpServer
+) -> None:
+    key = new_api_key()
+    port, suffix = free_port(), uuid4().hex[:8]
+    tables = TableNames(users=f"Users-{suffix}", emails=f"UserEmails-{suffix}")
+    entry = {"name": "tests", "sha256": api_key_sha256(key), "roles": ["admin"]}
+    environment = cli_environment(
+        USER_SERVICE_PORT=str(port),
+        USER_SERVICE_DYNAMODB_ENDPOINT=moto_endpoint,
+        USER_SERVICE_EMBEDDED_DYNAMODB="false",
+        USER_SERVICE_TABLE_NAME=tables.users,
+        USER_SERVICE_EMAIL_TABLE_NAME=tables.emails,
+        USER_SERVICE_LOG_LEVEL="DEBUG",
+        USER_SERVICE_LOG_FORMAT="json",
+        USER_SERVICE_API_KEYS=json.dumps([entry]),
+        USER_SERVICE_NOTIFIER="smtp",
+        USER_SERVICE_SMTP_HOST=smtp_server.host,
+        USER_SERVICE_SMTP_PORT=str(smtp_server.port),
+        USER_SERVICE_SMTP_SECURITY="none",
+        USER_SERVICE_PASSWORD_HASH_WORKERS="2",
+        USER_SERVICE_SHUTDOWN_GRACE_SECONDS="5",
+    )
+    process = await start_cli("serve", environment=environment)
+    output = asyncio.create_task(process.communicate())  # read from the start: pipes fill up
+    try:
+        deadline = time.monotonic() + 30
+        while await health_status(port) != health_pb2.HealthCheckResponse.SERVING:
+            assert process.returncode is None, "the server exited early"
+            assert time.monotonic() < deadline, "not SERVING within 30 s"
+            await asyncio.sleep(0.1)
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{port}",
+            interceptors=[_WithApiKey(key)],  # type: ignore[list-item, unused-ignore]
+        ) as channel:
+            service = Service(
+                stub=user_service_pb2_grpc.UserServiceStub(channel),
+                channel=channel,
+                port=port,
+                dynamodb=None,
+                tables=tables,
+                smtp=smtp_server,
+            )
+            secrets = await run_every_flow(service)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(output, timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await output
+
+    log, errors = stdout.decode(), stderr.decode()
+    assert process.returncode == 0, errors
+    entries = [json.loads(line) for line in log.splitlines()]
+    # The check has teeth: request bodies at DEBUG, and a line per RPC, are in what was read.
+    assert any(e["logger"].startswith("botocore") and e["level"] == "DEBUG" for e in entries)
+    access = [e for e in entries if e["logger"] == "user_service.access"]
+    assert len(access) > 30 and all(e.get("request_id") for e in access)
+    leaked = [secret for secret in [*secrets.raw(), key] if secret in log or secret in errors]
+    assert not leaked, f"{len(leaked)} secrets in the served process's output"

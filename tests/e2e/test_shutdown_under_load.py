@@ -62,10 +62,11 @@ class Running:
     outcomes: list[Outcome] = field(default_factory=list)
 
     async def exit_code_within(self, seconds: float) -> tuple[int, str]:
-        """Waits (at most ``seconds``) for the process to end: its exit code and its log."""
-        _, stderr = await asyncio.wait_for(asyncio.shield(self.output), timeout=seconds)
+        """Waits (at most ``seconds``) for the process to end: its exit code and its output
+        (the log is on stdout; stderr follows it, for anything else the process wrote)."""
+        stdout, stderr = await asyncio.wait_for(asyncio.shield(self.output), timeout=seconds)
         assert self.process.returncode is not None
-        return self.process.returncode, stderr.decode(errors="replace")
+        return self.process.returncode, (stdout + stderr).decode(errors="replace")
 
 
 @contextlib.asynccontextmanager

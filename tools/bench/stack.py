@@ -63,7 +63,11 @@ async def running_stack(
         started: dict[str, tuple[Child, str, Tables]] = {}
         for name in ("service", "large-service"):
             suffix = uuid4().hex[:8]
-            tables = Tables(users=f"Users-bench-{suffix}", emails=f"UserEmails-bench-{suffix}")
+            tables = Tables(
+                users=f"Users-bench-{suffix}",
+                emails=f"UserEmails-bench-{suffix}",
+                events=f"UserEvents-bench-{suffix}",
+            )
             port = free_port()
             environment = on_moto(port, endpoint, tables, settings)
             child = await start(name, ["-m", "server", "serve"], environment)
