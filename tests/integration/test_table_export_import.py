@@ -1,0 +1,298 @@
+"""Export and import against moto_server: a faithful round trip, idempotent, never over newer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from domain.session_use_cases import authenticate, refresh_session
+from domain.use_cases import update_profile
+from domain.values import Email, UserId
+from persistence.export_format import UserRecord, parse_line, user_line
+from persistence.schema import TableNames
+from persistence.table_export import export_users
+from persistence.table_import import Outcome, import_user
+from persistence.unit_of_work import DynamoUnitOfWork
+from tests.builders import T0
+from tests.data_tool_helpers import (
+    PASSWORD,
+    POLICY,
+    SignedUp,
+    as_schema_3,
+    as_version_1,
+    drop_tables,
+    fresh_tables,
+    get_user_item,
+    put_raw,
+    scan_all,
+    sign_up,
+)
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+
+
+@pytest_asyncio.fixture
+async def target(dynamodb_client: Any, dynamodb_tables: TableNames) -> AsyncIterator[TableNames]:
+    """Empty tables to import into."""
+    names = await fresh_tables(dynamodb_client, dynamodb_tables)
+    yield names
+    await drop_tables(dynamodb_client, names)
+
+
+async def export_all(
+    client: Any, tables: TableNames, *, after_id: str | None = None, page_size: int | None = None
+) -> list[UserRecord]:
+    """Every record, through the file format's text and back, in scan order."""
+    records: list[UserRecord] = []
+
+    def write(record: UserRecord) -> None:
+        parsed = parse_line(user_line(record))
+        assert isinstance(parsed, UserRecord)
+        records.append(parsed)
+
+    await export_users(client, tables, write, after_id=after_id, page_size=page_size)
+    return records
+
+
+async def import_all(client: Any, tables: TableNames, records: list[UserRecord]) -> list[Outcome]:
+    return [(await import_user(client, tables, record.user)).outcome for record in records]
+
+
+async def some_users(client: Any, tables: TableNames, count: int) -> list[SignedUp]:
+    clock = FixedClock(T0)
+    return [await sign_up(client, tables, clock, f"user{n}@example.com") for n in range(count)]
+
+
+async def test_a_round_trip_copies_every_item_exactly_and_the_users_sign_in_and_refresh(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    users = await some_users(dynamodb_client, dynamodb_tables, 5)
+    # A pending password reset and a changed profile are carried too.
+    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+        user = await uow.users.require(UserId(users[0].user_id))
+        user.request_password_reset(T0, timedelta(hours=1))
+        await uow.users.update(user)
+        await uow.commit()
+
+    records = await export_all(dynamodb_client, dynamodb_tables, page_size=2)
+    outcomes = await import_all(dynamodb_client, target, records)
+
+    assert outcomes == [Outcome.CREATED] * 5
+    assert await scan_all(dynamodb_client, target.users) == await scan_all(
+        dynamodb_client, dynamodb_tables.users
+    )
+    assert await scan_all(dynamodb_client, target.emails) == await scan_all(
+        dynamodb_client, dynamodb_tables.emails
+    )
+    clock = FixedClock(T0 + timedelta(minutes=5))
+    signed_in = await authenticate(
+        DynamoUnitOfWork(dynamodb_client, target),
+        FakePasswordHasher(),
+        FakeAccessTokenIssuer(),
+        clock,
+        POLICY,
+        email=users[3].email,
+        password=PASSWORD,
+    )
+    assert signed_in.user.id.value == users[3].user_id
+    refreshed = await refresh_session(
+        DynamoUnitOfWork(dynamodb_client, target),
+        FakeAccessTokenIssuer(),
+        clock,
+        POLICY,
+        refresh_token=users[1].refresh_token,
+    )
+    assert refreshed.user.id.value == users[1].user_id
+
+
+async def test_importing_the_same_users_again_changes_nothing(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    await some_users(dynamodb_client, dynamodb_tables, 3)
+    records = await export_all(dynamodb_client, dynamodb_tables)
+    await import_all(dynamodb_client, target, records)
+    before = await scan_all(dynamodb_client, target.users)
+
+    outcomes = await import_all(dynamodb_client, target, records)
+
+    assert outcomes == [Outcome.ALREADY_PRESENT] * 3
+    assert await scan_all(dynamodb_client, target.users) == before
+
+
+async def test_a_newer_revision_in_the_target_is_never_overwritten(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    (record,) = await export_all(dynamodb_client, dynamodb_tables)
+    await import_user(dynamodb_client, target, record.user)
+    await update_profile(
+        DynamoUnitOfWork(dynamodb_client, target),
+        FixedClock(T0 + timedelta(hours=1)),
+        user_id=user.user_id,
+        first_name="Augusta",
+        last_name=None,
+        expected_version=1,
+    )
+    newer = await get_user_item(dynamodb_client, target, user.user_id)
+
+    result = await import_user(dynamodb_client, target, record.user)
+
+    assert result.outcome is Outcome.TARGET_NEWER
+    assert await get_user_item(dynamodb_client, target, user.user_id) == newer
+
+
+async def test_an_older_revision_in_the_target_is_replaced_and_its_old_email_guard_dropped(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    (old_record,) = await export_all(dynamodb_client, dynamodb_tables)
+    await import_user(dynamodb_client, target, old_record.user)
+    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+        stored = await uow.users.require(UserId(user.user_id))
+        stored.change_email(Email.parse("Renamed@Example.com"), now=T0 + timedelta(hours=1))
+        await uow.users.update(stored)
+        await uow.commit()
+    (new_record,) = await export_all(dynamodb_client, dynamodb_tables)
+
+    result = await import_user(dynamodb_client, target, new_record.user)
+
+    assert result.outcome is Outcome.REPLACED_OLDER
+    assert await get_user_item(dynamodb_client, target, user.user_id) == new_record.user
+    guards = await scan_all(dynamodb_client, target.emails)
+    assert guards == [{"Email": {"S": "renamed@example.com"}, "UserId": {"S": user.user_id}}]
+
+
+async def test_a_user_whose_email_belongs_to_another_user_in_the_target_is_skipped_whole(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    (record,) = await export_all(dynamodb_client, dynamodb_tables)
+    other = await sign_up(dynamodb_client, target, FixedClock(T0), user.email)
+
+    result = await import_user(dynamodb_client, target, record.user)
+
+    assert result.outcome is Outcome.EMAIL_TAKEN
+    assert result.email_owner == other.user_id
+    assert await get_user_item(dynamodb_client, target, user.user_id) is None
+    assert [item["UserId"]["S"] for item in await scan_all(dynamodb_client, target.emails)] == [
+        other.user_id
+    ]
+
+
+@pytest.mark.parametrize("with_revision", [True, False])
+async def test_a_version_1_item_is_imported_upgraded_to_the_current_schema(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames, with_revision: bool
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    current = await get_user_item(dynamodb_client, dynamodb_tables, user.user_id)
+    assert current is not None
+
+    result = await import_user(
+        dynamodb_client, target, as_version_1(current, with_revision=with_revision)
+    )
+
+    assert result.outcome is Outcome.CREATED
+    imported = await get_user_item(dynamodb_client, target, user.user_id)
+    assert imported is not None
+    assert imported["SchemaVersion"] == {"N": "2"}
+    assert imported["EventSeq"] == {"N": "0"}
+    assert imported["Revision"] == current["Revision"]
+
+
+async def test_an_item_of_a_newer_schema_is_refused_and_nothing_is_written(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    current = await get_user_item(dynamodb_client, dynamodb_tables, user.user_id)
+    assert current is not None
+
+    with pytest.raises(ValueError, match="schema version 3"):
+        await import_user(dynamodb_client, target, as_schema_3(current))
+
+    assert await scan_all(dynamodb_client, target.users) == []
+    assert await scan_all(dynamodb_client, target.emails) == []
+
+
+async def test_an_item_of_a_newer_schema_in_the_target_is_kept(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    (record,) = await export_all(dynamodb_client, dynamodb_tables)
+    future = {**as_schema_3(record.user), "Revision": {"N": "1"}}
+    await put_raw(dynamodb_client, target.users, future)
+
+    result = await import_user(dynamodb_client, target, record.user)
+
+    assert result.outcome is Outcome.TARGET_NEWER_SCHEMA
+    assert await get_user_item(dynamodb_client, target, user.user_id) == future
+
+
+async def test_an_export_resumed_after_the_last_written_user_reads_the_rest_exactly_once(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    await some_users(dynamodb_client, dynamodb_tables, 7)
+    whole = [record.user_id for record in await export_all(dynamodb_client, dynamodb_tables)]
+
+    rest = await export_all(dynamodb_client, dynamodb_tables, after_id=whole[2], page_size=2)
+
+    assert [record.user_id for record in rest] == whole[3:]
+
+
+async def test_an_export_resumes_even_when_the_last_written_user_was_deleted_since(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    await some_users(dynamodb_client, dynamodb_tables, 5)
+    whole = [record.user_id for record in await export_all(dynamodb_client, dynamodb_tables)]
+    await dynamodb_client.delete_item(TableName=dynamodb_tables.users, Key={"Id": {"S": whole[1]}})
+
+    rest = await export_all(dynamodb_client, dynamodb_tables, after_id=whole[1])
+
+    assert [record.user_id for record in rest] == whole[2:]
+
+
+async def test_an_export_reports_wrong_guards_and_writes_the_guard_each_user_should_have(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    users = await some_users(dynamodb_client, dynamodb_tables, 3)
+    emails = dynamodb_tables.emails
+    await dynamodb_client.delete_item(TableName=emails, Key={"Email": {"S": users[0].email}})
+    await put_raw(
+        dynamodb_client, emails, {"Email": {"S": users[1].email}, "UserId": {"S": users[2].user_id}}
+    )
+    records: list[UserRecord] = []
+
+    report = await export_users(dynamodb_client, dynamodb_tables, records.append)
+
+    assert sorted(report.guard_problems) == sorted(
+        [(users[0].user_id, "missing"), (users[1].user_id, "owned_by_other_user")]
+    )
+    by_id = {record.user_id: record for record in records}
+    assert by_id[users[0].user_id].guard == {
+        "Email": {"S": users[0].email},
+        "UserId": {"S": users[0].user_id},
+    }
+    assert by_id[users[1].user_id].guard["UserId"] == {"S": users[1].user_id}
+    assert by_id[users[1].user_id].guard_problem == "owned_by_other_user"
+    assert by_id[users[2].user_id].guard_problem is None
+
+
+async def test_an_export_upgrades_version_1_items_and_exports_newer_ones_as_stored(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    old, future = await some_users(dynamodb_client, dynamodb_tables, 2)
+    old_item = await get_user_item(dynamodb_client, dynamodb_tables, old.user_id)
+    future_item = await get_user_item(dynamodb_client, dynamodb_tables, future.user_id)
+    assert old_item is not None and future_item is not None
+    await put_raw(dynamodb_client, dynamodb_tables.users, as_version_1(old_item))
+    await put_raw(dynamodb_client, dynamodb_tables.users, as_schema_3(future_item))
+    records: list[UserRecord] = []
+
+    report = await export_users(dynamodb_client, dynamodb_tables, records.append)
+
+    by_id = {record.user_id: record.user for record in records}
+    assert by_id[old.user_id] == {**old_item, "EventSeq": {"N": "0"}}, "upgraded"
+    assert by_id[future.user_id] == as_schema_3(future_item)
+    assert report.newer_schema == [future.user_id]
