@@ -8,6 +8,7 @@ from domain.errors import (
     InvalidValue,
     StaleVersion,
 )
+from domain.events import SessionEndReason
 from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy
 from domain.ports import (
@@ -66,10 +67,13 @@ async def change_password(
             if user.password_hash != verified_hash:
                 # Changed by someone else since we checked the current password against it.
                 raise StaleVersion(expected=user.version, actual=user.version)
+            now = clock()
             if attempt:
-                check_may_sign_in(user, clock())  # the write we lost to may have disabled it
-            user.change_password(new_hash, clock())
-            user.end_sessions(keep_session_id=keep_session_id or None)
+                check_may_sign_in(user, now)  # the write we lost to may have disabled it
+            user.change_password(new_hash, now)
+            user.end_sessions(
+                now, SessionEndReason.PASSWORD_CHANGED, keep_session_id=keep_session_id or None
+            )
             user.record_successful_login()
             await uow.users.update(user)
             await uow.commit()

@@ -14,6 +14,7 @@ from domain.errors import (
     InvalidValue,
     UserNotFound,
 )
+from domain.events import SessionEndReason
 from domain.policies import AuthPolicy
 from domain.ports import (
     AccessToken,
@@ -146,7 +147,7 @@ async def refresh_session(
     return await retry_on_conflict(rotate)
 
 
-async def logout(uow: UnitOfWork, *, refresh_token: str) -> None:
+async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
     """End the token's session; an unknown or ended one is fine (RFC 7009)."""
     lookup = _parse_refresh_token(refresh_token)
     if lookup is None:
@@ -155,7 +156,7 @@ async def logout(uow: UnitOfWork, *, refresh_token: str) -> None:
     async def end(attempt: int) -> None:
         async with uow:
             user = await uow.users.get_by_refresh_token(lookup)
-            if user is None or not user.end_session_holding(lookup.token_hash):
+            if user is None or not user.end_session_holding(lookup.token_hash, clock()):
                 return
             await uow.users.update(user)
             await uow.commit()
@@ -163,7 +164,7 @@ async def logout(uow: UnitOfWork, *, refresh_token: str) -> None:
     await retry_on_conflict(end)
 
 
-async def logout_all(uow: UnitOfWork, *, user_id: str) -> int:
+async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
     """End every session of a user; how many there were."""
     violations = Violations()
     parsed_id = violations.parse("user_id", UserId.parse, user_id)
@@ -173,7 +174,7 @@ async def logout_all(uow: UnitOfWork, *, user_id: str) -> int:
     async def end_all(attempt: int) -> int:
         async with uow:
             user = await uow.users.require(parsed_id)
-            ended = user.end_sessions()
+            ended = user.end_sessions(clock(), SessionEndReason.LOGOUT_ALL)
             if ended:
                 await uow.users.update(user)
                 await uow.commit()

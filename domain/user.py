@@ -10,7 +10,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from domain.errors import InvalidResetToken
-from domain.events import DomainEvent, EmailChanged, ProfileUpdated, UserDeleted, UserRegistered
+from domain.events import (
+    AccountLocked,
+    DomainEvent,
+    EmailChanged,
+    PasswordChanged,
+    PasswordChangeReason,
+    PasswordResetRequested,
+    ProfileUpdated,
+    SessionEndReason,
+    SessionRevoked,
+    SessionStarted,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserRegistered,
+)
 from domain.policies import LockoutPolicy, SessionPolicy
 from domain.tokens import IssuedToken, TokenLookup, issue_token, same_hash
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
@@ -33,6 +48,12 @@ class User:
     persistence layer increments the version when such a write has landed, and clears
     ``touched``. Sessions, sign-in failures and lock-outs change without a new version.
     Domain methods never touch ``version``.
+
+    ``events`` are the domain events recorded since the user was read (domain.events), each
+    with the ``now`` of the change as its time; the persistence layer stores them in the same
+    atomic write as the change and then clears the list. Changes nobody outside cares about
+    (a token rotation, a failed sign-in that does not lock, a stronger hash of the same
+    password) and no-ops record none. Events never carry a password, a token or a hash.
     """
 
     id: UserId
@@ -139,6 +160,7 @@ class User:
         if self.failed_logins >= policy.max_failures:
             self.locked_until = now + policy.duration
             self.failed_logins, self.failures_started_at = 0, None
+            self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
 
     def record_successful_login(self) -> None:
         self.failed_logins, self.failures_started_at, self.locked_until = 0, None, None
@@ -146,7 +168,11 @@ class User:
     # --- sessions ----------------------------------------------------------------------------
 
     def start_session(self, now: datetime, policy: SessionPolicy) -> tuple[Session, IssuedToken]:
-        """A new session with a fresh refresh token; beyond the limit the oldest session ends."""
+        """A new session with a fresh refresh token; beyond the limit the oldest session ends.
+
+        Sessions found expired end here too (SessionRevoked EXPIRED), and those ended to make
+        room are EVICTED.
+        """
         token = issue_token(self.id)
         session = Session(
             session_id=str(uuid.uuid4()),
@@ -155,13 +181,16 @@ class User:
             expires_at=now + policy.absolute_lifetime,
             last_used_at=now,
         )
-        kept = sorted(self._live_sessions(now, policy), key=lambda s: s.created_at)
-        kept = (
-            kept[len(kept) - policy.max_sessions + 1 :]
-            if len(kept) >= policy.max_sessions
-            else kept
-        )
-        self.sessions = (*kept, session)
+        live = self._live_sessions(now, policy)
+        for ended in self.sessions:
+            if ended not in live:
+                self._record_revoked(ended.session_id, SessionEndReason.EXPIRED, now)
+        kept = sorted(live, key=lambda s: s.created_at)
+        evicted = kept[: max(len(kept) - policy.max_sessions + 1, 0)]
+        for ended in evicted:
+            self._record_revoked(ended.session_id, SessionEndReason.EVICTED, now)
+        self.sessions = (*kept[len(evicted) :], session)
+        self._record(SessionStarted(self.id.value, now, session_id=session.session_id))
         return session, token
 
     def refresh_session(
@@ -172,7 +201,7 @@ class User:
         if session is None:
             return RefreshOutcome(RefreshResult.UNKNOWN)
         if not session.is_live(now, policy.idle_lifetime):
-            self._remove_session(session.session_id)
+            self._end_session(session.session_id, SessionEndReason.EXPIRED, now)
             return RefreshOutcome(RefreshResult.EXPIRED)
         if same_hash(session.token_hash, presented.token_hash):
             return self._rotate(session, now, policy)
@@ -186,23 +215,29 @@ class User:
             # two token chains, and the token it retires would then look stolen to the next caller.
             return RefreshOutcome(RefreshResult.RACED)
         # An exchanged token is back after the grace: someone holds a copy. End the session.
-        self._remove_session(session.session_id)
+        self._end_session(session.session_id, SessionEndReason.TOKEN_REUSED, now)
         return RefreshOutcome(RefreshResult.REUSED)
 
-    def end_session_holding(self, token_hash: str) -> bool:
-        """End the session that holds (or held) this token; whether there was one."""
+    def end_session_holding(self, token_hash: str, now: datetime) -> bool:
+        """Log out the session that holds (or held) this token; whether there was one."""
         session = self._session_holding(token_hash)
         if session is None:
             return False
-        self._remove_session(session.session_id)
+        self._end_session(session.session_id, SessionEndReason.LOGOUT, now)
         return True
 
-    def end_sessions(self, *, keep_session_id: str | None = None) -> int:
-        """End every session but ``keep_session_id``; how many ended."""
-        kept = tuple(s for s in self.sessions if s.session_id == keep_session_id)
-        ended = len(self.sessions) - len(kept)
-        self.sessions = kept
-        return ended
+    def end_sessions(
+        self,
+        now: datetime,
+        reason: SessionEndReason = SessionEndReason.LOGOUT_ALL,
+        *,
+        keep_session_id: str | None = None,
+    ) -> int:
+        """End every session but ``keep_session_id``, for ``reason``; how many ended."""
+        ended = [s for s in self.sessions if s.session_id != keep_session_id]
+        for session in ended:
+            self._end_session(session.session_id, reason, now)
+        return len(ended)
 
     def holds_token(self, token_hash: str) -> bool:
         """Whether some session holds, or recently held, this refresh token."""
@@ -218,10 +253,16 @@ class User:
         """Store a stronger hash of the same password (made at sign-in); nothing else changes."""
         self.password_hash = password_hash
 
-    def change_password(self, password_hash: str, now: datetime) -> None:
+    def change_password(
+        self,
+        password_hash: str,
+        now: datetime,
+        reason: PasswordChangeReason = PasswordChangeReason.CHANGED,
+    ) -> None:
         self.password_hash = password_hash
         self.password_reset = None
         self._touch(now)
+        self._record(PasswordChanged(self.id.value, now, reason=reason))
 
     def request_password_reset(self, now: datetime, lifetime: timedelta) -> IssuedToken:
         """A new single-use reset token; it replaces any earlier one."""
@@ -229,13 +270,14 @@ class User:
         self.password_reset = PasswordReset(
             token.token_hash, requested_at=now, expires_at=now + lifetime
         )
+        self._record(PasswordResetRequested(self.id.value, now, expires_at=now + lifetime))
         return token
 
     def reset_password(self, presented: TokenLookup, password_hash: str, now: datetime) -> None:
         """Set a new password with a reset token; every session ends and any lock lifts."""
         self.check_reset_token(presented, now)
-        self.change_password(password_hash, now)
-        self.end_sessions()
+        self.change_password(password_hash, now, PasswordChangeReason.RESET)
+        self.end_sessions(now, SessionEndReason.PASSWORD_RESET)
         self.record_successful_login()
 
     def check_reset_token(self, presented: TokenLookup, now: datetime) -> None:
@@ -252,16 +294,18 @@ class User:
 
     def disable(self, now: datetime) -> None:
         """Block sign-in and refresh: every session ends, and a pending reset is void."""
-        self.end_sessions()
-        self.password_reset = None
         if self.status is not UserStatus.DISABLED:
             self.status = UserStatus.DISABLED
             self._touch(now)
+            self._record(UserDisabled(self.id.value, now))
+        self.end_sessions(now, SessionEndReason.USER_DISABLED)
+        self.password_reset = None
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:
             self.status = UserStatus.ACTIVE
             self._touch(now)
+            self._record(UserEnabled(self.id.value, now))
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -285,8 +329,15 @@ class User:
                 found = session
         return found
 
-    def _remove_session(self, session_id: str) -> None:
+    def _end_session(self, session_id: str, reason: SessionEndReason, now: datetime) -> None:
         self.sessions = tuple(s for s in self.sessions if s.session_id != session_id)
+        self._record_revoked(session_id, reason, now)
+
+    def _record_revoked(self, session_id: str, reason: SessionEndReason, now: datetime) -> None:
+        self._record(SessionRevoked(self.id.value, now, session_id=session_id, reason=reason))
+
+    def _record(self, event: DomainEvent) -> None:
+        self.events.append(event)
 
     def _rotate(self, session: Session, now: datetime, policy: SessionPolicy) -> RefreshOutcome:
         token = issue_token(self.id)

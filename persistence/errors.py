@@ -77,6 +77,7 @@ class Check(enum.Enum):
     ID_FREE = "the user id must not exist yet"
     VERSION = "the stored user must not have changed since it was read"
     GUARD_OWNED = "the email guard, if any, must belong to this user"
+    EVENT_SEQ_FREE = "no event of this user may have this sequence number yet"
 
 
 @dataclass(frozen=True)
@@ -126,4 +127,8 @@ def _condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> Dom
         return VersionConflict(check.expected_version, actual)
     if check.check is Check.ID_FREE:
         return StorageError("a user with this id already exists")
+    if check.check is Check.EVENT_SEQ_FREE:
+        # Sequence numbers continue from the EventSeq as read: a taken one means another writer
+        # recorded events for this user since (its user write lands in the same transaction).
+        return VersionConflict(check.expected_version)
     return StorageError("the email guard belongs to another user; the tables are inconsistent")

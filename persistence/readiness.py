@@ -1,4 +1,4 @@
-"""Readiness probe: one cheap GetItem per table, proving DynamoDB answers and both tables exist."""
+"""Readiness probe: one cheap GetItem per table, proving DynamoDB answers and all tables exist."""
 
 from __future__ import annotations
 
@@ -14,16 +14,23 @@ _PROBE_KEY = "readiness-probe"
 
 
 async def check_ready(client: Any, tables: TableNames) -> None:
-    """Return if both tables answer a read; else raise StorageUnavailable or StorageError.
+    """Return if every table answers a read; else raise StorageUnavailable or StorageError.
+
+    The events table is probed too: every write carries its events there, so without it the
+    service could read but not change anything.
 
     A throttled read counts as an answer: DynamoDB and the table are there, and throttling
     is a limit of the table or the account that every replica meets at once, so taking this
     one out of rotation would not help; its callers get UNAVAILABLE with RetryInfo instead.
     """
-    probes = ((tables.users, "Id"), (tables.emails, "Email"))
+    probes: tuple[tuple[str, dict[str, Any]], ...] = (
+        (tables.users, {"Id": {"S": _PROBE_KEY}}),
+        (tables.emails, {"Email": {"S": _PROBE_KEY}}),
+        (tables.events, {"UserId": {"S": _PROBE_KEY}, "Seq": {"N": "0"}}),
+    )
     for table, key in probes:
         try:
-            await client.get_item(TableName=table, Key={key: {"S": _PROBE_KEY}})
+            await client.get_item(TableName=table, Key=key)
         except ClientError as error:
             if error_code(error) not in THROTTLING_CODES:
                 raise to_storage_error(error, "GetItem") from error

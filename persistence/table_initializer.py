@@ -1,4 +1,4 @@
-"""Creates the users and email-guard tables and their GSIs if missing; waits till all are ACTIVE."""
+"""Creates the users, email-guard and events tables, their GSIs and the events TTL if missing."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from domain.errors import StorageError, StorageUnavailable
 from persistence.errors import error_code, to_storage_error
 from persistence.schema import (
-    USERS_GLOBAL_INDEXES,
+    EVENTS_TTL_ATTRIBUTE,
     TableNames,
     emails_table_definition,
+    events_table_definition,
     users_table_definition,
 )
 
@@ -22,26 +23,34 @@ log = logging.getLogger(__name__)
 # Errors a concurrent create or update by another instance can cause; describing again settles them.
 _CONCURRENT_CHANGE_CODES = frozenset({"ResourceInUseException", "LimitExceededException"})
 _MAX_INDEX_ATTEMPTS = 5
+# TTL states in which nothing is left to do (ENABLING: another instance, or an earlier run, asked).
+_TTL_ON = frozenset({"ENABLED", "ENABLING"})
 
 
 async def ensure_tables(
     client: Any, tables: TableNames, *, wait_seconds: float = 120.0
 ) -> list[str]:
-    """Make both tables and their indexes exist, idempotently; return the names of those created.
+    """Make the tables and their indexes exist, idempotently; return the names of those created.
 
     Safe to run from several instances at once. Existing tables are kept; only a missing GSI is
-    added. A table whose key differs from the schema is a StorageError; tables or indexes not
-    ACTIVE within ``wait_seconds`` are StorageUnavailable.
+    added. TTL is switched on for the events table's ExpiresAt. A table whose key differs from the
+    schema is a StorageError; tables or indexes not ACTIVE within ``wait_seconds`` are
+    StorageUnavailable.
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
-    definitions = (users_table_definition(tables.users), emails_table_definition(tables.emails))
+    definitions = (
+        users_table_definition(tables.users),
+        emails_table_definition(tables.emails),
+        events_table_definition(tables.events),
+    )
     created = [
         definition["TableName"]
         for definition in definitions
         if await _create_if_missing(client, definition)
     ]
-    await _add_missing_indexes(client, tables.users, deadline)
-    await _wait_until_active(client, tables.emails, deadline)
+    for definition in definitions:
+        await _add_missing_indexes(client, definition, deadline)
+    await _enable_ttl(client, tables.events, EVENTS_TTL_ATTRIBUTE)
     return created
 
 
@@ -63,16 +72,23 @@ async def _create_if_missing(client: Any, definition: dict[str, Any]) -> bool:
     return True
 
 
-async def _add_missing_indexes(client: Any, name: str, deadline: float) -> None:
+async def _add_missing_indexes(client: Any, definition: dict[str, Any], deadline: float) -> None:
     # UpdateTable adds one GSI at a time, and only while the table and its indexes are ACTIVE.
-    for index_name, index in USERS_GLOBAL_INDEXES.items():
+    name = definition["TableName"]
+    attribute_types = {
+        attribute["AttributeName"]: attribute for attribute in definition["AttributeDefinitions"]
+    }
+    for index in definition.get("GlobalSecondaryIndexes", []):
+        index_name = index["IndexName"]
         for attempt in range(1, _MAX_INDEX_ATTEMPTS + 1):
             if _has_index(await _wait_until_active(client, name, deadline), index_name):
                 break
             try:
                 await client.update_table(
                     TableName=name,
-                    AttributeDefinitions=[{"AttributeName": index_name, "AttributeType": "S"}],
+                    AttributeDefinitions=[
+                        attribute_types[key["AttributeName"]] for key in index["KeySchema"]
+                    ],
                     GlobalSecondaryIndexUpdates=[{"Create": index}],
                 )
                 log.info("adding index %s to table %s", index_name, name)
@@ -85,6 +101,47 @@ async def _add_missing_indexes(client: Any, name: str, deadline: float) -> None:
                 if not concurrent or attempt == _MAX_INDEX_ATTEMPTS:
                     raise to_storage_error(error, "UpdateTable") from error
     await _wait_until_active(client, name, deadline)
+
+
+async def _enable_ttl(client: Any, name: str, attribute: str) -> None:
+    """Switch TTL on for ``attribute`` unless it is on (or being switched on) already.
+
+    DynamoDB refuses UpdateTimeToLive while TTL is on or changing, so it is described first. TTL
+    on another attribute is a StorageError (someone configured the table by hand). A table whose
+    TTL is being switched off keeps the service working, its events just never expire: a warning.
+    Note that moto stores the setting but never deletes expired items.
+    """
+    status, current = await _ttl_status(client, name)
+    if status in _TTL_ON and current == attribute:
+        return
+    if status in _TTL_ON or status == "DISABLING":
+        if current != attribute and status in _TTL_ON:
+            raise StorageError(
+                f"table {name} has TTL on {current!r}; the service needs it on {attribute!r}"
+            )
+        log.warning("TTL of table %s is being disabled; enable it on %s later", name, attribute)
+        return
+    try:
+        await client.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute},
+        )
+    except (ClientError, BotoCoreError) as error:
+        # Another instance may have switched it on between our describe and update.
+        status, current = await _ttl_status(client, name)
+        if status in _TTL_ON and current == attribute:
+            return
+        raise to_storage_error(error, "UpdateTimeToLive") from error
+    log.info("enabled TTL on %s of table %s", attribute, name)
+
+
+async def _ttl_status(client: Any, name: str) -> tuple[str, str | None]:
+    try:
+        response = await client.describe_time_to_live(TableName=name)
+    except (ClientError, BotoCoreError) as error:
+        raise to_storage_error(error, "DescribeTimeToLive") from error
+    description = response.get("TimeToLiveDescription") or {}
+    return str(description.get("TimeToLiveStatus", "DISABLED")), description.get("AttributeName")
 
 
 async def _wait_until_active(client: Any, name: str, deadline: float) -> dict[str, Any]:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from domain.errors import StorageError
+from domain.events import DomainEvent
+from persistence.deadline import commit_window
 from persistence.errors import WriteCheck, is_transient_cancellation, transaction_error
+from persistence.event_outbox import PendingEvents
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +26,24 @@ log = logging.getLogger(__name__)
 # instead of waiting; such a cancellation, or throttling, is retried a few times before giving up.
 CONFLICT_ATTEMPTS = 4
 _BACKOFF_SECONDS = 0.025
+# DynamoDB's limit on the items of one TransactWriteItems. The largest write the service makes
+# ends every session of a user (at most 50, the highest max_sessions_per_user) with one event
+# each, besides the user item, its guards and one or two other events: about 55 items.
+MAX_TRANSACTION_ITEMS = 100
 
 
 @dataclass
 class StagedWrite:
-    """The transaction items of one repository write, their conditions, and what follows success."""
+    """The transaction items of one repository write, their conditions, and what follows success.
+
+    ``events``: the domain events recorded with the write; their items are made at commit,
+    when their RecordedAt is known, and follow ``items`` in the transaction.
+    """
 
     items: list[dict[str, Any]]
     checks: list[WriteCheck]
     on_success: Callable[[], None] | None = None
+    events: PendingEvents | None = None
 
 
 def new_request_token() -> str:
@@ -36,22 +51,37 @@ def new_request_token() -> str:
     return str(uuid.uuid4())
 
 
-async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
-    """Apply all staged writes in one TransactWriteItems, or none and raise the domain error."""
-    items = [item for write in staged for item in write.items]
-    checks = [check for write in staged for check in write.checks]
-    if not items:
-        return
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def apply_writes(
+    client: Any, staged: Sequence[StagedWrite], *, clock: Callable[[], datetime] = utc_now
+) -> list[DomainEvent]:
+    """Apply all staged writes in one TransactWriteItems, or none and raise the domain error.
+
+    Returns the domain events that landed with them, in order. Their RecordedAt is ``clock()``
+    at each attempt, and the attempt is never sent later than the commit window after it
+    (persistence.deadline), botocore's own retries included.
+    """
+    events = [event for write in staged if write.events for event in write.events.events]
+    if not any(write.items or write.events for write in staged):
+        return events
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        recorded_at = clock()
+        items, checks = _transaction(staged, recorded_at)
         # The idempotency token: botocore re-sends this same body when it retries the call (after
         # a timeout or a lost response), and DynamoDB applies a token's transaction at most once
         # within 10 minutes, so those retries cannot apply it twice nor conflict with themselves.
-        # A new attempt here follows a definite cancellation, so it gets a new token.
+        # A new attempt here follows a definite cancellation, so it gets a new token (and a new
+        # RecordedAt, with a new commit window).
         # moto ignores the token (it does not deduplicate); the tests check what is sent.
+        window = commit_window(recorded_at, clock) if events else contextlib.nullcontext()
         try:
-            await client.transact_write_items(
-                TransactItems=items, ClientRequestToken=new_request_token()
-            )
+            with window:
+                await client.transact_write_items(
+                    TransactItems=items, ClientRequestToken=new_request_token()
+                )
             break
         except (ClientError, BotoCoreError) as error:
             if attempt < CONFLICT_ATTEMPTS and is_transient_cancellation(error):
@@ -62,3 +92,23 @@ async def apply_writes(client: Any, staged: Sequence[StagedWrite]) -> None:
     for write in staged:
         if write.on_success is not None:
             write.on_success()
+    return events
+
+
+def _transaction(
+    staged: Sequence[StagedWrite], recorded_at: datetime
+) -> tuple[list[dict[str, Any]], list[WriteCheck]]:
+    items: list[dict[str, Any]] = []
+    checks: list[WriteCheck] = []
+    for write in staged:
+        items += write.items
+        checks += write.checks
+        if write.events is not None:
+            items += write.events.items(recorded_at)
+            checks += write.events.checks()
+    if len(items) > MAX_TRANSACTION_ITEMS:
+        raise StorageError(
+            f"a write of {len(items)} items exceeds DynamoDB's {MAX_TRANSACTION_ITEMS} per "
+            "transaction; nothing was written"
+        )
+    return items, checks

@@ -1,7 +1,9 @@
-"""The UserRepository port over DynamoDB: consistent reads, staged conditional writes."""
+"""The UserRepository port over DynamoDB: consistent reads, staged conditional writes, and the
+user's pending domain events staged into the same transaction (the outbox)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -12,6 +14,7 @@ from domain.user import User
 from domain.values import Email, UserId
 from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
+from persistence.event_outbox import DEFAULT_RETENTION, PendingEvents
 from persistence.schema import TableNames
 from persistence.transaction import StagedWrite, new_request_token
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
@@ -22,13 +25,22 @@ SHADOW_ITEM_BYTES = 2048
 
 
 class DynamoUserRepository(UserRepository):
-    """Users in the users table; email uniqueness held by guard items in the emails table."""
+    """Users in the users table; email uniqueness held by guard items in the emails table; the
+    events each write records, in the events table, numbered on from the user's EventSeq."""
 
-    def __init__(self, client: Any, tables: TableNames, staged: list[StagedWrite]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        tables: TableNames,
+        staged: list[StagedWrite],
+        *,
+        events_retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
         super().__init__()
         self._client = client
         self._tables = tables
         self._staged = staged
+        self._events_retention = events_retention
         # Revision of each user as read: every conditional write checks it (see schema).
         self._revisions: dict[str, int] = {}
         # EventSeq of each user as read: the number of the last event recorded for the user.
@@ -112,10 +124,11 @@ class DynamoUserRepository(UserRepository):
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     async def _add(self, user: User) -> None:
+        events = self._pending_events(user, after_sequence=0)
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
-                "Item": user_to_item(user, version=1, revision=1, event_seq=0),
+                "Item": user_to_item(user, version=1, revision=1, event_seq=_last(events, 0)),
                 "ConditionExpression": "attribute_not_exists(#id)",
                 "ExpressionAttributeNames": {"#id": "Id"},
             }
@@ -125,13 +138,16 @@ class DynamoUserRepository(UserRepository):
             StagedWrite(
                 items=[self._put_guard(user), put_user],
                 checks=[WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
-                on_success=partial(self._landed, user, 1, 1),
+                on_success=partial(self._landed, user, 1, 1, events),
+                events=events,
             )
         )
 
     async def _update(self, user: User, previous_email: Email, *, visible: bool) -> None:
         revision = self._revisions[user.id.value]
         version = user.version + 1 if visible else user.version
+        event_seq = self._event_seqs[user.id.value]
+        events = self._pending_events(user, after_sequence=event_seq)
         put_user = {
             "Put": {
                 "TableName": self._tables.users,
@@ -139,7 +155,7 @@ class DynamoUserRepository(UserRepository):
                     user,
                     version=version,
                     revision=revision + 1,
-                    event_seq=self._event_seqs[user.id.value],
+                    event_seq=_last(events, event_seq),
                 ),
                 **_revision_condition(revision),
             }
@@ -149,9 +165,8 @@ class DynamoUserRepository(UserRepository):
         if user.email.normalized != previous_email.normalized:
             items += [self._delete_guard(previous_email, user.id), self._put_guard(user)]
             checks += [WriteCheck(Check.GUARD_OWNED), WriteCheck(Check.EMAIL_FREE)]
-        self._staged.append(
-            StagedWrite(items, checks, partial(self._landed, user, version, revision + 1))
-        )
+        landed = partial(self._landed, user, version, revision + 1, events)
+        self._staged.append(StagedWrite(items, checks, landed, events))
 
     async def _delete(self, user: User, stored_email: Email) -> None:
         delete_user = {
@@ -162,10 +177,14 @@ class DynamoUserRepository(UserRepository):
             }
         }
         check = WriteCheck(Check.VERSION, user.version, user.id.value, missing_is_not_found=True)
+        # The events (UserDeleted) outlive the user item; TTL ages them out like any other.
+        events = self._pending_events(user, after_sequence=self._event_seqs[user.id.value])
         self._staged.append(
             StagedWrite(
                 items=[delete_user, self._delete_guard(stored_email, user.id)],
                 checks=[check, WriteCheck(Check.GUARD_OWNED)],
+                on_success=partial(self._landed_events, user, events),
+                events=events,
             )
         )
 
@@ -175,9 +194,32 @@ class DynamoUserRepository(UserRepository):
         self._event_seqs[user.id.value] = item_event_seq(item)
         return user
 
-    def _landed(self, user: User, version: int, revision: int) -> None:
+    def _landed(
+        self, user: User, version: int, revision: int, events: PendingEvents | None
+    ) -> None:
         user.version, user.touched = version, False
         self._revisions[user.id.value] = revision
+        self._landed_events(user, events)
+
+    def _landed_events(self, user: User, events: PendingEvents | None) -> None:
+        if events is None:
+            return
+        # Only those staged: any recorded after staging are still pending.
+        del user.events[: len(events.events)]
+        self._event_seqs[user.id.value] = events.last_sequence
+
+    def _pending_events(self, user: User, *, after_sequence: int) -> PendingEvents | None:
+        """The user's events recorded since it was read, numbered from ``after_sequence + 1``."""
+        if not user.events:
+            return None
+        return PendingEvents(
+            table=self._tables.events,
+            user_id=user.id.value,
+            events=tuple(user.events),
+            first_sequence=after_sequence + 1,
+            retention=self._events_retention,
+            expected_version=user.version,
+        )
 
     def _put_guard(self, user: User) -> dict[str, Any]:
         return {
@@ -200,6 +242,11 @@ class DynamoUserRepository(UserRepository):
                 "ExpressionAttributeValues": {":owner": {"S": owner.value}},
             }
         }
+
+
+def _last(events: PendingEvents | None, event_seq: int) -> int:
+    """The user's EventSeq once ``events`` have landed."""
+    return event_seq if events is None else events.last_sequence
 
 
 def _revision_condition(expected: int) -> dict[str, Any]:

@@ -14,7 +14,11 @@ _CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")
 
 
 def table_names(settings: Settings) -> TableNames:
-    return TableNames(users=settings.table_name, emails=settings.email_table_name)
+    return TableNames(
+        users=settings.table_name,
+        emails=settings.email_table_name,
+        events=settings.events_table_name,
+    )
 
 
 def dynamodb_options(settings: Settings, endpoint_url: str | None) -> DynamoDbOptions:

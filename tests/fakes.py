@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Coroutine
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.events import DomainEvent, RecordedEvent
 from domain.ports import AccessToken, PasswordResetMail, UnitOfWork, UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, Password, UserId
+from persistence.event_mapper import stream_key
 
 
 def _copy(user: User) -> User:
@@ -20,29 +22,49 @@ def _copy(user: User) -> User:
 
 
 class InMemoryStore:
-    """The shared 'table': users and their revisions by id, and the email guard (email -> id)."""
+    """The shared 'table': users and their revisions by id, the email guard (email -> id), and
+    each user's recorded events (user id -> events in sequence order, kept after a delete)."""
 
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
         self.revisions: dict[str, int] = {}
         self.emails: dict[str, str] = {}
+        self.events: dict[str, list[RecordedEvent]] = {}
         self.commits = 0
         self.shadow_logins = 0
 
+    def events_of(self, user_id: UserId | str) -> list[DomainEvent]:
+        """The events recorded for a user, in sequence order, without their records."""
+        return [recorded.event for recorded in self.events.get(str(user_id), [])]
 
-_Write = Callable[[InMemoryStore], None]
+    def event_seq(self, user_id: str) -> int:
+        """The sequence number of the user's last event (0: none), as EventSeq holds it."""
+        recorded = self.events.get(user_id)
+        return recorded[-1].sequence if recorded else 0
+
+    def copy(self) -> InMemoryStore:
+        trial = InMemoryStore()
+        trial.users, trial.emails = dict(self.users), dict(self.emails)
+        trial.revisions = dict(self.revisions)
+        trial.events = {user_id: list(events) for user_id, events in self.events.items()}
+        return trial
+
+
+# A staged write: applied to a trial copy of the store at commit time (``recorded_at``).
+_Write = Callable[[InMemoryStore, datetime], None]
+# The write, what to do once it landed, and the events it records.
+_Staged = tuple[_Write, Callable[[], None], tuple[DomainEvent, ...]]
 
 
 class FakeUserRepository(UserRepository):
     """Repository over an InMemoryStore; writes are staged on the unit of work."""
 
-    def __init__(
-        self, store: InMemoryStore, staged: list[tuple[_Write, Callable[[], None]]]
-    ) -> None:
+    def __init__(self, store: InMemoryStore, staged: list[_Staged]) -> None:
         super().__init__()
         self._store = store
         self._staged = staged
         self._revisions: dict[str, int] = {}
+        self._event_seqs: dict[str, int] = {}
 
     async def _get_by_id(self, user_id: UserId) -> User | None:
         await asyncio.sleep(0)  # yield like real I/O, so concurrent use cases interleave
@@ -51,11 +73,36 @@ class FakeUserRepository(UserRepository):
 
     def _read(self, user: User) -> User:
         self._revisions[user.id.value] = self._store.revisions[user.id.value]
+        self._event_seqs[user.id.value] = self._store.event_seq(user.id.value)
         return _copy(user)
 
-    def _landed(self, user: User, version: int, revision: int) -> None:
+    def _landed(self, user: User, version: int, revision: int, events: int) -> None:
         user.version, user.touched = version, False
         self._revisions[user.id.value] = revision
+        self._landed_events(user, events)
+
+    def _landed_events(self, user: User, count: int) -> None:
+        del user.events[:count]
+        self._event_seqs[user.id.value] = self._event_seqs.get(user.id.value, 0) + count
+
+    def _record_events(self, user: User) -> Callable[[InMemoryStore, datetime], None]:
+        """Stores the user's pending events after the EventSeq as read, as DynamoDB would:
+        a sequence number already taken (by a concurrent writer) is a VersionConflict."""
+        pending = tuple(user.events)
+        after = self._event_seqs.get(user.id.value, 0)
+        user_id, version = user.id.value, user.version
+
+        def record(store: InMemoryStore, recorded_at: datetime) -> None:
+            if store.event_seq(user_id) > after:
+                raise VersionConflict(version)
+            store.events.setdefault(user_id, []).extend(
+                RecordedEvent(
+                    event, sequence, recorded_at, stream_key(recorded_at, user_id, sequence)
+                )
+                for sequence, event in enumerate(pending, start=after + 1)
+            )
+
+        return record
 
     async def _get_by_email(self, email: Email) -> User | None:
         user_id = self._store.emails.get(email.normalized)
@@ -85,8 +132,9 @@ class FakeUserRepository(UserRepository):
     async def _add(self, user: User) -> None:
         snapshot = _copy(user)
         snapshot.version = 1
+        record = self._record_events(user)
 
-        def write(store: InMemoryStore) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
             if snapshot.email.normalized in store.emails:
                 raise EmailAlreadyRegistered()
             if snapshot.id.value in store.users:
@@ -94,15 +142,18 @@ class FakeUserRepository(UserRepository):
             store.users[snapshot.id.value] = snapshot
             store.revisions[snapshot.id.value] = 1
             store.emails[snapshot.email.normalized] = snapshot.id.value
+            record(store, recorded_at)
 
-        self._staged.append((write, lambda: self._landed(user, 1, 1)))
+        events = tuple(user.events)
+        self._staged.append((write, partial(self._landed, user, 1, 1, len(events)), events))
 
     async def _update(self, user: User, previous_email: Email, *, visible: bool) -> None:
         revision = self._revisions[user.id.value]
         snapshot = _copy(user)
         snapshot.version = user.version + 1 if visible else user.version
+        record = self._record_events(user)
 
-        def write(store: InMemoryStore) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
             stored = store.users.get(snapshot.id.value)
             if stored is None or store.revisions[snapshot.id.value] != revision:
                 raise VersionConflict(user.version, stored.version if stored else None)
@@ -113,15 +164,18 @@ class FakeUserRepository(UserRepository):
                 store.emails[snapshot.email.normalized] = snapshot.id.value
             store.users[snapshot.id.value] = snapshot
             store.revisions[snapshot.id.value] = revision + 1
+            record(store, recorded_at)
 
-        landed = partial(self._landed, user, snapshot.version, revision + 1)
-        self._staged.append((write, landed))
+        events = tuple(user.events)
+        landed = partial(self._landed, user, snapshot.version, revision + 1, len(events))
+        self._staged.append((write, landed, events))
 
     async def _delete(self, user: User, stored_email: Email) -> None:
         revision = self._revisions[user.id.value]
         user_id = user.id.value
+        record = self._record_events(user)
 
-        def write(store: InMemoryStore) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
             stored = store.users.get(user_id)
             if stored is None:
                 raise UserNotFound(f"no user with id {user_id}")
@@ -130,32 +184,45 @@ class FakeUserRepository(UserRepository):
             del store.users[user_id]
             del store.revisions[user_id]
             store.emails.pop(stored_email.normalized, None)
+            record(store, recorded_at)
 
-        self._staged.append((write, lambda: None))
+        events = tuple(user.events)
+        self._staged.append((write, partial(self._landed_events, user, len(events)), events))
 
 
 class FakeUnitOfWork(UnitOfWork):
-    """Applies staged writes all-or-nothing on commit; records whether it committed."""
+    """Applies staged writes, their events included, all-or-nothing on commit; records whether
+    it committed, and tells ``on_committed`` the events that landed (as DynamoUnitOfWork)."""
 
-    def __init__(self, store: InMemoryStore | None = None) -> None:
+    def __init__(
+        self,
+        store: InMemoryStore | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_committed: Callable[[Sequence[DomainEvent]], None] | None = None,
+    ) -> None:
         self.store = store or InMemoryStore()
-        self._staged: list[tuple[_Write, Callable[[], None]]] = []
+        self._staged: list[_Staged] = []
+        self._clock = clock
+        self._on_committed = on_committed
         self.users = FakeUserRepository(self.store, self._staged)
         self.committed = False
 
     async def commit(self) -> None:
-        trial = InMemoryStore()
-        trial.users, trial.emails = dict(self.store.users), dict(self.store.emails)
-        trial.revisions = dict(self.store.revisions)
-        for write, _ in self._staged:
-            write(trial)  # raises before anything reaches the real store
+        trial = self.store.copy()
+        recorded_at = self._clock()
+        for write, _, _ in self._staged:
+            write(trial, recorded_at)  # raises before anything reaches the real store
         self.store.users, self.store.emails = trial.users, trial.emails
-        self.store.revisions = trial.revisions
+        self.store.revisions, self.store.events = trial.revisions, trial.events
         self.store.commits += 1
-        for _, after_commit in self._staged:
+        landed = [event for _, _, events in self._staged for event in events]
+        for _, after_commit, _ in self._staged:
             after_commit()
         self._staged.clear()
         self.committed = True
+        if self._on_committed is not None:
+            self._on_committed(landed)
 
     async def rollback(self) -> None:
         self._staged.clear()

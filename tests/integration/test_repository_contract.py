@@ -372,7 +372,7 @@ async def test_get_by_refresh_token_stops_finding_a_token_once_its_session_ends(
 
     async with new_uow() as uow:
         stored = await uow.users.get_by_refresh_token(TokenLookup(user.id, "live"))
-        assert stored is not None and stored.end_session_holding("live")
+        assert stored is not None and stored.end_session_holding("live", T0)
         await uow.users.update(stored)
         await uow.commit()
 

@@ -1,4 +1,4 @@
-"""ensure_tables makes the seed's Users table and the guard table, idempotently, in parallel too."""
+"""ensure_tables makes the users, guard and events tables and the events TTL, idempotently."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from domain.errors import StorageError
-from persistence.schema import TableNames
+from persistence.schema import TableNames, events_table_definition
 from persistence.table_initializer import ensure_tables
 
 
@@ -26,7 +26,7 @@ async def test_creates_the_seed_users_table_and_the_email_guard_table(
 ) -> None:
     created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
 
-    assert created == [table_names.users, table_names.emails]
+    assert created == [table_names.users, table_names.emails, table_names.events]
     users = await describe(dynamodb_client, table_names.users)
     assert users["TableStatus"] == "ACTIVE"
     assert hash_key(users["KeySchema"]) == "Id"
@@ -67,7 +67,9 @@ async def test_two_concurrent_runs_both_succeed_and_create_each_table_once(
         ensure_tables(dynamodb_client, table_names, wait_seconds=10),
     )
 
-    assert sorted(first + second) == sorted([table_names.users, table_names.emails])
+    assert sorted(first + second) == sorted(
+        [table_names.users, table_names.emails, table_names.events]
+    )
     indexes = (await describe(dynamodb_client, table_names.users))["GlobalSecondaryIndexes"]
     assert {index["IndexName"] for index in indexes} == {"EmailIndex", "RefreshTokenIndex"}
 
@@ -98,7 +100,7 @@ async def test_a_missing_index_is_added_to_an_existing_users_table(
 
     created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
 
-    assert created == [table_names.emails]
+    assert created == [table_names.emails, table_names.events]
     description = await describe(dynamodb_client, table_names.users)
     indexes = {index["IndexName"]: index for index in description["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"EmailIndex", "RefreshTokenIndex"}
@@ -132,3 +134,82 @@ async def test_an_existing_table_with_another_key_is_refused(
 
     with pytest.raises(StorageError, match="key schema"):
         await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+
+async def ttl_of(client: Any, name: str) -> dict[str, Any]:
+    return dict((await client.describe_time_to_live(TableName=name))["TimeToLiveDescription"])
+
+
+async def test_creates_the_events_table_with_its_stream_index_and_ttl_on_expires_at(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+    events = await describe(dynamodb_client, table_names.events)
+    assert events["TableStatus"] == "ACTIVE"
+    assert events["KeySchema"] == [
+        {"AttributeName": "UserId", "KeyType": "HASH"},
+        {"AttributeName": "Seq", "KeyType": "RANGE"},
+    ]
+    assert events["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    (index,) = events["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "EventStream"
+    assert index["KeySchema"] == [
+        {"AttributeName": "StreamDay", "KeyType": "HASH"},
+        {"AttributeName": "StreamKey", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"]["ProjectionType"] == "ALL"
+    assert await ttl_of(dynamodb_client, table_names.events) == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "ExpiresAt",
+    }
+
+
+async def test_a_second_run_leaves_the_events_ttl_as_it_is(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+    # Real DynamoDB refuses UpdateTimeToLive when TTL is already on: the second run must not ask.
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    dynamodb_client.meta.events.register("before-call.dynamodb", record)
+    try:
+        assert await ensure_tables(dynamodb_client, table_names, wait_seconds=10) == []
+    finally:
+        dynamodb_client.meta.events.unregister("before-call.dynamodb", record)
+
+    assert "DescribeTimeToLive" in calls
+    assert "UpdateTimeToLive" not in calls
+    assert (await ttl_of(dynamodb_client, table_names.events))["TimeToLiveStatus"] == "ENABLED"
+
+
+async def test_ttl_turned_on_for_another_attribute_is_refused(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    await dynamodb_client.create_table(**events_table_definition(table_names.events))
+    await dynamodb_client.update_time_to_live(
+        TableName=table_names.events,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "PurgeAt"},
+    )
+
+    with pytest.raises(StorageError, match="TTL on 'PurgeAt'"):
+        await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+
+async def test_a_missing_stream_index_is_added_to_an_existing_events_table(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    definition = events_table_definition(table_names.events)
+    del definition["GlobalSecondaryIndexes"]
+    definition["AttributeDefinitions"] = definition["AttributeDefinitions"][:2]
+    await dynamodb_client.create_table(**definition)
+
+    created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+    assert created == [table_names.users, table_names.emails]
+    (index,) = (await describe(dynamodb_client, table_names.events))["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "EventStream"
+    assert [key["AttributeName"] for key in index["KeySchema"]] == ["StreamDay", "StreamKey"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from domain.events import DomainEvent
 from domain.policies import AuthPolicy
 from domain.session_use_cases import SessionTokens, authenticate, refresh_session
 from domain.user import User
@@ -40,9 +41,10 @@ class AuthKit:
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     policy: AuthPolicy = field(default_factory=AuthPolicy)
     after_reply: DeferredTasks = field(default_factory=DeferredTasks)
+    _seen: dict[str, int] = field(default_factory=dict)
 
     def uow(self) -> FakeUnitOfWork:
-        return FakeUnitOfWork(self.store)
+        return FakeUnitOfWork(self.store, clock=self.clock)
 
     async def add_user(
         self, email: str = EMAIL, password: str = PASSWORD, *, scheme: str = "fake"
@@ -57,6 +59,17 @@ class AuthKit:
     def stored(self, user: User) -> User:
         """The user as committed now."""
         return self.store.users[user.id.value]
+
+    def events(self, user: User) -> list[DomainEvent]:
+        """The events stored for the user so far, in sequence order (registration first)."""
+        return self.store.events_of(user.id)
+
+    def new_events(self, user: User) -> list[DomainEvent]:
+        """The events stored for the user since the last call (the first: since it was added)."""
+        seen = self._seen.get(user.id.value, 1)  # UserRegistered is taken as seen
+        stored = self.events(user)
+        self._seen[user.id.value] = len(stored)
+        return stored[seen:]
 
     def later(self, **delta: float) -> None:
         self.clock.now += timedelta(**delta)

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from domain.errors import AccountLocked, AuthenticationFailed
+from domain.events import AccountLocked as DomainAccountLocked
 from domain.policies import LockoutPolicy
 from domain.user import User
 from tests.builders import T0, new_user
@@ -22,24 +23,35 @@ def fail(user: User, times: int, *, start: timedelta = timedelta(0)) -> None:
         user.record_failed_login(T0 + start + i * MINUTE, POLICY)
 
 
+def unsaved_user() -> User:
+    """A new user whose UserRegistered is set aside: its events are those of the test."""
+    user = new_user()
+    user.events.clear()
+    return user
+
+
 # --- the aggregate ---------------------------------------------------------------------------
 
 
-def test_four_failures_count_but_do_not_lock() -> None:
-    user = new_user()
+def test_four_failures_count_but_do_not_lock_and_record_no_event() -> None:
+    user = unsaved_user()
     fail(user, 4)
     assert user.failed_logins == 4 and user.failures_started_at == T0
     assert user.lock_remaining(T0 + 4 * MINUTE) is None
+    assert user.events == []
 
 
 def test_the_fifth_failure_within_the_window_locks_for_the_lock_duration() -> None:
-    user = new_user()
+    user = unsaved_user()
     fail(user, 5)  # the fifth at T0 + 4 min
     fifth = T0 + 4 * MINUTE
 
     assert user.locked_until == fifth + POLICY.duration
     assert user.lock_remaining(fifth) == timedelta(minutes=15)
     assert user.lock_remaining(fifth + 10 * MINUTE) == timedelta(minutes=5)
+    assert user.events == [
+        DomainAccountLocked(user.id.value, fifth, locked_until=fifth + POLICY.duration)
+    ]
 
 
 def test_a_failure_outside_the_window_starts_a_new_count() -> None:
@@ -62,14 +74,16 @@ def test_the_lock_ends_once_the_clock_reaches_locked_until() -> None:
 
 
 def test_failures_while_locked_neither_extend_the_lock_nor_count() -> None:
-    user = new_user()
+    user = unsaved_user()
     fail(user, 5)
     locked_until = user.locked_until
+    user.events.clear()
 
     fail(user, 10, start=5 * MINUTE)
 
     assert user.locked_until == locked_until
     assert user.failed_logins == 0
+    assert user.events == []
 
 
 def test_after_a_lock_ends_it_takes_five_new_failures_to_lock_again() -> None:
@@ -87,8 +101,10 @@ def test_after_a_lock_ends_it_takes_five_new_failures_to_lock_again() -> None:
 def test_a_successful_sign_in_clears_the_count_and_the_lock() -> None:
     user = new_user()
     fail(user, 5)
+    user.events.clear()
     user.record_successful_login()
     assert (user.failed_logins, user.failures_started_at, user.locked_until) == (0, None, None)
+    assert user.events == []  # the lock lifting is no event; the session it opens is
 
 
 # --- through the authenticate use case ------------------------------------------------------
@@ -103,7 +119,12 @@ async def fail_sign_in(kit: AuthKit, times: int) -> None:
 async def test_five_wrong_passwords_lock_out_even_the_right_one() -> None:
     kit = AuthKit()
     user = await kit.add_user()
-    await fail_sign_in(kit, 5)
+    await fail_sign_in(kit, 4)
+    assert kit.new_events(user) == []
+    await fail_sign_in(kit, 1)
+    assert kit.new_events(user) == [
+        DomainAccountLocked(user.id.value, T0, locked_until=T0 + POLICY.duration)
+    ]
     kit.later(minutes=10)
 
     with pytest.raises(AccountLocked) as locked:
@@ -111,6 +132,7 @@ async def test_five_wrong_passwords_lock_out_even_the_right_one() -> None:
 
     assert locked.value.retry_after == timedelta(minutes=5)
     assert kit.stored(user).sessions == ()
+    assert kit.new_events(user) == []
 
 
 async def test_a_wrong_password_while_locked_fails_as_usual_and_writes_nothing() -> None:

@@ -1,6 +1,9 @@
-"""Changing a password with the current one, and resetting it with a mailed single-use token."""
+"""Changing a password with the current one, and resetting it with a mailed single-use token;
+the events each records (never a password, a token or a hash)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -10,6 +13,17 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
+)
+from domain.events import (
+    AccountLocked,
+    PasswordChanged,
+    PasswordChangeReason,
+    PasswordResetRequested,
+    SessionEndReason,
+    SessionRevoked,
+    SessionStarted,
+    UserDisabled,
+    UserEnabled,
 )
 from domain.password_use_cases import change_password, request_password_reset, reset_password
 from domain.tokens import issue_token, parse_token
@@ -70,9 +84,16 @@ def mailed_token(kit: AuthKit) -> str:
 async def test_change_password_replaces_the_hash_and_ends_every_other_session(kit: AuthKit) -> None:
     user = await kit.add_user()
     here, elsewhere = await kit.sign_in(), await kit.sign_in()
+    kit.new_events(user)
+    kit.later(minutes=1)
 
     await change(kit, user, keep_session_id=here.session_id)
 
+    now, uid = kit.clock.now, user.id.value
+    assert kit.new_events(user) == [
+        PasswordChanged(uid, now, PasswordChangeReason.CHANGED),
+        SessionRevoked(uid, now, elsewhere.session_id, SessionEndReason.PASSWORD_CHANGED),
+    ]
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(NEW_PASSWORD)
     assert [s.session_id for s in stored.sessions] == [here.session_id]
@@ -86,11 +107,17 @@ async def test_change_password_replaces_the_hash_and_ends_every_other_session(ki
 
 async def test_change_password_without_a_session_to_keep_ends_them_all(kit: AuthKit) -> None:
     user = await kit.add_user()
-    await kit.sign_in()
+    signed_in = await kit.sign_in()
+    kit.new_events(user)
 
     await change(kit, user)
 
     assert kit.stored(user).sessions == ()
+    now, uid = kit.clock.now, user.id.value
+    assert kit.new_events(user) == [
+        PasswordChanged(uid, now, PasswordChangeReason.CHANGED),
+        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_CHANGED),
+    ]
 
 
 async def test_change_password_with_a_wrong_current_one_fails_and_counts(kit: AuthKit) -> None:
@@ -102,6 +129,7 @@ async def test_change_password_with_a_wrong_current_one_fails_and_counts(kit: Au
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(PASSWORD)
     assert stored.failed_logins == 1
+    assert kit.new_events(user) == []
 
 
 @pytest.mark.parametrize("new", ["password1", "ADA.LOVELACE@example.com", "ada.lovelace"])
@@ -117,6 +145,7 @@ async def test_change_password_refuses_a_common_password_or_the_email(
     assert fields_of(error) == {"new_password"}
     assert kit.store.commits == commits
     assert kit.stored(user).password_hash == fake_hash(PASSWORD)
+    assert kit.new_events(user) == []
 
 
 async def test_change_password_clears_a_pending_reset(kit: AuthKit) -> None:
@@ -147,6 +176,9 @@ async def test_a_reset_request_mails_one_single_use_token_to_an_active_account(
     pending = kit.stored(user).password_reset
     assert pending is not None and pending.token_hash == lookup.token_hash
     assert mail.token not in repr(mail)
+    events = kit.new_events(user)
+    assert events == [PasswordResetRequested(user.id.value, kit.clock.now, mail.expires_at)]
+    assert mail.token not in repr(events) and lookup.token_hash not in repr(events)
 
 
 async def test_a_reset_request_for_an_unknown_email_sends_and_writes_nothing(kit: AuthKit) -> None:
@@ -157,6 +189,7 @@ async def test_a_reset_request_for_an_unknown_email_sends_and_writes_nothing(kit
 
     assert kit.notifier.sent == []
     assert kit.store.commits == commits
+    assert sum(len(events) for events in kit.store.events.values()) == 1  # the registration
 
 
 async def test_a_reset_request_for_a_disabled_account_sends_and_writes_nothing(
@@ -165,12 +198,14 @@ async def test_a_reset_request_for_a_disabled_account_sends_and_writes_nothing(
     user = await kit.add_user()
     await use_cases.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
     commits = kit.store.commits
+    kit.new_events(user)
 
     await request_reset(kit)
 
     assert kit.notifier.sent == []
     assert kit.store.commits == commits
     assert kit.stored(user).password_reset is None
+    assert kit.new_events(user) == []
 
 
 async def test_a_reset_request_with_a_malformed_email_is_an_invalid_argument(kit: AuthKit) -> None:
@@ -208,12 +243,22 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
     assert kit.stored(user).locked_until is not None
     await request_reset(kit)
 
+    kit.later(minutes=1)
     await reset(kit, mailed_token(kit))
 
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(NEW_PASSWORD)
     assert stored.sessions == () and stored.password_reset is None
     assert (stored.failed_logins, stored.locked_until) == (0, None)
+    t0, now, uid = kit.clock.now - timedelta(minutes=1), kit.clock.now, user.id.value
+    lifetime, lock = kit.policy.password_reset_lifetime, kit.policy.lockout.duration
+    assert kit.new_events(user) == [
+        SessionStarted(uid, t0, signed_in.session_id),
+        AccountLocked(uid, t0, locked_until=t0 + lock),
+        PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),
+        PasswordChanged(uid, now, PasswordChangeReason.RESET),
+        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_RESET),
+    ]
     with pytest.raises(InvalidRefreshToken):
         await kit.refresh(signed_in.refresh_token)
     assert await kit.sign_in(password=NEW_PASSWORD)
@@ -224,11 +269,13 @@ async def test_a_reset_token_works_only_once(kit: AuthKit) -> None:
     await request_reset(kit)
     token = mailed_token(kit)
     await reset(kit, token)
+    kit.new_events(user)
 
     with pytest.raises(InvalidResetToken):
         await reset(kit, token, "Heron-Basket-31")
 
     assert kit.stored(user).password_hash == fake_hash(NEW_PASSWORD)
+    assert kit.new_events(user) == []
 
 
 async def test_a_reset_token_expires_after_an_hour(kit: AuthKit) -> None:
@@ -290,9 +337,13 @@ async def test_disabling_an_account_voids_its_pending_reset(kit: AuthKit) -> Non
     user = await kit.add_user()
     await request_reset(kit)
     token = mailed_token(kit)
+    kit.new_events(user)
 
     await use_cases.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
     await use_cases.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
+
+    now, uid = kit.clock.now, user.id.value
+    assert kit.new_events(user) == [UserDisabled(uid, now), UserEnabled(uid, now)]
 
     with pytest.raises(InvalidResetToken):
         await reset(kit, token)

@@ -1,4 +1,5 @@
-"""Use cases on in-memory fakes: validation, conflicts, and nothing written on failure."""
+"""Use cases on in-memory fakes: validation, conflicts, the events stored with each change, and
+nothing written (no event either) on failure."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from domain.errors import (
     InvalidRefreshToken,
     UserNotFound,
     VersionConflict,
+)
+from domain.events import (
+    DomainEvent,
+    ProfileUpdated,
+    SessionEndReason,
+    SessionRevoked,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserRegistered,
 )
 from domain.page_tokens import PageTokenCodec
 from domain.user import User, UserStatus
@@ -60,6 +71,11 @@ async def test_register_user_stores_a_hashed_password_and_version_one(
     assert stored.first_name.value == "Ada"
     assert stored.password_hash == "fake$" + "correct horse battery"[::-1]
     assert store.emails == {"ada@example.com": user.id.value}
+    assert store.events_of(user.id) == [
+        UserRegistered(user.id.value, NOW, "Ada@Example.com", "Ada", "Lovelace")
+    ]
+    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1]
+    assert user.events == []  # landed, so no longer pending
 
 
 async def test_register_user_reports_every_invalid_field_and_writes_nothing(
@@ -76,7 +92,7 @@ async def test_register_user_reports_every_invalid_field_and_writes_nothing(
             last_name="x" * 101,
         )
     assert violated_fields(error) == {"email", "password", "first_name", "last_name"}
-    assert store.users == {} and store.commits == 0
+    assert store.users == {} and store.commits == 0 and store.events == {}
 
 
 async def test_register_user_refuses_duplicate_email_in_other_case(
@@ -86,6 +102,7 @@ async def test_register_user_refuses_duplicate_email_in_other_case(
     with pytest.raises(EmailAlreadyRegistered):
         await register(store, clock, email="  ADA@example.COM ")
     assert list(store.users) == [first.id.value]
+    assert list(store.events) == [first.id.value]  # the refused registration left no event
 
 
 async def test_concurrent_registrations_of_one_email_let_exactly_one_win(
@@ -132,6 +149,9 @@ async def test_update_profile_bumps_version_and_keeps_absent_names(
         expected_version=1,
     )
     assert updated.version == 2 and updated.updated_at == clock.now
+    assert store.events_of(user.id)[1:] == [
+        ProfileUpdated(user.id.value, clock.now, "Augusta", "Lovelace")
+    ]
     stored = store.users[user.id.value]
     assert (stored.first_name.value, stored.last_name.value, stored.version) == (
         "Augusta",
@@ -163,6 +183,7 @@ async def test_update_profile_with_stale_version_is_a_conflict_and_changes_nothi
         )
     assert (error.value.expected, error.value.actual) == (1, 2)
     assert store.users[user.id.value].first_name.value == "B"
+    assert [type(event) for event in store.events_of(user.id)] == [UserRegistered, ProfileUpdated]
 
 
 async def test_update_profile_requires_a_name_and_a_version(
@@ -196,6 +217,7 @@ async def test_update_profile_without_change_does_not_write(
         expected_version=1,
     )
     assert same.version == 1 and store.commits == commits
+    assert len(store.events_of(user.id)) == 1
 
 
 async def test_lost_update_is_impossible_when_two_writers_read_the_same_version(
@@ -220,6 +242,8 @@ async def test_lost_update_is_impossible_when_two_writers_read_the_same_version(
     assert len(winners) == 1
     assert all(isinstance(result, (User, VersionConflict)) for result in results)
     assert store.users[user.id.value].first_name == winners[0].first_name
+    (_, updated) = store.events_of(user.id)
+    assert updated == ProfileUpdated(user.id.value, NOW, winners[0].first_name.value, "Lovelace")
 
 
 async def test_delete_user_frees_the_email(store: InMemoryStore, clock: FixedClock) -> None:
@@ -228,6 +252,8 @@ async def test_delete_user_frees_the_email(store: InMemoryStore, clock: FixedClo
         FakeUnitOfWork(store), clock, user_id=user.id.value, expected_version=1
     )
     assert store.users == {} and store.emails == {}
+    assert store.events_of(user.id)[1:] == [UserDeleted(user.id.value, NOW)]  # outlive the user
+    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1, 2]
     again = await register(store, clock, email="ADA@example.com")
     assert again.id != user.id
 
@@ -241,6 +267,7 @@ async def test_delete_user_with_stale_version_keeps_the_user(
             FakeUnitOfWork(store), clock, user_id=user.id.value, expected_version=7
         )
     assert user.id.value in store.users
+    assert len(store.events_of(user.id)) == 1
 
 
 async def test_delete_unknown_user_is_not_found(store: InMemoryStore, clock: FixedClock) -> None:
@@ -305,7 +332,7 @@ async def test_register_user_refuses_a_common_password_or_the_email_as_password(
             last_name="Lovelace",
         )
     assert violated_fields(error) == {"password"}
-    assert store.users == {} and store.commits == 0
+    assert store.users == {} and store.commits == 0 and store.events == {}
 
 
 async def test_disable_user_ends_every_session_and_blocks_sign_in_and_refresh() -> None:
@@ -317,6 +344,11 @@ async def test_disable_user_ends_every_session_and_blocks_sign_in_and_refresh() 
     disabled = await use_cases.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
 
     assert disabled.status is UserStatus.DISABLED and disabled.updated_at == kit.clock.now
+    now, uid = kit.clock.now, user.id.value
+    assert kit.events(user)[-2:] == [
+        UserDisabled(uid, now),
+        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.USER_DISABLED),
+    ]
     stored = kit.stored(user)
     assert stored.status is UserStatus.DISABLED and stored.sessions == ()
     with pytest.raises(InvalidRefreshToken):
@@ -342,6 +374,10 @@ async def test_enable_user_lets_a_disabled_user_sign_in_again() -> None:
 
     enabled = await use_cases.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
 
+    assert kit.events(user)[-2:] == [
+        UserDisabled(user.id.value, kit.clock.now),
+        UserEnabled(user.id.value, kit.clock.now),
+    ]
     assert enabled.status is UserStatus.ACTIVE
     assert kit.stored(user).status is UserStatus.ACTIVE
     assert await kit.sign_in()
@@ -359,6 +395,26 @@ async def test_disable_and_enable_write_nothing_when_nothing_changes() -> None:
     await use_cases.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
     assert kit.store.commits == commits + 1
     assert kit.stored(user).version == 2
+    assert kit.new_events(user) == [UserDisabled(user.id.value, kit.clock.now)]
+
+
+async def test_the_unit_of_work_reports_the_events_of_each_commit_that_landed(
+    store: InMemoryStore, clock: FixedClock
+) -> None:
+    heard: list[list[DomainEvent]] = []
+    user = await register(store, clock)
+
+    def uow() -> FakeUnitOfWork:
+        return FakeUnitOfWork(
+            store, clock=clock, on_committed=lambda events: heard.append(list(events))
+        )
+
+    await use_cases.disable_user(uow(), clock, user_id=user.id.value)
+    with pytest.raises(VersionConflict):
+        await use_cases.delete_user(uow(), clock, user_id=user.id.value, expected_version=1)
+    await use_cases.enable_user(uow(), clock, user_id=user.id.value)
+
+    assert heard == [[UserDisabled(user.id.value, NOW)], [UserEnabled(user.id.value, NOW)]]
 
 
 async def test_disable_and_enable_an_unknown_or_malformed_user_id() -> None:

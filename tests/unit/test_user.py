@@ -5,7 +5,23 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from domain.events import EmailChanged, ProfileUpdated, UserDeleted, UserRegistered
+import pytest
+
+from domain.errors import InvalidResetToken
+from domain.events import (
+    EmailChanged,
+    PasswordChanged,
+    PasswordChangeReason,
+    PasswordResetRequested,
+    ProfileUpdated,
+    SessionEndReason,
+    SessionRevoked,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserRegistered,
+)
+from domain.tokens import issue_token, parse_token
 from domain.user import User, UserStatus
 from domain.values import Email, PersonName, UserId
 from tests.builders import session
@@ -99,18 +115,98 @@ def test_newest_session_is_the_one_whose_token_was_issued_last() -> None:
 def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
     user = make_user()
     user.sessions = (session("a"), session("b", minutes=1))
+    user.events.clear()
     later = NOW + timedelta(hours=1)
 
     user.disable(later)
 
     assert user.status is UserStatus.DISABLED and user.sessions == ()
     assert user.updated_at == later
+    uid = user.id.value
+    assert user.events == [
+        UserDisabled(uid, later),
+        SessionRevoked(uid, later, session_id="session-a", reason=SessionEndReason.USER_DISABLED),
+        SessionRevoked(uid, later, session_id="session-b", reason=SessionEndReason.USER_DISABLED),
+    ]
+    user.events.clear()
     user.enable(later + timedelta(hours=1))
     assert user.status is UserStatus.ACTIVE
     assert user.updated_at == later + timedelta(hours=1)
+    assert user.events == [UserEnabled(uid, later + timedelta(hours=1))]
+
+
+def test_disabling_a_disabled_user_records_nothing() -> None:
+    user = make_user()
+    user.disable(NOW)
+    user.events.clear()
+
+    user.disable(NOW + timedelta(hours=1))
+
+    assert user.events == []
+    assert user.updated_at == NOW
 
 
 def test_enabling_an_active_user_changes_nothing() -> None:
     user = make_user()
+    user.events.clear()
     user.enable(NOW + timedelta(hours=1))
     assert user.status is UserStatus.ACTIVE and user.updated_at == NOW
+    assert user.events == []
+
+
+def test_changing_the_password_records_password_changed_without_any_hash() -> None:
+    user = make_user()
+    user.events.clear()
+    later = NOW + timedelta(minutes=1)
+
+    user.change_password("new-hash", later)
+
+    assert user.events == [PasswordChanged(user.id.value, later, PasswordChangeReason.CHANGED)]
+    assert "new-hash" not in repr(user.events)
+
+
+def test_a_stronger_hash_of_the_same_password_records_nothing() -> None:
+    user = make_user()
+    user.events.clear()
+    user.upgrade_password_hash("stronger")
+    assert user.password_hash == "stronger"
+    assert user.events == []
+
+
+def test_a_reset_request_records_its_expiry_but_never_the_token() -> None:
+    user = make_user()
+    user.events.clear()
+
+    token = user.request_password_reset(NOW, timedelta(hours=1))
+
+    expires = NOW + timedelta(hours=1)
+    assert user.events == [PasswordResetRequested(user.id.value, NOW, expires_at=expires)]
+    assert token.value not in repr(user.events) and token.token_hash not in repr(user.events)
+
+
+def test_a_reset_records_password_changed_by_reset_and_ends_every_session() -> None:
+    user = make_user()
+    token = user.request_password_reset(NOW, timedelta(hours=1))
+    user.sessions = (session("a"), session("b", minutes=1))
+    user.events.clear()
+    later = NOW + timedelta(minutes=5)
+
+    user.reset_password(parse_token(token.value), "new-hash", later)
+
+    uid = user.id.value
+    assert user.events == [
+        PasswordChanged(uid, later, PasswordChangeReason.RESET),
+        SessionRevoked(uid, later, session_id="session-a", reason=SessionEndReason.PASSWORD_RESET),
+        SessionRevoked(uid, later, session_id="session-b", reason=SessionEndReason.PASSWORD_RESET),
+    ]
+
+
+def test_a_refused_reset_records_nothing() -> None:
+    user = make_user()
+    user.request_password_reset(NOW, timedelta(hours=1))
+    user.events.clear()
+
+    with pytest.raises(InvalidResetToken):
+        user.reset_password(parse_token(issue_token(user.id).value), "new-hash", NOW)
+
+    assert user.events == []

@@ -1,0 +1,290 @@
+"""The outbox on moto: every write path stores exactly its events, numbered 1, 2, 3, ... per
+user in the same transaction as the change, with the user's EventSeq at the last; no event
+holds a secret."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from domain import use_cases
+from domain.errors import AuthenticationFailed, StorageError
+from domain.events import (
+    AccountLocked,
+    DomainEvent,
+    EmailChanged,
+    PasswordChanged,
+    PasswordChangeReason,
+    PasswordResetRequested,
+    ProfileUpdated,
+    SessionEndReason,
+    SessionRevoked,
+    SessionStarted,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserRegistered,
+)
+from domain.password_use_cases import change_password, request_password_reset, reset_password
+from domain.policies import AuthPolicy, SessionPolicy
+from domain.session_use_cases import SessionTokens, logout, logout_all, refresh_session
+from domain.tokens import hash_token
+from domain.values import Email
+from persistence.schema import TableNames
+from server.passwords import Argon2PasswordHasher
+from tests.fakes import DeferredTasks, RecordingNotifier
+from tests.integration.outbox_world import PASSWORD, OutboxWorld, later
+
+NEW_PASSWORD = "Otter-Lantern-97"
+RESET_PASSWORD = "Heron-Basket-31"
+WRONG_PASSWORD = "Zebra-Quill-43"
+RETENTION = timedelta(days=30)
+
+
+@pytest_asyncio.fixture
+async def argon2() -> AsyncIterator[Argon2PasswordHasher]:
+    hasher = Argon2PasswordHasher(time_cost=2, memory_kib=19456, parallelism=1, workers=2)
+    yield hasher
+    hasher.shutdown()
+
+
+class Flow:
+    """Runs a step, then checks that exactly ``expected`` landed for the user, numbered on."""
+
+    def __init__(self, world: OutboxWorld, user_id: str) -> None:
+        self.world = world
+        self.user_id = user_id
+        self.expected: list[DomainEvent] = []
+        self.secrets: set[str] = set()
+
+    async def landed(self, *events: DomainEvent, user_kept: bool = True) -> None:
+        self.expected += events
+        recorded = await self.world.recorded(self.user_id)
+        assert [r.event for r in recorded] == self.expected
+        assert [r.sequence for r in recorded] == list(range(1, len(self.expected) + 1))
+        for r in recorded:
+            assert r.recorded_at == r.event.occurred_at  # one clock here for both
+        if user_kept:
+            item = await self.world.user_item(self.user_id)
+            assert item is not None
+            assert int(item["EventSeq"]["N"]) == len(self.expected)
+            self.secrets.add(item["PasswordHash"]["S"])
+            for session in item["Sessions"]["L"]:
+                self.secrets.add(session["M"]["TokenHash"]["S"])
+            if "PasswordReset" in item:
+                self.secrets.add(item["PasswordReset"]["M"]["TokenHash"]["S"])
+
+    def token(self, tokens: SessionTokens) -> SessionTokens:
+        self.secrets |= {tokens.refresh_token, hash_token(tokens.refresh_token)}
+        return tokens
+
+
+def revoked(user_id: str, session: SessionTokens, reason: SessionEndReason, at: Any) -> Any:
+    return SessionRevoked(user_id, at, session_id=session.session_id, reason=reason)
+
+
+async def test_every_write_path_stores_exactly_its_events_and_none_holds_a_secret(
+    dynamodb_client: Any, dynamodb_tables: TableNames, argon2: Argon2PasswordHasher
+) -> None:
+    world = OutboxWorld(dynamodb_client, dynamodb_tables, hasher=argon2)
+    user = await world.register()
+    uid = user.id.value
+    flow = Flow(world, uid)
+    clock = world.clock
+    await flow.landed(UserRegistered(uid, clock.now, "ada@example.com", "Ada", "Lovelace"))
+    assert world.committed == [flow.expected]  # what the unit of work reported
+
+    first = flow.token(await world.sign_in())
+    await flow.landed(SessionStarted(uid, clock.now, first.session_id))
+    later(clock, seconds=1)
+    second = flow.token(await world.sign_in())
+    await flow.landed(SessionStarted(uid, clock.now, second.session_id))
+
+    later(clock, minutes=1)
+    first = flow.token(
+        await refresh_session(
+            world.uow(), world.issuer, clock, world.policy, refresh_token=first.refresh_token
+        )
+    )
+    await flow.landed()  # a rotation is no event
+
+    await logout(world.uow(), clock, refresh_token=second.refresh_token)
+    await flow.landed(revoked(uid, second, SessionEndReason.LOGOUT, clock.now))
+
+    third = flow.token(await world.sign_in())
+    await flow.landed(SessionStarted(uid, clock.now, third.session_id))
+    later(clock, minutes=1)
+    await change_password(
+        world.uow(),
+        argon2,
+        clock,
+        world.policy,
+        user_id=uid,
+        current_password=PASSWORD,
+        new_password=NEW_PASSWORD,
+        keep_session_id=first.session_id,
+    )
+    await flow.landed(
+        PasswordChanged(uid, clock.now, PasswordChangeReason.CHANGED),
+        revoked(uid, third, SessionEndReason.PASSWORD_CHANGED, clock.now),
+    )
+
+    for _ in range(world.policy.lockout.max_failures):
+        with pytest.raises(AuthenticationFailed):
+            await world.sign_in(password=WRONG_PASSWORD)
+    lock = world.policy.lockout.duration
+    await flow.landed(AccountLocked(uid, clock.now, locked_until=clock.now + lock))
+
+    notifier, after_reply = RecordingNotifier(), DeferredTasks()
+    await request_password_reset(
+        world.uow(), notifier, clock, world.policy, after_reply, email="ADA@example.com"
+    )
+    await after_reply.run_all()
+    (mail,) = notifier.sent
+    flow.secrets |= {mail.token, hash_token(mail.token)}
+    await flow.landed(PasswordResetRequested(uid, clock.now, expires_at=mail.expires_at))
+
+    later(clock, minutes=1)
+    await reset_password(
+        world.uow(), argon2, clock, reset_token=mail.token, new_password=RESET_PASSWORD
+    )
+    await flow.landed(
+        PasswordChanged(uid, clock.now, PasswordChangeReason.RESET),
+        revoked(uid, first, SessionEndReason.PASSWORD_RESET, clock.now),
+    )
+
+    fourth = flow.token(await world.sign_in(password=RESET_PASSWORD))
+    await flow.landed(SessionStarted(uid, clock.now, fourth.session_id))
+    await use_cases.disable_user(world.uow(), clock, user_id=uid)
+    await flow.landed(
+        UserDisabled(uid, clock.now),
+        revoked(uid, fourth, SessionEndReason.USER_DISABLED, clock.now),
+    )
+    await use_cases.disable_user(world.uow(), clock, user_id=uid)
+    await flow.landed()  # already disabled: a no-op
+    await use_cases.enable_user(world.uow(), clock, user_id=uid)
+    await flow.landed(UserEnabled(uid, clock.now))
+
+    version = (await use_cases.get_user(world.uow(), user_id=uid)).version
+    await use_cases.update_profile(
+        world.uow(),
+        clock,
+        user_id=uid,
+        first_name="Augusta",
+        last_name=None,
+        expected_version=version,
+    )
+    await flow.landed(ProfileUpdated(uid, clock.now, "Augusta", "Lovelace"))
+
+    # No use case changes an email yet; the aggregate and repository do.
+    async with world.uow() as uow:
+        stored = await uow.users.require(user.id)
+        stored.change_email(Email.parse("Augusta@Example.org"), now=clock.now)
+        await uow.users.update(stored)
+        await uow.commit()
+    await flow.landed(EmailChanged(uid, clock.now, "ada@example.com", "Augusta@Example.org"))
+
+    fifth = flow.token(await world.sign_in("augusta@example.org", RESET_PASSWORD))
+    sixth = flow.token(await world.sign_in("augusta@example.org", RESET_PASSWORD))
+    await flow.landed(
+        SessionStarted(uid, clock.now, fifth.session_id),
+        SessionStarted(uid, clock.now, sixth.session_id),
+    )
+    assert await logout_all(world.uow(), clock, user_id=uid) == 2
+    await flow.landed(
+        revoked(uid, fifth, SessionEndReason.LOGOUT_ALL, clock.now),
+        revoked(uid, sixth, SessionEndReason.LOGOUT_ALL, clock.now),
+    )
+
+    version = (await use_cases.get_user(world.uow(), user_id=uid)).version
+    await use_cases.delete_user(world.uow(), clock, user_id=uid, expected_version=version)
+    await flow.landed(UserDeleted(uid, clock.now), user_kept=False)
+    assert await world.user_item(uid) is None
+
+    # What each commit reported is what landed, in order.
+    assert [event for events in world.committed for event in events] == flow.expected
+
+    # Not a password, a token or the hash of either, in any attribute of any event item.
+    flow.secrets |= {PASSWORD, NEW_PASSWORD, RESET_PASSWORD, WRONG_PASSWORD}
+    items = await world.all_event_items()
+    assert len(items) == len(flow.expected)
+    text = repr(items)
+    leaked = sorted(secret for secret in flow.secrets if secret in text)
+    assert leaked == []
+
+
+async def test_events_record_when_they_were_written_and_expire_after_the_retention(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    world = OutboxWorld(dynamodb_client, dynamodb_tables)
+    user = await world.register()
+
+    (item,) = await world.event_items(user.id)
+
+    recorded_at = world.clock.now
+    assert item["RecordedAt"]["S"] == recorded_at.isoformat(timespec="microseconds")
+    assert int(item["ExpiresAt"]["N"]) == int((recorded_at + RETENTION).timestamp())
+    assert item["StreamDay"]["S"] == recorded_at.date().isoformat()
+
+
+async def test_the_longest_write_ending_fifty_sessions_fits_one_transaction(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    world = OutboxWorld(dynamodb_client, dynamodb_tables)
+    sessions = SessionPolicy(max_sessions=50)  # the highest USER_SERVICE_MAX_SESSIONS_PER_USER
+    world.policy = AuthPolicy(sessions=sessions)
+    user = await world.register()
+    async with world.uow() as uow:
+        stored = await uow.users.require(user.id)
+        for _ in range(50):
+            stored.start_session(world.clock.now, sessions)
+        await uow.users.update(stored)
+        await uow.commit()  # 50 SessionStarted and the user: 51 items
+    later(world.clock, days=8)  # every session idle past its lifetime
+
+    signed_in = await world.sign_in()  # 50 expired, 1 started, the user: 52 items
+
+    events = await world.events(user.id)
+    assert len(events) == 1 + 50 + 50 + 1
+    expired = [e for e in events if isinstance(e, SessionRevoked)]
+    assert len(expired) == 50
+    assert {e.reason for e in expired} == {SessionEndReason.EXPIRED}
+    assert events[-1] == SessionStarted(user.id.value, world.clock.now, signed_in.session_id)
+    assert await world.event_seq(user.id) == 102
+
+
+async def test_a_write_too_large_for_one_transaction_fails_clearly_and_writes_nothing(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    world = OutboxWorld(dynamodb_client, dynamodb_tables)
+    user = await world.register()
+    before = await world.user_item(user.id)
+
+    async with world.uow() as uow:
+        stored = await uow.users.require(user.id)
+        for _ in range(100):  # more than any setting allows: 100 events and the user
+            stored.start_session(world.clock.now, SessionPolicy(max_sessions=200))
+        await uow.users.update(stored)
+        with pytest.raises(StorageError, match="101 items exceeds DynamoDB's 100"):
+            await uow.commit()
+
+    assert await world.user_item(user.id) == before
+    assert len(await world.event_items(user.id)) == 1
+    assert len(world.committed) == 1  # the registration only
+
+
+async def test_a_sign_in_with_an_unknown_email_records_no_event_anywhere(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    world = OutboxWorld(dynamodb_client, dynamodb_tables)
+    await world.register()
+
+    with pytest.raises(AuthenticationFailed):
+        await world.sign_in("nobody@example.com")
+
+    assert len(await world.all_event_items()) == 1  # the registration's
+    assert len(world.committed) == 1
