@@ -1,15 +1,16 @@
-"""Ports of the use cases: repository, unit of work, hasher, tokens, notifier, tasks, clock."""
+"""Ports of the use cases: repository, unit of work, event log, hasher, tokens, notifier, clock."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
 from domain.errors import UserNotFound
+from domain.events import RecordedEvent
 from domain.tokens import TokenLookup
 from domain.user import User
 from domain.values import Email, Password, UserId
@@ -156,6 +157,25 @@ class UnitOfWork(abc.ABC):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class EventLog(Protocol):
+    """Reads the recorded domain events (the outbox); writing them is the unit of work's."""
+
+    async def user_events(
+        self, user_id: UserId, *, after_sequence: int, limit: int
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events of one user with a sequence above ``after_sequence``, in
+        sequence order, read strongly consistent."""
+        ...
+
+    async def stream_events(
+        self, day: date, *, after: str | None, until: datetime, limit: int
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events recorded on UTC ``day``, in stream (cursor) order: those whose
+        cursor follows ``after`` (None: from the day's start) and that were recorded at or
+        before ``until``. May lag behind recent writes (an eventually consistent index)."""
+        ...
 
 
 class PasswordHasher(Protocol):

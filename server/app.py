@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -18,10 +18,12 @@ from biome.user.v1 import user_service_pb2, user_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from domain.event_page_tokens import EventPageTokenCodec
 from domain.page_tokens import PageTokenCodec
 from domain.password_policy import common_passwords
 from domain.ports import Clock
 from persistence.dynamodb_client import open_dynamodb_client
+from persistence.event_store import DynamoEventStore
 from persistence.readiness import check_ready
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
@@ -32,7 +34,10 @@ from server.background import BackgroundTasks
 from server.caller_auth import CallerAuthInterceptor
 from server.draining import DrainGate
 from server.embedded_dynamodb import EmbeddedDynamoDb
+from server.event_stream import EventStreams
 from server.health import HealthLoop
+from server.metrics import Metrics, MetricsEndpoint, start_metrics_endpoint
+from server.observed_calls import ObservedCalls
 from server.passwords import Argon2PasswordHasher
 from server.servicer import UserServiceServicer
 from server.settings import Settings
@@ -46,6 +51,8 @@ MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024
 # A readiness read that takes longer than this means DynamoDB is not answering as it should;
 # with the default probe interval, a silent backend shows as NOT_SERVING within 5 s.
 HEALTH_PROBE_TIMEOUT_SECONDS = 2.0
+# How long the shutdown waits for WatchEvents streams to send their UNAVAILABLE, at most.
+STREAMS_END_SECONDS = 1.0
 SERVICE_NAMES = (
     user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
     health.SERVICE_NAME,
@@ -62,19 +69,23 @@ def create_server(
     credentials: grpc.ServerCredentials | None = None,
     loopback_port: int | None = None,
     drain_gate: DrainGate | None = None,
+    observed_calls: ObservedCalls | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted server with UserService, health and reflection on ``address``; its port.
 
     Callers are checked first (when ``caller_auth`` is given), then domain errors are mapped.
     ``loopback_port`` adds a plaintext listener on 127.0.0.1 only, so a health check inside
     the container needs no certificate; the same caller checks apply there. ``drain_gate``
-    comes first of all: at shutdown it refuses new calls and counts those under way.
+    comes first of all: at shutdown it refuses new calls and counts those under way; only
+    ``observed_calls`` (request id, access log, metrics) comes before it, to see refusals too.
     """
     interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
     if caller_auth is not None:
         interceptors.insert(0, caller_auth)
     if drain_gate is not None:
         interceptors.insert(0, drain_gate)
+    if observed_calls is not None:
+        interceptors.insert(0, observed_calls)
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)],
@@ -100,6 +111,7 @@ class RunningService:
     client: Any
     tables: TableNames
     jwks: list[dict[str, str]]
+    metrics_port: int | None = None  # where Prometheus scrapes, when metrics are on
 
 
 @contextlib.asynccontextmanager
@@ -119,8 +131,9 @@ async def running_service(
             embedded = EmbeddedDynamoDb()
             endpoint = await asyncio.to_thread(embedded.start)
             stack.push_async_callback(asyncio.to_thread, embedded.stop)
+        metrics = Metrics() if settings.metrics_port is not None else None
         client = await stack.enter_async_context(
-            open_dynamodb_client(dynamodb_options(settings, endpoint))
+            open_dynamodb_client(dynamodb_options(settings, endpoint), observer=metrics)
         )
         tables = table_names(settings)
         if settings.creates_tables:
@@ -150,16 +163,36 @@ async def running_service(
         grace = _ShutdownGrace(settings.shutdown_grace_seconds)
         later = BackgroundTasks()
         stack.push_async_callback(lambda: later.drain(grace.remaining()))
+        service_clock = clock or (lambda: datetime.now(UTC))
+        page_token_key = _page_token_key(settings)
+        event_log = DynamoEventStore(client, tables)
+        event_streams = EventStreams(
+            event_log,
+            service_clock,
+            settle_seconds=settings.events_settle_seconds,
+            poll_interval_seconds=settings.events_poll_interval_seconds,
+            retention_days=settings.events_retention_days,
+            max_watchers=settings.max_event_watchers,
+        )
         servicer = UserServiceServicer(
-            uow_factory=lambda: DynamoUnitOfWork(client, tables),
+            uow_factory=lambda: DynamoUnitOfWork(
+                client,
+                tables,
+                clock=service_clock,  # RecordedAt: the clock the event stream's settle delay uses
+                events_retention=timedelta(days=settings.events_retention_days),
+                on_committed=None if metrics is None else metrics.record_committed_events,
+            ),
             hasher=hasher,
-            clock=clock or (lambda: datetime.now(UTC)),
-            page_tokens=PageTokenCodec(_page_token_key(settings)),
+            clock=service_clock,
+            page_tokens=PageTokenCodec(page_token_key),
             issuer=issuer,
             jwks=issuer.jwks,
             notifier=auth_config.notifier(settings),
             policy=auth_config.auth_policy(settings),
             later=later,
+            event_log=event_log,
+            event_page_tokens=EventPageTokenCodec(page_token_key),
+            event_streams=event_streams,
         )
         health_servicer = health.aio.HealthServicer()
         health_loop = HealthLoop(
@@ -182,12 +215,25 @@ async def running_service(
             credentials=credentials,
             loopback_port=settings.health_port,
             drain_gate=gate,
+            observed_calls=ObservedCalls(metrics),
         )
+        metrics_endpoint: MetricsEndpoint | None = None
+        if metrics is not None and settings.metrics_port is not None:
+            # Stopped last (pushed before the drain): scrapes still answer during the shutdown.
+            metrics_endpoint = await asyncio.to_thread(
+                start_metrics_endpoint, metrics, settings.metrics_address, settings.metrics_port
+            )
+            stack.push_async_callback(asyncio.to_thread, metrics_endpoint.stop)
+            log.info(
+                "Prometheus metrics on http://%s:%d/metrics",
+                settings.metrics_address,
+                metrics_endpoint.port,
+            )
 
         await health_loop.start()
         stack.push_async_callback(health_loop.stop)
         await server.start()
-        stack.push_async_callback(_drain, server, health_loop, gate, grace)
+        stack.push_async_callback(_drain, server, health_loop, gate, event_streams, grace)
         log.info(
             "user-service listening on %s:%d (profile %s, %s, callers %s)",
             requested.rpartition(":")[0],
@@ -197,7 +243,12 @@ async def running_service(
             "authenticated" if settings.authenticates_callers else "not authenticated",
         )
         yield RunningService(
-            server=server, port=port, client=client, tables=tables, jwks=issuer.jwks()
+            server=server,
+            port=port,
+            client=client,
+            tables=tables,
+            jwks=issuer.jwks(),
+            metrics_port=None if metrics_endpoint is None else metrics_endpoint.port,
         )
 
 
@@ -235,7 +286,11 @@ class _ShutdownGrace:
 
 
 async def _drain(
-    server: grpc.aio.Server, health_loop: HealthLoop, gate: DrainGate, grace: _ShutdownGrace
+    server: grpc.aio.Server,
+    health_loop: HealthLoop,
+    gate: DrainGate,
+    streams: EventStreams,
+    grace: _ShutdownGrace,
 ) -> None:
     """NOT_SERVING; new calls refused with UNAVAILABLE; the calls under way finish; then stop.
 
@@ -243,11 +298,17 @@ async def _drain(
     not yet a handler (grpc/grpc#41785), and wait the whole grace for any open stream (a client's
     health Watch). So the server keeps handing every call to a handler, where the gate refuses
     it, until none is under way and none is arriving; only streams are left for stop to cancel.
+    WatchEvents streams never end on their own: they are ended first, with UNAVAILABLE, so that
+    their callers reconnect to another replica with their cursor; the drain does not wait for them.
     """
     await health_loop.enter_graceful_shutdown()
+    streams.close()
     gate.close()
     if not await gate.wait_until_quiet(grace.remaining()):
         log.warning("The shutdown grace is over: cancelling %d calls under way", gate.under_way)
+    # The streams ended at close() (one blocked on a slow reader is cancelled by the stop); this
+    # only lets their statuses go out first.
+    await streams.wait_until_ended(min(STREAMS_END_SECONDS, grace.remaining()))
     await server.stop(0)
 
 

@@ -19,13 +19,12 @@ from typing import Any, TypeAlias
 
 import grpc
 from biome.user.v1 import user_service_pb2
-from grpc_status import rpc_status
 
 from server.api_keys import api_key_sha256
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated
 from server.handler_cache import WrappedHandlers
 from server.settings import ApiKey
-from server.status import rpc_status_for
+from server.status import abort_with, rpc_status_for
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,16 @@ ANONYMOUS = "anonymous"
 _USER_SERVICE = user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 ADMIN_METHODS: frozenset[str] = frozenset(
     f"/{_USER_SERVICE}/{name}"
-    for name in ("ListUsers", "DeleteUser", "DisableUser", "EnableUser", "LogoutAll")
+    for name in (
+        "ListUsers",
+        "DeleteUser",
+        "DisableUser",
+        "EnableUser",
+        "LogoutAll",
+        # Events carry emails and names, of every user.
+        "ListUserEvents",
+        "WatchEvents",
+    )
 )
 
 _AUTHORIZATION = "authorization"
@@ -158,7 +166,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 async def _abort(context: _Context, error: Exception, method: str) -> None:
-    await context.abort_with_status(rpc_status.to_status(rpc_status_for(error, method)))
+    await abort_with(context, rpc_status_for(error, method))
 
 
 def _service_of(method: str) -> str:

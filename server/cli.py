@@ -1,4 +1,4 @@
-"""The ``user-service`` command: serve, init-tables, health, new-api-key, new-signing-key."""
+"""The ``user-service`` command: serve, init-tables, health, keys, export, import, migrate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "new-signing-key",
         help="print a new Ed25519 private key (PEM) for signing access tokens",
     )
+    _add_data_commands(commands)
     args = parser.parse_args(argv)
     # These two make secrets for an operator to keep; they need no settings.
     if args.command == "new-api-key":
@@ -61,13 +63,58 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve" and (missing := settings.unmet_serving_requirement()):
         _fail(f"invalid settings: {missing}")
         return EXIT_USAGE
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        log_format=settings.log_format_kind,
+        levels=settings.log_levels,
+        # The service's log is its output; the other commands print results on stdout.
+        stream=sys.stdout if args.command == "serve" else sys.stderr,
+    )
+    if args.command in DATA_COMMANDS:
+        from server.data_commands import run_data_command
+
+        return run_data_command(settings, args.command, args)
     run: Callable[[Settings], int] = {
         "serve": _serve,
         "init-tables": _init_tables,
         "health": _health,
     }[args.command]
     return run(settings)
+
+
+DATA_COMMANDS = frozenset({"export", "import", "migrate"})
+
+
+def _add_data_commands(commands: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write every user and its email guard to a JSON Lines file (as secret as the table)",
+    )
+    export.add_argument("file", help="the file to write (FILE.partial until complete); - : stdout")
+    export.add_argument(
+        "--resume", action="store_true", help="continue the interrupted export in FILE.partial"
+    )
+    export.add_argument("--page-size", type=_positive, help="items per Scan request")
+    load = commands.add_parser(
+        "import",
+        help="write the users of an export file into the tables; never over a newer version",
+    )
+    load.add_argument("file", help="an export file; - : stdin")
+    load.add_argument(
+        "--concurrency", type=_positive, default=8, help="users written at once (default 8)"
+    )
+    migrate = commands.add_parser(
+        "migrate", help="upgrade every user item of an older schema in place, while serving"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    migrate.add_argument("--page-size", type=_positive, help="items per Scan request")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 # serve and init-tables import the heavy parts lazily, so that `health` (run by the container
@@ -110,7 +157,8 @@ async def _create_missing_tables(settings: Settings) -> tuple[list[str], list[st
         dynamodb_options(settings, settings.dynamodb_endpoint)
     ) as client:
         created = await ensure_tables(client, tables)
-    return created, [name for name in (tables.users, tables.emails) if name not in created]
+    every = (tables.users, tables.emails, tables.events)
+    return created, [name for name in every if name not in created]
 
 
 def _health(settings: Settings) -> int:

@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeAlias
 
 import grpc
-from grpc_status import rpc_status
 
 from server.caller_errors import ServiceShuttingDown
 from server.handler_cache import WrappedHandlers
-from server.status import rpc_status_for
+from server.status import abort_with, rpc_status_for
 
 # The server is stopped only once no gated call has arrived for this long: gRPC answers CANCELLED,
 # not UNAVAILABLE, to a call that reached the server but no handler yet when it stops
@@ -83,8 +82,7 @@ class DrainGate(grpc.aio.ServerInterceptor):
     def _counted(self, behaviour: _Behaviour) -> _Behaviour:
         async def counted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             if self._closed:
-                refusal = rpc_status_for(ServiceShuttingDown())
-                await context.abort_with_status(rpc_status.to_status(refusal))
+                await abort_with(context, rpc_status_for(ServiceShuttingDown()))
             self._under_way += 1
             try:
                 reply = behaviour(request, context)

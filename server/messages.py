@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import re
 from datetime import datetime
+from typing import Any
 
 from biome.user.v1 import user_service_pb2 as pb
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from domain.event_use_cases import UserEventsPage
+from domain.events import DomainEvent, RecordedEvent
 from domain.session_use_cases import SessionTokens
 from domain.use_cases import UserLookup, UsersPage
 from domain.user import User, UserStatus
@@ -67,6 +74,54 @@ def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
 
 def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:
     return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
+
+
+def user_events_page_to_pb(page: UserEventsPage) -> pb.ListUserEventsResponse:
+    return pb.ListUserEventsResponse(
+        events=[event_to_pb(event) for event in page.events],
+        next_page_token=page.next_page_token,
+    )
+
+
+def event_to_pb(recorded: RecordedEvent) -> pb.UserEvent:
+    """A recorded domain event as a UserEvent: the common fields, and the kind's own message in
+    the ``kind`` oneof (the field named for the event's class: UserRegistered -> user_registered,
+    its message UserEvent.UserRegistered with the event's own fields)."""
+    event = recorded.event
+    kind = type(event).__name__
+    what: dict[str, Any] = {_snake_case(kind): _event_fields(event, getattr(pb.UserEvent, kind))}
+    return pb.UserEvent(
+        user_id=event.user_id,
+        sequence=recorded.sequence,
+        cursor=recorded.cursor,
+        occurred_at=_timestamp(event.occurred_at),
+        recorded_at=_timestamp(recorded.recorded_at),
+        **what,
+    )
+
+
+_COMMON_EVENT_FIELDS = frozenset(field.name for field in dataclasses.fields(DomainEvent))
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _event_fields(event: DomainEvent, message: type[Message]) -> Message:
+    fields: dict[str, object] = {}
+    for field in dataclasses.fields(event):
+        if field.name in _COMMON_EVENT_FIELDS:
+            continue
+        value = getattr(event, field.name)
+        if isinstance(value, datetime):
+            value = _timestamp(value)
+        elif isinstance(value, enum.Enum):
+            # PasswordChangeReason.RESET -> PASSWORD_CHANGE_REASON_RESET
+            enum_type = getattr(pb, type(value).__name__)
+            value = enum_type.Value(f"{_snake_case(type(value).__name__).upper()}_{value.name}")
+        fields[field.name] = value
+    return message(**fields)
+
+
+def _snake_case(name: str) -> str:
+    return _WORD_START.sub("_", name).lower()
 
 
 def _timestamp(moment: datetime) -> Timestamp:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 from grpc.aio import ServicerContext as Context
 
-from domain import password_use_cases, session_use_cases, use_cases
+from domain import event_use_cases, password_use_cases, session_use_cases, use_cases
+from domain.event_page_tokens import EventPageTokenCodec
 from domain.page_tokens import PageTokenCodec
 from domain.policies import AuthPolicy
 from domain.ports import (
     AccessTokenIssuer,
     Clock,
+    EventLog,
     Notifier,
     PasswordHasher,
     TaskRunner,
     UnitOfWorkFactory,
 )
+from server.event_stream import EventStreams
 from server.messages import (
     authenticated_to_pb,
+    event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
     refreshed_to_pb,
+    user_events_page_to_pb,
     user_to_pb,
     users_page_to_pb,
 )
@@ -46,6 +51,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         notifier: Notifier,
         policy: AuthPolicy,
         later: TaskRunner,
+        event_log: EventLog,
+        event_page_tokens: EventPageTokenCodec,
+        event_streams: EventStreams,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
@@ -56,6 +64,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self._notifier = notifier
         self._policy = policy
         self._later = later
+        self._event_log = event_log
+        self._event_page_tokens = event_page_tokens
+        self._event_streams = event_streams
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -157,7 +168,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def Logout(
         self, request: pb.LogoutRequest, context: Context[pb.LogoutRequest, pb.LogoutResponse]
     ) -> pb.LogoutResponse:
-        await session_use_cases.logout(self._uow(), refresh_token=request.refresh_token)
+        await session_use_cases.logout(
+            self._uow(), self._clock, refresh_token=request.refresh_token
+        )
         return pb.LogoutResponse()
 
     async def LogoutAll(
@@ -165,7 +178,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.LogoutAllRequest,
         context: Context[pb.LogoutAllRequest, pb.LogoutAllResponse],
     ) -> pb.LogoutAllResponse:
-        ended = await session_use_cases.logout_all(self._uow(), user_id=request.user_id)
+        ended = await session_use_cases.logout_all(
+            self._uow(), self._clock, user_id=request.user_id
+        )
         return pb.LogoutAllResponse(sessions_ended=ended)
 
     async def ChangePassword(
@@ -225,3 +240,24 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self, request: pb.GetJwksRequest, context: Context[pb.GetJwksRequest, pb.GetJwksResponse]
     ) -> pb.GetJwksResponse:
         return jwks_to_pb(self._jwks())
+
+    async def ListUserEvents(
+        self,
+        request: pb.ListUserEventsRequest,
+        context: Context[pb.ListUserEventsRequest, pb.ListUserEventsResponse],
+    ) -> pb.ListUserEventsResponse:
+        page = await event_use_cases.list_user_events(
+            self._event_log,
+            self._event_page_tokens,
+            user_id=request.user_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return user_events_page_to_pb(page)
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: Context[pb.WatchEventsRequest, pb.UserEvent]
+    ) -> AsyncIterator[pb.UserEvent]:
+        after = event_use_cases.watch_position(after_cursor=request.after_cursor)
+        async for event in self._event_streams.follow(after):
+            yield event_to_pb(event)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -19,8 +20,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.reset_mail import check_link_template
 
 ENV_PREFIX = "USER_SERVICE_"
@@ -71,6 +73,8 @@ class Settings(BaseSettings):
     )
     table_name: str = Field(default="Users", min_length=3, max_length=255)
     email_table_name: str = Field(default="UserEmails", min_length=3, max_length=255)
+    events_table_name: str = Field(default="UserEvents", min_length=3, max_length=255)
+    events_retention_days: int = Field(default=30, ge=1)
     ensure_tables_created: bool | None = None
     embedded_dynamodb: bool | None = None
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
@@ -83,6 +87,9 @@ class Settings(BaseSettings):
     password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     page_token_secret: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] | None = None
+    # "botocore=DEBUG,user_service.access=WARNING": a comma-separated list, not JSON.
+    log_levels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     health_check_interval_seconds: float = Field(default=2.0, gt=0)
 
     # Sessions and refresh tokens.
@@ -126,6 +133,15 @@ class Settings(BaseSettings):
     public_health_and_reflection: bool = True
     health_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # Prometheus metrics over HTTP, off unless a port is set.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None
+
+    # WatchEvents: how its streams follow the events table (see server.event_stream).
+    events_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    events_settle_seconds: float = Field(default=5.0, le=600)
+    max_event_watchers: int = Field(default=32, ge=1, le=10_000)
+
     @field_validator("dynamodb_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:
@@ -140,6 +156,23 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_levels", mode="before")
+    @classmethod
+    def _logger_levels(cls, value: object) -> object:
+        return parse_logger_levels(value) if isinstance(value, (str, dict)) else value
+
+    @field_validator("events_settle_seconds")
+    @classmethod
+    def _settle_outlasts_commit_window(cls, value: float) -> float:
+        # An event may be committed up to the commit window after its RecordedAt; a stream that
+        # read sooner could move past it before it shows.
+        if value <= EVENT_COMMIT_WINDOW_SECONDS:
+            raise ValueError(
+                f"must exceed {EVENT_COMMIT_WINDOW_SECONDS} s, the most a commit may lag behind "
+                "its events' recording time"
+            )
+        return value
 
     @field_validator("argon2_time_cost", "argon2_memory_kib", "argon2_parallelism")
     @classmethod
@@ -191,6 +224,15 @@ class Settings(BaseSettings):
             raise ValueError("USER_SERVICE_HEALTH_PORT must differ from USER_SERVICE_PORT")
         return self
 
+    @model_validator(mode="after")
+    def _metrics_port_is_another_port(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port in {self.port, self.health_port}:
+            raise ValueError(
+                "USER_SERVICE_METRICS_PORT must differ from USER_SERVICE_PORT "
+                "and USER_SERVICE_HEALTH_PORT"
+            )
+        return self
+
     def unmet_serving_requirement(self) -> str | None:
         """What serving in production still lacks (TLS, caller authentication, a signing key).
 
@@ -235,6 +277,18 @@ class Settings(BaseSettings):
         return self.notifier
 
     @property
+    def log_format_kind(self) -> Literal["json", "text"]:
+        """How log lines look: by default JSON in production, readable text in development."""
+        if self.log_format is None:
+            return "json" if self.is_production else "text"
+        return self.log_format
+
+    @property
+    def metrics_address(self) -> str:
+        """The interface the metrics endpoint listens on: by default the service's own host."""
+        return self.host if self.metrics_host is None else self.metrics_host
+
+    @property
     def authenticates_callers(self) -> bool:
         """Whether callers must present an API key or a client certificate."""
         return bool(self.api_keys) or self.tls_client_ca_file is not None
@@ -245,6 +299,34 @@ class Settings(BaseSettings):
         if self.embedded_dynamodb is None:
             return not self.is_production and self.dynamodb_endpoint is None
         return self.embedded_dynamodb
+
+
+_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOGGER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def parse_logger_levels(value: str | dict[str, object]) -> dict[str, str]:
+    """``"botocore=DEBUG, user_service.access=warning"`` (or such a dict) -> {name: LEVEL}."""
+    if isinstance(value, str):
+        pairs: list[tuple[str, object]] = []
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            name, equals, level = item.partition("=")
+            if not equals:
+                raise ValueError(
+                    f"{item!r} is not logger=LEVEL; expected a comma-separated list such as "
+                    "botocore=DEBUG,user_service.access=WARNING"
+                )
+            pairs.append((name.strip(), level.strip()))
+    else:
+        pairs = list(value.items())
+    levels: dict[str, str] = {}
+    for logger, wanted in pairs:
+        if not _LOGGER_NAME.fullmatch(logger):
+            raise ValueError(f"{logger!r} is not a logger name such as botocore or server.status")
+        if not isinstance(wanted, str) or wanted.upper() not in _LEVEL_NAMES:
+            raise ValueError(f"the level of {logger} must be one of {', '.join(_LEVEL_NAMES)}")
+        levels[logger] = wanted.upper()
+    return levels
 
 
 def describe_invalid_settings(error: ValidationError) -> str:

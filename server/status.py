@@ -1,4 +1,5 @@
-"""The one place domain errors become gRPC statuses: an interceptor around every unary handler.
+"""The one place domain errors become gRPC statuses: an interceptor around every unary handler
+and every server-streaming handler of this service.
 
 The interceptor also hands the caller's deadline to the DynamoDB client (persistence.deadline).
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -32,6 +33,7 @@ from domain.errors import (
 )
 from persistence.deadline import deadline_in
 from server.caller_errors import CallerNotPermitted, CallerUnauthenticated, ServiceShuttingDown
+from server.event_stream import TooManyWatchers
 from server.handler_cache import WrappedHandlers
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return _status(code_pb2.UNAVAILABLE, str(error), _retry_soon())
     if isinstance(error, ServiceShuttingDown):
         return _status(code_pb2.UNAVAILABLE, str(error), _retry_soon())
+    if isinstance(error, TooManyWatchers):
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(error), _retry_soon())
     if isinstance(error, DeadlineExceeded):
         return _status(code_pb2.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, CallerUnauthenticated):
@@ -82,6 +86,26 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
     # StorageError and anything unforeseen: the details stay in the log, never in the reply.
     log.error("%s failed", method, exc_info=error)
     return _status(code_pb2.INTERNAL, INTERNAL_MESSAGE)
+
+
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], status: status_pb2.Status
+) -> NoReturn:
+    """Ends the call with ``status`` (and its details), keeping the trailing metadata already set.
+
+    ``context.abort_with_status`` would replace that metadata (the request id, for one) with the
+    status's own ``grpc-status-details-bin``.
+    """
+    details = rpc_status.to_status(status)
+    kept = tuple(
+        (key, value)
+        for key, value in context.trailing_metadata() or ()
+        if key != _STATUS_DETAILS_KEY  # an earlier status's details: replaced by this one's
+    )
+    await context.abort(details.code, details.details, kept + tuple(details.trailing_metadata))
+
+
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
 def _retry_soon() -> error_details_pb2.RetryInfo:
@@ -100,7 +124,8 @@ _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns an exception escaping a unary-unary handler into the matching rich gRPC status."""
+    """Turns an exception escaping a unary-unary handler, or a unary-stream handler written as an
+    async generator (WatchEvents), into the matching rich gRPC status."""
 
     def __init__(self) -> None:
         self._handlers = WrappedHandlers(_guarded_handler)
@@ -111,12 +136,20 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> _Handler | None:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # unknown method, or a streaming one (reflection, Health/Watch)
+        if handler is None:
+            return handler  # unknown method
+        if handler.unary_unary is None and not inspect.isasyncgenfunction(handler.unary_stream):
+            return handler  # other streaming ones (reflection, Health/Watch) pass untouched
         return self._handlers.get(handler_call_details.method, handler)
 
 
 def _guarded_handler(method: str, handler: _Handler) -> _Handler:
+    if handler.unary_unary is None:
+        return grpc.unary_stream_rpc_method_handler(
+            _guarded_stream(handler.unary_stream, method),
+            request_deserializer=_tolerant(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
     return grpc.unary_unary_rpc_method_handler(
         _guarded(handler.unary_unary, method),
         request_deserializer=_tolerant(handler.request_deserializer),
@@ -154,7 +187,7 @@ def _guarded(behaviour: _Behaviour, method: str) -> _Behaviour:
                 f"the request {_UNPARSABLE_DESCRIPTION}",
                 error_details_pb2.BadRequest(field_violations=[violation]),
             )
-            await context.abort_with_status(rpc_status.to_status(unparsable))
+            await abort_with(context, unparsable)
         try:
             # gRPC cancels the handler when the deadline passes; this also stops a DynamoDB
             # request (or a botocore retry of one) from starting in the last moments before.
@@ -164,6 +197,24 @@ def _guarded(behaviour: _Behaviour, method: str) -> _Behaviour:
         except grpc.aio.AbortError:
             raise  # the handler already chose its status
         except Exception as error:  # asyncio.CancelledError is a BaseException and passes untouched
-            await context.abort_with_status(rpc_status.to_status(rpc_status_for(error, method)))
+            await abort_with(context, rpc_status_for(error, method))
+
+    return guarded
+
+
+def _guarded_stream(behaviour: _Behaviour, method: str) -> _Behaviour:
+    # An async generator still (grpc.aio picks the streaming style from the function's kind): the
+    # replies sent before an error stay sent, and the error ends the stream with its status.
+    async def guarded(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if request is _UNPARSABLE:
+            await _guarded(behaviour, method)(request, context)  # refuses it, as for unary calls
+        try:
+            with deadline_in(context.time_remaining()):
+                async for reply in behaviour(request, context):
+                    yield reply
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:  # asyncio.CancelledError (the caller went away) passes untouched
+            await abort_with(context, rpc_status_for(error, method))
 
     return guarded

@@ -8,6 +8,7 @@ import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from biome.user.v1 import user_service_pb2 as pb
@@ -15,8 +16,10 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from domain.event_page_tokens import EventPageTokenCodec
 from domain.page_tokens import PageTokenCodec
 from domain.values import UserId
+from persistence.event_mapper import stream_key
 from persistence.user_repository import SHADOW_USER_ID
 from tests.e2e.harness import PAGE_TOKEN_SECRET
 
@@ -100,6 +103,9 @@ class Known:
     reset_tokens: tuple[str, ...]
     session_ids: tuple[str, ...]
     page_tokens: tuple[str, ...]
+    # ListUserEvents' next_page_token for user_ids[0], and cursors of recorded events.
+    event_page_tokens: tuple[str, ...] = ()
+    cursors: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -334,6 +340,44 @@ def page_tokens(known: Known) -> SearchStrategy[str]:
     )
 
 
+def event_page_tokens(known: Known) -> SearchStrategy[str]:
+    """ListUserEvents tokens: issued, edited, for another user or sequence, signed with another
+    key, ListUsers' tokens, junk."""
+    key = PAGE_TOKEN_SECRET.encode()
+    ours = EventPageTokenCodec(key)
+    theirs = EventPageTokenCodec(b"another-service-key-0123456789ab")
+    user = _from(known.user_ids, st.uuids().map(str)).map(UserId)
+    sequence = st.one_of(st.sampled_from((0, 1, 2, 2**63 - 1)), st.integers(0, 2**64 - 1))
+    issued = _from(known.event_page_tokens, st.builds(ours.encode, user, sequence))
+    return st.one_of(
+        st.just(""),
+        issued,
+        edited(issued),
+        st.builds(ours.encode, st.uuids().map(lambda u: UserId(str(u))), sequence),
+        st.builds(theirs.encode, user, sequence),
+        page_tokens(known),
+        hostile_text(),
+    )
+
+
+def cursors(known: Known) -> SearchStrategy[str]:
+    """WatchEvents cursors: empty, issued, well-formed ones anywhere in time, edited, junk."""
+    moment = st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+    formed = st.builds(stream_key, moment, st.uuids().map(str), st.integers(0, 10**12 - 1))
+    issued = _from(known.cursors, formed)
+    return st.one_of(
+        st.just(""),
+        issued,
+        edited(issued),
+        spiked(issued),
+        issued.map(str.upper),
+        formed,
+        hostile_text(),
+    )
+
+
 def secret_tokens(known: Known, real: Sequence[str]) -> SearchStrategy[str]:
     """Refresh or reset tokens of every length and shape: ``<uuid>.<garbage>``, edited real ones."""
     secrets_ = st.one_of(
@@ -491,4 +535,14 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
         "DisableUser": st.builds(pb.DisableUserRequest, id=ids),
         "EnableUser": st.builds(pb.EnableUserRequest, id=ids),
         "GetJwks": st.just(pb.GetJwksRequest()),
+        "ListUserEvents": _fuzzed(
+            pb.ListUserEventsRequest,
+            {"user_id": ids, "page_size": page_sizes(), "page_token": event_page_tokens(known)},
+            {
+                "user_id": known_id,
+                "page_size": st.integers(0, 100),
+                "page_token": _from(known.event_page_tokens, st.just("")),
+            },
+        ),
+        "WatchEvents": st.builds(pb.WatchEventsRequest, after_cursor=cursors(known)),
     }

@@ -122,7 +122,11 @@ async def test_a_service_started_while_the_backend_is_gone_comes_up_not_serving_
     fault_proxy: FaultProxy, serve_through_proxy: ServeThroughProxy
 ) -> None:
     suffix = uuid4().hex[:8]
-    tables = {"table_name": f"Users-{suffix}", "email_table_name": f"UserEmails-{suffix}"}
+    tables = {
+        "table_name": f"Users-{suffix}",
+        "email_table_name": f"UserEmails-{suffix}",
+        "events_table_name": f"UserEvents-{suffix}",
+    }
     async with serve_through_proxy(**SETTINGS, **tables):
         pass  # creates the tables
 

@@ -59,17 +59,18 @@ async def test_init_tables_creates_the_users_table_with_its_indexes_and_the_emai
     moto_endpoint: str,
 ) -> None:
     suffix = uuid4().hex[:8]
-    users, emails = f"Users-{suffix}", f"UserEmails-{suffix}"
+    users, emails, events = f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}"
     environment = cli_environment(
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         USER_SERVICE_TABLE_NAME=users,
         USER_SERVICE_EMAIL_TABLE_NAME=emails,
+        USER_SERVICE_EVENTS_TABLE_NAME=events,
     )
 
     code, stdout, stderr = await run_cli("init-tables", environment=environment)
 
     assert code == 0, stderr
-    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created"]
+    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created", f"{events}: created"]
     async with open_dynamodb_client(
         DynamoDbOptions(region="us-east-1", endpoint_url=moto_endpoint)
     ) as client:
@@ -90,6 +91,7 @@ async def test_init_tables_a_second_time_reports_the_tables_as_present(moto_endp
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         USER_SERVICE_TABLE_NAME=f"Users-{suffix}",
         USER_SERVICE_EMAIL_TABLE_NAME=f"UserEmails-{suffix}",
+        USER_SERVICE_EVENTS_TABLE_NAME=f"UserEvents-{suffix}",
     )
     assert (await run_cli("init-tables", environment=environment))[0] == 0
 
@@ -99,6 +101,7 @@ async def test_init_tables_a_second_time_reports_the_tables_as_present(moto_endp
     assert stdout.splitlines() == [
         f"Users-{suffix}: already present",
         f"UserEmails-{suffix}: already present",
+        f"UserEvents-{suffix}: already present",
     ]
 
 
@@ -176,15 +179,15 @@ async def test_serve_on_the_embedded_dynamodb_becomes_serving_and_stops_graceful
 
         process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=GRACE_SECONDS + 10)
+        output, errors = await asyncio.wait_for(process.communicate(), timeout=GRACE_SECONDS + 10)
         elapsed = time.monotonic() - started
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
 
-    log = stderr.decode()
-    assert process.returncode == 0, log
+    log = output.decode()  # the service logs on stdout; stderr is for the command's own errors
+    assert process.returncode == 0, log + errors.decode()
     assert elapsed < GRACE_SECONDS, f"took {elapsed:.1f} s to stop"
     warnings = [line for line in log.splitlines() if "lost when the process exits" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
@@ -240,18 +243,19 @@ async def test_init_tables_runs_in_production_without_the_secrets_serving_needs(
     moto_endpoint: str,
 ) -> None:
     suffix = uuid4().hex[:8]
-    users, emails = f"Users-{suffix}", f"UserEmails-{suffix}"
+    users, emails, events = f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}"
     environment = cli_environment(
         USER_SERVICE_PROFILE="production",
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         USER_SERVICE_TABLE_NAME=users,
         USER_SERVICE_EMAIL_TABLE_NAME=emails,
+        USER_SERVICE_EVENTS_TABLE_NAME=events,
     )
 
     code, stdout, stderr = await run_cli("init-tables", environment=environment)
 
     assert code == 0, stderr
-    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created"]
+    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created", f"{events}: created"]
 
 
 async def test_serve_in_production_without_tls_refuses_with_one_line() -> None:

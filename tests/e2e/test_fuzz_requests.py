@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 import uuid
@@ -72,8 +73,14 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "DisableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "EnableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetJwks": frozenset(),
+    "ListUserEvents": frozenset({Code.INVALID_ARGUMENT}),
+    "WatchEvents": frozenset({Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED}),
 }
 METHODS = sorted(DOCUMENTED)
+# Server-streaming RPCs: a request they take opens an endless stream; the test reads its first
+# reply (or waits this long for one), then cancels it.
+STREAMING = frozenset({"WatchEvents"})
+STREAM_FIRST_REPLY_SECONDS = 0.5
 ID_FIELDS = frozenset({"id", "user_id"})
 ID_LIST_FIELDS = frozenset({"ids"})
 _UUID_SPELLING = re.compile(r"(?:urn:uuid:)?\{?(?P<hex>[0-9a-fA-F-]+)\}?")
@@ -141,6 +148,9 @@ async def _seed(service: Service) -> Known:
     reset = reset_token_from(await service.smtp.wait_for_message(to=emails[0], timeout=10))
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
+    events = await stub.ListUserEvents(
+        pb.ListUserEventsRequest(user_id=users[0].id, page_size=1), timeout=RPC_TIMEOUT
+    )
     return Known(
         user_ids=tuple(user.id for user in users),
         emails=emails,
@@ -153,6 +163,8 @@ async def _seed(service: Service) -> Known:
         reset_tokens=(reset,),
         session_ids=tuple(sign_in.session_id for sign_in in sign_ins),
         page_tokens=(page.next_page_token,),
+        event_page_tokens=(events.next_page_token,) if events.next_page_token else (),
+        cursors=tuple(event.cursor for event in events.events),
     )
 
 
@@ -171,7 +183,14 @@ async def test_hostile_requests_get_only_documented_status_codes(
     request = data.draw(await target.requests_for(method), label="request")
     call = getattr(target.service.stub, method)
     try:
-        reply = await call(request, timeout=RPC_TIMEOUT)
+        if method in STREAMING:
+            reply = await _first_reply(call(request, timeout=RPC_TIMEOUT))
+            if reply is None:
+                event("OK (stream open, no event yet)")
+                _check_ids_refused(request, set())
+                return
+        else:
+            reply = await call(request, timeout=RPC_TIMEOUT)
     except grpc.aio.AioRpcError as error:
         event(error.code().name)  # the spread of outcomes shows in --hypothesis-show-statistics
         violated = _check_refusal(method, request, error)
@@ -181,6 +200,18 @@ async def test_hostile_requests_get_only_documented_status_codes(
     _check_ids_refused(request, set())
     assert request.ByteSize() <= MAX_RECEIVE_MESSAGE_BYTES, "an oversized request was served"
     _check_reply(request, reply)
+
+
+async def _first_reply(stream: grpc.aio.UnaryStreamCall[Message, Message]) -> Message | None:
+    """The stream's first reply, or None when none comes soon; the stream is cancelled."""
+    try:
+        reply = await asyncio.wait_for(stream.read(), STREAM_FIRST_REPLY_SECONDS)
+    except TimeoutError:
+        return None
+    finally:
+        stream.cancel()
+    assert isinstance(reply, Message), "an endless stream ended without a status"
+    return reply
 
 
 def _check_refusal(method: str, request: Message, error: grpc.aio.AioRpcError) -> set[str]:
@@ -264,6 +295,16 @@ def _check_reply(request: Message, reply: Message) -> None:
             if result.found:
                 assert result.user.id == result.id
                 _check_user(result.user)
+    if isinstance(request, pb.ListUserEventsRequest):
+        assert isinstance(reply, pb.ListUserEventsResponse)
+        assert {event.user_id for event in reply.events} <= {_canonical(request.user_id)}
+        assert len(reply.events) <= (request.page_size or 25)
+        sequences = [event.sequence for event in reply.events]
+        assert sequences == sorted(set(sequences)) and all(s >= 1 for s in sequences)
+    if isinstance(reply, pb.UserEvent):
+        assert isinstance(request, pb.WatchEventsRequest)
+        assert reply.WhichOneof("kind") is not None and reply.sequence >= 1
+        assert not request.after_cursor or reply.cursor > request.after_cursor
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
         assert reply.email == unicodedata.normalize("NFC", request.email.strip())

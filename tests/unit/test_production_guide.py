@@ -30,6 +30,14 @@ KMS_POLICY = "iam-policy-kms.json"
 # with USER_SERVICE_ENSURE_TABLES_CREATED=true): the deploy job's policy grants them, not the
 # service's. Every other module's calls are the running service's.
 POLICY_OF_MODULE = {"persistence/table_initializer.py": INIT_TABLES_POLICY}
+# `user-service export`, `import` and `migrate` run as an operator, with their own policy.
+DATA_TOOLS_POLICY = "iam-policy-data-tools.json"
+DATA_TOOL_MODULES = (
+    "persistence/table_export.py",
+    "persistence/table_import.py",
+    "persistence/table_migration.py",
+)
+POLICY_OF_MODULE |= dict.fromkeys(DATA_TOOL_MODULES, DATA_TOOLS_POLICY)
 
 # `client.get_item(`, `self._client.get_item(`: a method call; it counts when the method's name
 # is a DynamoDB operation's, whatever the client is called.
@@ -178,6 +186,31 @@ def test_the_init_tables_policy_grants_exactly_the_calls_that_create_tables() ->
     assert granted(INIT_TABLES_POLICY) == set(needs.all)
 
 
+def test_the_data_tools_policy_grants_exactly_the_calls_of_export_import_and_migrate() -> None:
+    needs = needs_by_policy()[DATA_TOOLS_POLICY]
+    assert granted(DATA_TOOLS_POLICY) == set(needs.all)
+    assert all((ROOT / module).is_file() for module in DATA_TOOL_MODULES)
+
+
+def test_the_data_tools_write_email_guards_only_in_transactions_and_never_delete_users() -> None:
+    users = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/Users"
+    emails = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEmails"
+    on_users = {
+        action
+        for statement in statements(DATA_TOOLS_POLICY)
+        if users in as_list(statement["Resource"])
+        for action in as_list(statement["Action"])
+    }
+    assert on_users == {
+        "dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"
+    }  # fmt: skip
+    for statement in statements(DATA_TOOLS_POLICY):
+        assert set(as_list(statement["Resource"])) <= {users, emails}
+        writes = {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(as_list(statement["Action"]))
+        if emails in as_list(statement["Resource"]) and writes:
+            assert _ENCLOSING_OPERATION in json.dumps(statement["Condition"])
+
+
 def test_an_action_the_code_calls_outside_a_transaction_is_not_limited_to_transactions() -> None:
     for policy, needs in needs_by_policy().items():
         unconditional = {
@@ -189,21 +222,43 @@ def test_an_action_the_code_calls_outside_a_transaction_is_not_limited_to_transa
         assert needs.direct <= unconditional, f"{policy}: {sorted(needs.direct - unconditional)}"
 
 
-def test_the_dynamodb_policies_name_only_the_two_tables_by_their_default_names() -> None:
+def test_the_dynamodb_policies_name_only_the_three_tables_by_their_default_names() -> None:
     tables = {
         Settings.model_fields["table_name"].default,
         Settings.model_fields["email_table_name"].default,
+        Settings.model_fields["events_table_name"].default,
     }
-    arn = re.compile(r"arn:aws:dynamodb:REGION:ACCOUNT_ID:table/([A-Za-z0-9_.-]+)")
+    arn = re.compile(
+        r"arn:aws:dynamodb:REGION:ACCOUNT_ID:table/([A-Za-z0-9_.-]+)(?:/index/[A-Za-z0-9_.-]+)?"
+    )
     for name in (SERVICE_POLICY, INIT_TABLES_POLICY):
         assert granted(name) == granted(name, "dynamodb:"), f"{name} grants non-DynamoDB actions"
         named = set()
         for statement in statements(name):
             for resource in as_list(statement["Resource"]):
                 match = arn.fullmatch(resource)
-                assert match, f"{name}: {resource!r} is not a table ARN with placeholders"
+                assert match, f"{name}: {resource!r} is not a table or index ARN with placeholders"
                 named.add(match.group(1))
         assert named == tables, name
+
+
+def test_the_service_queries_only_the_events_table_and_its_stream_index() -> None:
+    events = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEvents"
+    queried = {
+        resource
+        for statement in statements(SERVICE_POLICY)
+        if "dynamodb:Query" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+    # ListUserEvents reads the table (consistently); WatchEvents the EventStream index.
+    assert queried == {events, f"{events}/index/EventStream"}
+    indexed = [
+        resource
+        for statement in statements(SERVICE_POLICY)
+        for resource in as_list(statement["Resource"])
+        if "/index/" in resource
+    ]
+    assert indexed == [f"{events}/index/EventStream"], "only Query needs an index ARN"
 
 
 def test_the_kms_policy_only_decrypts_through_dynamodb() -> None:
