@@ -35,6 +35,8 @@ class PageTokenCodec:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise invalid from None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
+            raise invalid  # not the one spelling this service gives (e.g. other padding bits)
         body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         if (
             len(body) != 1 + 16

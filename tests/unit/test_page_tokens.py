@@ -40,3 +40,13 @@ def test_page_token_refuses_a_token_signed_with_another_key() -> None:
 def test_page_token_key_must_be_long_enough() -> None:
     with pytest.raises(ValueError):
         PageTokenCodec(b"short")
+
+
+@pytest.mark.parametrize("spelling", ["{}\n", "{}=", "!{}", "{}~~~~"])
+def test_page_token_refuses_any_other_spelling_of_a_valid_token(spelling: str) -> None:
+    # The base64 decoder alone would skip characters outside its alphabet and tolerate padding.
+    codec = PageTokenCodec(KEY)
+    token = codec.encode(UserId.new())
+    other = spelling.format(token)
+    with pytest.raises(InvalidValue):
+        codec.decode(other)
