@@ -282,3 +282,22 @@ async def test_a_shutdown_ends_an_open_watch_promptly_with_unavailable(
         if not stopped:
             with contextlib.suppress(Exception):
                 await running.__aexit__(None, None, None)
+
+
+async def test_events_expire_after_the_configured_retention(
+    moto_endpoint: str, smtp_server: CapturingSmtpServer
+) -> None:
+    settings = event_settings(moto_endpoint, smtp_server, events_retention_days=3)
+    async with serving(settings, smtp_server) as service:
+        account = await register(service)
+        response = await service.dynamodb.query(
+            TableName=service.tables.events,
+            KeyConditionExpression="UserId = :id",
+            ExpressionAttributeValues={":id": {"S": account.user.id}},
+            ConsistentRead=True,
+        )
+
+    (item,) = response["Items"]
+    recorded_at = datetime.fromisoformat(item["RecordedAt"]["S"])
+    expires_at = int(item["ExpiresAt"]["N"])
+    assert expires_at == int((recorded_at + timedelta(days=3)).timestamp())
