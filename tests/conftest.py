@@ -1,4 +1,4 @@
-"""Fixtures shared by every test layer: a real moto_server on a free loopback port."""
+"""Fixtures shared by every test layer: a real moto_server on a free loopback port, and a client."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
+
+from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 
 # Credentials for the local DynamoDB-compatible server; never real ones.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -66,3 +70,16 @@ def moto_endpoint() -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest_asyncio.fixture
+async def dynamodb_client(moto_endpoint: str) -> AsyncIterator[Any]:
+    """An aiobotocore DynamoDB client talking to the session's moto_server."""
+    options = DynamoDbOptions(
+        region="us-east-1",
+        endpoint_url=moto_endpoint,
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    async with open_dynamodb_client(options) as client:
+        yield client

@@ -17,7 +17,6 @@ import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
 
 from domain.session_use_cases import authenticate
-from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0
@@ -43,16 +42,10 @@ USERS_TO_MIGRATE = 16
 pytestmark = pytest.mark.slow
 
 
-@pytest_asyncio.fixture
-async def client(moto_endpoint: str) -> AsyncIterator[Any]:
-    options = DynamoDbOptions(
-        region="us-east-1",
-        endpoint_url=moto_endpoint,
-        access_key_id="testing",
-        secret_access_key="testing",
-    )
-    async with open_dynamodb_client(options) as opened:
-        yield opened
+@pytest.fixture
+def client(dynamodb_client: Any) -> Any:
+    """The session moto's client (tests/conftest.py), under the short name these tests use."""
+    return dynamodb_client
 
 
 @pytest_asyncio.fixture

@@ -10,23 +10,9 @@ import pytest
 import pytest_asyncio
 from botocore.exceptions import ClientError
 
-from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
 from tests.fault_proxy import FaultProxy
-
-
-@pytest_asyncio.fixture
-async def dynamodb_client(moto_endpoint: str) -> AsyncIterator[Any]:
-    """An aiobotocore DynamoDB client talking to the session's moto_server."""
-    options = DynamoDbOptions(
-        region="us-east-1",
-        endpoint_url=moto_endpoint,
-        access_key_id="testing",
-        secret_access_key="testing",
-    )
-    async with open_dynamodb_client(options) as client:
-        yield client
 
 
 @pytest_asyncio.fixture
