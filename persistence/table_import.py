@@ -9,6 +9,12 @@ one is replaced by a second transaction conditional on exactly that stored revis
 deletes the stored user's old guard when the email differs (else that guard would lock the old
 address forever). A guard that names another user cancels the whole user: a conflict to settle
 by hand. Re-running an import therefore changes nothing.
+
+Event numbers: the item's ``EventSeq`` says where the user's next domain event is numbered from.
+The target's events table may already hold events of this id with higher numbers (the user lived
+there before: deleted, then imported again from an older file); such numbers are taken, and
+every later write of the user would be refused. So the imported ``EventSeq`` is raised to the
+highest number stored there (one Query of the id's last event).
 """
 
 from __future__ import annotations
@@ -82,6 +88,9 @@ async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResu
     item = upgrade_item(item)
     user_id = item["Id"]["S"]
     revision = int(item["Revision"]["N"])
+    taken = await _last_event_number(client, tables, user_id)
+    if taken > int(item["EventSeq"]["N"]):
+        item = {**item, "EventSeq": {"N": str(taken)}}
     stored: _Stored | None = None
     for attempt in range(1, IMPORT_ATTEMPTS + 1):
         try:
@@ -121,6 +130,25 @@ async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResu
                 continue
             raise to_storage_error(error, "TransactWriteItems") from error
     raise StorageUnavailable(f"user {user_id} kept changing in the target; import it again")
+
+
+async def _last_event_number(client: Any, tables: TableNames, user_id: str) -> int:
+    """The highest event number the target's events table holds for ``user_id`` (0: none)."""
+    try:
+        response = await client.query(
+            TableName=tables.events,
+            KeyConditionExpression="#user = :id",
+            ExpressionAttributeNames={"#user": "UserId", "#seq": "Seq"},
+            ExpressionAttributeValues={":id": {"S": user_id}},
+            ProjectionExpression="#seq",
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise to_storage_error(error, "Query") from error
+    items = response.get("Items", [])
+    return int(items[0]["Seq"]["N"]) if items else 0
 
 
 def _failed(reason: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 
 from domain.session_use_cases import authenticate, refresh_session
-from domain.use_cases import update_profile
+from domain.use_cases import delete_user, update_profile
 from domain.values import Email, UserId
 from persistence.export_format import UserRecord, parse_line, user_line
 from persistence.schema import TableNames
@@ -296,3 +296,34 @@ async def test_an_export_upgrades_version_1_items_and_exports_newer_ones_as_stor
     assert by_id[old.user_id] == {**old_item, "EventSeq": {"N": "0"}}, "upgraded"
     assert by_id[future.user_id] == as_schema_3(future_item)
     assert report.newer_schema == [future.user_id]
+
+
+async def test_a_user_deleted_in_the_target_and_imported_again_numbers_its_events_on(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)  # events 1, 2 in the source
+    records = await export_all(dynamodb_client, dynamodb_tables)
+    await import_all(dynamodb_client, target, records)
+    clock = FixedClock(T0 + timedelta(hours=1))
+    await delete_user(  # UserDeleted is event 3 in the target, and stays there
+        DynamoUnitOfWork(dynamodb_client, target), clock, user_id=user.user_id, expected_version=1
+    )
+
+    assert await import_all(dynamodb_client, target, records) == [Outcome.CREATED]
+    await update_profile(
+        DynamoUnitOfWork(dynamodb_client, target),
+        clock,
+        user_id=user.user_id,
+        first_name="Augusta",
+        last_name=None,
+        expected_version=1,
+    )
+
+    stored = await get_user_item(dynamodb_client, target, user.user_id)
+    assert stored is not None and stored["EventSeq"] == {"N": "4"}
+    events = await scan_all(dynamodb_client, target.events)
+    assert sorted(
+        (int(event["Seq"]["N"]), event["Type"]["S"])
+        for event in events
+        if event["UserId"]["S"] == user.user_id
+    ) == [(3, "UserDeleted"), (4, "ProfileUpdated")]

@@ -195,6 +195,7 @@ def test_the_data_tools_policy_grants_exactly_the_calls_of_export_import_and_mig
 def test_the_data_tools_write_email_guards_only_in_transactions_and_never_delete_users() -> None:
     users = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/Users"
     emails = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEmails"
+    events = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEvents"
     on_users = {
         action
         for statement in statements(DATA_TOOLS_POLICY)
@@ -205,7 +206,9 @@ def test_the_data_tools_write_email_guards_only_in_transactions_and_never_delete
         "dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"
     }  # fmt: skip
     for statement in statements(DATA_TOOLS_POLICY):
-        assert set(as_list(statement["Resource"])) <= {users, emails}
+        assert set(as_list(statement["Resource"])) <= {users, emails, events}
+        if events in as_list(statement["Resource"]):
+            assert as_list(statement["Action"]) == ["dynamodb:Query"], "events are only read"
         writes = {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(as_list(statement["Action"]))
         if emails in as_list(statement["Resource"]) and writes:
             assert _ENCLOSING_OPERATION in json.dumps(statement["Condition"])
