@@ -87,7 +87,10 @@ def _write_requests(
         user = seeded_user(number, password_hash, now)
         seeded.ids.append(user.id.value)
         seeded.emails.append(user.email.value)
-        yield tables.users, {"PutRequest": {"Item": user_to_item(user, version=1, revision=1, event_seq=0)}}
+        yield (
+            tables.users,
+            {"PutRequest": {"Item": user_to_item(user, version=1, revision=1, event_seq=0)}},
+        )
         guard = {"Email": {"S": user.email.normalized}, "UserId": {"S": user.id.value}}
         yield tables.emails, {"PutRequest": {"Item": guard}}
 
