@@ -1,4 +1,5 @@
-"""Why a call was turned away before any work (caller_auth, draining); server.status maps them."""
+"""Why a call was turned away before any work (caller_auth, draining, the watcher cap);
+server.status maps them."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ class ServiceShuttingDown(Exception):
 
     def __init__(self) -> None:
         super().__init__("the service is shutting down; retry the call")
+
+
+class TooManyWatchers(Exception):
+    """The server already serves as many WatchEvents streams as it is configured to."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already serves its maximum of {limit} event watchers; "
+            "retry later or on another replica"
+        )

@@ -30,7 +30,7 @@ from typing import TypeVar
 from domain.event_cursors import StreamCursor
 from domain.events import RecordedEvent
 from domain.ports import Clock, EventLog
-from server.caller_errors import ServiceShuttingDown
+from server.caller_errors import ServiceShuttingDown, TooManyWatchers
 
 # Events read per Query: a stream holds at most this many in memory.
 STREAM_PAGE_SIZE = 100
@@ -38,16 +38,6 @@ _ONE_DAY = timedelta(days=1)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class TooManyWatchers(Exception):
-    """The server already serves as many WatchEvents streams as it is configured to."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"this server already serves its maximum of {limit} event watchers; "
-            "retry later or on another replica"
-        )
 
 
 class EventStreams:

@@ -32,8 +32,12 @@ from domain.errors import (
     VersionConflict,
 )
 from persistence.deadline import deadline_in
-from server.caller_errors import CallerNotPermitted, CallerUnauthenticated, ServiceShuttingDown
-from server.event_stream import TooManyWatchers
+from server.caller_errors import (
+    CallerNotPermitted,
+    CallerUnauthenticated,
+    ServiceShuttingDown,
+    TooManyWatchers,
+)
 from server.handler_cache import WrappedHandlers
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import pytest
 
 from domain.event_cursors import StreamCursor
 from domain.events import RecordedEvent
-from server.caller_errors import ServiceShuttingDown
-from server.event_stream import EventStreams, TooManyWatchers
+from server.caller_errors import ServiceShuttingDown, TooManyWatchers
+from server.event_stream import EventStreams
 from tests.fake_event_log import FakeTime, Horizon, InMemoryEventLog, registered
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
