@@ -10,10 +10,11 @@ from domain.errors import InvalidValue
 from domain.values import UserId
 
 # <recorded at, ISO-8601 UTC with microseconds>#<user id>#<sequence, 12 digits>: the strings
-# sort in stream order because every part has a fixed width (persistence.event_mapper writes them).
+# sort in stream order because every part has a fixed width (stream_key spells them).
 _CURSOR = re.compile(
     r"(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00)#(?P<user>[0-9a-f-]{36})#(?P<seq>\d{12})"
 )
+SEQ_DIGITS = 12
 _INVALID = "is not a cursor of this service: pass UserEvent.cursor as it was received"
 
 
@@ -43,3 +44,16 @@ class StreamCursor:
     def day(self) -> date:
         """The UTC day of the event's recording: the stream partition it lies in."""
         return self.recorded_at.date()
+
+
+def stream_key(recorded_at: datetime, user_id: str, sequence: int) -> str:
+    """The event's place in the service-wide stream; strings sort in stream order."""
+    if recorded_at.tzinfo is None:
+        raise ValueError("refusing to store a naive datetime; the clock must give aware UTC times")
+    at = recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return f"{at}#{user_id}#{sequence:0{SEQ_DIGITS}d}"
+
+
+def stream_day(recorded_at: datetime) -> str:
+    """The stream partition an event recorded at ``recorded_at`` falls in: its UTC day."""
+    return recorded_at.astimezone(UTC).date().isoformat()

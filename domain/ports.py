@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from domain.errors import UserNotFound
 from domain.events import RecordedEvent
-from domain.tokens import TokenLookup
+from domain.secret_tokens import TokenLookup
 from domain.user import User
 from domain.values import Email, Password, UserId
 

@@ -27,7 +27,7 @@ from domain.events import (
     UserRegistered,
 )
 from domain.policies import LockoutPolicy, SessionPolicy
-from domain.tokens import IssuedToken, TokenLookup, issue_token, same_hash
+from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
 

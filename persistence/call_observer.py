@@ -21,7 +21,7 @@ _STARTED = "user_service_started"
 
 
 class DynamoDbCallObserver(Protocol):
-    """Told about every DynamoDB call the client makes (implemented by server.metrics)."""
+    """Told about every DynamoDB call the client makes (implemented in server.operations)."""
 
     def dynamodb_call_finished(self, operation: str, outcome: str, seconds: float) -> None:
         """A call ended: ``outcome`` is "ok", the AWS error code, or the exception's class."""

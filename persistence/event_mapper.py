@@ -10,12 +10,12 @@ from typing import Any
 
 from domain import events as domain_events
 from domain.errors import StorageError
+from domain.event_cursors import stream_day, stream_key
 from domain.events import EVENT_TYPES, DomainEvent, RecordedEvent
 from persistence.schema import EVENT_SCHEMA_VERSION, EVENTS_TTL_ATTRIBUTE
 
 Item = dict[str, Any]
 
-SEQ_DIGITS = 12
 _COMMON_FIELDS = frozenset({"user_id", "occurred_at"})
 
 
@@ -72,16 +72,6 @@ def item_to_recorded_event(item: Item) -> RecordedEvent:
     except (KeyError, TypeError, ValueError) as error:
         where = f"{item.get('UserId', {}).get('S', '?')}/{item.get('Seq', {}).get('N', '?')}"
         raise StorageError(f"stored event {where} is malformed ({type(error).__name__})") from error
-
-
-def stream_day(recorded_at: datetime) -> str:
-    """The EventStream partition an event written at ``recorded_at`` falls in: its UTC day."""
-    return recorded_at.astimezone(UTC).date().isoformat()
-
-
-def stream_key(recorded_at: datetime, user_id: str, sequence: int) -> str:
-    """The event's place in the service-wide stream; strings sort in stream order."""
-    return f"{_iso(recorded_at)}#{user_id}#{sequence:0{SEQ_DIGITS}d}"
 
 
 def _plain(value: object) -> object:

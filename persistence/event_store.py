@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+from domain.event_cursors import stream_key
 from domain.events import RecordedEvent
 from domain.ports import EventLog
 from domain.values import UserId
 from persistence.errors import translated
-from persistence.event_mapper import item_to_recorded_event, stream_key
+from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import EVENT_STREAM_INDEX, TableNames
 
 # Sorts after every user id (hex digits and hyphens) in a stream key: the bound that takes in

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
-from server.logging_config import configure_logging
+from server.operations.logging_config import configure_logging
 from server.settings import Settings, describe_invalid_settings
 
 PROG = "user-service"
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stdout if args.command == "serve" else sys.stderr,
     )
     if args.command in DATA_COMMANDS:
-        from server.data_commands import run_data_command
+        from datatools.commands import run_data_command
 
         return run_data_command(settings, args.command, args)
     run: Callable[[Settings], int] = {
@@ -150,7 +150,7 @@ def _init_tables(settings: Settings) -> int:
 async def _create_missing_tables(settings: Settings) -> tuple[list[str], list[str]]:
     from persistence.dynamodb_client import open_dynamodb_client
     from persistence.table_initializer import ensure_tables
-    from server.storage import dynamodb_options, table_names
+    from server.from_settings import dynamodb_options, table_names
 
     tables = table_names(settings)
     async with open_dynamodb_client(
@@ -191,7 +191,7 @@ def check_health(channel: grpc.Channel, target: str) -> int:
 def _new_api_key(name: str, roles: list[str]) -> int:
     import json
 
-    from server.api_keys import api_key_sha256, new_api_key
+    from server.crypto.api_keys import api_key_sha256, new_api_key
 
     key = new_api_key()
     entry = {"name": name, "sha256": api_key_sha256(key), "roles": roles}
@@ -203,7 +203,7 @@ def _new_api_key(name: str, roles: list[str]) -> int:
 
 
 def _new_signing_key() -> int:
-    from server.access_tokens import generate_signing_keys, signing_key_pem
+    from server.crypto.access_tokens import generate_signing_keys, signing_key_pem
 
     sys.stdout.write(signing_key_pem(generate_signing_keys()))
     return EXIT_OK

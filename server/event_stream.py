@@ -30,7 +30,7 @@ from typing import TypeVar
 from domain.event_cursors import StreamCursor
 from domain.events import RecordedEvent
 from domain.ports import Clock, EventLog
-from server.caller_errors import ServiceShuttingDown, TooManyWatchers
+from server.refusals import ServiceShuttingDown, TooManyWatchers
 
 # Events read per Query: a stream holds at most this many in memory.
 STREAM_PAGE_SIZE = 100

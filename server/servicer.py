@@ -8,9 +8,7 @@ from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 from grpc.aio import ServicerContext as Context
 
-from domain import event_use_cases, password_use_cases, session_use_cases, use_cases
-from domain.event_page_tokens import EventPageTokenCodec
-from domain.page_tokens import PageTokenCodec
+from domain.pagination import EventPageTokenCodec, PageTokenCodec
 from domain.policies import AuthPolicy
 from domain.ports import (
     AccessTokenIssuer,
@@ -21,8 +19,9 @@ from domain.ports import (
     TaskRunner,
     UnitOfWorkFactory,
 )
+from domain.use_cases import accounts, events, passwords, sessions
 from server.event_stream import EventStreams
-from server.messages import (
+from server.pb_mapping import (
     authenticated_to_pb,
     event_to_pb,
     jwks_to_pb,
@@ -71,7 +70,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
     ) -> pb.User:
-        user = await use_cases.register_user(
+        user = await accounts.register_user(
             self._uow(),
             self._hasher,
             self._clock,
@@ -85,24 +84,24 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def GetUser(
         self, request: pb.GetUserRequest, context: Context[pb.GetUserRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(await use_cases.get_user(self._uow(), user_id=request.id))
+        return user_to_pb(await accounts.get_user(self._uow(), user_id=request.id))
 
     async def GetUserByEmail(
         self, request: pb.GetUserByEmailRequest, context: Context[pb.GetUserByEmailRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(await use_cases.get_user_by_email(self._uow(), email=request.email))
+        return user_to_pb(await accounts.get_user_by_email(self._uow(), email=request.email))
 
     async def BatchGetUsers(
         self,
         request: pb.BatchGetUsersRequest,
         context: Context[pb.BatchGetUsersRequest, pb.BatchGetUsersResponse],
     ) -> pb.BatchGetUsersResponse:
-        return lookups_to_pb(await use_cases.batch_get_users(self._uow(), ids=request.ids))
+        return lookups_to_pb(await accounts.batch_get_users(self._uow(), ids=request.ids))
 
     async def UpdateProfile(
         self, request: pb.UpdateProfileRequest, context: Context[pb.UpdateProfileRequest, pb.User]
     ) -> pb.User:
-        user = await use_cases.update_profile(
+        user = await accounts.update_profile(
             self._uow(),
             self._clock,
             user_id=request.id,
@@ -117,7 +116,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.ListUsersRequest,
         context: Context[pb.ListUsersRequest, pb.ListUsersResponse],
     ) -> pb.ListUsersResponse:
-        page = await use_cases.list_users(
+        page = await accounts.list_users(
             self._uow(),
             self._page_tokens,
             page_size=request.page_size,
@@ -130,7 +129,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.DeleteUserRequest,
         context: Context[pb.DeleteUserRequest, pb.DeleteUserResponse],
     ) -> pb.DeleteUserResponse:
-        await use_cases.delete_user(
+        await accounts.delete_user(
             self._uow(), self._clock, user_id=request.id, expected_version=request.expected_version
         )
         return pb.DeleteUserResponse()
@@ -140,7 +139,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.AuthenticateRequest,
         context: Context[pb.AuthenticateRequest, pb.AuthenticateResponse],
     ) -> pb.AuthenticateResponse:
-        tokens = await session_use_cases.authenticate(
+        tokens = await sessions.authenticate(
             self._uow(),
             self._hasher,
             self._issuer,
@@ -156,7 +155,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.RefreshSessionRequest,
         context: Context[pb.RefreshSessionRequest, pb.RefreshSessionResponse],
     ) -> pb.RefreshSessionResponse:
-        tokens = await session_use_cases.refresh_session(
+        tokens = await sessions.refresh_session(
             self._uow(),
             self._issuer,
             self._clock,
@@ -168,9 +167,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def Logout(
         self, request: pb.LogoutRequest, context: Context[pb.LogoutRequest, pb.LogoutResponse]
     ) -> pb.LogoutResponse:
-        await session_use_cases.logout(
-            self._uow(), self._clock, refresh_token=request.refresh_token
-        )
+        await sessions.logout(self._uow(), self._clock, refresh_token=request.refresh_token)
         return pb.LogoutResponse()
 
     async def LogoutAll(
@@ -178,9 +175,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.LogoutAllRequest,
         context: Context[pb.LogoutAllRequest, pb.LogoutAllResponse],
     ) -> pb.LogoutAllResponse:
-        ended = await session_use_cases.logout_all(
-            self._uow(), self._clock, user_id=request.user_id
-        )
+        ended = await sessions.logout_all(self._uow(), self._clock, user_id=request.user_id)
         return pb.LogoutAllResponse(sessions_ended=ended)
 
     async def ChangePassword(
@@ -188,7 +183,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.ChangePasswordRequest,
         context: Context[pb.ChangePasswordRequest, pb.ChangePasswordResponse],
     ) -> pb.ChangePasswordResponse:
-        await password_use_cases.change_password(
+        await passwords.change_password(
             self._uow(),
             self._hasher,
             self._clock,
@@ -205,7 +200,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.RequestPasswordResetRequest,
         context: Context[pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse],
     ) -> pb.RequestPasswordResetResponse:
-        await password_use_cases.request_password_reset(
+        await passwords.request_password_reset(
             self._uow(), self._notifier, self._clock, self._policy, self._later, email=request.email
         )
         return pb.RequestPasswordResetResponse()
@@ -215,7 +210,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.ResetPasswordRequest,
         context: Context[pb.ResetPasswordRequest, pb.ResetPasswordResponse],
     ) -> pb.ResetPasswordResponse:
-        await password_use_cases.reset_password(
+        await passwords.reset_password(
             self._uow(),
             self._hasher,
             self._clock,
@@ -227,14 +222,12 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def DisableUser(
         self, request: pb.DisableUserRequest, context: Context[pb.DisableUserRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(
-            await use_cases.disable_user(self._uow(), self._clock, user_id=request.id)
-        )
+        return user_to_pb(await accounts.disable_user(self._uow(), self._clock, user_id=request.id))
 
     async def EnableUser(
         self, request: pb.EnableUserRequest, context: Context[pb.EnableUserRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(await use_cases.enable_user(self._uow(), self._clock, user_id=request.id))
+        return user_to_pb(await accounts.enable_user(self._uow(), self._clock, user_id=request.id))
 
     async def GetJwks(
         self, request: pb.GetJwksRequest, context: Context[pb.GetJwksRequest, pb.GetJwksResponse]
@@ -246,7 +239,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.ListUserEventsRequest,
         context: Context[pb.ListUserEventsRequest, pb.ListUserEventsResponse],
     ) -> pb.ListUserEventsResponse:
-        page = await event_use_cases.list_user_events(
+        page = await events.list_user_events(
             self._event_log,
             self._event_page_tokens,
             user_id=request.user_id,
@@ -258,6 +251,6 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: Context[pb.WatchEventsRequest, pb.UserEvent]
     ) -> AsyncIterator[pb.UserEvent]:
-        after = event_use_cases.watch_position(after_cursor=request.after_cursor)
+        after = events.watch_position(after_cursor=request.after_cursor)
         async for event in self._event_streams.follow(after):
             yield event_to_pb(event)

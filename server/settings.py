@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
-from server.reset_mail import check_link_template
+from server.mail.reset_mail import check_link_template
 
 ENV_PREFIX = "USER_SERVICE_"
 

@@ -10,8 +10,8 @@ from uuid import uuid4
 from botocore.exceptions import ClientError
 
 from domain.policies import AuthPolicy
-from domain.session_use_cases import authenticate
-from domain.use_cases import register_user
+from domain.use_cases.accounts import register_user
+from domain.use_cases.sessions import authenticate
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork

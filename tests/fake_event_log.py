@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from domain.event_cursors import stream_day, stream_key
 from domain.events import DomainEvent, RecordedEvent, UserRegistered
 from domain.values import UserId
-from persistence.event_mapper import stream_day, stream_key
 
 
 class InMemoryEventLog:

@@ -10,11 +10,11 @@ from functools import partial
 from typing import Any
 
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.event_cursors import stream_key
 from domain.events import DomainEvent, RecordedEvent
 from domain.ports import AccessToken, PasswordResetMail, UnitOfWork, UserPage, UserRepository
 from domain.user import User
 from domain.values import Email, Password, UserId
-from persistence.event_mapper import stream_key
 
 
 def _copy(user: User) -> User:

@@ -16,10 +16,9 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from domain.event_page_tokens import EventPageTokenCodec
-from domain.page_tokens import PageTokenCodec
+from domain.event_cursors import stream_key
+from domain.pagination import EventPageTokenCodec, PageTokenCodec
 from domain.values import UserId
-from persistence.event_mapper import stream_key
 from persistence.user_repository import SHADOW_USER_ID
 from tests.e2e.harness import PAGE_TOKEN_SECRET
 

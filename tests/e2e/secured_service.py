@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 
-from server.api_keys import api_key_sha256, new_api_key
 from server.app import running_service
+from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.settings import ApiKey, Settings
 from tests.e2e.harness import service_settings
 from tests.tls_material import SERVER_DNS_NAME, TlsMaterial

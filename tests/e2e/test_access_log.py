@@ -19,8 +19,8 @@ from biome.user.v1 import user_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server.api_keys import api_key_sha256, new_api_key
-from server.logging_config import JsonFormatter, RequestIdFilter
+from server.crypto.api_keys import api_key_sha256, new_api_key
+from server.operations.logging_config import JsonFormatter, RequestIdFilter
 from server.settings import ApiKey
 from tests.e2e.conftest import serving
 from tests.e2e.harness import Service, field_violations, rpc_error, service_settings

@@ -15,9 +15,9 @@ from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from server.access_tokens import generate_signing_keys, signing_key_pem
-from server.api_keys import new_api_key
 from server.app import running_service
+from server.crypto.access_tokens import generate_signing_keys, signing_key_pem
+from server.crypto.api_keys import new_api_key
 from server.settings import Settings
 from tests.e2e.harness import rpc_error, service_settings
 from tests.e2e.secured_service import (

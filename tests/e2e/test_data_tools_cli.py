@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
 
-from domain.session_use_cases import authenticate
+from domain.use_cases.sessions import authenticate
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0

@@ -13,7 +13,7 @@ from biome.user.v1 import user_service_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from domain.page_tokens import PageTokenCodec
+from domain.pagination import PageTokenCodec
 from domain.values import UserId
 from tests.e2e.harness import Service, field_violations, rpc_error
 

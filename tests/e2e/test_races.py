@@ -17,7 +17,7 @@ from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 
 from domain.errors import ConcurrentRefresh, EmailAlreadyRegistered, StaleVersion, UserNotFound
-from domain.retry import retry_on_conflict
+from domain.use_cases.retry import retry_on_conflict
 from domain.values import Email, UserId
 from persistence.unit_of_work import DynamoUnitOfWork
 from server.status import rpc_status_for

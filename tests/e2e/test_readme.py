@@ -13,8 +13,8 @@ import grpc
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 
-from server.api_keys import api_key_sha256, new_api_key
 from server.app import running_service
+from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.settings import ApiKey, Settings
 from tests.e2e.harness import Service, rpc_error, service_settings
 from tests.tls_material import make_tls_material

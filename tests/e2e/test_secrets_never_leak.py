@@ -19,7 +19,7 @@ from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health_pb2
 
 from persistence.schema import TableNames
-from server.api_keys import api_key_sha256, new_api_key
+from server.crypto.api_keys import api_key_sha256, new_api_key
 from tests.conftest import free_port
 from tests.e2e.auth_helpers import (
     NEW_PASSWORD,

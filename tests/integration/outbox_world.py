@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain import use_cases
 from domain.events import DomainEvent, RecordedEvent
 from domain.policies import AuthPolicy
-from domain.session_use_cases import SessionTokens, authenticate
+from domain.use_cases import accounts
+from domain.use_cases.sessions import SessionTokens, authenticate
 from domain.user import User
 from domain.values import UserId
 from persistence.event_mapper import item_to_recorded_event
@@ -44,7 +44,7 @@ class OutboxWorld:
         self.committed.append(list(events))
 
     async def register(self, email: str = "ada@example.com", client: Any = None) -> User:
-        return await use_cases.register_user(
+        return await accounts.register_user(
             self.uow(client),
             self.hasher,
             self.clock,

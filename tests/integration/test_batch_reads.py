@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from domain import use_cases
 from domain.errors import StorageUnavailable
+from domain.use_cases import accounts
 from domain.user import User
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
@@ -60,7 +60,7 @@ async def test_unprocessed_keys_are_read_again_until_every_user_is_answered(
     stingy = StingyBatches(dynamodb_client, stingy_calls=3)
     ids = [user.id.value for user in reversed(users)] + [users[0].id.value]
 
-    lookups = await use_cases.batch_get_users(DynamoUnitOfWork(stingy, dynamodb_tables), ids=ids)
+    lookups = await accounts.batch_get_users(DynamoUnitOfWork(stingy, dynamodb_tables), ids=ids)
 
     assert [lookup.user_id.value for lookup in lookups] == ids
     expected = [*reversed(users), users[0]]
@@ -78,7 +78,7 @@ async def test_keys_left_unprocessed_on_every_attempt_fail_the_whole_read(
     stingy = StingyBatches(dynamodb_client, stingy_calls=100)
 
     with pytest.raises(StorageUnavailable, match="unprocessed"):
-        await use_cases.batch_get_users(
+        await accounts.batch_get_users(
             DynamoUnitOfWork(stingy, dynamodb_tables), ids=[user.id.value for user in users]
         )
 
@@ -94,7 +94,7 @@ async def test_a_batch_read_throttled_beyond_the_client_retries_is_storage_unava
 
     async with client_through(proxy, max_attempts=2) as client:
         with pytest.raises(StorageUnavailable, match="ProvisionedThroughputExceeded"):
-            await use_cases.batch_get_users(
+            await accounts.batch_get_users(
                 DynamoUnitOfWork(client, table_names), ids=[user.id.value for user in users]
             )
 

@@ -19,8 +19,8 @@ from persistence.errors import translated
 from persistence.readiness import check_ready
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
+from server.from_settings import dynamodb_options
 from server.settings import Settings
-from server.storage import dynamodb_options
 from tests.fault_proxy import FaultProxy, Outcome
 from tests.integration.proxy_client import client_through
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from domain.policies import AuthPolicy
-from domain.tokens import parse_token
-from domain.use_cases import register_user
+from domain.secret_tokens import parse_token
+from domain.use_cases.accounts import register_user
 from domain.values import Email, PersonName
 from persistence.schema import REFRESH_TOKEN_INDEX, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from domain import use_cases
 from domain.errors import AuthenticationFailed, StorageError
 from domain.events import (
     AccountLocked,
@@ -29,13 +28,14 @@ from domain.events import (
     UserEnabled,
     UserRegistered,
 )
-from domain.password_use_cases import change_password, request_password_reset, reset_password
 from domain.policies import AuthPolicy, SessionPolicy
-from domain.session_use_cases import SessionTokens, logout, logout_all, refresh_session
-from domain.tokens import hash_token
+from domain.secret_tokens import hash_token
+from domain.use_cases import accounts
+from domain.use_cases.passwords import change_password, request_password_reset, reset_password
+from domain.use_cases.sessions import SessionTokens, logout, logout_all, refresh_session
 from domain.values import Email
 from persistence.schema import TableNames
-from server.passwords import Argon2PasswordHasher
+from server.crypto.passwords import Argon2PasswordHasher
 from tests.fakes import DeferredTasks, RecordingNotifier
 from tests.integration.outbox_world import PASSWORD, OutboxWorld, later
 
@@ -159,18 +159,18 @@ async def test_every_write_path_stores_exactly_its_events_and_none_holds_a_secre
 
     fourth = flow.token(await world.sign_in(password=RESET_PASSWORD))
     await flow.landed(SessionStarted(uid, clock.now, fourth.session_id))
-    await use_cases.disable_user(world.uow(), clock, user_id=uid)
+    await accounts.disable_user(world.uow(), clock, user_id=uid)
     await flow.landed(
         UserDisabled(uid, clock.now),
         revoked(uid, fourth, SessionEndReason.USER_DISABLED, clock.now),
     )
-    await use_cases.disable_user(world.uow(), clock, user_id=uid)
+    await accounts.disable_user(world.uow(), clock, user_id=uid)
     await flow.landed()  # already disabled: a no-op
-    await use_cases.enable_user(world.uow(), clock, user_id=uid)
+    await accounts.enable_user(world.uow(), clock, user_id=uid)
     await flow.landed(UserEnabled(uid, clock.now))
 
-    version = (await use_cases.get_user(world.uow(), user_id=uid)).version
-    await use_cases.update_profile(
+    version = (await accounts.get_user(world.uow(), user_id=uid)).version
+    await accounts.update_profile(
         world.uow(),
         clock,
         user_id=uid,
@@ -200,8 +200,8 @@ async def test_every_write_path_stores_exactly_its_events_and_none_holds_a_secre
         revoked(uid, sixth, SessionEndReason.LOGOUT_ALL, clock.now),
     )
 
-    version = (await use_cases.get_user(world.uow(), user_id=uid)).version
-    await use_cases.delete_user(world.uow(), clock, user_id=uid, expected_version=version)
+    version = (await accounts.get_user(world.uow(), user_id=uid)).version
+    await accounts.delete_user(world.uow(), clock, user_id=uid, expected_version=version)
     await flow.landed(UserDeleted(uid, clock.now), user_kept=False)
     assert await world.user_item(uid) is None
 

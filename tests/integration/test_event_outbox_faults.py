@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from domain import use_cases
 from domain.errors import StorageUnavailable, VersionConflict
 from domain.events import SessionEndReason, SessionRevoked, SessionStarted, UserDisabled
-from domain.session_use_cases import SessionTokens, logout, logout_all
+from domain.use_cases import accounts
+from domain.use_cases.sessions import SessionTokens, logout, logout_all
 from domain.user import User
 from domain.values import UserId
 from persistence.event_mapper import event_to_item
@@ -159,7 +159,7 @@ async def test_a_taken_sequence_number_cancels_the_whole_write_as_a_conflict(
     reports = len(world.committed)
 
     with pytest.raises(VersionConflict):  # re-read and re-applied, and refused every time
-        await use_cases.disable_user(world.uow(), world.clock, user_id=user.id.value)
+        await accounts.disable_user(world.uow(), world.clock, user_id=user.id.value)
 
     assert await Snapshot.of(world, user.id) == before
     assert before.events[-1] == squatter

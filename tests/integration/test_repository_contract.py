@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from domain import use_cases
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
-from domain.tokens import TokenLookup, parse_token
+from domain.secret_tokens import TokenLookup, parse_token
+from domain.use_cases import accounts
 from domain.user import User
 from domain.values import Email, PersonName, UserId
 from persistence.unit_of_work import DynamoUnitOfWork
@@ -519,7 +519,7 @@ async def test_batch_get_users_answers_each_requested_id_in_place_duplicates_and
     missing = UserId.new()
     ids = [second.id.value, missing.value, first.id.value.upper(), second.id.value]
 
-    lookups = await use_cases.batch_get_users(new_uow(), ids=ids)
+    lookups = await accounts.batch_get_users(new_uow(), ids=ids)
 
     assert [lookup.user_id for lookup in lookups] == [second.id, missing, first.id, second.id]
     found = [lookup.user for lookup in lookups]

@@ -7,8 +7,8 @@ from typing import Any
 
 from domain.errors import ConcurrentRefresh
 from domain.policies import AuthPolicy
-from domain.session_use_cases import SessionTokens, authenticate, refresh_session
-from domain.tokens import parse_token
+from domain.secret_tokens import parse_token
+from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork

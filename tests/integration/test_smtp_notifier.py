@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.ports import PasswordResetMail
-from server.smtp_notifier import NotificationError, SmtpNotifier, SmtpSecurity
+from server.mail.smtp import NotificationError, SmtpNotifier, SmtpSecurity
 from tests.smtp_server import CapturingSmtpServer, loopback_tls_contexts, reset_token_from
 
 SENDER = "Biome <no-reply@biome.example>"

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from domain.session_use_cases import authenticate, refresh_session
-from domain.use_cases import delete_user, update_profile
+from datatools.file_format import UserRecord, parse_line, user_line
+from datatools.table_export import export_users
+from datatools.table_import import Outcome, import_user
+from domain.use_cases.accounts import delete_user, update_profile
+from domain.use_cases.sessions import authenticate, refresh_session
 from domain.values import Email, UserId
-from persistence.export_format import UserRecord, parse_line, user_line
 from persistence.schema import TableNames
-from persistence.table_export import export_users
-from persistence.table_import import Outcome, import_user
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0
 from tests.data_tool_helpers import (

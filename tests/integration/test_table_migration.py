@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from domain.use_cases import update_profile
+from datatools.table_migration import MigrationReport, migrate_table
+from domain.use_cases.accounts import update_profile
 from domain.user import User
 from persistence.item_upgrades import item_schema_version
 from persistence.schema import TableNames
-from persistence.table_migration import MigrationReport, migrate_table
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0
 from tests.data_tool_helpers import (

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from domain.errors import VersionConflict
-from domain.session_use_cases import authenticate
-from domain.use_cases import update_profile
+from domain.use_cases.accounts import update_profile
+from domain.use_cases.sessions import authenticate
 from domain.values import PersonName, UserId
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from server.health import USER_SERVICE_NAME
+from server.rpc_access import USER_SERVICE_NAME
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 GUIDE = DOCS / "production.md"
-SOURCE_DIRS = ("persistence", "server")
+SOURCE_DIRS = ("persistence", "server", "datatools")
 
 SERVICE_POLICY = "iam-policy.json"
 INIT_TABLES_POLICY = "iam-policy-init-tables.json"
@@ -33,9 +33,9 @@ POLICY_OF_MODULE = {"persistence/table_initializer.py": INIT_TABLES_POLICY}
 # `user-service export`, `import` and `migrate` run as an operator, with their own policy.
 DATA_TOOLS_POLICY = "iam-policy-data-tools.json"
 DATA_TOOL_MODULES = (
-    "persistence/table_export.py",
-    "persistence/table_import.py",
-    "persistence/table_migration.py",
+    "datatools/table_export.py",
+    "datatools/table_import.py",
+    "datatools/table_migration.py",
 )
 POLICY_OF_MODULE |= dict.fromkeys(DATA_TOOL_MODULES, DATA_TOOLS_POLICY)
 

@@ -17,7 +17,7 @@ import grpc
 from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
-from server.storage import LOCAL_CREDENTIALS
+from server.from_settings import LOCAL_CREDENTIALS
 from tools.bench.calls import RESERVED_USERS, Calls
 from tools.bench.environment import Tables, parse_service_setting
 from tools.bench.goals import evaluate

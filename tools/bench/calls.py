@@ -10,7 +10,7 @@ from uuid import uuid4
 import grpc
 from biome.user.v1 import user_service_pb2 as pb
 
-from domain.page_tokens import PageTokenCodec
+from domain.pagination import PageTokenCodec
 from domain.values import UserId
 from tools.bench.environment import PAGE_TOKEN_SECRET
 from tools.bench.measure import Call

@@ -1,8 +1,9 @@
 """The floor: a minimal grpc.aio server whose handler does only the DynamoDB reads it must.
 
 ``python -m tools.bench.floor`` reads the same USER_SERVICE_* environment as the service and
-builds its DynamoDB client with the service's own functions (``server.storage.dynamodb_options``
-and ``persistence.dynamodb_client.open_dynamodb_client``), so timeouts, retries, pool size and
+builds its DynamoDB client with the service's own functions
+(``server.from_settings.dynamodb_options`` and
+``persistence.dynamodb_client.open_dynamodb_client``), so timeouts, retries, pool size and
 credentials are equal. What the service spends above this, per RPC, is its own overhead.
 
 It reuses the generated GetUser request and User reply types (not a proto-free bytes handler),
@@ -28,8 +29,8 @@ from biome.user.v1 import user_service_pb2 as pb
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.app import MAX_RECEIVE_MESSAGE_BYTES
+from server.from_settings import dynamodb_options, table_names
 from server.settings import Settings
-from server.storage import dynamodb_options, table_names
 
 SERVICE = "biome.user.v1.UserService"
 

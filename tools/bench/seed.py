@@ -20,7 +20,7 @@ from typing import Any
 from domain.user import User, UserStatus
 from domain.values import Email, Password, PersonName, UserId
 from persistence.user_mapper import user_to_item
-from server.passwords import Argon2PasswordHasher
+from server.crypto.passwords import Argon2PasswordHasher
 from server.settings import ENV_PREFIX, Settings
 from tools.bench.environment import Tables
 

@@ -1,0 +1,135 @@
+"""Reads every user, upgraded to the current schema, with the email guard it should have.
+
+A consistent Scan of the users table, page after page in key order, and for each user a
+consistent GetItem of its guard. It is not a point-in-time snapshot (DynamoDB has none for a
+Scan): each user is as it was when its page was read. A user whose guard is missing or names
+another user is read again before that is reported, so an email change landing between the
+two reads is not taken for an inconsistency.
+
+Resuming after the last user written: ``ExclusiveStartKey`` = that user's key. For a table
+keyed on ``Id`` alone, scanned without a filter, that is exactly the ``LastEvaluatedKey`` the
+Scan gave after it, and DynamoDB (and moto) accept the key of an item deleted since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from datatools.file_format import UserRecord, guard_of
+from persistence.errors import translated
+from persistence.item_upgrades import item_schema_version, upgrade_item
+from persistence.schema import SCHEMA_VERSION, TableNames
+
+Item = dict[str, Any]
+
+GUARD_READS_IN_FLIGHT = 16
+# Reads of a user whose guard does not match, before the mismatch is taken as real.
+GUARD_CHECK_ATTEMPTS = 3
+
+
+@dataclass
+class ExportReport:
+    """What an export read, and what it found wrong in the source."""
+
+    users: int = 0
+    # (user id, "missing" | "owned_by_other_user"), exported with the guard they should have.
+    guard_problems: list[tuple[str, str]] = field(default_factory=list)
+    # Ids of items of a newer schema than this code's, exported as stored.
+    newer_schema: list[str] = field(default_factory=list)
+    # Users deleted between their page and the check of their guard: not exported.
+    deleted_meanwhile: int = 0
+
+
+async def estimated_user_count(client: Any, tables: TableNames) -> int | None:
+    """DescribeTable's ItemCount of the users table (updated about every six hours), or None."""
+    with translated("DescribeTable"):
+        table = (await client.describe_table(TableName=tables.users))["Table"]
+    count = table.get("ItemCount")
+    return int(count) if count is not None else None
+
+
+async def export_users(
+    client: Any,
+    tables: TableNames,
+    write: Callable[[UserRecord], None],
+    *,
+    after_id: str | None = None,
+    page_size: int | None = None,
+) -> ExportReport:
+    """Calls ``write`` for every user after ``after_id`` (None: all), in scan order."""
+    report = ExportReport()
+    request: dict[str, Any] = {"TableName": tables.users, "ConsistentRead": True}
+    if page_size is not None:
+        request["Limit"] = page_size
+    if after_id is not None:
+        request["ExclusiveStartKey"] = {"Id": {"S": after_id}}
+    reads = asyncio.Semaphore(GUARD_READS_IN_FLIGHT)
+    while True:
+        with translated("Scan"):
+            page = await client.scan(**request)
+        records = await asyncio.gather(
+            *(_record(client, tables, item, reads, report) for item in page.get("Items", []))
+        )
+        # Written in scan order, so the last line written is where a resumed export starts.
+        for record in records:
+            if record is not None:
+                write(record)
+                report.users += 1
+        if "LastEvaluatedKey" not in page:
+            return report
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+async def _record(
+    client: Any, tables: TableNames, item: Item, reads: asyncio.Semaphore, report: ExportReport
+) -> UserRecord | None:
+    async with reads:
+        for attempt in range(GUARD_CHECK_ATTEMPTS):
+            if attempt:
+                again = await _read_user(client, tables, item["Id"])
+                if not again:
+                    report.deleted_meanwhile += 1
+                    return None
+                if again == item:
+                    break  # the user has not changed: its guard really is wrong
+                item = again
+            guard = guard_of(item)
+            stored = await _read_guard(client, tables, guard["Email"])
+            problem = _guard_problem(stored, guard)
+            if problem is None:
+                break
+        if problem is not None:
+            report.guard_problems.append((item["Id"]["S"], problem))
+    if item_schema_version(item) > SCHEMA_VERSION:
+        report.newer_schema.append(item["Id"]["S"])
+        return UserRecord(user=item, guard=guard, guard_problem=problem)
+    return UserRecord(user=upgrade_item(item), guard=guard, guard_problem=problem)
+
+
+def _guard_problem(stored: Item | None, expected: Item) -> str | None:
+    if stored is None:
+        return "missing"
+    if stored.get("UserId") != expected["UserId"]:
+        return "owned_by_other_user"
+    return None
+
+
+async def _read_guard(client: Any, tables: TableNames, email: Item) -> Item | None:
+    with translated("GetItem"):
+        response = await client.get_item(
+            TableName=tables.emails, Key={"Email": email}, ConsistentRead=True
+        )
+    item: Item | None = response.get("Item")
+    return item
+
+
+async def _read_user(client: Any, tables: TableNames, user_id: Item) -> Item | None:
+    with translated("GetItem"):
+        response = await client.get_item(
+            TableName=tables.users, Key={"Id": user_id}, ConsistentRead=True
+        )
+    item: Item | None = response.get("Item")
+    return item

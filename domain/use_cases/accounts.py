@@ -1,0 +1,249 @@
+"""Account use cases: validate primitives, drive the aggregate, commit one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import InvalidValue, StaleVersion, UserNotFound
+from domain.pagination import PageTokenCodec
+from domain.password_policy import check_new_password
+from domain.ports import Clock, PasswordHasher, UnitOfWork
+from domain.use_cases.retry import retry_on_conflict
+from domain.use_cases.validation import Violations
+from domain.user import User
+from domain.values import Email, Password, PersonName, UserId
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+MAX_BATCH_IDS = 100
+# A refusal names this many malformed ids and counts the rest: the violations travel in the
+# reply's trailers, which gRPC clients cap (8 KiB by default), and 100 of them would not fit.
+MAX_NAMED_BAD_IDS = 10
+
+
+@dataclass(frozen=True)
+class UsersPage:
+    """A page of users and the token of the next page ("" when there is none)."""
+
+    users: list[User]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class UserLookup:
+    """One requested id and the user that has it (None when no user has it)."""
+
+    user_id: UserId
+    user: User | None
+
+
+def _check_expected_version(violations: Violations, expected_version: int) -> None:
+    if expected_version < 1:
+        violations.add("expected_version", "must be the version you last read (1 or more)")
+
+
+async def register_user(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    *,
+    email: str,
+    password: str,
+    first_name: str,
+    last_name: str,
+) -> User:
+    violations = Violations()
+    parsed_email = violations.parse("email", Email.parse, email)
+    parsed_password = violations.parse("password", Password.parse, password)
+    parsed_first = violations.parse("first_name", PersonName.parse, first_name)
+    parsed_last = violations.parse("last_name", PersonName.parse, last_name)
+    if parsed_email and parsed_password:
+        violations.check("password", check_new_password, parsed_password, email=parsed_email)
+    violations.raise_if_any()
+    assert parsed_email and parsed_password and parsed_first and parsed_last
+    password_hash = await hasher.hash(parsed_password)
+    user = User.register(
+        user_id=UserId.new(),
+        email=parsed_email,
+        first_name=parsed_first,
+        last_name=parsed_last,
+        password_hash=password_hash,
+        now=clock(),
+    )
+    async with uow:
+        await uow.users.add(user)
+        await uow.commit()
+    return user
+
+
+async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
+    violations = Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    violations.raise_if_any()
+    assert parsed_id
+    async with uow:
+        user = await uow.users.get_by_id(parsed_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {parsed_id}")
+    return user
+
+
+async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
+    violations = Violations()
+    parsed_email = violations.parse("email", Email.parse, email)
+    violations.raise_if_any()
+    assert parsed_email
+    async with uow:
+        user = await uow.users.get_by_email(parsed_email)
+    if user is None:
+        raise UserNotFound("no user with this email")
+    return user
+
+
+async def batch_get_users(uow: UnitOfWork, *, ids: Sequence[str]) -> list[UserLookup]:
+    """One lookup per requested id, in the request's order; duplicates are answered in place."""
+    violations = Violations()
+    if not 1 <= len(ids) <= MAX_BATCH_IDS:
+        violations.add("ids", f"must hold 1 to {MAX_BATCH_IDS} ids, not {len(ids)}")
+        violations.raise_if_any()  # the ids themselves are not looked at
+    user_ids = _parse_ids(violations, ids)
+    violations.raise_if_any()
+    async with uow:
+        found = await uow.users.get_many(user_ids)
+    return [UserLookup(user_id, found.get(user_id)) for user_id in user_ids]
+
+
+def _parse_ids(violations: Violations, ids: Sequence[str]) -> list[UserId]:
+    """The ids parsed; the first malformed ones recorded by position (``ids[3]``), the rest
+    counted."""
+    parsed: list[UserId] = []
+    malformed = 0
+    for i, raw in enumerate(ids):
+        try:
+            parsed.append(UserId.parse(raw))
+        except InvalidValue as error:
+            malformed += 1
+            if malformed <= MAX_NAMED_BAD_IDS:
+                violations.add(f"ids[{i}]", str(error))
+    if malformed > MAX_NAMED_BAD_IDS:
+        unnamed = malformed - MAX_NAMED_BAD_IDS
+        violations.add("ids", f"{unnamed} more ids after those named are not UUIDs")
+    return parsed
+
+
+async def update_profile(
+    uow: UnitOfWork,
+    clock: Clock,
+    *,
+    user_id: str,
+    first_name: str | None,
+    last_name: str | None,
+    expected_version: int,
+) -> User:
+    violations = Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    parsed_first = (
+        violations.parse("first_name", PersonName.parse, first_name)
+        if first_name is not None
+        else None
+    )
+    parsed_last = (
+        violations.parse("last_name", PersonName.parse, last_name)
+        if last_name is not None
+        else None
+    )
+    if first_name is None and last_name is None:
+        violations.add("first_name", "give first_name, last_name or both")
+    _check_expected_version(violations, expected_version)
+    violations.raise_if_any()
+    assert parsed_id
+
+    async def apply(attempt: int) -> User:
+        async with uow:
+            user = await _load_at_version(uow, parsed_id, expected_version)
+            user.update_profile(first_name=parsed_first, last_name=parsed_last, now=clock())
+            if user.events:
+                await uow.users.update(user)
+                await uow.commit()
+        return user
+
+    # A sign-in or refresh landing in between changes the stored user but not its version:
+    # the profile change is re-applied on a fresh read, and still checked against the version.
+    return await retry_on_conflict(apply)
+
+
+async def delete_user(
+    uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int
+) -> None:
+    violations = Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    _check_expected_version(violations, expected_version)
+    violations.raise_if_any()
+    assert parsed_id
+
+    async def apply(attempt: int) -> None:
+        async with uow:
+            user = await _load_at_version(uow, parsed_id, expected_version)
+            user.mark_deleted(now=clock())
+            await uow.users.delete(user)
+            await uow.commit()
+
+    await retry_on_conflict(apply)
+
+
+async def disable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
+    """Block sign-in and refresh, ending every session; idempotent."""
+    return await _switch_status(uow, clock, user_id, User.disable)
+
+
+async def enable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
+    """Let a disabled user sign in again; enabling an active user changes nothing."""
+    return await _switch_status(uow, clock, user_id, User.enable)
+
+
+async def _switch_status(
+    uow: UnitOfWork, clock: Clock, user_id: str, switch: Callable[[User, datetime], None]
+) -> User:
+    violations = Violations()
+    parsed_id = violations.parse("id", UserId.parse, user_id)
+    violations.raise_if_any()
+    assert parsed_id
+
+    async def apply(attempt: int) -> User:
+        async with uow:
+            user = await uow.users.require(parsed_id)
+            before = (user.status, user.sessions, user.password_reset)
+            switch(user, clock())
+            if (user.status, user.sessions, user.password_reset) != before:
+                await uow.users.update(user)
+                await uow.commit()
+        return user
+
+    return await retry_on_conflict(apply)
+
+
+async def list_users(
+    uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str
+) -> UsersPage:
+    violations = Violations()
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        violations.add(
+            "page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
+        )
+    after = violations.parse("page_token", page_tokens.decode, page_token) if page_token else None
+    violations.raise_if_any()
+    async with uow:
+        page = await uow.users.list_page(page_size or DEFAULT_PAGE_SIZE, after)
+    next_token = page_tokens.encode(page.last_key) if page.last_key is not None else ""
+    return UsersPage(users=page.users, next_page_token=next_token)
+
+
+async def _load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: int) -> User:
+    user = await uow.users.get_by_id(user_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    if user.version != expected_version:
+        raise StaleVersion(expected=expected_version, actual=user.version)
+    return user

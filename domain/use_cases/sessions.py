@@ -1,0 +1,221 @@
+"""Use cases of sessions: sign in, refresh, log out; each decision is made by the User aggregate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.errors import (
+    AccountDisabled,
+    AccountLocked,
+    AuthenticationFailed,
+    ConcurrentRefresh,
+    InvalidRefreshToken,
+    InvalidValue,
+    UserNotFound,
+)
+from domain.events import SessionEndReason
+from domain.policies import AuthPolicy
+from domain.ports import (
+    AccessToken,
+    AccessTokenIssuer,
+    Clock,
+    PasswordHasher,
+    UnitOfWork,
+)
+from domain.secret_tokens import TokenLookup, parse_token
+from domain.use_cases.retry import retry_on_conflict
+from domain.use_cases.validation import Violations
+from domain.user import RefreshResult, User, UserStatus
+from domain.values import Email, Password, UserId
+
+
+@dataclass(frozen=True, repr=False)
+class SessionTokens:
+    """What a caller gets on sign-in or refresh: an access token and the next refresh token."""
+
+    user: User
+    session_id: str
+    access_token: AccessToken
+    refresh_token: str
+
+    def __repr__(self) -> str:
+        return f"SessionTokens(user={self.user.id}, session_id={self.session_id}, ***)"
+
+
+async def authenticate(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    issuer: AccessTokenIssuer,
+    clock: Clock,
+    policy: AuthPolicy,
+    *,
+    email: str,
+    password: str,
+) -> SessionTokens:
+    violations = Violations()
+    parsed_email = violations.parse("email", Email.parse, email)
+    presented = violations.parse("password", Password.presented, password)
+    violations.raise_if_any()
+    assert parsed_email and presented
+    async with uow:
+        found = await uow.users.get_by_email(parsed_email)
+    if found is None:
+        # The same work as a wrong password (a hash check and the store round trips of counting
+        # a failure), so the time taken does not tell which emails have accounts.
+        await hasher.verify(hasher.dummy_hash, presented)
+        await uow.users.shadow_failed_login()
+        raise AuthenticationFailed()
+    user: User = found
+    verified_hash = user.password_hash
+    if not await hasher.verify(verified_hash, presented):
+        # Counted before the reply: the next attempt, on any replica, sees it.
+        await record_failed_login(uow, user, clock, policy)
+        raise AuthenticationFailed()
+    # Only a caller who proved the password learns the account's state.
+    check_may_sign_in(user, clock())
+    rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
+
+    async def open_session(attempt: int) -> SessionTokens:
+        nonlocal user
+        async with uow:
+            if attempt:
+                current = await uow.users.get_by_id(user.id)
+                if current is None:
+                    raise AuthenticationFailed()  # deleted while we were checking the password
+                user = current
+            now = clock()
+            if user.password_hash != verified_hash:
+                raise AuthenticationFailed()  # the password changed while we were checking it
+            if attempt:
+                # The write we lost to may have disabled or locked the account.
+                check_may_sign_in(user, now)
+            user.record_successful_login()
+            if rehashed is not None:
+                user.upgrade_password_hash(rehashed)
+            session, token = user.start_session(now, policy.sessions)
+            await uow.users.update(user)
+            await uow.commit()
+        access = issuer.issue(user_id=user.id.value, session_id=session.session_id, now=now)
+        return SessionTokens(user, session.session_id, access, token.value)
+
+    return await retry_on_conflict(open_session)
+
+
+def check_may_sign_in(user: User, now: datetime) -> None:
+    """AccountDisabled or AccountLocked, for a caller who has just proved the password."""
+    if user.status is UserStatus.DISABLED:
+        raise AccountDisabled()
+    if (remaining := user.lock_remaining(now)) is not None:
+        raise AccountLocked(remaining)
+
+
+async def refresh_session(
+    uow: UnitOfWork,
+    issuer: AccessTokenIssuer,
+    clock: Clock,
+    policy: AuthPolicy,
+    *,
+    refresh_token: str,
+) -> SessionTokens:
+    lookup = _parse_refresh_token(refresh_token)
+    if lookup is None:
+        raise InvalidRefreshToken()
+
+    async def rotate(attempt: int) -> SessionTokens:
+        async with uow:
+            user = await uow.users.get_by_refresh_token(lookup)
+            if user is None or user.status is UserStatus.DISABLED:
+                raise InvalidRefreshToken()
+            now = clock()
+            # Finding our token just rotated means a concurrent refresh won the race: exactly one
+            # of them may rotate it, and the loser must not count as reuse.
+            outcome = user.refresh_session(lookup, now, policy.sessions)
+            if outcome.result is RefreshResult.RACED:
+                raise ConcurrentRefresh()
+            if outcome.result is RefreshResult.UNKNOWN:
+                raise InvalidRefreshToken()
+            await uow.users.update(user)
+            await uow.commit()
+        if outcome.result is not RefreshResult.ROTATED:
+            raise InvalidRefreshToken()  # the session expired or its token was reused: now ended
+        assert outcome.session and outcome.token
+        session_id = outcome.session.session_id
+        access = issuer.issue(user_id=user.id.value, session_id=session_id, now=now)
+        return SessionTokens(user, session_id, access, outcome.token.value)
+
+    return await retry_on_conflict(rotate)
+
+
+async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
+    """End the token's session; an unknown or ended one is fine (RFC 7009)."""
+    lookup = _parse_refresh_token(refresh_token)
+    if lookup is None:
+        return
+
+    async def end(attempt: int) -> None:
+        async with uow:
+            user = await uow.users.get_by_refresh_token(lookup)
+            if user is None or not user.end_session_holding(lookup.token_hash, clock()):
+                return
+            await uow.users.update(user)
+            await uow.commit()
+
+    await retry_on_conflict(end)
+
+
+async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
+    """End every session of a user; how many there were."""
+    violations = Violations()
+    parsed_id = violations.parse("user_id", UserId.parse, user_id)
+    violations.raise_if_any()
+    assert parsed_id
+
+    async def end_all(attempt: int) -> int:
+        async with uow:
+            user = await uow.users.require(parsed_id)
+            ended = user.end_sessions(clock(), SessionEndReason.LOGOUT_ALL)
+            if ended:
+                await uow.users.update(user)
+                await uow.commit()
+        return ended
+
+    return await retry_on_conflict(end_all)
+
+
+def _parse_refresh_token(raw: str) -> TokenLookup | None:
+    """The token's lookup; INVALID_ARGUMENT when empty, None when it cannot be one of ours."""
+    if not raw.strip():
+        violations = Violations()
+        violations.add("refresh_token", "must not be empty")
+        violations.raise_if_any()
+    try:
+        return parse_token(raw)
+    except InvalidValue:
+        return None
+
+
+async def record_failed_login(
+    uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy
+) -> None:
+    """Count a wrong password against the account (retried on conflicts, so none is lost)."""
+
+    async def record(attempt: int) -> None:
+        nonlocal user
+        async with uow:
+            if attempt:
+                user = await uow.users.require(user.id)
+            now = clock()
+            if user.lock_remaining(now) is not None:
+                # Already locked: nothing to count. The shadow keeps the reply as slow as a
+                # counted failure, so timing does not reveal the lock either.
+                await uow.users.shadow_failed_login()
+                return
+            user.record_failed_login(now, policy.lockout)
+            await uow.users.update(user)
+            await uow.commit()
+
+    try:
+        await retry_on_conflict(record)
+    except UserNotFound:
+        pass  # deleted meanwhile: nothing left to lock

@@ -1,0 +1,188 @@
+"""What gets built from the settings: the DynamoDB client and its tables, hashing, signing, mail,
+the servicer, health, metrics and the interceptors in the order a call passes through them.
+
+Everything that must be closed is registered on the caller's exit stack as it is built; starting,
+draining and stopping are server.app's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health
+
+from domain.pagination import EventPageTokenCodec, PageTokenCodec
+from domain.password_policy import common_passwords
+from domain.ports import Clock
+from persistence.dynamodb_client import open_dynamodb_client
+from persistence.event_store import DynamoEventStore
+from persistence.readiness import check_ready
+from persistence.schema import TableNames
+from persistence.table_initializer import ensure_tables
+from persistence.unit_of_work import DynamoUnitOfWork
+from server import from_settings
+from server.background import BackgroundTasks
+from server.crypto.access_tokens import JwtAccessTokenIssuer
+from server.crypto.passwords import Argon2PasswordHasher
+from server.embedded_dynamodb import EmbeddedDynamoDb
+from server.event_stream import EventStreams
+from server.interceptors.draining import DrainGate
+from server.interceptors.errors import DomainErrorInterceptor
+from server.interceptors.observed_calls import ObservedCalls
+from server.operations.health import HealthLoop
+from server.operations.metrics import Metrics
+from server.rpc_access import PUBLIC_SERVICES, USER_SERVICE_NAME
+from server.servicer import UserServiceServicer
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (USER_SERVICE_NAME, *PUBLIC_SERVICES)
+# A readiness read that takes longer than this means DynamoDB is not answering as it should;
+# with the default probe interval, a silent backend shows as NOT_SERVING within 5 s.
+HEALTH_PROBE_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class BuiltService:
+    """Every part of the service, built and not yet started."""
+
+    client: Any
+    tables: TableNames
+    servicer: UserServiceServicer
+    health_servicer: health.aio.HealthServicer
+    health_loop: HealthLoop
+    event_streams: EventStreams
+    background: BackgroundTasks
+    drain_gate: DrainGate
+    # In the order a call passes through them, outermost first.
+    interceptors: tuple[grpc.aio.ServerInterceptor, ...]
+    credentials: grpc.ServerCredentials | None
+    metrics: Metrics | None
+    jwks: list[dict[str, str]]
+
+
+async def build_service(
+    settings: Settings, stack: contextlib.AsyncExitStack, *, clock: Clock | None = None
+) -> BuiltService:
+    """Builds what ``settings`` describe; what needs closing is pushed onto ``stack``.
+
+    ``clock`` replaces the system clock (tests move time to end lock-outs and sessions).
+    """
+    endpoint = settings.dynamodb_endpoint
+    if settings.uses_embedded_dynamodb:
+        embedded = EmbeddedDynamoDb()
+        endpoint = await asyncio.to_thread(embedded.start)
+        stack.push_async_callback(asyncio.to_thread, embedded.stop)
+    metrics = Metrics() if settings.metrics_port is not None else None
+    client = await stack.enter_async_context(
+        open_dynamodb_client(from_settings.dynamodb_options(settings, endpoint), observer=metrics)
+    )
+    tables = from_settings.table_names(settings)
+    if settings.creates_tables:
+        created = await ensure_tables(client, tables)
+        log.info(
+            "DynamoDB tables created: %s", ", ".join(created) if created else "none, all present"
+        )
+
+    hasher = Argon2PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        workers=settings.password_hash_workers,
+    )
+    stack.callback(hasher.shutdown)
+    # File reads and the common-password list's decompression happen now, off the loop,
+    # rather than inside the first request that needs them.
+    await asyncio.to_thread(common_passwords)
+    issuer = JwtAccessTokenIssuer(
+        await asyncio.to_thread(from_settings.signing_keys, settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        lifetime_seconds=settings.access_token_lifetime_seconds,
+    )
+    service_clock = clock or (lambda: datetime.now(UTC))
+    page_token_key = _page_token_key(settings)
+    event_log = DynamoEventStore(client, tables)
+    event_streams = EventStreams(
+        event_log,
+        service_clock,
+        settle_seconds=settings.events_settle_seconds,
+        poll_interval_seconds=settings.events_poll_interval_seconds,
+        retention_days=settings.events_retention_days,
+        max_watchers=settings.max_event_watchers,
+    )
+    background = BackgroundTasks()
+    servicer = UserServiceServicer(
+        uow_factory=lambda: DynamoUnitOfWork(
+            client,
+            tables,
+            clock=service_clock,  # RecordedAt: the clock the event stream's settle delay uses
+            events_retention=timedelta(days=settings.events_retention_days),
+            on_committed=None if metrics is None else metrics.record_committed_events,
+        ),
+        hasher=hasher,
+        clock=service_clock,
+        page_tokens=PageTokenCodec(page_token_key),
+        issuer=issuer,
+        jwks=issuer.jwks,
+        notifier=from_settings.notifier(settings),
+        policy=from_settings.auth_policy(settings),
+        later=background,
+        event_log=event_log,
+        event_page_tokens=EventPageTokenCodec(page_token_key),
+        event_streams=event_streams,
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_loop = HealthLoop(
+        health_servicer,
+        lambda: check_ready(client, tables),
+        interval=settings.health_check_interval_seconds,
+        timeout=min(
+            HEALTH_PROBE_TIMEOUT_SECONDS,
+            settings.dynamodb_connect_timeout + settings.dynamodb_read_timeout,
+        ),
+    )
+    drain_gate = DrainGate([USER_SERVICE_NAME])
+    caller_auth = from_settings.caller_auth(settings)
+    interceptors = (
+        # First, to see every call, refusals included: request id, access log, metrics.
+        ObservedCalls(metrics),
+        # At shutdown, refuses new calls and counts those under way.
+        drain_gate,
+        *([caller_auth] if caller_auth is not None else []),
+        # Last, around the handler: its exceptions become statuses.
+        DomainErrorInterceptor(),
+    )
+    return BuiltService(
+        client=client,
+        tables=tables,
+        servicer=servicer,
+        health_servicer=health_servicer,
+        health_loop=health_loop,
+        event_streams=event_streams,
+        background=background,
+        drain_gate=drain_gate,
+        interceptors=interceptors,
+        credentials=from_settings.tls_credentials(settings),
+        metrics=metrics,
+        jwks=issuer.jwks(),
+    )
+
+
+def _page_token_key(settings: Settings) -> bytes:
+    if settings.page_token_secret is not None:
+        return settings.page_token_secret.get_secret_value().encode()
+    if settings.is_production:
+        log.warning(
+            "USER_SERVICE_PAGE_TOKEN_SECRET is not set: page tokens will not survive a restart "
+            "or work across replicas"
+        )
+    return secrets.token_bytes(32)

@@ -1,0 +1,153 @@
+"""What each part of the service is, as the settings describe it: DynamoDB client options and
+table names, the authentication policy, signing keys, the notifier, caller checks and TLS."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import grpc
+from grpc_health.v1 import health
+from grpc_reflection.v1alpha import reflection
+
+from domain.policies import AuthPolicy, LockoutPolicy, SessionPolicy
+from domain.ports import Notifier
+from persistence.dynamodb_client import DynamoDbOptions
+from persistence.schema import TableNames
+from server.crypto.access_tokens import (
+    SigningKeyError,
+    SigningKeys,
+    generate_signing_keys,
+    load_signing_keys,
+)
+from server.crypto.tls import server_credentials
+from server.interceptors.caller_auth import CallerAuthInterceptor
+from server.mail.outbox import OutboxNotifier
+from server.mail.smtp import SmtpNotifier
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Any credentials satisfy a local DynamoDB (moto, DynamoDB Local, LocalStack); botocore wants some.
+LOCAL_CREDENTIALS = ("local", "local")
+_CREDENTIAL_ENV_VARS = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+
+
+def auth_policy(settings: Settings) -> AuthPolicy:
+    return AuthPolicy(
+        sessions=SessionPolicy(
+            max_sessions=settings.max_sessions_per_user,
+            absolute_lifetime=timedelta(seconds=settings.session_absolute_lifetime_seconds),
+            idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
+            reuse_grace=timedelta(seconds=settings.refresh_token_reuse_grace_seconds),
+        ),
+        lockout=LockoutPolicy(
+            max_failures=settings.lockout_max_failures,
+            window=timedelta(seconds=settings.lockout_window_seconds),
+            duration=timedelta(seconds=settings.lockout_duration_seconds),
+        ),
+        password_reset_lifetime=timedelta(seconds=settings.password_reset_lifetime_seconds),
+    )
+
+
+def signing_keys(settings: Settings) -> SigningKeys:
+    """The configured JWT signing keys; in development without any, a fresh key (said loudly)."""
+    if settings.jwt_signing_keys is not None:
+        return load_signing_keys(settings.jwt_signing_keys.get_secret_value())
+    if settings.jwt_signing_keys_file is not None:
+        try:
+            text = settings.jwt_signing_keys_file.read_text()
+        except OSError as error:
+            raise SigningKeyError(
+                f"cannot read USER_SERVICE_JWT_SIGNING_KEYS_FILE {settings.jwt_signing_keys_file}: "
+                f"{error.strerror}"
+            ) from None
+        return load_signing_keys(text)
+    if settings.is_production:  # the settings refuse this already; never sign with a throwaway key
+        raise SigningKeyError("production needs a configured JWT signing key")
+    keys = generate_signing_keys()
+    log.warning(
+        "No JWT signing key configured: generated one for this run (kid %s); access tokens "
+        "will not verify after a restart. Set USER_SERVICE_JWT_SIGNING_KEYS_FILE to keep one.",
+        keys.kid,
+    )
+    return keys
+
+
+def notifier(settings: Settings) -> Notifier:
+    """Where password-reset mail goes: the outbox folder or the SMTP server."""
+    if settings.notifier_kind == "outbox":
+        log.info("Password-reset mail is written to the outbox folder %s", settings.outbox_dir)
+        return OutboxNotifier(
+            directory=settings.outbox_dir,
+            sender=settings.smtp_sender,
+            link_template=settings.password_reset_link_template,
+        )
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    return SmtpNotifier(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=settings.smtp_security,
+        username=settings.smtp_username,
+        password=password,
+        sender=settings.smtp_sender,
+        link_template=settings.password_reset_link_template,
+        timeout=settings.smtp_timeout_seconds,
+    )
+
+
+def caller_auth(settings: Settings) -> CallerAuthInterceptor | None:
+    """The interceptor that checks API keys and client certificates; None when none are set."""
+    if not settings.authenticates_callers:
+        return None
+    public = (health.SERVICE_NAME, reflection.SERVICE_NAME)
+    return CallerAuthInterceptor(
+        api_keys=settings.api_keys,
+        client_cert_roles=settings.client_cert_roles,
+        client_certs_required=settings.tls_client_ca_file is not None,
+        public_services=public if settings.public_health_and_reflection else (),
+    )
+
+
+def tls_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """Server TLS (mutual when a client CA is set); None for plaintext."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    return server_credentials(
+        cert_file=settings.tls_cert_file,
+        key_file=settings.tls_key_file,
+        client_ca_file=settings.tls_client_ca_file,
+    )
+
+
+def table_names(settings: Settings) -> TableNames:
+    return TableNames(
+        users=settings.table_name,
+        emails=settings.email_table_name,
+        events=settings.events_table_name,
+    )
+
+
+def dynamodb_options(settings: Settings, endpoint_url: str | None) -> DynamoDbOptions:
+    """Client options for ``endpoint_url`` (None: AWS itself).
+
+    In development, a local endpoint gets dummy credentials unless the environment names some;
+    otherwise botocore's usual credential chain applies (environment, profile, container, role).
+    """
+    access_key_id = secret_access_key = None
+    if (
+        not settings.is_production
+        and endpoint_url is not None
+        and not any(os.environ.get(name) for name in _CREDENTIAL_ENV_VARS)
+    ):
+        access_key_id, secret_access_key = LOCAL_CREDENTIALS
+    return DynamoDbOptions(
+        region=settings.aws_region,
+        endpoint_url=endpoint_url,
+        connect_timeout=settings.dynamodb_connect_timeout,
+        read_timeout=settings.dynamodb_read_timeout,
+        max_attempts=settings.dynamodb_max_attempts,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+    )

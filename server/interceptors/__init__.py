@@ -1,0 +1,3 @@
+"""The interceptors every call passes through, outermost first: observed_calls (request id,
+access log, metrics), draining (refuses calls at shutdown), caller_auth (who may call what),
+errors (exceptions to statuses, deadlines); wrapping builds each wrapped handler once."""

@@ -1,0 +1,216 @@
+"""Who may call: API keys and client certificates identify callers; admin methods need a role."""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import logging
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import grpc
+
+from server.crypto.api_keys import api_key_sha256
+from server.interceptors.wrapping import WrappedHandlers
+from server.refusals import CallerNotPermitted, CallerUnauthenticated
+from server.rpc_access import ADMIN_ROLE, Access, access_of, service_of
+from server.settings import ApiKey
+from server.status import abort_with, rpc_status_for
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"
+
+_AUTHORIZATION = "authorization"
+_BEARER = "bearer"
+_TLS = [b"ssl"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An identified caller: an API key's name or a client certificate's common name."""
+
+    name: str
+    roles: frozenset[str]
+
+
+_Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+_Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+_Behaviour = Callable[..., Any]
+_Admit = Callable[[Any], Awaitable[None]]
+
+
+class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses non-public services to unidentified callers, and each method to callers without
+    what server.rpc_access says it needs.
+
+    A caller is identified by "authorization: Bearer <key>" metadata matching a configured key's
+    SHA-256, or else by the common name of a client certificate the TLS layer verified (only
+    trusted when ``client_certs_required``: only then did the handshake check it against the
+    client CA). A wrong or malformed authorization header is refused even with a certificate.
+    With neither API keys nor required client certificates everyone passes, as an admin.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: Sequence[ApiKey],
+        client_cert_roles: Mapping[str, Sequence[str]],
+        client_certs_required: bool,
+        public_services: Collection[str],
+        access: Callable[[str], Access | None] = access_of,
+    ) -> None:
+        self._api_keys = tuple(
+            (key.sha256, Caller(key.name, frozenset(key.roles))) for key in api_keys
+        )
+        self._client_cert_roles = {
+            name: frozenset(roles) for name, roles in client_cert_roles.items()
+        }
+        self._client_certs_required = client_certs_required
+        self._public_services = frozenset(public_services)
+        self._access = access
+        self._handlers = WrappedHandlers(self._admitting_handler)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or service_of(method) in self._public_services:
+            return handler
+        return self._handlers.get(method, handler)
+
+    def _admitting_handler(self, method: str, handler: _Handler) -> _Handler:
+        async def admit(context: _Context) -> None:
+            await self._admit(context, method)
+
+        return _guarded_handler(handler, admit)
+
+    def identify(
+        self,
+        metadata: Iterable[tuple[str, str | bytes]],
+        auth_context: Mapping[str, Iterable[bytes]],
+    ) -> Caller:
+        """The caller that ``metadata`` and the TLS ``auth_context`` show; CallerUnauthenticated."""
+        if not self._api_keys and not self._client_certs_required:
+            return Caller(ANONYMOUS, frozenset({ADMIN_ROLE}))  # development: nothing to check
+        headers = [value for key, value in metadata if key == _AUTHORIZATION]
+        if headers:
+            return self._caller_with_key(headers)
+        transport = list(auth_context.get("transport_security_type") or [])
+        if self._client_certs_required and transport == _TLS:
+            names = list(auth_context.get("x509_common_name") or [])
+            if names:
+                name = names[0].decode("utf-8", errors="replace")
+                return Caller(name, self._client_cert_roles.get(name, frozenset()))
+        raise CallerUnauthenticated("no API key or client certificate")
+
+    def authorize(self, caller: Caller, method: str) -> None:
+        """Raises CallerNotPermitted unless ``caller`` has what ``method`` needs, as
+        server.rpc_access says; a method not classified there is refused to everyone."""
+        needs = self._access(method)
+        if needs is None:
+            raise CallerNotPermitted(None)
+        if needs is Access.ADMIN and ADMIN_ROLE not in caller.roles:
+            raise CallerNotPermitted(ADMIN_ROLE)
+
+    def _caller_with_key(self, headers: Sequence[str | bytes]) -> Caller:
+        if len(headers) != 1 or not isinstance(headers[0], str):
+            raise CallerUnauthenticated("malformed authorization metadata")
+        scheme, _, key = headers[0].strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != _BEARER or not key:
+            raise CallerUnauthenticated("malformed authorization metadata")
+        presented = api_key_sha256(key)
+        found: Caller | None = None
+        for digest, caller in self._api_keys:  # every key compared: no early exit
+            if hmac.compare_digest(presented, digest) and found is None:
+                found = caller
+        if found is None:
+            raise CallerUnauthenticated("unknown API key")
+        return found
+
+    async def _admit(self, context: _Context, method: str) -> None:
+        caller: Caller | None = None
+        try:
+            caller = self.identify(context.invocation_metadata() or (), context.auth_context())
+            self.authorize(caller, method)
+        except CallerUnauthenticated as error:
+            log.info("unknown caller at %s denied %s: %s", context.peer(), method, error.reason)
+            await _abort(context, error, method)
+        except CallerNotPermitted as error:
+            assert caller is not None
+            log.info("caller %s denied %s: %s", caller.name, method, error)
+            await _abort(context, error, method)
+
+
+async def _abort(context: _Context, error: Exception, method: str) -> None:
+    await abort_with(context, rpc_status_for(error, method))
+
+
+def _guarded_handler(handler: _Handler, admit: _Admit) -> _Handler:
+    """The same handler, of the same kind and with the same (de)serializers, admitting first."""
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _guarded_unary(handler.unary_unary, admit), **serializers
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _guarded_stream(handler.unary_stream, admit), **serializers
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            _guarded_unary(handler.stream_unary, admit), **serializers
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            _guarded_stream(handler.stream_stream, admit), **serializers
+        )
+    raise TypeError(f"a method handler without behaviour: {handler!r}")
+
+
+def _guarded_unary(behaviour: _Behaviour, admit: _Admit) -> _Behaviour:
+    async def guarded(request: Any, context: _Context) -> Any:
+        await admit(context)
+        reply = behaviour(request, context)
+        return await reply if inspect.isawaitable(reply) else reply
+
+    return guarded
+
+
+def _guarded_stream(behaviour: _Behaviour, admit: _Admit) -> _Behaviour:
+    # grpc.aio picks the streaming style from the function's kind, so the guard keeps it.
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def guarded_generator(request: Any, context: _Context) -> AsyncIterator[Any]:
+            await admit(context)
+            async for reply in behaviour(request, context):
+                yield reply
+
+        return guarded_generator
+
+    async def guarded(request: Any, context: _Context) -> None:
+        await admit(context)
+        replies = behaviour(request, context)
+        if inspect.isawaitable(replies):
+            await replies  # the handler writes its replies with context.write
+            return
+        for reply in replies or ():  # a plain generator; it runs on the event loop
+            await context.write(reply)
+
+    return guarded

@@ -1,0 +1,63 @@
+"""domain.ports.Notifier for development: each message becomes an .eml file in a private folder."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from domain.ports import PasswordResetMail
+from server.mail.reset_mail import NotificationError, build_reset_message, check_link_template
+
+log = logging.getLogger(__name__)
+
+
+class OutboxNotifier:
+    """Writes messages as ``<UTC time>-<random>.eml`` files (mode 0600) that sort by time.
+
+    The folder is created with mode 0700 if missing: the files hold live reset tokens.
+    Each file appears whole or not at all (written to a temporary file, then renamed).
+    """
+
+    def __init__(self, *, directory: Path, sender: str, link_template: str) -> None:
+        self._directory = Path(directory)
+        self._sender = sender
+        self._link_template = check_link_template(link_template)
+
+    def __repr__(self) -> str:
+        return f"OutboxNotifier(directory={str(self._directory)!r}, sender={self._sender!r})"
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    async def send_password_reset(self, mail: PasswordResetMail) -> None:
+        message = build_reset_message(mail, sender=self._sender, link_template=self._link_template)
+        try:
+            path = await asyncio.to_thread(self._write, bytes(message))
+        except OSError as error:
+            raise NotificationError(
+                f"password-reset mail not written to {self._directory}: {error}"
+            ) from error
+        log.info("password-reset mail written to %s", path)
+
+    def _write(self, content: bytes) -> Path:
+        self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self._directory / f"{stamp}-{secrets.token_hex(4)}.eml"
+        # mkstemp creates the file with mode 0600 whatever the umask.
+        descriptor, temporary = tempfile.mkstemp(dir=self._directory, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(content)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return path

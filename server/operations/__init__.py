@@ -1,0 +1,2 @@
+"""Running the service: health (the readiness loop and the health command), metrics
+(Prometheus), and logging configuration."""

@@ -1,0 +1,120 @@
+"""Log lines as JSON objects or readable text, on one stream, with a level per logger."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TextIO
+
+from server.interceptors.request_id import current_request_id
+
+LogFormat = Literal["json", "text"]
+
+# Libraries that narrate every request at INFO; their warnings still show. A level given for one
+# of them in USER_SERVICE_LOG_LEVELS wins.
+CHATTY_LOGGERS = ("botocore", "aiobotocore", "werkzeug", "urllib3")
+
+# What every LogRecord has; anything else on a record came from ``extra=`` and is a field.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def configure_logging(
+    level: str,
+    *,
+    log_format: LogFormat = "text",
+    levels: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Replaces the root logger's handlers with one writing to ``stream`` (default: stdout).
+
+    ``level`` is the root level; ``levels`` sets single loggers (their children follow). The
+    handler is returned so that tests can inspect or remove it.
+    """
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    quiet = logging.getLogger().getEffectiveLevel() > logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    for name, logger_level in (levels or {}).items():
+        logging.getLogger(name).setLevel(logger_level)
+    return handler
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the id of the RPC being served (if any) to each record as ``request_id``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            request_id = current_request_id.get()
+            if request_id is not None:
+                record.request_id = request_id
+        return True
+
+
+def _utc_timestamp(created: float) -> str:
+    """2026-11-26T09:08:42.123Z"""
+    seconds = int(created)
+    milliseconds = int((created - seconds) * 1000)
+    return f"{_utc_second(seconds)}.{milliseconds:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(seconds: int) -> str:
+    # Every access line formats a time; the lines of one second share this part (strftime showed
+    # in profiles of a busy server).
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the record's fields, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _utc_timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in _fields(record).items():
+            entry.setdefault(key, value)  # a field never hides the four above
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        # ensure_ascii (the default) escapes every control character: one record, one line.
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``<UTC time> <LEVEL> <logger>: <message> request_id=<id>``, then any exception."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _utc_timestamp(record.created)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        request_id = getattr(record, "request_id", None)
+        return line if request_id is None else f"{line} request_id={request_id}"

@@ -1,0 +1,130 @@
+"""The one mapping between protobuf messages and domain objects."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from datetime import datetime
+from typing import Any
+
+from biome.user.v1 import user_service_pb2 as pb
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from domain.events import DomainEvent, RecordedEvent
+from domain.use_cases.accounts import UserLookup, UsersPage
+from domain.use_cases.events import UserEventsPage
+from domain.use_cases.sessions import SessionTokens
+from domain.user import User, UserStatus
+
+_STATUS_TO_PB: dict[UserStatus, pb.UserStatus.ValueType] = {
+    UserStatus.ACTIVE: pb.USER_STATUS_ACTIVE,
+    UserStatus.DISABLED: pb.USER_STATUS_DISABLED,
+}
+
+
+def user_to_pb(user: User) -> pb.User:
+    """The caller's view of a user: never the password hash, tokens or pending resets."""
+    return pb.User(
+        id=user.id.value,
+        email=user.email.value,
+        first_name=user.first_name.value,
+        last_name=user.last_name.value,
+        status=_STATUS_TO_PB[user.status],
+        version=user.version,
+        created_at=_timestamp(user.created_at),
+        updated_at=_timestamp(user.updated_at),
+    )
+
+
+def users_page_to_pb(page: UsersPage) -> pb.ListUsersResponse:
+    return pb.ListUsersResponse(
+        users=[user_to_pb(user) for user in page.users], next_page_token=page.next_page_token
+    )
+
+
+def lookups_to_pb(lookups: list[UserLookup]) -> pb.BatchGetUsersResponse:
+    return pb.BatchGetUsersResponse(results=[_lookup_to_pb(lookup) for lookup in lookups])
+
+
+def _lookup_to_pb(lookup: UserLookup) -> pb.BatchGetUsersResult:
+    if lookup.user is None:
+        return pb.BatchGetUsersResult(id=lookup.user_id.value, found=False)
+    return pb.BatchGetUsersResult(id=lookup.user_id.value, found=True, user=user_to_pb(lookup.user))
+
+
+def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:
+    return pb.AuthenticateResponse(
+        access_token=tokens.access_token.value,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.access_token.expires_in,
+        user=user_to_pb(tokens.user),
+        session_id=tokens.session_id,
+    )
+
+
+def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
+    return pb.RefreshSessionResponse(
+        access_token=tokens.access_token.value,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.access_token.expires_in,
+    )
+
+
+def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:
+    return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
+
+
+def user_events_page_to_pb(page: UserEventsPage) -> pb.ListUserEventsResponse:
+    return pb.ListUserEventsResponse(
+        events=[event_to_pb(event) for event in page.events],
+        next_page_token=page.next_page_token,
+    )
+
+
+def event_to_pb(recorded: RecordedEvent) -> pb.UserEvent:
+    """A recorded domain event as a UserEvent: the common fields, and the kind's own message in
+    the ``kind`` oneof (the field named for the event's class: UserRegistered -> user_registered,
+    its message UserEvent.UserRegistered with the event's own fields)."""
+    event = recorded.event
+    kind = type(event).__name__
+    what: dict[str, Any] = {_snake_case(kind): _event_fields(event, getattr(pb.UserEvent, kind))}
+    return pb.UserEvent(
+        user_id=event.user_id,
+        sequence=recorded.sequence,
+        cursor=recorded.cursor,
+        occurred_at=_timestamp(event.occurred_at),
+        recorded_at=_timestamp(recorded.recorded_at),
+        **what,
+    )
+
+
+_COMMON_EVENT_FIELDS = frozenset(field.name for field in dataclasses.fields(DomainEvent))
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def _event_fields(event: DomainEvent, message: type[Message]) -> Message:
+    fields: dict[str, object] = {}
+    for field in dataclasses.fields(event):
+        if field.name in _COMMON_EVENT_FIELDS:
+            continue
+        value = getattr(event, field.name)
+        if isinstance(value, datetime):
+            value = _timestamp(value)
+        elif isinstance(value, enum.Enum):
+            # PasswordChangeReason.RESET -> PASSWORD_CHANGE_REASON_RESET
+            enum_type = getattr(pb, type(value).__name__)
+            value = enum_type.Value(f"{_snake_case(type(value).__name__).upper()}_{value.name}")
+        fields[field.name] = value
+    return message(**fields)
+
+
+def _snake_case(name: str) -> str:
+    return _WORD_START.sub("_", name).lower()
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

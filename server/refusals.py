@@ -1,0 +1,52 @@
+"""Why a call was turned away before any work (caller auth, draining, the watcher cap, bytes that
+are no request); server.status maps them."""
+
+from __future__ import annotations
+
+
+class CallerUnauthenticated(Exception):
+    """The caller presented no valid API key or client certificate."""
+
+    MESSAGE = "the caller presented no valid API key or client certificate"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason  # for the log only: callers all see the same message
+
+
+class CallerNotPermitted(Exception):
+    """The caller is known but lacks the role the method needs (None: no caller may call it)."""
+
+    def __init__(self, role: str | None) -> None:
+        super().__init__(
+            "this method is open to no caller"
+            if role is None
+            else f"this method needs the {role} role"
+        )
+        self.role = role
+
+
+class ServiceShuttingDown(Exception):
+    """The server is draining for shutdown; the call was refused before any of its work began."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is shutting down; retry the call")
+
+
+class TooManyWatchers(Exception):
+    """The server already serves as many WatchEvents streams as it is configured to."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already serves its maximum of {limit} event watchers; "
+            "retry later or on another replica"
+        )
+
+
+class UndecodableRequest(Exception):
+    """The request bytes are no protobuf message of the method's request type."""
+
+    DESCRIPTION = "is not a valid protobuf message of this method's request type"
+
+    def __init__(self) -> None:
+        super().__init__(f"the request {self.DESCRIPTION}")

@@ -1,0 +1,87 @@
+"""Opaque tokens: '<user id>.<secret>', 256 random bits, only a SHA-256 is kept, compared safely."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from domain.errors import InvalidValue
+from domain.secret_tokens import hash_token, issue_token, parse_token, same_hash
+from domain.values import UserId
+
+USER = UserId("3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b")
+
+
+def test_an_issued_token_names_its_user_and_carries_a_256_bit_secret() -> None:
+    token = issue_token(USER)
+
+    user_part, dot, secret = token.value.partition(".")
+
+    assert (user_part, dot) == (USER.value, ".")
+    assert len(secret) >= 43  # 32 bytes in URL-safe base64
+    assert token.token_hash == hashlib.sha256(token.value.encode()).hexdigest()
+
+
+def test_two_issued_tokens_never_repeat() -> None:
+    tokens = {issue_token(USER).value for _ in range(100)}
+    assert len(tokens) == 100
+
+
+def test_an_issued_token_never_shows_in_its_repr() -> None:
+    token = issue_token(USER)
+    assert token.value not in repr(token) and token.token_hash not in repr(token)
+    assert repr(token) == "IssuedToken(***)"
+
+
+def test_parsing_an_issued_token_gives_its_user_and_the_stored_hash() -> None:
+    token = issue_token(USER)
+
+    lookup = parse_token(token.value)
+
+    assert lookup.user_id == USER
+    assert lookup.token_hash == token.token_hash
+
+
+def test_surrounding_white_space_is_ignored_when_parsing() -> None:
+    token = issue_token(USER)
+    assert parse_token(f"  {token.value}\n").token_hash == token.token_hash
+
+
+def test_a_token_whose_user_part_differs_hashes_differently() -> None:
+    token = issue_token(USER)
+    forged = token.value.replace(USER.value, USER.value.upper(), 1)
+
+    lookup = parse_token(forged)
+
+    assert lookup.user_id == USER  # the id is read case-insensitively ...
+    assert lookup.token_hash != token.token_hash  # ... but the hash covers every character
+
+
+def test_an_empty_token_is_refused_as_empty() -> None:
+    with pytest.raises(InvalidValue, match="must not be empty"):
+        parse_token("   ")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "no-dot-at-all",
+        f"{USER.value}.",
+        "not-a-uuid.secret",
+        f"{USER.value}.sécret",
+        f"{USER.value}." + "x" * 200,
+        ".secret",
+    ],
+    ids=["no-dot", "no-secret", "bad-user-id", "non-ascii", "too-long", "no-user"],
+)
+def test_a_token_this_service_cannot_have_issued_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue, match="not a token this service issued"):
+        parse_token(raw)
+
+
+def test_hashes_compare_equal_only_when_they_are_equal() -> None:
+    stored = hash_token("a")
+    assert same_hash(stored, hash_token("a"))
+    assert not same_hash(stored, hash_token("b"))
+    assert not same_hash(None, stored)

@@ -1,0 +1,507 @@
+"""Sign-in, refresh and log-out on in-memory fakes: what the caller gets and what is stored,
+events included."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import pytest
+
+from domain.errors import (
+    AccountDisabled,
+    AuthenticationFailed,
+    ConcurrentRefresh,
+    InvalidArgument,
+    InvalidRefreshToken,
+    UserNotFound,
+)
+from domain.events import SessionEndReason, SessionRevoked, SessionStarted, UserDisabled
+from domain.secret_tokens import issue_token, parse_token
+from domain.use_cases import accounts
+from domain.use_cases.sessions import SessionTokens, logout, logout_all
+from domain.user import User
+from domain.values import Password, UserId
+from tests.fakes import FakePasswordHasher
+from tests.unit.domain.use_cases.auth_kit import EMAIL, PASSWORD, WRONG_PASSWORD, AuthKit, fake_hash
+
+GRACE = timedelta(seconds=10)
+
+
+@pytest.fixture
+def kit() -> AuthKit:
+    return AuthKit()
+
+
+def fields_of(error: pytest.ExceptionInfo[InvalidArgument]) -> set[str]:
+    return {violation.field for violation in error.value.violations}
+
+
+def started(user: User, tokens: SessionTokens, at: datetime) -> SessionStarted:
+    return SessionStarted(user.id.value, at, session_id=tokens.session_id)
+
+
+def revoked(
+    user: User, tokens: SessionTokens, reason: SessionEndReason, at: datetime
+) -> SessionRevoked:
+    return SessionRevoked(user.id.value, at, session_id=tokens.session_id, reason=reason)
+
+
+# --- authenticate ------------------------------------------------------------------------------
+
+
+async def test_sign_in_returns_tokens_for_one_new_session_and_writes_it_once(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    commits = kit.store.commits
+
+    tokens = await kit.sign_in(" Ada.Lovelace@EXAMPLE.com ", PASSWORD)
+
+    stored = kit.stored(user)
+    assert kit.store.commits == commits + 1
+    assert [s.session_id for s in stored.sessions] == [tokens.session_id]
+    lookup = parse_token(tokens.refresh_token)
+    assert lookup.user_id == user.id
+    assert stored.sessions[0].token_hash == lookup.token_hash
+    assert tokens.access_token.value == f"access:{user.id}:{tokens.session_id}:1"
+    assert tokens.user.id == user.id
+    assert tokens.refresh_token not in repr(tokens)
+    assert kit.new_events(user) == [started(user, tokens, kit.clock.now)]
+
+
+async def test_unknown_email_and_wrong_password_fail_alike(kit: AuthKit) -> None:
+    await kit.add_user()
+
+    with pytest.raises(AuthenticationFailed) as unknown:
+        await kit.sign_in("nobody@example.com", PASSWORD)
+    with pytest.raises(AuthenticationFailed) as wrong:
+        await kit.sign_in(EMAIL, WRONG_PASSWORD)
+
+    assert str(unknown.value) == str(wrong.value) == "the email or password is incorrect"
+
+
+async def test_an_unknown_email_is_still_checked_against_the_dummy_hash(kit: AuthKit) -> None:
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in("nobody@example.com", PASSWORD)
+    assert kit.hasher.verified == [FakePasswordHasher.dummy_hash]
+    assert kit.store.commits == 0
+    assert kit.store.events == {}
+
+
+async def test_a_wrong_password_counts_a_failure(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in(password=WRONG_PASSWORD)
+    assert kit.stored(user).failed_logins == 1
+    assert kit.stored(user).sessions == ()
+    assert kit.new_events(user) == []  # a failure that does not lock is no event
+
+
+async def test_sign_in_reports_every_malformed_field(kit: AuthKit) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        await kit.sign_in("not-an-email", "")
+    assert fields_of(error) == {"email", "password"}
+    assert kit.hasher.verified == []
+
+
+async def test_a_disabled_account_is_named_only_to_the_right_password(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+
+    with pytest.raises(AccountDisabled):
+        await kit.sign_in()
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in(password=WRONG_PASSWORD)
+    assert kit.stored(user).sessions == ()
+
+
+class CountingHasher(FakePasswordHasher):
+    """Counts the hashes it makes, so a needless re-hash shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hashed = 0
+
+    async def hash(self, password: Password) -> str:
+        self.hashed += 1
+        return await super().hash(password)
+
+
+async def test_a_weak_hash_is_replaced_at_sign_in_keeping_a_pending_reset(kit: AuthKit) -> None:
+    user = await kit.add_user(scheme="old")
+    kit.hasher = hasher = CountingHasher()
+    pending = kit.stored(user).request_password_reset(kit.clock.now, timedelta(hours=1))
+
+    tokens = await kit.sign_in()
+
+    assert kit.new_events(user) == [started(user, tokens, kit.clock.now)]  # no event for the hash
+    stored = kit.stored(user)
+    assert hasher.hashed == 1
+    assert stored.password_hash == fake_hash(PASSWORD)
+    assert stored.password_reset is not None
+    assert stored.password_reset.token_hash == pending.token_hash
+    assert await kit.sign_in()
+    assert hasher.hashed == 1
+
+
+async def test_a_current_hash_is_left_alone_at_sign_in(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    kit.hasher = hasher = CountingHasher()
+
+    await kit.sign_in()
+
+    assert hasher.hashed == 0
+    assert kit.stored(user).password_hash == fake_hash(PASSWORD)
+
+
+async def test_the_eleventh_sign_in_ends_the_oldest_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = []
+    for _ in range(11):
+        signed_in.append(await kit.sign_in())
+        kit.later(seconds=1)
+
+    sessions = kit.stored(user).sessions
+    assert [s.session_id for s in sessions] == [t.session_id for t in signed_in[1:]]
+    events = kit.new_events(user)
+    eleventh_at = kit.clock.now - timedelta(seconds=1)
+    assert events[-2:] == [
+        revoked(user, signed_in[0], SessionEndReason.EVICTED, eleventh_at),
+        started(user, signed_in[10], eleventh_at),
+    ]
+    assert all(isinstance(event, SessionStarted) for event in events[:-2])
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(signed_in[0].refresh_token)
+    assert await kit.refresh(signed_in[1].refresh_token)
+
+
+async def test_a_sign_in_that_loses_a_race_to_disable_user_is_refused(kit: AuthKit) -> None:
+    user = await kit.add_user()
+
+    class DisablingHasher(FakePasswordHasher):
+        """Disables the account just after the password checked out, as an admin might."""
+
+        async def verify(self, password_hash: str, password: Password) -> bool:
+            verified = await super().verify(password_hash, password)
+            await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+            return verified
+
+    kit.hasher = DisablingHasher()
+
+    with pytest.raises(AccountDisabled):
+        await kit.sign_in()
+    assert kit.stored(user).sessions == ()
+    assert kit.new_events(user) == [UserDisabled(user.id.value, kit.clock.now)]
+
+
+async def test_a_sign_in_that_loses_a_race_to_delete_user_fails_like_a_wrong_password(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+
+    class DeletingHasher(FakePasswordHasher):
+        """Deletes the account just after the password checked out, as an admin might."""
+
+        async def verify(self, password_hash: str, password: Password) -> bool:
+            verified = await super().verify(password_hash, password)
+            await accounts.delete_user(
+                kit.uow(), kit.clock, user_id=user.id.value, expected_version=1
+            )
+            return verified
+
+    kit.hasher = DeletingHasher()
+
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in()
+    assert user.id.value not in kit.store.users
+
+
+# --- refresh_session ---------------------------------------------------------------------------
+
+
+async def test_refresh_rotates_the_token_within_the_same_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    kit.later(minutes=5)
+    kit.new_events(user)
+
+    refreshed = await kit.refresh(signed_in.refresh_token)
+
+    assert kit.new_events(user) == []  # a rotation is no event
+    assert refreshed.session_id == signed_in.session_id
+    assert refreshed.refresh_token != signed_in.refresh_token
+    assert refreshed.access_token.value.startswith(f"access:{user.id}:{signed_in.session_id}:")
+    (session,) = kit.stored(user).sessions
+    assert session.token_hash == parse_token(refreshed.refresh_token).token_hash
+    assert session.previous_token_hash == parse_token(signed_in.refresh_token).token_hash
+    assert await kit.refresh(refreshed.refresh_token)
+
+
+async def test_the_previous_token_within_the_grace_is_refused_without_ending_the_session(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    refreshed = await kit.refresh(signed_in.refresh_token)
+    kit.later(seconds=10)
+    commits = kit.store.commits
+
+    with pytest.raises(ConcurrentRefresh):
+        await kit.refresh(signed_in.refresh_token)
+    with pytest.raises(ConcurrentRefresh):
+        await kit.refresh(signed_in.refresh_token)  # however often it comes back
+
+    assert kit.store.commits == commits
+    assert [s.session_id for s in kit.stored(user).sessions] == [signed_in.session_id]
+    assert kit.new_events(user) == [started(user, signed_in, kit.clock.now - GRACE)]
+    assert await kit.refresh(refreshed.refresh_token)
+
+
+async def test_the_previous_token_after_the_grace_revokes_the_whole_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    other = await kit.sign_in()
+    refreshed = await kit.refresh(signed_in.refresh_token)
+    kit.later(seconds=11)
+    kit.new_events(user)
+
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(signed_in.refresh_token)
+
+    assert [s.session_id for s in kit.stored(user).sessions] == [other.session_id]
+    assert kit.new_events(user) == [
+        revoked(user, signed_in, SessionEndReason.TOKEN_REUSED, kit.clock.now)
+    ]
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(refreshed.refresh_token)  # the thief's copy is dead too
+    assert await kit.refresh(other.refresh_token)
+
+
+async def test_a_retired_token_revokes_the_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    kit.later(minutes=1)
+    second = await kit.refresh(signed_in.refresh_token)
+    kit.later(minutes=1)
+    third = await kit.refresh(second.refresh_token)
+    kit.new_events(user)
+
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(signed_in.refresh_token)
+
+    assert kit.stored(user).sessions == ()
+    assert kit.new_events(user) == [
+        revoked(user, signed_in, SessionEndReason.TOKEN_REUSED, kit.clock.now)
+    ]
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(third.refresh_token)
+
+
+@pytest.mark.parametrize(
+    ("rotate_every", "rotations", "then"),
+    [
+        (timedelta(days=6), 4, timedelta(days=6)),  # used all along: the 30-day limit ends it
+        (timedelta(0), 0, timedelta(days=7)),  # never used: the 7-day idle limit ends it
+    ],
+    ids=["absolute-lifetime", "idle-lifetime"],
+)
+async def test_an_expired_session_is_refused_and_removed(
+    kit: AuthKit, rotate_every: timedelta, rotations: int, then: timedelta
+) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    token = signed_in.refresh_token
+    for _ in range(rotations):
+        kit.clock.now += rotate_every
+        token = (await kit.refresh(token)).refresh_token
+    kit.clock.now += then
+    commits = kit.store.commits
+    kit.new_events(user)
+
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(token)
+
+    assert kit.stored(user).sessions == ()
+    assert kit.store.commits == commits + 1
+    assert kit.new_events(user) == [
+        revoked(user, signed_in, SessionEndReason.EXPIRED, kit.clock.now)
+    ]
+
+
+async def test_a_sign_in_ends_the_sessions_it_finds_expired(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    old = await kit.sign_in()
+    kit.later(days=8)  # past the idle lifetime
+
+    new = await kit.sign_in()
+
+    assert [s.session_id for s in kit.stored(user).sessions] == [new.session_id]
+    assert kit.new_events(user)[-2:] == [
+        revoked(user, old, SessionEndReason.EXPIRED, kit.clock.now),
+        started(user, new, kit.clock.now),
+    ]
+
+
+async def test_a_session_in_use_outlives_the_idle_lifetime(kit: AuthKit) -> None:
+    await kit.add_user()
+    token = (await kit.sign_in()).refresh_token
+    for _ in range(3):
+        kit.later(days=6)
+        token = (await kit.refresh(token)).refresh_token
+
+
+async def test_concurrent_refreshes_with_one_token_let_exactly_one_rotate(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+
+    outcomes = await asyncio.gather(
+        *(kit.refresh(signed_in.refresh_token) for _ in range(5)), return_exceptions=True
+    )
+
+    winners = [outcome for outcome in outcomes if isinstance(outcome, SessionTokens)]
+    losers = [outcome for outcome in outcomes if not isinstance(outcome, SessionTokens)]
+    assert len(winners) == 1, outcomes
+    assert all(isinstance(error, (ConcurrentRefresh, InvalidRefreshToken)) for error in losers)
+    (session,) = kit.stored(user).sessions
+    assert session.session_id == signed_in.session_id
+    assert session.token_hash == parse_token(winners[0].refresh_token).token_hash
+    kit.later(minutes=1)
+    assert await kit.refresh(winners[0].refresh_token)
+
+
+async def test_refresh_is_refused_for_a_token_that_is_not_ours(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    await kit.sign_in()
+
+    for token in ("garbage", issue_token(user.id).value, issue_token(UserId.new()).value):
+        with pytest.raises(InvalidRefreshToken):
+            await kit.refresh(token)
+
+
+async def test_refresh_with_an_empty_token_is_an_invalid_argument(kit: AuthKit) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        await kit.refresh("  ")
+    assert fields_of(error) == {"refresh_token"}
+
+
+async def test_refresh_of_a_deleted_user_is_refused(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    # Signing in changed nothing a caller sees: the version read at registration still holds.
+    await accounts.delete_user(kit.uow(), kit.clock, user_id=user.id.value, expected_version=1)
+
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(signed_in.refresh_token)
+
+
+# --- logout and logout_all ---------------------------------------------------------------------
+
+
+async def test_logout_ends_only_the_tokens_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    leaving, staying = await kit.sign_in(), await kit.sign_in()
+    kit.new_events(user)
+    kit.later(minutes=1)
+
+    await logout(kit.uow(), kit.clock, refresh_token=leaving.refresh_token)
+
+    assert [s.session_id for s in kit.stored(user).sessions] == [staying.session_id]
+    assert kit.new_events(user) == [revoked(user, leaving, SessionEndReason.LOGOUT, kit.clock.now)]
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(leaving.refresh_token)
+    assert await kit.refresh(staying.refresh_token)
+
+
+async def test_logout_with_the_previous_token_ends_the_session_too(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    await kit.refresh(signed_in.refresh_token)
+
+    await logout(kit.uow(), kit.clock, refresh_token=signed_in.refresh_token)
+
+    assert kit.stored(user).sessions == ()
+
+
+async def test_logout_is_idempotent_and_quiet_about_tokens_it_does_not_know(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    await logout(kit.uow(), kit.clock, refresh_token=signed_in.refresh_token)
+    commits = kit.store.commits
+    kit.new_events(user)
+
+    await logout(kit.uow(), kit.clock, refresh_token=signed_in.refresh_token)
+    await logout(kit.uow(), kit.clock, refresh_token="not-a-token")
+    await logout(kit.uow(), kit.clock, refresh_token=issue_token(user.id).value)
+    await logout(kit.uow(), kit.clock, refresh_token=issue_token(UserId.new()).value)
+
+    assert kit.store.commits == commits
+    assert kit.new_events(user) == []
+
+
+async def test_logout_with_an_empty_token_is_an_invalid_argument(kit: AuthKit) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        await logout(kit.uow(), kit.clock, refresh_token="")
+    assert fields_of(error) == {"refresh_token"}
+
+
+async def test_logout_all_ends_every_session_and_says_how_many(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    sessions = [await kit.sign_in() for _ in range(3)]
+    kit.new_events(user)
+
+    assert await logout_all(kit.uow(), kit.clock, user_id=user.id.value) == 3
+
+    assert kit.stored(user).sessions == ()
+    assert kit.new_events(user) == [
+        revoked(user, tokens, SessionEndReason.LOGOUT_ALL, kit.clock.now) for tokens in sessions
+    ]
+    for tokens in sessions:
+        with pytest.raises(InvalidRefreshToken):
+            await kit.refresh(tokens.refresh_token)
+
+
+async def test_logout_all_without_sessions_writes_nothing(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    commits = kit.store.commits
+
+    assert await logout_all(kit.uow(), kit.clock, user_id=user.id.value) == 0
+    assert kit.store.commits == commits
+    assert kit.new_events(user) == []
+
+
+async def test_logout_all_of_an_unknown_or_malformed_user_id(kit: AuthKit) -> None:
+    with pytest.raises(UserNotFound):
+        await logout_all(kit.uow(), kit.clock, user_id=str(UserId.new()))
+    with pytest.raises(InvalidArgument) as error:
+        await logout_all(kit.uow(), kit.clock, user_id="42")
+    assert fields_of(error) == {"user_id"}
+
+
+async def test_signing_in_and_refreshing_leave_the_version_a_caller_read_valid(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    await kit.refresh(signed_in.refresh_token)
+
+    renamed = await accounts.update_profile(
+        kit.uow(),
+        kit.clock,
+        user_id=user.id.value,
+        first_name="Augusta",
+        last_name=None,
+        expected_version=1,
+    )
+
+    assert renamed.version == kit.stored(user).version == 2
+    assert len(kit.stored(user).sessions) == 1  # the profile change kept the session
+
+
+async def test_an_unknown_email_costs_what_a_wrong_password_costs(kit: AuthKit) -> None:
+    await kit.add_user()
+
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in("nobody@example.com", PASSWORD)
+
+    assert kit.hasher.verified == [kit.hasher.dummy_hash]
+    assert kit.store.shadow_logins == 1
+    assert sum(len(events) for events in kit.store.events.values()) == 1  # the registration

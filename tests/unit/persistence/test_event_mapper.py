@@ -1,0 +1,121 @@
+"""Event items: every event type survives the round trip; the stream key sorts in stream order."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.errors import StorageError
+from domain.event_cursors import stream_key
+from domain.events import (
+    EVENT_TYPES,
+    AccountLocked,
+    DomainEvent,
+    EmailChanged,
+    PasswordChanged,
+    PasswordChangeReason,
+    PasswordResetRequested,
+    ProfileUpdated,
+    SessionEndReason,
+    SessionRevoked,
+    SessionStarted,
+    UserDeleted,
+    UserDisabled,
+    UserEnabled,
+    UserRegistered,
+)
+from persistence.event_mapper import event_to_item, item_to_recorded_event
+
+T0 = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
+USER = "0b7e7f55-9f3c-4d7a-9d38-1c2b3a4d5e6f"
+
+
+def one_of_each() -> list[DomainEvent]:
+    at = {"user_id": USER, "occurred_at": T0}
+    return [
+        UserRegistered(**at, email="Ada@Example.com", first_name="Ada", last_name="Lovelace"),
+        ProfileUpdated(**at, first_name="Ada", last_name="King"),
+        EmailChanged(**at, old_email="a@example.com", new_email="b@example.com"),
+        PasswordChanged(**at, reason=PasswordChangeReason.RESET),
+        PasswordResetRequested(**at, expires_at=T0 + timedelta(hours=1)),
+        SessionStarted(**at, session_id="s-1"),
+        SessionRevoked(**at, session_id="s-1", reason=SessionEndReason.TOKEN_REUSED),
+        AccountLocked(**at, locked_until=T0 + timedelta(minutes=15)),
+        UserDisabled(**at),
+        UserEnabled(**at),
+        UserDeleted(**at),
+    ]
+
+
+def test_the_examples_cover_every_event_type() -> None:
+    assert {type(event).__name__ for event in one_of_each()} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", one_of_each(), ids=lambda event: type(event).__name__)
+def test_every_event_type_survives_the_round_trip(event: DomainEvent) -> None:
+    recorded_at = T0 + timedelta(seconds=1)
+    item = event_to_item(
+        event, sequence=7, recorded_at=recorded_at, expires_at=T0 + timedelta(days=30)
+    )
+
+    recorded = item_to_recorded_event(item)
+
+    assert recorded.event == event
+    assert recorded.sequence == 7
+    assert recorded.recorded_at == recorded_at
+    assert recorded.cursor == item["StreamKey"]["S"]
+    assert item["Type"] == {"S": type(event).__name__}
+    assert item["StreamDay"] == {"S": "2026-11-26"}
+    assert item["ExpiresAt"] == {"N": str(int((T0 + timedelta(days=30)).timestamp()))}
+
+
+def test_event_data_is_a_json_object_of_the_events_own_fields() -> None:
+    event = SessionRevoked(
+        user_id=USER, occurred_at=T0, session_id="s-9", reason=SessionEndReason.LOGOUT
+    )
+
+    item = event_to_item(event, sequence=1, recorded_at=T0, expires_at=T0)
+
+    assert json.loads(item["Data"]["S"]) == {"session_id": "s-9", "reason": "logout"}
+
+
+def test_stream_keys_sort_by_time_then_user_then_sequence() -> None:
+    keys = [
+        stream_key(T0, USER, 10),
+        stream_key(T0, USER, 9),
+        stream_key(T0 + timedelta(microseconds=1), "0", 1),
+        stream_key(T0 - timedelta(days=400), "f", 1),
+    ]
+
+    assert sorted(keys) == [keys[3], keys[1], keys[0], keys[2]]
+
+
+def test_sequence_numbers_start_at_one() -> None:
+    with pytest.raises(ValueError):
+        event_to_item(
+            UserDeleted(user_id=USER, occurred_at=T0), sequence=0, recorded_at=T0, expires_at=T0
+        )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda item: item.pop("Data"),
+        lambda item: item.update(Type={"S": "NoSuchEvent"}),
+        lambda item: item.update(Data={"S": "[]"}),
+        lambda item: item.update(Data={"S": '{"session_id": 5, "reason": "logout"}'}),
+        lambda item: item.update(Data={"S": '{"session_id": "s", "reason": "bored"}'}),
+        lambda item: item.update(SchemaVersion={"N": "2"}),
+    ],
+)
+def test_a_malformed_event_item_is_a_storage_error(damage: object) -> None:
+    event = SessionRevoked(
+        user_id=USER, occurred_at=T0, session_id="s-9", reason=SessionEndReason.LOGOUT
+    )
+    item = event_to_item(event, sequence=1, recorded_at=T0, expires_at=T0)
+    damage(item)  # type: ignore[operator]
+
+    with pytest.raises(StorageError):
+        item_to_recorded_event(item)

@@ -1,0 +1,46 @@
+"""The request id: the caller's x-request-id when it is sane, else a fresh random one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from server.interceptors.request_id import MAX_LENGTH, new_request_id, request_id_from
+
+FRESH = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.mark.parametrize(
+    "given", ["abc", "0f8e7d6c-5b4a-4321-8fed-cba987654321", "trace:1/2+3=4_x.y", "x" * MAX_LENGTH]
+)
+def test_a_sane_caller_id_is_kept_as_it_is(given: str) -> None:
+    assert request_id_from(given) == given
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        None,
+        "",
+        "x" * (MAX_LENGTH + 1),
+        "x" * 10_000,
+        "line\nforged",
+        "nul\x00byte",
+        "\x1b[31mred",
+        "tab\there",
+        "spaced request_id=forged",
+        "café",
+        b"bytes",
+    ],
+)
+def test_a_missing_huge_or_unprintable_caller_id_is_replaced_by_a_fresh_one(
+    given: str | bytes | None,
+) -> None:
+    replaced = request_id_from(given)
+
+    assert FRESH.fullmatch(replaced), replaced
+
+
+def test_fresh_ids_differ() -> None:
+    assert len({new_request_id() for _ in range(100)}) == 100
