@@ -95,7 +95,7 @@ class AccountDisabled(DomainError):
         super().__init__("this account is disabled")
 
 
-class AccountLocked(DomainError):
+class LockedOut(DomainError):
     """Too many failed sign-ins: the account is locked until ``retry_after`` has passed."""
 
     def __init__(self, retry_after: timedelta) -> None:

@@ -19,7 +19,7 @@ Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
-class UserPage:
+class StoredUserPage:
     """One page of users, and where the next page starts (None when there is no more)."""
 
     users: list[User]
@@ -73,7 +73,7 @@ class UserRepository(abc.ABC):
         user = await self.get_by_id(token.user_id)
         return user if user is not None and user.holds_token(token.token_hash) else None
 
-    async def list_page(self, limit: int, after: UserId | None) -> UserPage:
+    async def list_page(self, limit: int, after: UserId | None) -> StoredUserPage:
         page = await self._list_page(limit, after)
         for user in page.users:
             self._remember(user)
@@ -118,7 +118,7 @@ class UserRepository(abc.ABC):
         """The users with these distinct ids, by id; any number of ids."""
 
     @abc.abstractmethod
-    async def _list_page(self, limit: int, after: UserId | None) -> UserPage: ...
+    async def _list_page(self, limit: int, after: UserId | None) -> StoredUserPage: ...
 
     @abc.abstractmethod
     async def _add(self, user: User) -> None: ...
@@ -132,7 +132,23 @@ class UserRepository(abc.ABC):
 
 
 class UnitOfWork(abc.ABC):
-    """One atomic change: ``async with uow: ...; await uow.commit()``; the rest is dropped."""
+    """Atomic changes: ``async with uow: ...; await uow.commit()``; what is not committed is
+    dropped when the block ends.
+
+    The contract a use case relies on:
+    - A unit of work may be entered several times, one block after another (never nested).
+      Each block commits at most once; its staged writes land together or not at all.
+    - What a block read stays remembered across blocks: the revision of every user read
+      (``users.get_*``) is the one a later ``update`` or ``delete`` of that user is checked
+      against, in whatever block it is staged. So a use case may read in one block, do slow
+      work outside any block (hashing a password), and write in the next; the write fails
+      with VersionConflict if anything changed the user in between.
+    - After a VersionConflict, read the user again (in a new block) before writing it again:
+      the revision remembered is the one the conflict proved stale (retry.retry_on_conflict
+      runs such attempts).
+    - ``commit`` raising leaves nothing landed, no version moved, and the users keep their
+      pending events; leaving the block drops the staged writes.
+    """
 
     users: UserRepository
 

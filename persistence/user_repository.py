@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from domain.ports import UserPage, UserRepository
+from domain.ports import StoredUserPage, UserRepository
 from domain.user import User
 from domain.values import Email, UserId
 from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
@@ -102,7 +102,7 @@ class DynamoUserRepository(UserRepository):
             if error_code(error) != "TransactionCanceledException":
                 raise to_storage_error(error, "TransactWriteItems") from error
 
-    async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
+    async def _list_page(self, limit: int, after: UserId | None) -> StoredUserPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         items: list[dict[str, Any]] = []
@@ -117,9 +117,9 @@ class DynamoUserRepository(UserRepository):
             items.extend(response.get("Items", []))
             if len(items) > limit:
                 users = [self._read(item) for item in items[:limit]]
-                return UserPage(users, users[-1].id)
+                return StoredUserPage(users, users[-1].id)
             if "LastEvaluatedKey" not in response:
-                return UserPage([self._read(item) for item in items], None)
+                return StoredUserPage([self._read(item) for item in items], None)
             # A scan page ends early at 1 MB: keep reading from where it stopped.
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 

@@ -14,7 +14,6 @@ from grpc_status import rpc_status
 
 from domain.errors import (
     AccountDisabled,
-    AccountLocked,
     AuthenticationFailed,
     ConcurrentRefresh,
     DeadlineExceeded,
@@ -22,6 +21,7 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
+    LockedOut,
     StorageUnavailable,
     UserNotFound,
     VersionConflict,
@@ -62,7 +62,7 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
     if isinstance(error, AccountDisabled):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
-    if isinstance(error, AccountLocked):
+    if isinstance(error, LockedOut):
         wait = Duration()
         wait.FromTimedelta(error.retry_after)
         return status_with(

@@ -12,7 +12,7 @@ from typing import Any
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.event_cursors import stream_key
 from domain.events import DomainEvent, RecordedEvent
-from domain.ports import AccessToken, PasswordResetMail, UnitOfWork, UserPage, UserRepository
+from domain.ports import AccessToken, PasswordResetMail, StoredUserPage, UnitOfWork, UserRepository
 from domain.user import User
 from domain.values import Email, Password, UserId
 
@@ -117,14 +117,14 @@ class FakeUserRepository(UserRepository):
         self._store.shadow_logins += 1
         await asyncio.sleep(0)
 
-    async def _list_page(self, limit: int, after: UserId | None) -> UserPage:
+    async def _list_page(self, limit: int, after: UserId | None) -> StoredUserPage:
         ids = sorted(self._store.users)
         start = 0
         if after is not None:
             start = next((i for i, key in enumerate(ids) if key > after.value), len(ids))
         chunk = ids[start : start + limit]
         more = start + limit < len(ids)
-        return UserPage(
+        return StoredUserPage(
             [self._read(self._store.users[key]) for key in chunk],
             UserId(chunk[-1]) if more else None,
         )

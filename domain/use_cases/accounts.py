@@ -39,9 +39,9 @@ class UserLookup:
     user: User | None
 
 
-def _check_expected_version(violations: Violations, expected_version: int) -> None:
+def _check_expected_version(check: Violations, expected_version: int) -> None:
     if expected_version < 1:
-        violations.add("expected_version", "must be the version you last read (1 or more)")
+        check.add("expected_version", "must be the version you last read (1 or more)")
 
 
 async def register_user(
@@ -54,15 +54,12 @@ async def register_user(
     first_name: str,
     last_name: str,
 ) -> User:
-    violations = Violations()
-    parsed_email = violations.parse("email", Email.parse, email)
-    parsed_password = violations.parse("password", Password.parse, password)
-    parsed_first = violations.parse("first_name", PersonName.parse, first_name)
-    parsed_last = violations.parse("last_name", PersonName.parse, last_name)
-    if parsed_email and parsed_password:
-        violations.check("password", check_new_password, parsed_password, email=parsed_email)
-    violations.raise_if_any()
-    assert parsed_email and parsed_password and parsed_first and parsed_last
+    with Violations() as check:
+        parsed_email = check.parse("email", Email.parse, email)
+        parsed_password = check.parse("password", Password.parse, password)
+        parsed_first = check.parse("first_name", PersonName.parse, first_name)
+        parsed_last = check.parse("last_name", PersonName.parse, last_name)
+        check.rule("password", check_new_password, parsed_password, email=parsed_email)
     password_hash = await hasher.hash(parsed_password)
     user = User.register(
         user_id=UserId.new(),
@@ -79,10 +76,8 @@ async def register_user(
 
 
 async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
-    violations = Violations()
-    parsed_id = violations.parse("id", UserId.parse, user_id)
-    violations.raise_if_any()
-    assert parsed_id
+    with Violations() as check:
+        parsed_id = check.parse("id", UserId.parse, user_id)
     async with uow:
         user = await uow.users.get_by_id(parsed_id)
     if user is None:
@@ -91,10 +86,8 @@ async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
 
 
 async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
-    violations = Violations()
-    parsed_email = violations.parse("email", Email.parse, email)
-    violations.raise_if_any()
-    assert parsed_email
+    with Violations() as check:
+        parsed_email = check.parse("email", Email.parse, email)
     async with uow:
         user = await uow.users.get_by_email(parsed_email)
     if user is None:
@@ -104,18 +97,17 @@ async def get_user_by_email(uow: UnitOfWork, *, email: str) -> User:
 
 async def batch_get_users(uow: UnitOfWork, *, ids: Sequence[str]) -> list[UserLookup]:
     """One lookup per requested id, in the request's order; duplicates are answered in place."""
-    violations = Violations()
-    if not 1 <= len(ids) <= MAX_BATCH_IDS:
-        violations.add("ids", f"must hold 1 to {MAX_BATCH_IDS} ids, not {len(ids)}")
-        violations.raise_if_any()  # the ids themselves are not looked at
-    user_ids = _parse_ids(violations, ids)
-    violations.raise_if_any()
+    with Violations() as check:
+        if not 1 <= len(ids) <= MAX_BATCH_IDS:
+            check.add("ids", f"must hold 1 to {MAX_BATCH_IDS} ids, not {len(ids)}")
+            check.raise_if_any()  # the ids themselves are not looked at
+        user_ids = _parse_ids(check, ids)
     async with uow:
         found = await uow.users.get_many(user_ids)
     return [UserLookup(user_id, found.get(user_id)) for user_id in user_ids]
 
 
-def _parse_ids(violations: Violations, ids: Sequence[str]) -> list[UserId]:
+def _parse_ids(check: Violations, ids: Sequence[str]) -> list[UserId]:
     """The ids parsed; the first malformed ones recorded by position (``ids[3]``), the rest
     counted."""
     parsed: list[UserId] = []
@@ -126,10 +118,10 @@ def _parse_ids(violations: Violations, ids: Sequence[str]) -> list[UserId]:
         except InvalidValue as error:
             malformed += 1
             if malformed <= MAX_NAMED_BAD_IDS:
-                violations.add(f"ids[{i}]", str(error))
+                check.add(f"ids[{i}]", str(error))
     if malformed > MAX_NAMED_BAD_IDS:
         unnamed = malformed - MAX_NAMED_BAD_IDS
-        violations.add("ids", f"{unnamed} more ids after those named are not UUIDs")
+        check.add("ids", f"{unnamed} more ids after those named are not UUIDs")
     return parsed
 
 
@@ -142,23 +134,13 @@ async def update_profile(
     last_name: str | None,
     expected_version: int,
 ) -> User:
-    violations = Violations()
-    parsed_id = violations.parse("id", UserId.parse, user_id)
-    parsed_first = (
-        violations.parse("first_name", PersonName.parse, first_name)
-        if first_name is not None
-        else None
-    )
-    parsed_last = (
-        violations.parse("last_name", PersonName.parse, last_name)
-        if last_name is not None
-        else None
-    )
-    if first_name is None and last_name is None:
-        violations.add("first_name", "give first_name, last_name or both")
-    _check_expected_version(violations, expected_version)
-    violations.raise_if_any()
-    assert parsed_id
+    with Violations() as check:
+        parsed_id = check.parse("id", UserId.parse, user_id)
+        parsed_first = check.optional("first_name", PersonName.parse, first_name)
+        parsed_last = check.optional("last_name", PersonName.parse, last_name)
+        if first_name is None and last_name is None:
+            check.add("first_name", "give first_name, last_name or both")
+        _check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> User:
         async with uow:
@@ -177,11 +159,9 @@ async def update_profile(
 async def delete_user(
     uow: UnitOfWork, clock: Clock, *, user_id: str, expected_version: int
 ) -> None:
-    violations = Violations()
-    parsed_id = violations.parse("id", UserId.parse, user_id)
-    _check_expected_version(violations, expected_version)
-    violations.raise_if_any()
-    assert parsed_id
+    with Violations() as check:
+        parsed_id = check.parse("id", UserId.parse, user_id)
+        _check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> None:
         async with uow:
@@ -206,10 +186,8 @@ async def enable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
 async def _switch_status(
     uow: UnitOfWork, clock: Clock, user_id: str, switch: Callable[[User, datetime], None]
 ) -> User:
-    violations = Violations()
-    parsed_id = violations.parse("id", UserId.parse, user_id)
-    violations.raise_if_any()
-    assert parsed_id
+    with Violations() as check:
+        parsed_id = check.parse("id", UserId.parse, user_id)
 
     async def apply(attempt: int) -> User:
         async with uow:
@@ -227,17 +205,21 @@ async def _switch_status(
 async def list_users(
     uow: UnitOfWork, page_tokens: PageTokenCodec, *, page_size: int, page_token: str
 ) -> UsersPage:
-    violations = Violations()
-    if not 0 <= page_size <= MAX_PAGE_SIZE:
-        violations.add(
-            "page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
-        )
-    after = violations.parse("page_token", page_tokens.decode, page_token) if page_token else None
-    violations.raise_if_any()
+    with Violations() as check:
+        check_page_size(check, page_size)
+        after = check.optional("page_token", page_tokens.decode, page_token or None)
     async with uow:
         page = await uow.users.list_page(page_size or DEFAULT_PAGE_SIZE, after)
     next_token = page_tokens.encode(page.last_key) if page.last_key is not None else ""
     return UsersPage(users=page.users, next_page_token=next_token)
+
+
+def check_page_size(check: Violations, page_size: int) -> None:
+    """A page size of 0 (the default) to MAX_PAGE_SIZE."""
+    if not 0 <= page_size <= MAX_PAGE_SIZE:
+        check.add(
+            "page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
+        )
 
 
 async def _load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: int) -> User:

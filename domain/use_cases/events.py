@@ -8,7 +8,7 @@ from domain.event_cursors import StreamCursor
 from domain.events import RecordedEvent
 from domain.pagination import EventPageTokenCodec
 from domain.ports import EventLog
-from domain.use_cases.accounts import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from domain.use_cases.accounts import DEFAULT_PAGE_SIZE, check_page_size
 from domain.use_cases.validation import Violations
 from domain.values import UserId
 
@@ -33,20 +33,14 @@ async def list_user_events(
     page_token: str,
 ) -> UserEventsPage:
     """The user's events after the page token's, in sequence order; none for an unknown id."""
-    violations = Violations()
-    parsed_id = violations.parse("user_id", UserId.parse, user_id)
-    if not 0 <= page_size <= MAX_PAGE_SIZE:
-        violations.add(
-            "page_size", f"must be between 0 and {MAX_PAGE_SIZE} (0 means {DEFAULT_PAGE_SIZE})"
-        )
-    after = 0
-    if page_token and parsed_id is not None:
-        last = violations.parse(
-            "page_token", lambda token: page_tokens.decode(token, parsed_id), page_token
-        )
-        after = last or 0
-    violations.raise_if_any()
-    assert parsed_id is not None
+    with Violations() as check:
+        parsed_id = check.parse("user_id", UserId.parse, user_id)
+        check_page_size(check, page_size)
+        after = 0  # the page token is read only with the user it must be issued for
+        if page_token and check.valid(parsed_id):
+            after = check.parse(
+                "page_token", lambda token: page_tokens.decode(token, parsed_id), page_token
+            )
     limit = page_size or DEFAULT_PAGE_SIZE
     # One event more than asked tells whether another page exists: no empty last page.
     events = await log.user_events(parsed_id, after_sequence=after, limit=limit + 1)
@@ -60,10 +54,9 @@ def watch_position(*, after_cursor: str) -> StreamCursor | None:
     """Where a watch starts: after the event ``after_cursor`` names; None: the oldest retained."""
     if not after_cursor:
         return None
-    violations = Violations()
-    if len(after_cursor) > MAX_CURSOR_LENGTH:
-        violations.add("after_cursor", f"must be at most {MAX_CURSOR_LENGTH} characters")
-        violations.raise_if_any()
-    cursor = violations.parse("after_cursor", StreamCursor.parse, after_cursor)
-    violations.raise_if_any()
+    with Violations() as check:
+        if len(after_cursor) > MAX_CURSOR_LENGTH:
+            check.add("after_cursor", f"must be at most {MAX_CURSOR_LENGTH} characters")
+            check.raise_if_any()  # too long to be worth parsing
+        cursor = check.parse("after_cursor", StreamCursor.parse, after_cursor)
     return cursor

@@ -40,30 +40,27 @@ async def change_password(
     new_password: str,
     keep_session_id: str,
 ) -> None:
-    violations = Violations()
-    parsed_id = violations.parse("user_id", UserId.parse, user_id)
-    current = violations.parse("current_password", Password.presented, current_password)
-    new = violations.parse("new_password", Password.parse, new_password)
-    if len(keep_session_id) > _SESSION_ID_MAX_LENGTH:
-        violations.add("keep_session_id", f"must be at most {_SESSION_ID_MAX_LENGTH} characters")
-    violations.raise_if_any()
-    assert parsed_id and current and new
+    with Violations() as check:
+        parsed_id = check.parse("user_id", UserId.parse, user_id)
+        current = check.parse("current_password", Password.presented, current_password)
+        new = check.parse("new_password", Password.parse, new_password)
+        if len(keep_session_id) > _SESSION_ID_MAX_LENGTH:
+            check.add("keep_session_id", f"must be at most {_SESSION_ID_MAX_LENGTH} characters")
     async with uow:
-        user = await uow.users.require(parsed_id)
-    violations.check("new_password", check_new_password, new, email=user.email)
-    violations.raise_if_any()
-    verified_hash = user.password_hash
+        first_read = await uow.users.require(parsed_id)
+    with Violations() as check:
+        check.rule("new_password", check_new_password, new, email=first_read.email)
+    verified_hash = first_read.password_hash
     if not await hasher.verify(verified_hash, current):
-        await record_failed_login(uow, user, clock, policy)
+        await record_failed_login(uow, first_read, clock, policy)
         raise AuthenticationFailed("the current password is incorrect")
-    check_may_sign_in(user, clock())
+    check_may_sign_in(first_read, clock())
     new_hash = await hasher.hash(new)
 
     async def apply(attempt: int) -> None:
-        nonlocal user
         async with uow:
-            if attempt:
-                user = await uow.users.require(parsed_id)
+            # A retry reads the user again: another write landed since the first read.
+            user = first_read if not attempt else await uow.users.require(parsed_id)
             if user.password_hash != verified_hash:
                 # Changed by someone else since we checked the current password against it.
                 raise StaleVersion(expected=user.version, actual=user.version)
@@ -95,10 +92,8 @@ async def request_password_reset(
     Only the address's form is checked before the reply; the lookup, the write and the mail
     happen after it, so the reply is the same, and as fast, whether or not the address exists.
     """
-    violations = Violations()
-    parsed_email = violations.parse("email", Email.parse, email)
-    violations.raise_if_any()
-    assert parsed_email
+    with Violations() as check:
+        parsed_email = check.parse("email", Email.parse, email)
     later.spawn(
         _issue_reset(uow, notifier, clock, policy, parsed_email), name="issue a password reset"
     )
@@ -132,12 +127,10 @@ async def reset_password(
     uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, *, reset_token: str, new_password: str
 ) -> None:
     """Set a new password with a reset token; the token is spent and every session ends."""
-    violations = Violations()
-    if not reset_token.strip():
-        violations.add("reset_token", "must not be empty")
-    new = violations.parse("new_password", Password.parse, new_password)
-    violations.raise_if_any()
-    assert new
+    with Violations() as check:
+        if not reset_token.strip():
+            check.add("reset_token", "must not be empty")
+        new = check.parse("new_password", Password.parse, new_password)
     try:
         lookup = parse_token(reset_token)
     except InvalidValue:
@@ -147,8 +140,8 @@ async def reset_password(
     if found is None:
         raise InvalidResetToken()
     found.check_reset_token(lookup, clock())
-    violations.check("new_password", check_new_password, new, email=found.email)
-    violations.raise_if_any()
+    with Violations() as check:
+        check.rule("new_password", check_new_password, new, email=found.email)
     new_hash = await hasher.hash(new)
     first_read: User = found
 

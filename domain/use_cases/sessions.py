@@ -7,11 +7,11 @@ from datetime import datetime
 
 from domain.errors import (
     AccountDisabled,
-    AccountLocked,
     AuthenticationFailed,
     ConcurrentRefresh,
     InvalidRefreshToken,
     InvalidValue,
+    LockedOut,
     UserNotFound,
 )
 from domain.events import SessionEndReason
@@ -53,20 +53,18 @@ async def authenticate(
     email: str,
     password: str,
 ) -> SessionTokens:
-    violations = Violations()
-    parsed_email = violations.parse("email", Email.parse, email)
-    presented = violations.parse("password", Password.presented, password)
-    violations.raise_if_any()
-    assert parsed_email and presented
+    with Violations() as check:
+        parsed_email = check.parse("email", Email.parse, email)
+        presented = check.parse("password", Password.presented, password)
     async with uow:
-        found = await uow.users.get_by_email(parsed_email)
-    if found is None:
+        user = await uow.users.get_by_email(parsed_email)
+    if user is None:
         # The same work as a wrong password (a hash check and the store round trips of counting
         # a failure), so the time taken does not tell which emails have accounts.
         await hasher.verify(hasher.dummy_hash, presented)
         await uow.users.shadow_failed_login()
         raise AuthenticationFailed()
-    user: User = found
+    first_read: User = user
     verified_hash = user.password_hash
     if not await hasher.verify(verified_hash, presented):
         # Counted before the reply: the next attempt, on any replica, sees it.
@@ -77,13 +75,12 @@ async def authenticate(
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
     async def open_session(attempt: int) -> SessionTokens:
-        nonlocal user
         async with uow:
-            if attempt:
-                current = await uow.users.get_by_id(user.id)
-                if current is None:
-                    raise AuthenticationFailed()  # deleted while we were checking the password
-                user = current
+            # The first attempt writes the user read above (the unit of work checks its
+            # revision); a retry reads it again, since another write landed in between.
+            user = first_read if not attempt else await uow.users.get_by_id(first_read.id)
+            if user is None:
+                raise AuthenticationFailed()  # deleted while we were checking the password
             now = clock()
             if user.password_hash != verified_hash:
                 raise AuthenticationFailed()  # the password changed while we were checking it
@@ -103,11 +100,11 @@ async def authenticate(
 
 
 def check_may_sign_in(user: User, now: datetime) -> None:
-    """AccountDisabled or AccountLocked, for a caller who has just proved the password."""
+    """AccountDisabled or LockedOut, for a caller who has just proved the password."""
     if user.status is UserStatus.DISABLED:
         raise AccountDisabled()
     if (remaining := user.lock_remaining(now)) is not None:
-        raise AccountLocked(remaining)
+        raise LockedOut(remaining)
 
 
 async def refresh_session(
@@ -166,10 +163,8 @@ async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
 
 async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
     """End every session of a user; how many there were."""
-    violations = Violations()
-    parsed_id = violations.parse("user_id", UserId.parse, user_id)
-    violations.raise_if_any()
-    assert parsed_id
+    with Violations() as check:
+        parsed_id = check.parse("user_id", UserId.parse, user_id)
 
     async def end_all(attempt: int) -> int:
         async with uow:
@@ -186,9 +181,8 @@ async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
 def _parse_refresh_token(raw: str) -> TokenLookup | None:
     """The token's lookup; INVALID_ARGUMENT when empty, None when it cannot be one of ours."""
     if not raw.strip():
-        violations = Violations()
-        violations.add("refresh_token", "must not be empty")
-        violations.raise_if_any()
+        with Violations() as check:
+            check.add("refresh_token", "must not be empty")
     try:
         return parse_token(raw)
     except InvalidValue:
@@ -201,18 +195,17 @@ async def record_failed_login(
     """Count a wrong password against the account (retried on conflicts, so none is lost)."""
 
     async def record(attempt: int) -> None:
-        nonlocal user
         async with uow:
-            if attempt:
-                user = await uow.users.require(user.id)
+            # A retry reads the user again: another write landed since ``user`` was read.
+            current = user if not attempt else await uow.users.require(user.id)
             now = clock()
-            if user.lock_remaining(now) is not None:
+            if current.lock_remaining(now) is not None:
                 # Already locked: nothing to count. The shadow keeps the reply as slow as a
                 # counted failure, so timing does not reveal the lock either.
                 await uow.users.shadow_failed_login()
                 return
-            user.record_failed_login(now, policy.lockout)
-            await uow.users.update(user)
+            current.record_failed_login(now, policy.lockout)
+            await uow.users.update(current)
             await uow.commit()
 
     try:

@@ -1,4 +1,5 @@
-"""The layers stay honest: the domain imports only the standard library and itself."""
+"""The layers stay honest: the domain imports only the standard library and itself, persistence
+never the server, and the data tools only the settings of the server."""
 
 from __future__ import annotations
 
@@ -38,3 +39,20 @@ def test_persistence_does_not_import_the_server() -> None:
     imports = imported_top_level_modules("persistence")
     assert "server" not in imports
     assert not {"grpc", "google", "biome"} & set(imports)
+
+
+def test_only_the_command_line_reaches_the_data_tools() -> None:
+    for package in ("domain", "persistence", "server"):
+        files = imported_top_level_modules(package).get("datatools", set())
+        assert files <= {"server/cli.py"}, package
+
+
+def test_the_data_tools_take_from_the_server_only_its_settings() -> None:
+    server_modules = set()
+    for path in sorted((ROOT / "datatools").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.split(".")[0] == "server":
+                    server_modules.add(node.module)
+    assert server_modules <= {"server.settings", "server.from_settings"}
+    assert not {"grpc", "google", "biome"} & set(imported_top_level_modules("datatools"))

@@ -16,7 +16,6 @@ from grpc_status import rpc_status
 
 from domain.errors import (
     AccountDisabled,
-    AccountLocked,
     AuthenticationFailed,
     ConcurrentRefresh,
     DeadlineExceeded,
@@ -25,6 +24,7 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
+    LockedOut,
     StorageError,
     StorageUnavailable,
     UserNotFound,
@@ -103,7 +103,7 @@ def raising(error: BaseException) -> Behaviour:
         (InvalidResetToken(), grpc.StatusCode.UNAUTHENTICATED),
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
-        (AccountLocked(timedelta(minutes=3)), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (LockedOut(timedelta(minutes=3)), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
         (CallerNotPermitted("admin"), grpc.StatusCode.PERMISSION_DENIED),
         (StorageUnavailable(), grpc.StatusCode.UNAVAILABLE),
@@ -152,7 +152,7 @@ async def test_storage_unavailable_tells_the_caller_when_to_retry(call: Invoke) 
 
 
 async def test_a_locked_account_tells_the_caller_when_the_lock_ends(call: Invoke) -> None:
-    failure = await call(raising(AccountLocked(timedelta(minutes=14, seconds=30))))
+    failure = await call(raising(LockedOut(timedelta(minutes=14, seconds=30))))
 
     status = rich_status(failure)
     assert status is not None

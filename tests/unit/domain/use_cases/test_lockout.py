@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from domain.errors import AccountLocked, AuthenticationFailed
-from domain.events import AccountLocked as DomainAccountLocked
+from domain.errors import AuthenticationFailed, LockedOut
+from domain.events import AccountLocked
 from domain.policies import LockoutPolicy
 from domain.user import User
 from tests.builders import T0, new_user
@@ -50,7 +50,7 @@ def test_the_fifth_failure_within_the_window_locks_for_the_lock_duration() -> No
     assert user.lock_remaining(fifth) == timedelta(minutes=15)
     assert user.lock_remaining(fifth + 10 * MINUTE) == timedelta(minutes=5)
     assert user.events == [
-        DomainAccountLocked(user.id.value, fifth, locked_until=fifth + POLICY.duration)
+        AccountLocked(user.id.value, fifth, locked_until=fifth + POLICY.duration)
     ]
 
 
@@ -123,11 +123,11 @@ async def test_five_wrong_passwords_lock_out_even_the_right_one() -> None:
     assert kit.new_events(user) == []
     await fail_sign_in(kit, 1)
     assert kit.new_events(user) == [
-        DomainAccountLocked(user.id.value, T0, locked_until=T0 + POLICY.duration)
+        AccountLocked(user.id.value, T0, locked_until=T0 + POLICY.duration)
     ]
     kit.later(minutes=10)
 
-    with pytest.raises(AccountLocked) as locked:
+    with pytest.raises(LockedOut) as locked:
         await kit.sign_in()
 
     assert locked.value.retry_after == timedelta(minutes=5)
