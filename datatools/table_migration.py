@@ -15,7 +15,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -112,7 +112,9 @@ async def _migrate_item(
                 raise to_storage_error(error, "PutItem") from error
             assert isinstance(error, ClientError)
             report.changed_concurrently += 1
-            stored = error.response.get("Item")
+            # cast: with ReturnValuesOnConditionCheckFailure=ALL_OLD the failure carries the stored
+            # item (absent if it was deleted); botocore-stubs' error response does not declare it.
+            stored = cast("Item | None", error.response.get("Item"))
             if not stored:
                 return _Result.DELETED
             item = stored

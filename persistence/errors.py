@@ -6,7 +6,7 @@ import enum
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
@@ -95,7 +95,10 @@ def cancellation_reasons(error: BaseException) -> list[dict[str, Any]]:
     """The per-item reasons of a cancelled transaction, in request order ([] for other errors)."""
     if not isinstance(error, ClientError) or error_code(error) != "TransactionCanceledException":
         return []
-    return list(error.response.get("CancellationReasons") or [])
+    # cast: botocore-stubs types a reason's Item as {"key", "value"}, but DynamoDB sends the
+    # old item itself (attribute name -> AttributeValue); at runtime each reason is a plain dict.
+    reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
+    return list(reasons)
 
 
 def is_transient_cancellation(error: BaseException) -> bool:

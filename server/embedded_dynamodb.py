@@ -42,7 +42,7 @@ def _make_server(host: str, port: int) -> BaseWSGIServer:
             "or set USER_SERVICE_DYNAMODB_ENDPOINT to a DynamoDB endpoint"
         ) from error
 
-    class PatientRequestHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
+    class PatientRequestHandler(MotoRequestHandler):
         # One request at a time means one stalled client (a connection opened and never
         # written to, e.g. by a task cancelled mid-request) would stall every other client:
         # such a connection is dropped after this many seconds.

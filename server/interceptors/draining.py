@@ -73,6 +73,8 @@ class DrainGate(grpc.aio.ServerInterceptor):
         return self._handlers.get(handler_call_details.method, handler)
 
     def _counted_handler(self, method: str, handler: _Handler) -> _Handler:
+        if handler.unary_unary is None:  # intercept_service passes unary-unary handlers only
+            raise TypeError(f"{method}: not a unary-unary handler")
         return grpc.unary_unary_rpc_method_handler(
             self._counted(handler.unary_unary),
             request_deserializer=handler.request_deserializer,

@@ -42,6 +42,8 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
 
 def _guarded_handler(method: str, handler: _Handler) -> _Handler:
     if handler.unary_unary is None:
+        if handler.unary_stream is None:  # intercept_service passes no other kind of handler here
+            raise TypeError(f"{method}: neither a unary-unary nor a unary-stream handler")
         return grpc.unary_stream_rpc_method_handler(
             _guarded_stream(handler.unary_stream, method),
             request_deserializer=_tolerant(handler.request_deserializer),

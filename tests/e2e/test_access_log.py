@@ -190,7 +190,7 @@ async def test_a_huge_or_forged_request_id_is_replaced_never_logged(
 async def test_health_checks_are_logged_at_debug_so_they_do_not_flood_the_log(
     service: Service, log: JsonLog
 ) -> None:
-    call = health_pb2_grpc.HealthStub(service.channel).Check(
+    call = health_pb2_grpc.HealthStub(service.channel).Check(  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
         health_pb2.HealthCheckRequest(), metadata=with_request_id("probe-1"), timeout=TIMEOUT
     )
     assert await ok_trailers(call) == "probe-1"
@@ -202,7 +202,8 @@ async def test_health_checks_are_logged_at_debug_so_they_do_not_flood_the_log(
 async def test_a_stream_is_logged_when_it_ends_with_its_request_id_in_the_trailers(
     service: Service, log: JsonLog
 ) -> None:
-    reflection = reflection_pb2_grpc.ServerReflectionStub(service.channel)
+    # Any: the stub's ServerReflectionInfo is a broken placeholder ("Incomplete" from binascii).
+    reflection: Any = reflection_pb2_grpc.ServerReflectionStub(service.channel)  # type: ignore[arg-type]  # the stub accepts only a sync channel
     call = reflection.ServerReflectionInfo(metadata=with_request_id("listing"), timeout=TIMEOUT)
     await call.write(reflection_pb2.ServerReflectionRequest(list_services=""))
     await call.done_writing()
@@ -217,7 +218,7 @@ async def test_a_stream_is_logged_when_it_ends_with_its_request_id_in_the_traile
 async def test_a_stream_the_caller_cancels_is_logged_as_cancelled(
     service: Service, log: JsonLog
 ) -> None:
-    watch = health_pb2_grpc.HealthStub(service.channel).Watch(
+    watch = health_pb2_grpc.HealthStub(service.channel).Watch(  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
         health_pb2.HealthCheckRequest(), metadata=with_request_id("watcher"), timeout=TIMEOUT
     )
     await watch.read()  # the current status: the stream is open

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from uuid import uuid4
 
@@ -56,7 +56,7 @@ def registration(email: str) -> pb.RegisterUserRequest:
 
 
 async def health_of(service: Service) -> int:
-    reply = await health_pb2_grpc.HealthStub(service.channel).Check(
+    reply = await health_pb2_grpc.HealthStub(service.channel).Check(  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
         health_pb2.HealthCheckRequest(), timeout=5
     )
     return int(reply.status)
@@ -73,7 +73,7 @@ async def wait_for_health(service: Service, status: int, within: float) -> float
 
 async def assert_unavailable_in_bounded_time(service: Service) -> None:
     """A read and a write both fail UNAVAILABLE with RetryInfo, in bounded time, saying no more."""
-    calls = {
+    calls: dict[str, Awaitable[pb.User]] = {
         "GetUserByEmail": service.stub.GetUserByEmail(
             pb.GetUserByEmailRequest(email="ada@example.com"), timeout=30
         ),

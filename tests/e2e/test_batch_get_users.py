@@ -24,7 +24,7 @@ PASSWORD = "correct horse battery"
 
 
 async def register(
-    stub: user_service_pb2_grpc.UserServiceStub,
+    stub: user_service_pb2_grpc.UserServiceAsyncStub,
     email: str,
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> pb.User:

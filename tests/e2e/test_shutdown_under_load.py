@@ -147,7 +147,9 @@ def start_burst(
         user_id = next(to_update, None) if i % step == 0 else None
         if user_id is None:
             email = f"burst-{i}-{suffix}@example.com"
-            call = stub.RegisterUser(registration(email), timeout=RPC_TIMEOUT_SECONDS)
+            call: Awaitable[pb.User] = stub.RegisterUser(
+                registration(email), timeout=RPC_TIMEOUT_SECONDS
+            )
             tasks.append(asyncio.create_task(outcome_of(running, "register", email, call)))
         else:
             update = pb.UpdateProfileRequest(
@@ -207,7 +209,7 @@ def assert_every_user_has_its_guard_and_every_guard_its_user(
 async def health_check(health: health_pb2_grpc.HealthStub) -> str:
     """The overall health status's name, or the status code's name if the check fails."""
     try:
-        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
     except grpc.aio.AioRpcError as error:
         return str(error.code().name)
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -334,7 +336,7 @@ async def test_an_open_health_watch_sees_not_serving_and_does_not_hold_the_shutd
     grace = 20.0
     async with serving(moto_endpoint, grace) as running:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
             statuses = [(await watch.read()).status]
             running.process.send_signal(signal.SIGTERM)
             sent_sigterm = time.monotonic()

@@ -145,7 +145,8 @@ def unparsable_calls(channel: grpc.aio.Channel) -> Iterator[tuple[str, Any]]:
     """For every RPC, a call of it with each payload that is no message of its request type."""
     for method in pb.DESCRIPTOR.services_by_name["UserService"].methods:
         request_type = getattr(pb, method.input_type.name)
-        call = channel.unary_unary(
+        # No serializers: the payload goes out as given, and the reply would come back as bytes.
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
             f"/{method.containing_service.full_name}/{method.name}",
             request_serializer=None,
             response_deserializer=None,

@@ -71,7 +71,7 @@ class Floor:
             last_name=item["LastName"]["S"],
         )
 
-    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+    def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {

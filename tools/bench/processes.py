@@ -124,7 +124,7 @@ async def wait_until_serving(target: str, child: Child, within: float) -> float:
         while time.monotonic() < deadline:
             child.check_alive()
             try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
             except grpc.aio.AioRpcError:
                 pass
             else:

@@ -57,7 +57,7 @@ async def wait_until_serving(
                     f"the spawned instance exited with code {process.returncode}"
                 )
             try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1.0)  # type: ignore[attr-defined]  # the stub's HealthStub declares no RPCs
             except grpc.aio.AioRpcError as error:
                 last = error.code().name
             else:

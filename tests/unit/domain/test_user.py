@@ -23,7 +23,7 @@ from domain.events import (
 )
 from domain.secret_tokens import issue_token, parse_token
 from domain.user import User, UserStatus
-from domain.values import Email, PersonName, UserId
+from domain.values import Email, PersonName, Session, UserId
 from tests.builders import session
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -114,7 +114,10 @@ def test_newest_session_is_the_one_whose_token_was_issued_last() -> None:
 
 def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
     user = make_user()
-    user.sessions = (session("a"), session("b", minutes=1))
+    # Typed as the attribute is: mypy keeps an assigned attribute's narrower type past the
+    # method calls that change it (here disable()), and would find the checks below impossible.
+    sessions: tuple[Session, ...] = (session("a"), session("b", minutes=1))
+    user.sessions = sessions
     user.events.clear()
     later = NOW + timedelta(hours=1)
 
@@ -130,7 +133,8 @@ def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
     ]
     user.events.clear()
     user.enable(later + timedelta(hours=1))
-    assert user.status is UserStatus.ACTIVE
+    status: UserStatus = user.status  # not the DISABLED that mypy keeps from the check above
+    assert status is UserStatus.ACTIVE
     assert user.updated_at == later + timedelta(hours=1)
     assert user.events == [UserEnabled(uid, later + timedelta(hours=1))]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
 
@@ -32,8 +33,15 @@ T0 = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
 USER = "0b7e7f55-9f3c-4d7a-9d38-1c2b3a4d5e6f"
 
 
+class EventCommon(TypedDict):
+    """The fields every DomainEvent has."""
+
+    user_id: str
+    occurred_at: datetime
+
+
 def one_of_each() -> list[DomainEvent]:
-    at = {"user_id": USER, "occurred_at": T0}
+    at: EventCommon = {"user_id": USER, "occurred_at": T0}
     return [
         UserRegistered(**at, email="Ada@Example.com", first_name="Ada", last_name="Lovelace"),
         ProfileUpdated(**at, first_name="Ada", last_name="King"),

@@ -13,7 +13,7 @@ from server.crypto.access_tokens import SigningKeyError, generate_signing_keys, 
 from server.from_settings import auth_policy, caller_auth, notifier, signing_keys
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
-from server.settings import Settings
+from server.settings import ApiKey, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -79,5 +79,5 @@ def test_reset_mail_goes_to_the_outbox_in_development_and_smtp_when_asked(
 
 def test_callers_are_checked_only_when_keys_or_a_client_ca_are_configured() -> None:
     assert caller_auth(Settings()) is None
-    keyed = Settings(api_keys=[{"name": "billing", "sha256": "ab" * 32, "roles": []}])
+    keyed = Settings(api_keys=[ApiKey(name="billing", sha256="ab" * 32, roles=())])
     assert caller_auth(keyed) is not None

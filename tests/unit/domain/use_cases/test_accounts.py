@@ -29,6 +29,7 @@ from domain.events import (
 from domain.pagination import PageTokenCodec
 from domain.use_cases import accounts
 from domain.user import User, UserStatus
+from domain.values import UserId
 from tests.fakes import FakePasswordHasher, FakeUnitOfWork, FixedClock, InMemoryStore
 from tests.unit.domain.use_cases.auth_kit import AuthKit
 
@@ -284,7 +285,8 @@ async def test_list_users_pages_through_everyone_once(
     store: InMemoryStore, clock: FixedClock
 ) -> None:
     registered = {(await register(store, clock, f"user{i}@example.com")).id for i in range(7)}
-    seen, token, pages = [], "", 0
+    seen: list[UserId] = []
+    token, pages = "", 0
     while True:
         page = await accounts.list_users(
             FakeUnitOfWork(store), CODEC, page_size=3, page_token=token

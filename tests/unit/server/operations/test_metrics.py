@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict
 
 import grpc
 import pytest
@@ -143,9 +144,16 @@ def test_two_instances_keep_their_counts_apart() -> None:
     assert value(second, "user_service_dynamodb_throttles_total", operation="Scan") == 0
 
 
+class PortSettings(TypedDict, total=False):
+    """The other ports of Settings, one of which a case sets to the metrics port."""
+
+    port: int
+    health_port: int
+
+
 @pytest.mark.parametrize("clash", [{"port": 9100}, {"health_port": 9100}])
 def test_the_metrics_port_must_differ_from_the_service_and_health_ports(
-    clash: dict[str, int],
+    clash: PortSettings,
 ) -> None:
     with pytest.raises(ValidationError) as raised:
         Settings(metrics_port=9100, **clash)
