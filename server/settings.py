@@ -26,6 +26,7 @@ from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.mail.reset_mail import check_link_template
 
 ENV_PREFIX = "USER_SERVICE_"
+MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 3600
 
 # OWASP Password Storage Cheat Sheet, argon2id: m=19456 KiB, t=2, p=1 is the weakest acceptable.
 ARGON2_MIN_MEMORY_KIB = 19456
@@ -98,8 +99,11 @@ class Settings(BaseSettings):
     session_idle_lifetime_seconds: int = Field(default=7 * 86400, ge=60)
     refresh_token_reuse_grace_seconds: float = Field(default=10.0, ge=0, le=300)
 
-    # Access tokens (Ed25519-signed JWTs).
-    access_token_lifetime_seconds: int = Field(default=900, ge=60, le=86400)
+    # Access tokens (Ed25519-signed JWTs). A verifier cannot learn that a session ended before
+    # its token expires (Logout, DisableUser): the lifetime bounds that window, hence at most 1 h.
+    access_token_lifetime_seconds: int = Field(
+        default=900, ge=60, le=MAX_ACCESS_TOKEN_LIFETIME_SECONDS
+    )
     jwt_issuer: str = Field(default="urn:biome:user-service", min_length=1)
     jwt_audience: str = Field(default="urn:biome:services", min_length=1)
     jwt_signing_keys: SecretStr | None = None
@@ -255,6 +259,32 @@ class Settings(BaseSettings):
             return (
                 "production needs USER_SERVICE_JWT_SIGNING_KEYS "
                 "or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
+            )
+        return self._unsafe_mail_in_production()
+
+    # --- production refusals of mail settings (issue 13) ---------------------------------------
+
+    def _unsafe_mail_in_production(self) -> str | None:
+        """Why the reset mail settings are unsafe in production (checked only when serving)."""
+        if "password_reset_link_template" not in self.model_fields_set:
+            return (
+                "production needs USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE, an https:// link "
+                "to the reset page (the default points at http://localhost)"
+            )
+        if urlsplit(self.password_reset_link_template).scheme != "https":
+            return (
+                "production needs an https:// USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: "
+                "the link carries a live reset token"
+            )
+        if self.notifier_kind == "outbox":
+            return (
+                "USER_SERVICE_NOTIFIER=outbox is for development: it writes live reset tokens "
+                "to disk; production sends mail with smtp"
+            )
+        if self.smtp_security == "none" and self.smtp_password is not None:
+            return (
+                "USER_SERVICE_SMTP_SECURITY=none would send USER_SERVICE_SMTP_PASSWORD in "
+                "clear; use starttls or tls"
             )
         return None
 

@@ -20,6 +20,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+HTTPS_RESET_LINK = "https://accounts.example.com/reset-password?token={token}"
 API_KEY_ENTRY = '[{"name": "billing", "sha256": "' + "ab" * 32 + '", "roles": ["admin"]}]'
 
 
@@ -30,6 +31,7 @@ def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
         "USER_SERVICE_ALLOW_PLAINTEXT": "true",
         "USER_SERVICE_API_KEYS": API_KEY_ENTRY,
         "USER_SERVICE_JWT_SIGNING_KEYS_FILE": "/run/secrets/jwt-signing-keys.pem",
+        "USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE": HTTPS_RESET_LINK,
     }
     variables.update(overrides)
     for name, value in variables.items():
@@ -271,3 +273,103 @@ def test_the_reset_link_template_must_hold_the_token_placeholder(
         "invalid setting USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: "
         "must contain {token} exactly once"
     )
+
+
+# --- production refusals of unsafe mail settings, and the access-token lifetime (issue 13) -------
+
+
+def test_production_passes_every_serving_check_with_the_helper_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch)
+
+    assert Settings().unmet_serving_requirement() is None
+
+
+def test_production_refuses_to_serve_without_a_reset_link_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    production(monkeypatch, USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE="")
+
+    missing = Settings().unmet_serving_requirement()
+
+    assert missing is not None
+    assert missing.startswith("production needs USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE")
+    assert "https://" in missing
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "http://accounts.example.com/reset-password?token={token}",
+        "accounts.example.com/reset?token={token}",
+        "HTTPS-not://accounts.example.com/reset?token={token}",
+    ],
+)
+def test_production_refuses_a_reset_link_that_is_not_https(
+    monkeypatch: pytest.MonkeyPatch, link: str
+) -> None:
+    production(monkeypatch, USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE=link)
+
+    missing = Settings().unmet_serving_requirement()
+
+    assert missing is not None
+    assert "https:// USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE" in missing
+
+
+def test_production_refuses_the_outbox_notifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    production(monkeypatch, USER_SERVICE_NOTIFIER="outbox")
+
+    missing = Settings().unmet_serving_requirement()
+
+    assert missing is not None
+    assert missing.startswith("USER_SERVICE_NOTIFIER=outbox is for development")
+
+
+def test_production_refuses_an_smtp_password_without_transport_security(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "smtp-secret-password-1"
+    production(monkeypatch, USER_SERVICE_SMTP_SECURITY="none", USER_SERVICE_SMTP_PASSWORD=secret)
+
+    missing = Settings().unmet_serving_requirement()
+
+    assert missing is not None
+    assert missing.startswith("USER_SERVICE_SMTP_SECURITY=none would send")
+    assert secret not in missing
+
+
+@pytest.mark.parametrize(
+    ("security", "password"), [("none", ""), ("starttls", "pw-1"), ("tls", "pw-1")]
+)
+def test_production_accepts_smtp_without_a_password_or_with_transport_security(
+    monkeypatch: pytest.MonkeyPatch, security: str, password: str
+) -> None:
+    production(
+        monkeypatch, USER_SERVICE_SMTP_SECURITY=security, USER_SERVICE_SMTP_PASSWORD=password
+    )
+
+    assert Settings().unmet_serving_requirement() is None
+
+
+def test_development_keeps_the_local_reset_link_outbox_and_plain_smtp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("USER_SERVICE_SMTP_SECURITY", "none")
+    monkeypatch.setenv("USER_SERVICE_SMTP_PASSWORD", "local-password")
+
+    settings = Settings()
+
+    assert settings.password_reset_link_template.startswith("http://localhost")
+    assert settings.notifier_kind == "outbox"
+    assert settings.unmet_serving_requirement() is None
+
+
+def test_access_tokens_live_at_most_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER_SERVICE_ACCESS_TOKEN_LIFETIME_SECONDS", "3600")
+    assert Settings().access_token_lifetime_seconds == 3600
+
+    message = refusal(monkeypatch, USER_SERVICE_ACCESS_TOKEN_LIFETIME_SECONDS="3601")
+
+    assert message.startswith("invalid setting USER_SERVICE_ACCESS_TOKEN_LIFETIME_SECONDS")
+    assert "3600" in message
