@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TextIO
 
 from server.interceptors.request_id import current_request_id
+from server.operations.wire_log_redaction import install_record_redaction
 
 LogFormat = Literal["json", "text"]
 
@@ -36,8 +37,11 @@ def configure_logging(
     """Replaces the root logger's handlers with one writing to ``stream`` (default: stdout).
 
     ``level`` is the root level; ``levels`` sets single loggers (their children follow). The
-    handler is returned so that tests can inspect or remove it.
+    handler is returned so that tests can inspect or remove it. From then on every log record
+    of the process is stripped of secrets when it is made (server.operations.wire_log_redaction),
+    whatever its logger and level.
     """
+    install_record_redaction()
     handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
@@ -96,7 +100,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in _fields(record).items():
             entry.setdefault(key, value)  # a field never hides the four above
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            # exc_text first: the redacted text, when the record factory made one.
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import logging
+import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -16,10 +21,17 @@ import grpc
 import pytest
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2
+from pydantic import SecretStr
 
+from datatools.export_command import export_command
 from persistence.schema import TableNames
+from server.crypto.access_tokens import generate_signing_keys, signing_key_pem
 from server.crypto.api_keys import api_key_sha256, new_api_key
+from server.operations.logging_config import configure_logging
+from server.operations.wire_log_redaction import REDACTED
 from tests.conftest import free_port
 from tests.e2e.auth_helpers import (
     NEW_PASSWORD,
@@ -33,16 +45,13 @@ from tests.e2e.auth_helpers import (
     token_hash,
     unique_email,
 )
-from tests.e2e.harness import Service, rpc_error
+from tests.e2e.conftest import serving
+from tests.e2e.harness import Service, rpc_error, service_settings
 from tests.e2e.test_cli import cli_environment, health_status, start_cli
 from tests.smtp_server import CapturingSmtpServer, reset_token_from
 
 RESET_PASSWORD = "juniper-comet-71"
 COMMON_PASSWORD = "password123"
-# Every logger a secret could plausibly pass through; each is opened up to DEBUG for the test.
-WATCHED_LOGGERS = ("", "grpc", "aiobotocore", "botocore", "aiosmtplib", "asyncio", "urllib3")
-# aiosmtpd, the test's own SMTP server, logs whole received messages (reset links) at DEBUG.
-TEST_SMTP_SERVER_LOGGERS = "mail"
 
 
 @dataclass
@@ -156,28 +165,138 @@ async def requested_reset_token(service: Service, account: Account) -> str:
     return reset_token_from(await service.smtp.wait_for_message(to=account.email))
 
 
-def formatted(record: logging.LogRecord) -> str:
-    """The record as any handler could write it: message, exception and stack."""
-    parts = [record.getMessage(), record.exc_text or "", record.stack_info or ""]
-    if record.exc_info and not record.exc_text:
-        parts.append(logging.Formatter().formatException(record.exc_info))
-    return "\n".join(parts)
+# --- everything logged at DEBUG, by every logger, during every flow ------------------------------
 
 
-async def test_no_log_record_at_any_level_holds_a_password_or_token(
-    service: Service, caplog: pytest.LogCaptureFixture
+@contextmanager
+def everything_logged_at_debug() -> Iterator[io.StringIO]:
+    """The service's own logging set-up at DEBUG (JSON lines into the returned stream), with every
+    logger that exists opened up to DEBUG too; the process-wide logging state is put back after."""
+    root = logging.getLogger()
+    handlers, root_level = list(root.handlers), root.level
+    factory = logging.getLogRecordFactory()
+    loggers = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    levels = {logger: logger.level for logger in loggers}
+    stream = io.StringIO()
+    configure_logging("DEBUG", log_format="json", stream=stream)
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET)  # the root's DEBUG applies to all
+    try:
+        yield stream
+    finally:
+        logging.setLogRecordFactory(factory)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(root_level)
+        for logger, level in levels.items():
+            logger.setLevel(level)
+
+
+class SentAuthorizations:
+    """The SigV4 Authorization header of every request the service's DynamoDB client sends."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def __call__(self, request: Any = None, **_: Any) -> None:
+        value = request.headers.get("Authorization") if request is not None else None
+        if value:
+            self.values.add(value.decode() if isinstance(value, bytes) else value)
+
+    def secrets(self) -> set[str]:
+        """Each whole header and its signature alone."""
+        signatures = {value.rpartition("Signature=")[2] for value in self.values}
+        return self.values | signatures
+
+
+def stored_hashes(items: list[dict[str, Any]]) -> set[str]:
+    """Every argon2id hash and token hash in raw DynamoDB items."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+        elif isinstance(value, str) and (
+            value.startswith("$argon2") or re.fullmatch(r"[0-9a-f]{64}", value)
+        ):
+            found.add(value)
+
+    walk(items)
+    return found
+
+
+def signing_key_secrets(pem: str) -> set[str]:
+    """The private key as PEM body, raw hex and URL-safe base64 (a JWK's ``d``)."""
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    return {body, raw.hex(), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
+
+
+async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
+    moto_endpoint: str, smtp_server: CapturingSmtpServer, tmp_path: Path
 ) -> None:
-    for name in WATCHED_LOGGERS:
-        caplog.set_level(logging.DEBUG, logger=name or None)
+    pem = signing_key_pem(generate_signing_keys())
+    settings = service_settings(moto_endpoint, smtp_server, jwt_signing_keys=SecretStr(pem))
+    authorizations = SentAuthorizations()
+    with everything_logged_at_debug() as log:
+        async with serving(settings, smtp_server) as service:
+            service.dynamodb.meta.events.register("before-send.dynamodb", authorizations)
+            secrets = await run_every_flow(service)
+            items = [
+                *await service.scan(service.tables.users),
+                *await service.scan(service.tables.emails),
+            ]
+            export = tmp_path / "users.jsonl"
+            exported = await asyncio.to_thread(
+                export_command, settings, str(export), resume=False, page_size=2
+            )
+    entries = [json.loads(line) for line in log.getvalue().splitlines()]
 
-    secrets = await run_every_flow(service)
-
-    records = [r for r in caplog.records if not r.name.startswith(TEST_SMTP_SERVER_LOGGERS)]
-    # The capture sees DynamoDB traffic at DEBUG, where request bodies are written out.
-    assert any(r.name.startswith("botocore") and r.levelno == logging.DEBUG for r in records)
-    texts = [(record.name, formatted(record)) for record in records]
-    leaks = [(name, secret) for name, text in texts for secret in secrets.raw() if secret in text]
-    assert not leaks, f"secrets in log records of {sorted({name for name, _ in leaks})}"
+    assert exported == 0
+    hashes = stored_hashes(items)
+    hashes |= {token_hash(token) for token in [*secrets.refresh_tokens, *secrets.reset_tokens]}
+    # What is searched for is real: hashes as stored, the export wrote them, requests were signed.
+    assert (
+        any(h.startswith("$argon2id$") for h in hashes) and set(secrets.live_token_hashes) <= hashes
+    )
+    assert all(h in export.read_text() for h in stored_hashes(items))
+    assert authorizations.values and all("Signature=" in v for v in authorizations.values)
+    # The capture has teeth: DynamoDB bodies at DEBUG, the access lines, redactions made.
+    assert any(
+        e["logger"].startswith(("botocore", "aiobotocore")) and "Response body" in e["message"]
+        for e in entries
+    )
+    assert sum(e["logger"] == "user_service.access" for e in entries) > 30
+    groups = {
+        "password or token": secrets.raw(),
+        "hash": hashes,
+        "Authorization": authorizations.secrets(),
+        "signing key": signing_key_secrets(pem),
+    }
+    lines = log.getvalue().splitlines()
+    leaks = {
+        (json.loads(line)["logger"], kind)
+        for line in lines
+        for kind, group in groups.items()
+        for secret in group
+        if secret in line
+    }
+    assert not leaks, f"secrets in log lines: {sorted(leaks)}"
+    assert any(REDACTED in e["message"] for e in entries)  # they were there, and were redacted
 
 
 async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
@@ -280,3 +399,8 @@ async def test_a_served_process_logging_json_at_debug_writes_no_secret(
     assert len(access) > 30 and all(e.get("request_id") for e in access)
     leaked = [secret for secret in [*secrets.raw(), key] if secret in log or secret in errors]
     assert not leaked, f"{len(leaked)} secrets in the served process's output"
+    hashes = [token_hash(token) for token in [*secrets.refresh_tokens, *secrets.reset_tokens]]
+    assert not [digest for digest in hashes if digest in log], "token hashes in the output"
+    # Password hashes and SigV4 headers, by their form: the bodies and requests are logged.
+    assert "$argon2" not in log and "Credential=" not in log and "Signature=" not in log
+    assert any("PasswordHash" in e["message"] for e in entries)

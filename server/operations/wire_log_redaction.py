@@ -1,0 +1,109 @@
+"""Secrets out of every log record, whoever logs it: installed as logging's record factory.
+
+At DEBUG, botocore and aiobotocore write whole DynamoDB requests and responses (argon2id hashes,
+token hashes), the SigV4 ``Authorization`` header, the canonical request and its signature. Levels
+are no defence (an operator may turn any logger up), so every record is cleaned when it is made,
+before any handler, filter or formatter sees it: its message, its exception's text and its stack.
+
+What is recognised by its form, wherever it appears: header values of ``Authorization``,
+``Proxy-Authorization`` and ``X-Amz-Security-Token``, ``Bearer`` and ``Basic`` credentials, argon2
+hashes (PHC strings), hex digests of 64 digits or more (token hashes, API-key digests, signatures),
+JWTs, this service's refresh and reset tokens (the user id is kept, the secret part is not), API
+keys (``usk_...``), bare 43-character URL-safe secrets, and PEM private keys. Passwords have no
+form: they are kept out of logs by never logging a request (server.interceptors.observed_calls).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_B64URL = "A-Za-z0-9_-"
+_UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+# (pattern, replacement), applied in this order: headers first, so their whole value goes.
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # 'Authorization': b'AWS4-HMAC-SHA256 Credential=...', authorization: Bearer ..., x-amz-...:
+    (
+        re.compile(
+            r"(?i:\b((?:proxy-)?authorization|x-amz-security-token))"
+            r"""(['"]?\s*[:=]\s*(?:b?['"])?)[^'"\r\n]*"""
+        ),
+        rf"\1\2{REDACTED}",
+    ),
+    (re.compile(r"(?i:\b(bearer|basic)(\s+))[^\s'\",;]+"), rf"\1\2{REDACTED}"),
+    (
+        re.compile(
+            r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.DOTALL,
+        ),
+        rf"-----BEGIN \1PRIVATE KEY-----{REDACTED}-----END \1PRIVATE KEY-----",
+    ),
+    (re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=,$.-]*"), REDACTED),
+    (re.compile(rf"\beyJ[{_B64URL}]*\.[{_B64URL}]+\.[{_B64URL}]*"), REDACTED),
+    (re.compile(rf"({_UUID})\.[{_B64URL}]+"), rf"\1.{REDACTED}"),
+    (re.compile(rf"\busk_[{_B64URL}]+"), REDACTED),
+    (re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64,}(?![0-9a-fA-F])"), REDACTED),
+    # 256 random bits, URL-safe base64: upper and lower case both, unlike an identifier.
+    (
+        re.compile(
+            rf"(?<![{_B64URL}])(?=[{_B64URL}]*?[A-Z])(?=[{_B64URL}]*?[a-z])"
+            rf"[{_B64URL}]{{43}}(?![{_B64URL}])"
+        ),
+        REDACTED,
+    ),
+)
+# One pass that finds whether any rule applies: most records hold nothing to redact.
+_ANY = re.compile("|".join(f"(?:{pattern.pattern})" for pattern, _ in _RULES), re.DOTALL)
+_EXCEPTION_FORMATTER = logging.Formatter()
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret it holds replaced by ``[REDACTED]``."""
+    if not _ANY.search(text):
+        return text
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_record(record: logging.LogRecord) -> None:
+    """Cleans ``record`` in place: its message (arguments merged in), exception text and stack."""
+    try:
+        message = record.getMessage()
+    except Exception:  # arguments that do not fit the format: logging would print them raw
+        message = f"{record.msg} (its arguments are withheld: they did not fit the format)"
+        record.args = ()
+        record.msg = message
+    clean = redact(message)
+    if clean != message:
+        record.msg, record.args = clean, ()
+    if record.exc_info and record.exc_info[0] is not None:
+        # Formatters use exc_text once it is set (ours, and logging.Formatter).
+        record.exc_text = redact(_EXCEPTION_FORMATTER.formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info)
+
+
+class RedactingRecordFactory:
+    """A log-record factory: the one it wraps makes the record, then it is redacted."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = self.inner(*args, **kwargs)
+        redact_record(record)
+        return record
+
+
+def install_record_redaction() -> None:
+    """Makes every log record of the process redacted when it is made (once; idempotent)."""
+    current = logging.getLogRecordFactory()
+    if not isinstance(current, RedactingRecordFactory):
+        logging.setLogRecordFactory(RedactingRecordFactory(current))
