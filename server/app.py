@@ -22,6 +22,7 @@ from persistence.schema import TableNames
 from server.bootstrap import SERVICE_NAMES, build_service
 from server.event_stream import EventStreams
 from server.interceptors.draining import DrainGate
+from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.operations.health import HealthLoop
 from server.operations.metrics import MetricsEndpoint, start_metrics_endpoint
 from server.servicer import UserServiceServicer
@@ -29,8 +30,6 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Every request of this API fits in a few KiB; anything far larger is refused before a handler runs.
-MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024
 # How long the shutdown waits for WatchEvents streams to send their UNAVAILABLE, at most.
 STREAMS_END_SECONDS = 1.0
 
@@ -52,7 +51,8 @@ def create_server(
     """
     server = grpc.aio.server(
         interceptors=interceptors,
-        options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)],
+        # Above the service's own limit (server.interceptors.request_size), which answers there.
+        options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)],
     )
     user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

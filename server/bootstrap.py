@@ -36,6 +36,7 @@ from server.event_stream import EventStreams
 from server.interceptors.draining import DrainGate
 from server.interceptors.errors import DomainErrorInterceptor
 from server.interceptors.observed_calls import ObservedCalls
+from server.interceptors.request_size import RequestSizeLimit
 from server.operations.health import HealthLoop
 from server.operations.metrics import Metrics
 from server.rpc_access import PUBLIC_SERVICES, USER_SERVICE_NAME
@@ -157,6 +158,8 @@ async def build_service(
         ObservedCalls(metrics),
         # At shutdown, refuses new calls and counts those under way.
         drain_gate,
+        # After the request id and access line: an oversized request's refusal carries both.
+        RequestSizeLimit(),
         *([caller_auth] if caller_auth is not None else []),
         # Last, around the handler: its exceptions become statuses.
         DomainErrorInterceptor(),

@@ -50,3 +50,12 @@ class UndecodableRequest(Exception):
 
     def __init__(self) -> None:
         super().__init__(f"the request {self.DESCRIPTION}")
+
+
+class RequestTooLarge(Exception):
+    """The request message is larger than the service accepts."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the request is {size} bytes; this service accepts at most {limit}")
+        self.size = size
+        self.limit = limit

@@ -29,6 +29,7 @@ from domain.errors import (
 from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
+    RequestTooLarge,
     ServiceShuttingDown,
     TooManyWatchers,
     UndecodableRequest,
@@ -79,6 +80,8 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAVAILABLE, str(error), _retry_soon())
     if isinstance(error, ServiceShuttingDown):
         return status_with(code_pb2.UNAVAILABLE, str(error), _retry_soon())
+    if isinstance(error, RequestTooLarge):  # as gRPC answers beyond its own limit; no retry helps
+        return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, TooManyWatchers):
         return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error), _retry_soon())
     if isinstance(error, DeadlineExceeded):

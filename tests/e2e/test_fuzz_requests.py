@@ -23,7 +23,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from domain.values import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
-from server.app import MAX_RECEIVE_MESSAGE_BYTES, running_service
+from server.app import running_service
+from server.interceptors.request_size import MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
 from tests.e2e.request_strategies import Known, requests
@@ -198,7 +199,7 @@ async def test_hostile_requests_get_only_documented_status_codes(
         return
     event("OK")
     _check_ids_refused(request, set())
-    assert request.ByteSize() <= MAX_RECEIVE_MESSAGE_BYTES, "an oversized request was served"
+    assert request.ByteSize() <= MAX_REQUEST_BYTES, "an oversized request was served"
     _check_reply(request, reply)
 
 
@@ -218,7 +219,7 @@ def _check_refusal(method: str, request: Message, error: grpc.aio.AioRpcError) -
     """Check the refusal against the documentation; the fields it names as invalid."""
     code = error.code()
     assert code not in (Code.UNKNOWN, Code.INTERNAL), f"{method}: {code} {error.details()!r}"
-    if request.ByteSize() > MAX_RECEIVE_MESSAGE_BYTES:
+    if request.ByteSize() > MAX_REQUEST_BYTES:
         assert code is Code.RESOURCE_EXHAUSTED, f"{method}: oversized request got {code}"
         return set(request.DESCRIPTOR.fields_by_name)  # refused whole, before any check
     assert code in DOCUMENTED[method], f"{method}: undocumented {code} {error.details()!r}"

@@ -1,4 +1,5 @@
-"""Requests over the size limit are refused by gRPC itself, before any DynamoDB request is sent."""
+"""Requests over the size limit are refused before any DynamoDB request is sent: by the service
+itself (with x-request-id and an access line) up to gRPC's own, higher limit; by gRPC beyond it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import grpc
 from biome.user.v1 import user_service_pb2 as pb
 
 from domain.values import NAME_MAX_LENGTH
-from server.app import MAX_RECEIVE_MESSAGE_BYTES
+from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES, MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, TIMEOUT, unique_email
 from tests.e2e.harness import Service, field_violations, rpc_error
+from tests.e2e.test_access_log import JsonLog, error_trailers, log, with_request_id
+
+__all__ = ["log"]  # the fixture, shared with the access-log tests
 
 # The health loop's probe reads this key (persistence.readiness); those reads are not the RPC's.
 _READINESS_PROBE = b"readiness-probe"
@@ -82,14 +86,10 @@ async def test_an_oversized_request_is_refused_before_it_reaches_dynamodb(servic
 async def test_the_limit_is_exact_one_byte_over_it_is_refused(service: Service) -> None:
     with dynamodb_sends(service) as sends:
         at_limit = await rpc_error(
-            service.stub.RegisterUser(
-                registration_of_size(MAX_RECEIVE_MESSAGE_BYTES), timeout=TIMEOUT
-            )
+            service.stub.RegisterUser(registration_of_size(MAX_REQUEST_BYTES), timeout=TIMEOUT)
         )
         over = await rpc_error(
-            service.stub.RegisterUser(
-                registration_of_size(MAX_RECEIVE_MESSAGE_BYTES + 1), timeout=TIMEOUT
-            )
+            service.stub.RegisterUser(registration_of_size(MAX_REQUEST_BYTES + 1), timeout=TIMEOUT)
         )
 
     # At the limit the request reaches the service, which refuses the name as too long.
@@ -102,12 +102,12 @@ async def test_over_long_fields_under_the_size_limit_are_invalid_argument_and_st
     service: Service,
 ) -> None:
     request = registration(
-        first_name="x" * (MAX_RECEIVE_MESSAGE_BYTES // 2),
+        first_name="x" * (MAX_REQUEST_BYTES // 2),
         last_name="y" * (NAME_MAX_LENGTH + 1),
         email="a" * 300 + "@example.com",
         password="p" * 5_000,
     )
-    assert request.ByteSize() < MAX_RECEIVE_MESSAGE_BYTES
+    assert request.ByteSize() < MAX_REQUEST_BYTES
     before = await stored_users(service)
 
     with dynamodb_sends(service) as sends:
@@ -122,9 +122,9 @@ async def test_over_long_fields_under_the_size_limit_are_invalid_argument_and_st
 async def test_a_compressed_request_that_inflates_past_the_limit_is_refused(
     service: Service,
 ) -> None:
-    # 2 MiB inflated, 2 KiB gzipped: under gRPC's default limit (4 MiB), over ours.
+    # 2 MiB inflated, 2 KiB gzipped: under gRPC's default limit (4 MiB), over the one we set it.
     bomb = registration(first_name="\x00" * (2 * 1024 * 1024))
-    assert len(gzip.compress(bomb.SerializeToString())) < MAX_RECEIVE_MESSAGE_BYTES
+    assert len(gzip.compress(bomb.SerializeToString())) < MAX_REQUEST_BYTES
 
     with dynamodb_sends(service) as sends:
         error = await rpc_error(
@@ -151,3 +151,48 @@ async def test_oversized_metadata_is_refused_and_the_service_still_serves(
     assert sends.operations == []
     user = await service.stub.RegisterUser(registration(), timeout=TIMEOUT)
     assert (await service.stub.GetUser(pb.GetUserRequest(id=user.id), timeout=TIMEOUT)) == user
+
+
+# --- the service's own refusal: a request id and an access line (issue 13) ------------------------
+
+
+async def test_a_request_over_the_service_limit_gets_its_request_id_and_an_access_line(
+    service: Service, log: JsonLog
+) -> None:
+    request = registration_of_size(MAX_REQUEST_BYTES + 1024)
+    assert request.ByteSize() < GRPC_RECEIVE_LIMIT_BYTES  # gRPC lets it through to the service
+
+    with dynamodb_sends(service) as sends:
+        error, request_id = await error_trailers(
+            service.stub.RegisterUser(
+                request, timeout=TIMEOUT, metadata=with_request_id("too-big-1")
+            )
+        )
+
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == (
+        f"the request is {MAX_REQUEST_BYTES + 1024} bytes; "
+        f"this service accepts at most {MAX_REQUEST_BYTES}"
+    )
+    assert request_id == "too-big-1"
+    line = log.access("too-big-1")
+    assert (line["method"], line["code"]) == (
+        "/biome.user.v1.UserService/RegisterUser",
+        "RESOURCE_EXHAUSTED",
+    )
+    assert sends.operations == []
+
+
+async def test_beyond_grpcs_own_limit_grpc_refuses_alone_without_request_id_or_access_line(
+    service: Service, log: JsonLog
+) -> None:
+    request = registration_of_size(GRPC_RECEIVE_LIMIT_BYTES + 1)
+
+    error, request_id = await error_trailers(
+        service.stub.RegisterUser(request, timeout=TIMEOUT, metadata=with_request_id("huge-1"))
+    )
+
+    # What the README says: gRPC refuses while receiving, before any interceptor's handler runs.
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert request_id is None
+    assert not [e for e in log.entries() if e.get("request_id") == "huge-1"]

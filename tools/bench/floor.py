@@ -28,8 +28,8 @@ import grpc
 from biome.user.v1 import user_service_pb2 as pb
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from server.app import MAX_RECEIVE_MESSAGE_BYTES
 from server.from_settings import dynamodb_options, table_names
+from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.settings import Settings
 
 SERVICE = "biome.user.v1.UserService"
@@ -102,7 +102,7 @@ async def serve(settings: Settings) -> None:
         tables = table_names(settings)
         floor = Floor(client, tables.users, tables.emails)
         server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES)]
+            options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)]
         )
         server.add_generic_rpc_handlers((floor.handler(),))
         health_servicer = health.aio.HealthServicer()
