@@ -15,7 +15,13 @@ from domain.values import NAME_MAX_LENGTH
 from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES, MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, TIMEOUT, unique_email
 from tests.e2e.harness import Service, field_violations, rpc_error
-from tests.e2e.test_access_log import JsonLog, error_trailers, log, with_request_id
+from tests.e2e.test_access_log import (
+    JsonLog,
+    error_trailers,
+    log,
+    request_id_in,
+    with_request_id,
+)
 
 __all__ = ["log"]  # the fixture, shared with the access-log tests
 
@@ -196,3 +202,21 @@ async def test_beyond_grpcs_own_limit_grpc_refuses_alone_without_request_id_or_a
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert request_id is None
     assert not [e for e in log.entries() if e.get("request_id") == "huge-1"]
+
+
+async def test_an_oversized_stream_request_is_refused_with_its_request_id_too(
+    service: Service, log: JsonLog
+) -> None:
+    request = pb.WatchEventsRequest(after_cursor="c" * (MAX_REQUEST_BYTES + 1))
+    watch = service.stub.WatchEvents(
+        request, timeout=TIMEOUT, metadata=with_request_id("too-big-stream")
+    )
+
+    error = await rpc_error(watch.read())
+    request_id = request_id_in(await watch.trailing_metadata())
+
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "this service accepts at most" in (error.details() or "")
+    assert request_id == "too-big-stream"
+    line = await log.access_eventually("too-big-stream")
+    assert line["code"] == "RESOURCE_EXHAUSTED"
