@@ -9,15 +9,15 @@ What is recognised by its form, wherever it appears: header values of ``Authoriz
 ``Proxy-Authorization`` and ``X-Amz-Security-Token``, ``Bearer`` and ``Basic`` credentials, argon2
 hashes (PHC strings), hex digests of 64 digits or more (token hashes, API-key digests, signatures),
 JWTs, this service's refresh and reset tokens (the user id is kept, the secret part is not), API
-keys (``usk_...``), bare 43-character URL-safe secrets, and PEM private keys. Passwords have no
-form: they are kept out of logs by never logging a request (server.interceptors.observed_calls).
+keys (``usk_...``) and PEM private keys. A JWK thumbprint (``kid``) is public and stays. Passwords
+have no form: they are kept out of logs by never logging a request (server.interceptors.
+observed_calls).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -26,16 +26,8 @@ _B64URL = "A-Za-z0-9_-"
 _UUID = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
-def _random_43(match: re.Match[str]) -> str:
-    """256 random bits in URL-safe base64 hold upper and lower case both; an identifier not."""
-    text = match.group(0)
-    if any(c.isupper() for c in text) and any(c.islower() for c in text):
-        return REDACTED
-    return text
-
-
 # (pattern, replacement), applied in this order: headers first, so their whole value goes.
-_RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # 'Authorization': b'AWS4-HMAC-SHA256 Credential=...', authorization: Bearer ..., x-amz-...:
     (
         re.compile(
@@ -57,7 +49,6 @@ _RULES: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]
     (re.compile(rf"({_UUID})\.[{_B64URL}]+"), rf"\1.{REDACTED}"),
     (re.compile(rf"\busk_[{_B64URL}]+"), REDACTED),
     (re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64,}(?![0-9a-fA-F])"), REDACTED),
-    (re.compile(rf"(?<![{_B64URL}])[{_B64URL}]{{43}}(?![{_B64URL}])"), _random_43),
 )
 # Every secret above holds a keyword (a JWT: "eyJ") or a run of 40 token characters or more; a line
 # with neither (an access line, most library lines) is passed over after these cheap checks.
