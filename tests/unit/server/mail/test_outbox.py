@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from domain.ports import PasswordResetMail
+from server.mail.delivery import NotificationError
 from server.mail.outbox import OutboxNotifier
-from server.mail.reset_mail import NotificationError
 from tests.smtp_server import reset_token_from
 
 SENDER = "Biome <no-reply@biome.example>"
@@ -26,7 +26,6 @@ FILE_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}\.eml$")
 def reset_mail(token: str = "s3cret-Token/+=", to: str = "ann@example.com") -> PasswordResetMail:
     return PasswordResetMail(
         to=to,
-        first_name="Ann",
         token=token,
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
