@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 
 class DomainError(Exception):
@@ -93,16 +92,6 @@ class AccountDisabled(DomainError):
 
     def __init__(self) -> None:
         super().__init__("this account is disabled")
-
-
-class LockedOut(DomainError):
-    """Too many failed sign-ins: the account is locked until ``retry_after`` has passed."""
-
-    def __init__(self, retry_after: timedelta) -> None:
-        self.retry_after = retry_after
-        super().__init__(
-            "too many failed sign-ins; this account is locked for a while, try again later"
-        )
 
 
 class InvalidRefreshToken(DomainError):

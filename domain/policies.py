@@ -20,11 +20,29 @@ class SessionPolicy:
 
 @dataclass(frozen=True)
 class LockoutPolicy:
-    """``max_failures`` failed sign-ins within ``window`` lock the account for ``duration``."""
+    """Growing delays after failed sign-ins, as Amazon Cognito does.
+
+    Failures count in a row until a sign-in succeeds (or a reset sets a new password). Once
+    ``max_failures`` have been made, the attempt after the n-th failure is refused for
+    ``delay_after(n)``: 1 s after the 5th, 2 s after the 6th, then 4, 8, ... up to ``max_delay``.
+    An owner is thus kept out for at most ``max_delay`` at a time, while a guesser gets at
+    most one try per ``max_delay`` once the delays have grown.
+    """
 
     max_failures: int = 5
-    window: timedelta = timedelta(minutes=15)
-    duration: timedelta = timedelta(minutes=15)
+    max_delay: timedelta = timedelta(minutes=15)
+
+    def delay_after(self, failures: int) -> timedelta | None:
+        """How long the next attempt waits after ``failures`` in a row; None: it need not."""
+        if failures < self.max_failures:
+            return None
+        # Capped before the power is taken: 2 ** n for a large n would be needlessly big.
+        exponent = min(failures - self.max_failures, _EXPONENT_CAP)
+        return min(timedelta(seconds=2**exponent), self.max_delay)
+
+
+# 2 ** 40 seconds is beyond any sensible max_delay (timedelta itself ends at 10**9 days).
+_EXPONENT_CAP = 40
 
 
 @dataclass(frozen=True)

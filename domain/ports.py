@@ -231,15 +231,32 @@ class AccessTokenIssuer(Protocol):
 
 @dataclass(frozen=True, repr=False)
 class PasswordResetMail:
-    """What a password-reset message says: to whom, and the single-use token (a secret)."""
+    """What a password-reset message says: to whom, and the single-use token (a secret).
+
+    Nothing the registrant chose (such as a name) goes into security mail: the address
+    owner may be someone else, and such text could be made to read like a phishing lure.
+    """
 
     to: str
-    first_name: str
     token: str
     expires_at: datetime
 
     def __repr__(self) -> str:
         return f"PasswordResetMail(to=..., expires_at={self.expires_at.isoformat()})"
+
+
+@dataclass(frozen=True, repr=False)
+class LockNoticeMail:
+    """Tells an account's owner that failed sign-ins locked it, with a reset token (a secret)
+    issued in the same write that recorded the lock-out."""
+
+    to: str
+    locked_at: datetime
+    token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"LockNoticeMail(to=..., locked_at={self.locked_at.isoformat()})"
 
 
 class TaskRunner(Protocol):
@@ -256,3 +273,14 @@ class Notifier(Protocol):
     """Delivers messages to users; raises on failure (the caller decides whether that matters)."""
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None: ...
+
+    async def send_lock_notice(self, mail: LockNoticeMail) -> None: ...
+
+
+@dataclass(frozen=True)
+class LockNotices:
+    """How a lock-out reaches its owner: mailed by ``notifier``, in work ``later`` runs after the
+    reply (so that neither the reply nor its timing waits for, or depends on, the mail)."""
+
+    notifier: Notifier
+    later: TaskRunner

@@ -67,8 +67,7 @@ class User:
     version: int = 0
     sessions: tuple[Session, ...] = ()
     password_reset: PasswordReset | None = None
-    failed_logins: int = 0
-    failures_started_at: datetime | None = None
+    failed_logins: int = 0  # in a row, since the last sign-in or password change
     locked_until: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
@@ -141,29 +140,37 @@ class User:
     # --- sign-in and lock-out -------------------------------------------------------------
 
     def lock_remaining(self, now: datetime) -> timedelta | None:
-        """How long the account stays locked, or None when it is not locked."""
+        """How long sign-in stays refused, or None when it is not."""
         if self.locked_until is None or now >= self.locked_until:
             return None
         return self.locked_until - now
 
-    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> None:
-        """Count a wrong password; the ``max_failures``-th within the window locks the account."""
-        if self.lock_remaining(now) is not None:
-            return  # failures while locked neither extend nor stack the lock
-        window_open = (
-            self.failures_started_at is not None and now - self.failures_started_at < policy.window
-        )
-        if window_open:
-            self.failed_logins += 1
-        else:
-            self.failed_logins, self.failures_started_at = 1, now
-        if self.failed_logins >= policy.max_failures:
-            self.locked_until = now + policy.duration
-            self.failed_logins, self.failures_started_at = 0, None
-            self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
+    def record_failed_login(
+        self, now: datetime, policy: LockoutPolicy, *, reset_lifetime: timedelta
+    ) -> IssuedToken | None:
+        """Count a failed attempt: a wrong password, or any password while sign-in is refused.
+
+        The ``max_failures``-th failure in a row and each one after it refuse the next attempt
+        for ``policy.delay_after(failures)``; attempts during that delay count (so the next delay
+        is longer) but do not push its end further. The failure that reaches ``max_failures``
+        begins a lock-out: AccountLocked, and for an active account a new reset token, returned
+        so that the owner can be told (with the link) once this change is stored.
+        """
+        refused = self.lock_remaining(now) is not None
+        self.failed_logins += 1
+        delay = policy.delay_after(self.failed_logins)
+        if not refused and delay is not None:
+            self.locked_until = now + delay
+        if self.failed_logins != policy.max_failures or self.locked_until is None:
+            return None
+        # The threshold is crossed once per run of failures: one notice, however many follow.
+        self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
+        if self.status is not UserStatus.ACTIVE:
+            return None  # a disabled account gets no reset link (disable() voids any)
+        return self.request_password_reset(now, reset_lifetime)
 
     def record_successful_login(self) -> None:
-        self.failed_logins, self.failures_started_at, self.locked_until = 0, None, None
+        self.failed_logins, self.locked_until = 0, None
 
     # --- sessions ----------------------------------------------------------------------------
 

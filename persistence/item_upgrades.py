@@ -10,6 +10,11 @@ Versions:
      then counted every write, so it stands in for the revision.
   2  the event outbox: ``EventSeq`` counts the domain events recorded for the user (0 for an
      item written by version 1, which recorded none), and ``Revision`` is always present.
+     Since growing lock-out delays, ``FailedLogins`` counts failures in a row and
+     ``FailuresStartedAt`` (the old window's start) is no longer written; where an older item
+     still has it, it is ignored, and its ``FailedLogins`` and ``LockedUntil`` read as they are
+     (a flat lock still running ends when it said). No new version: the layout is the same and
+     code of either kind reads the other's items.
 """
 
 from __future__ import annotations

@@ -13,9 +13,10 @@ reads only users:
   Sessions           L  of M, one per signed-in device (at most the configured maximum):
                         {SessionId, TokenHash, CreatedAt, ExpiresAt, LastUsedAt,
                          PreviousTokenHash?, RotatedAt?, RetiredTokenHashes? (L of S)}
-  FailedLogins       N  failed sign-ins in the current window
-  FailuresStartedAt  S  when that window began; absent when there is none
-  LockedUntil        S  end of a lock-out; absent when not locked
+  FailedLogins       N  failed sign-ins in a row since the last success (attempts refused
+                        during a delay included)
+  LockedUntil        S  until when sign-in is refused (the current delay); absent when never
+                        (items written before growing delays may hold FailuresStartedAt, unread)
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
   RefreshTokenIndex  S  hash of the most recently issued refresh token (hash key of GSI
                         ``RefreshTokenIndex``); ABSENT when there is none: index keys can't be empty

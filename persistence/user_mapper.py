@@ -34,8 +34,6 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         "EventSeq": _n(event_seq),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
-    if user.failures_started_at is not None:
-        item["FailuresStartedAt"] = _time(user.failures_started_at)
     if user.locked_until is not None:
         item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
@@ -66,7 +64,6 @@ def item_to_user(item: Item) -> User:
             sessions=tuple(_map_to_session(entry) for entry in sessions),
             password_reset=_map_to_reset(reset) if reset is not None else None,
             failed_logins=int(item.get("FailedLogins", _n(0))["N"]),
-            failures_started_at=_optional_time(item, "FailuresStartedAt"),
             locked_until=_optional_time(item, "LockedUntil"),
         )
     except (KeyError, TypeError, ValueError) as error:

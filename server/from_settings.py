@@ -44,8 +44,7 @@ def auth_policy(settings: Settings) -> AuthPolicy:
         ),
         lockout=LockoutPolicy(
             max_failures=settings.lockout_max_failures,
-            window=timedelta(seconds=settings.lockout_window_seconds),
-            duration=timedelta(seconds=settings.lockout_duration_seconds),
+            max_delay=timedelta(seconds=settings.lockout_max_delay_seconds),
         ),
         password_reset_lifetime=timedelta(seconds=settings.password_reset_lifetime_seconds),
     )

@@ -14,6 +14,7 @@ from domain.ports import (
     AccessTokenIssuer,
     Clock,
     EventLog,
+    LockNotices,
     Notifier,
     PasswordHasher,
     TaskRunner,
@@ -63,6 +64,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self._notifier = notifier
         self._policy = policy
         self._later = later
+        self._lock_notices = LockNotices(notifier, later)
         self._event_log = event_log
         self._event_page_tokens = event_page_tokens
         self._event_streams = event_streams
@@ -145,6 +147,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._issuer,
             self._clock,
             self._policy,
+            self._lock_notices,
             email=request.email,
             password=request.password,
         )
@@ -188,6 +191,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._hasher,
             self._clock,
             self._policy,
+            self._lock_notices,
             user_id=request.user_id,
             current_password=request.current_password,
             new_password=request.new_password,

@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
-from server.mail.reset_mail import check_link_template
+from server.mail.security_message import check_link_template
 
 ENV_PREFIX = "USER_SERVICE_"
 MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 3600
@@ -109,10 +109,9 @@ class Settings(BaseSettings):
     jwt_signing_keys: SecretStr | None = None
     jwt_signing_keys_file: Path | None = None
 
-    # Lock-out after repeated failed sign-ins.
-    lockout_max_failures: int = Field(default=5, ge=1)
-    lockout_window_seconds: int = Field(default=900, ge=1)
-    lockout_duration_seconds: int = Field(default=900, ge=1)
+    # Lock-out: growing delays after failed sign-ins in a row (domain.policies.LockoutPolicy).
+    lockout_max_failures: int = Field(default=5, ge=1, le=100)
+    lockout_max_delay_seconds: int = Field(default=900, ge=1, le=86400)
 
     # Password reset and its mail.
     password_reset_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)

@@ -21,7 +21,6 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
-    LockedOut,
     StorageUnavailable,
     UserNotFound,
     VersionConflict,
@@ -63,12 +62,6 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
     if isinstance(error, AccountDisabled):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
-    if isinstance(error, LockedOut):
-        wait = Duration()
-        wait.FromTimedelta(error.retry_after)
-        return status_with(
-            code_pb2.RESOURCE_EXHAUSTED, str(error), error_details_pb2.RetryInfo(retry_delay=wait)
-        )
     if isinstance(error, UndecodableRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(
             field="", description=UndecodableRequest.DESCRIPTION

@@ -17,7 +17,7 @@ from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from persistence.user_mapper import user_to_item
 from tests.builders import new_user
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 
 PASSWORD = "Zebra-Quill-42-export"
 POLICY = AuthPolicy()
@@ -51,6 +51,7 @@ async def sign_up(client: Any, tables: TableNames, clock: FixedClock, email: str
         FakeAccessTokenIssuer(),
         clock,
         POLICY,
+        recorded_lock_notices(),
         email=email,
         password=PASSWORD,
     )

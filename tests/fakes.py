@@ -12,7 +12,15 @@ from typing import Any
 from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.event_cursors import stream_key
 from domain.events import DomainEvent, RecordedEvent
-from domain.ports import AccessToken, PasswordResetMail, StoredUserPage, UnitOfWork, UserRepository
+from domain.ports import (
+    AccessToken,
+    LockNoticeMail,
+    LockNotices,
+    PasswordResetMail,
+    StoredUserPage,
+    UnitOfWork,
+    UserRepository,
+)
 from domain.user import User
 from domain.values import Email, Password, UserId
 
@@ -264,13 +272,17 @@ class FakeAccessTokenIssuer:
 
 
 class RecordingNotifier:
-    """Keeps every password-reset mail it is asked to send."""
+    """Keeps every password-reset mail and lock notice it is asked to send."""
 
     def __init__(self) -> None:
         self.sent: list[PasswordResetMail] = []
+        self.lock_notices: list[LockNoticeMail] = []
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
         self.sent.append(mail)
+
+    async def send_lock_notice(self, mail: LockNoticeMail) -> None:
+        self.lock_notices.append(mail)
 
 
 class FixedClock:
@@ -296,3 +308,8 @@ class DeferredTasks:
         while self.pending:
             _, work = self.pending.pop(0)
             await work
+
+
+def recorded_lock_notices() -> LockNotices:
+    """Lock notices kept by a RecordingNotifier, in work held by DeferredTasks until run."""
+    return LockNotices(RecordingNotifier(), DeferredTasks())

@@ -13,6 +13,7 @@ from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy
 from domain.ports import (
     Clock,
+    LockNotices,
     Notifier,
     PasswordHasher,
     PasswordResetMail,
@@ -21,7 +22,7 @@ from domain.ports import (
 )
 from domain.secret_tokens import parse_token
 from domain.use_cases.retry import retry_on_conflict
-from domain.use_cases.sessions import check_may_sign_in, record_failed_login
+from domain.use_cases.sessions import check_may_sign_in, password_accepted
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
 from domain.values import Email, Password, UserId
@@ -34,27 +35,34 @@ async def change_password(
     hasher: PasswordHasher,
     clock: Clock,
     policy: AuthPolicy,
+    notices: LockNotices,
     *,
     user_id: str,
     current_password: str,
     new_password: str,
     keep_session_id: str,
 ) -> None:
+    """Set a new password for a caller who gives the current one; every other session ends.
+
+    The current password is verified first, counted like a sign-in (the same growing delays, the
+    same refusal for every password while one runs), and only then is the new one held to the
+    policy: so no caller without the current password learns anything from the policy's answer.
+    """
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
         current = check.parse("current_password", Password.presented, current_password)
-        new = check.parse("new_password", Password.parse, new_password)
+        check.parse("new_password", Password.presented, new_password)
         if len(keep_session_id) > _SESSION_ID_MAX_LENGTH:
             check.add("keep_session_id", f"must be at most {_SESSION_ID_MAX_LENGTH} characters")
     async with uow:
         first_read = await uow.users.require(parsed_id)
-    with Violations() as check:
-        check.rule("new_password", check_new_password, new, email=first_read.email)
     verified_hash = first_read.password_hash
-    if not await hasher.verify(verified_hash, current):
-        await record_failed_login(uow, first_read, clock, policy)
+    if not await password_accepted(uow, first_read, hasher, current, clock, policy, notices):
         raise AuthenticationFailed("the current password is incorrect")
-    check_may_sign_in(first_read, clock())
+    check_may_sign_in(first_read)
+    with Violations() as check:
+        new = check.parse("new_password", Password.parse, new_password)
+        check.rule("new_password", check_new_password, new, email=first_read.email)
     new_hash = await hasher.hash(new)
 
     async def apply(attempt: int) -> None:
@@ -66,7 +74,9 @@ async def change_password(
                 raise StaleVersion(expected=user.version, actual=user.version)
             now = clock()
             if attempt:
-                check_may_sign_in(user, now)  # the write we lost to may have disabled it
+                check_may_sign_in(user)  # the write we lost to may have disabled it
+                if user.lock_remaining(now) is not None:
+                    raise AuthenticationFailed("the current password is incorrect")
             user.change_password(new_hash, now)
             user.end_sessions(
                 now, SessionEndReason.PASSWORD_CHANGED, keep_session_id=keep_session_id or None
@@ -113,7 +123,6 @@ async def _issue_reset(
             await uow.commit()
         return PasswordResetMail(
             to=user.email.value,
-            first_name=user.first_name.value,
             token=token.value,
             expires_at=now + policy.password_reset_lifetime,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from domain.errors import (
     AccountDisabled,
@@ -11,7 +10,6 @@ from domain.errors import (
     ConcurrentRefresh,
     InvalidRefreshToken,
     InvalidValue,
-    LockedOut,
     UserNotFound,
 )
 from domain.events import SessionEndReason
@@ -20,6 +18,8 @@ from domain.ports import (
     AccessToken,
     AccessTokenIssuer,
     Clock,
+    LockNoticeMail,
+    LockNotices,
     PasswordHasher,
     UnitOfWork,
 )
@@ -49,6 +49,7 @@ async def authenticate(
     issuer: AccessTokenIssuer,
     clock: Clock,
     policy: AuthPolicy,
+    notices: LockNotices,
     *,
     email: str,
     password: str,
@@ -66,12 +67,10 @@ async def authenticate(
         raise AuthenticationFailed()
     first_read: User = user
     verified_hash = user.password_hash
-    if not await hasher.verify(verified_hash, presented):
-        # Counted before the reply: the next attempt, on any replica, sees it.
-        await record_failed_login(uow, user, clock, policy)
+    if not await password_accepted(uow, user, hasher, presented, clock, policy, notices):
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
-    check_may_sign_in(user, clock())
+    check_may_sign_in(user)
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
     async def open_session(attempt: int) -> SessionTokens:
@@ -85,8 +84,10 @@ async def authenticate(
             if user.password_hash != verified_hash:
                 raise AuthenticationFailed()  # the password changed while we were checking it
             if attempt:
-                # The write we lost to may have disabled or locked the account.
-                check_may_sign_in(user, now)
+                # The write we lost to may have disabled the account, or begun a delay.
+                check_may_sign_in(user)
+                if user.lock_remaining(now) is not None:
+                    raise AuthenticationFailed()
             user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
@@ -99,12 +100,35 @@ async def authenticate(
     return await retry_on_conflict(open_session)
 
 
-def check_may_sign_in(user: User, now: datetime) -> None:
-    """AccountDisabled or LockedOut, for a caller who has just proved the password."""
+def check_may_sign_in(user: User) -> None:
+    """AccountDisabled, for a caller who has just proved the password."""
     if user.status is UserStatus.DISABLED:
         raise AccountDisabled()
-    if (remaining := user.lock_remaining(now)) is not None:
-        raise LockedOut(remaining)
+
+
+async def password_accepted(
+    uow: UnitOfWork,
+    user: User,
+    hasher: PasswordHasher,
+    presented: Password,
+    clock: Clock,
+    policy: AuthPolicy,
+    notices: LockNotices,
+) -> bool:
+    """Whether ``presented`` is the user's password and sign-in is not being delayed; when not,
+    the attempt is counted as a failure before this returns.
+
+    No oracle: while a delay runs, every password, the right one included, is refused after the
+    same hash check and the same store write as a wrong one, so neither the reply, nor its time,
+    nor the store's calls tell whether it was right.
+    """
+    delayed = user.lock_remaining(clock()) is not None
+    matches = await hasher.verify(user.password_hash, presented)
+    if matches and not delayed:
+        return True
+    # Counted before the reply: the next attempt, on any replica, sees it.
+    await record_failed_login(uow, user, clock, policy, notices)
+    return False
 
 
 async def refresh_session(
@@ -190,25 +214,33 @@ def _parse_refresh_token(raw: str) -> TokenLookup | None:
 
 
 async def record_failed_login(
-    uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy
+    uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy, notices: LockNotices
 ) -> None:
-    """Count a wrong password against the account (retried on conflicts, so none is lost)."""
+    """Count a failed attempt against the account (retried on conflicts, so none is lost); if
+    it begins a lock-out, the owner is mailed after the write, with the reset link it issued."""
 
-    async def record(attempt: int) -> None:
+    async def record(attempt: int) -> LockNoticeMail | None:
         async with uow:
             # A retry reads the user again: another write landed since ``user`` was read.
             current = user if not attempt else await uow.users.require(user.id)
             now = clock()
-            if current.lock_remaining(now) is not None:
-                # Already locked: nothing to count. The shadow keeps the reply as slow as a
-                # counted failure, so timing does not reveal the lock either.
-                await uow.users.shadow_failed_login()
-                return
-            current.record_failed_login(now, policy.lockout)
+            reset = current.record_failed_login(
+                now, policy.lockout, reset_lifetime=policy.password_reset_lifetime
+            )
             await uow.users.update(current)
             await uow.commit()
+        if reset is None:
+            return None
+        return LockNoticeMail(
+            to=current.email.value,
+            locked_at=now,
+            token=reset.value,
+            expires_at=now + policy.password_reset_lifetime,
+        )
 
     try:
-        await retry_on_conflict(record)
+        notice = await retry_on_conflict(record)
     except UserNotFound:
-        pass  # deleted meanwhile: nothing left to lock
+        return  # deleted meanwhile: nothing left to lock
+    if notice is not None:
+        notices.later.spawn(notices.notifier.send_lock_notice(notice), name="send a lock notice")

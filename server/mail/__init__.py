@@ -1,2 +1,2 @@
-"""Mail to users: the password-reset message, and the two notifiers that send it (SMTP, or the
-development outbox folder)."""
+"""Mail to users: security messages (password reset, lock notice) built by one builder, and the
+two notifiers that send them (SMTP, or the development outbox folder)."""

@@ -8,10 +8,14 @@ import os
 import secrets
 import tempfile
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
-from domain.ports import PasswordResetMail
-from server.mail.reset_mail import NotificationError, build_reset_message, check_link_template
+from domain.ports import LockNoticeMail, PasswordResetMail
+from server.mail.delivery import NotificationError
+from server.mail.lock_notice import build_lock_notice
+from server.mail.reset_mail import build_reset_message
+from server.mail.security_message import check_link_template
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,18 @@ class OutboxNotifier:
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
         message = build_reset_message(mail, sender=self._sender, link_template=self._link_template)
+        await self._deliver(message, "password-reset mail")
+
+    async def send_lock_notice(self, mail: LockNoticeMail) -> None:
+        message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
+        await self._deliver(message, "lock notice")
+
+    async def _deliver(self, message: EmailMessage, kind: str) -> None:
         try:
             path = await asyncio.to_thread(self._write, bytes(message))
         except OSError as error:
-            raise NotificationError(
-                f"password-reset mail not written to {self._directory}: {error}"
-            ) from error
-        log.info("password-reset mail written to %s", path)
+            raise NotificationError(f"{kind} not written to {self._directory}: {error}") from error
+        log.info("%s written to %s", kind, path)
 
     def _write(self, content: bytes) -> Path:
         self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import ssl
+from email.message import EmailMessage
 from typing import Literal
 
 import aiosmtplib
 
-from domain.ports import PasswordResetMail
-from server.mail.reset_mail import (
-    NotificationError,
-    build_reset_message,
-    check_link_template,
-    recipient_domain,
-)
+from domain.ports import LockNoticeMail, PasswordResetMail
+from server.mail.delivery import NotificationError, recipient_domain
+from server.mail.lock_notice import build_lock_notice
+from server.mail.reset_mail import build_reset_message
+from server.mail.security_message import check_link_template
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,14 @@ class SmtpNotifier:
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
         message = build_reset_message(mail, sender=self._sender, link_template=self._link_template)
-        domain = recipient_domain(mail.to)
+        await self._deliver(message, "password-reset mail", to=mail.to, token=mail.token)
+
+    async def send_lock_notice(self, mail: LockNoticeMail) -> None:
+        message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
+        await self._deliver(message, "lock notice", to=mail.to, token=mail.token)
+
+    async def _deliver(self, message: EmailMessage, kind: str, *, to: str, token: str) -> None:
+        domain = recipient_domain(to)
         try:
             await aiosmtplib.send(
                 message,
@@ -84,9 +90,9 @@ class SmtpNotifier:
             # OSError covers ssl.SSLError (e.g. an untrusted certificate).
             # Servers echo neither the body nor the password; the token is masked all the same,
             # since this text ends up in logs. (Masking a password would hint at its letters.)
-            reason = f"{type(error).__name__}: {error}".replace(mail.token, "***")
+            reason = f"{type(error).__name__}: {error}".replace(token, "***")
             raise NotificationError(
-                f"password-reset mail to ...@{domain} was not sent "
+                f"{kind} to ...@{domain} was not sent "
                 f"via {self._host}:{self._port} ({self._security}): {reason}"
             ) from error
-        log.info("password-reset mail sent to ...@%s via %s:%s", domain, self._host, self._port)
+        log.info("%s sent to ...@%s via %s:%s", kind, domain, self._host, self._port)

@@ -104,3 +104,25 @@ def token_hash(token: str) -> str:
 def status_text(error: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str]:
     """What a caller can tell two failures apart by: the code and the message."""
     return error.code(), error.details() or ""
+
+
+def reply_of(error: grpc.aio.AioRpcError) -> tuple[grpc.StatusCode, str, bytes]:
+    """Everything a reply says but its request id: code, message, and the google.rpc details."""
+    details = dict(error.trailing_metadata() or ()).get("grpc-status-details-bin", b"")
+    return error.code(), error.details() or "", bytes(details)
+
+
+# The 10th failure in a row makes the next attempt wait 2 ** (10 - 5) seconds.
+LOCK_OUT_WAIT_SECONDS = 32
+
+
+async def lock_out(service: Service, email: str) -> None:
+    """From no failure in a row, wrong passwords until the next attempt must wait
+    LOCK_OUT_WAIT_SECONDS: 5 at once, then one after each wait (1, 2, 4, 8, 16 s), the service's
+    clock pushed past it each time; a sign-in during those 32 s is refused however slow this
+    machine is."""
+    for _ in range(5):
+        await sign_in_error(service, email, WRONG_PASSWORD)
+    for seconds in (1, 2, 4, 8, 16):
+        service.clock.advance(seconds=seconds)
+        await sign_in_error(service, email, WRONG_PASSWORD)

@@ -32,7 +32,7 @@ from tests.data_tool_helpers import (
 )
 from tests.e2e.harness import Service
 from tests.e2e.tool_runs import ROOT, run_tool, tool_environment
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 from tests.fault_proxy import FaultProxy
 
 RUN_SECONDS = 60.0
@@ -137,6 +137,7 @@ async def test_export_and_import_copy_the_users_into_new_tables_where_they_sign_
         FakeAccessTokenIssuer(),
         FixedClock(T0),
         POLICY,
+        recorded_lock_notices(),
         email="cli2@example.com",
         password=PASSWORD,
     )

@@ -50,12 +50,7 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "ListUsers": frozenset({Code.INVALID_ARGUMENT}),
     "DeleteUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED}),
     "Authenticate": frozenset(
-        {
-            Code.INVALID_ARGUMENT,
-            Code.UNAUTHENTICATED,
-            Code.PERMISSION_DENIED,
-            Code.RESOURCE_EXHAUSTED,
-        }
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED}
     ),
     "RefreshSession": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ABORTED}),
     "Logout": frozenset({Code.INVALID_ARGUMENT}),
@@ -65,7 +60,6 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
             Code.INVALID_ARGUMENT,
             Code.UNAUTHENTICATED,
             Code.PERMISSION_DENIED,
-            Code.RESOURCE_EXHAUSTED,
             Code.NOT_FOUND,
         }
     ),

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 
 import grpc
+import pytest
 from biome.user.v1 import user_service_pb2 as pb
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from tests.e2e.auth_helpers import (
     ACCESS_TOKEN_LIFETIME,
+    LOCK_OUT_WAIT_SECONDS,
+    NEW_PASSWORD,
     PASSWORD,
     TIMEOUT,
     WRONG_PASSWORD,
+    lock_out,
     refresh,
     refresh_error,
     register,
+    reply_of,
     sign_in,
     sign_in_error,
     status_text,
@@ -26,6 +28,7 @@ from tests.e2e.auth_helpers import (
     verify_access_token,
 )
 from tests.e2e.harness import Service, rpc_error
+from tests.smtp_server import reset_token_from
 
 # --- sign-in -------------------------------------------------------------------------------------
 
@@ -280,39 +283,45 @@ async def test_a_session_in_use_lives_past_seven_days_but_ends_after_thirty(
 # --- lock-out ------------------------------------------------------------------------------------
 
 
-def retry_delay(error: grpc.aio.AioRpcError) -> timedelta:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
-    assert status is not None, "the error carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToTimedelta()
-    raise AssertionError("the error carries no google.rpc.RetryInfo")
+async def test_five_wrong_passwords_make_the_next_attempt_wait_and_hide_it(
+    service: Service,
+) -> None:
+    account, other = await register(service), await register(service, label="other")
+    unknown = await sign_in_error(service, unique_email("nobody"), WRONG_PASSWORD)
+    failed = await sign_in_error(service, other.email, WRONG_PASSWORD)
+    assert reply_of(failed) == reply_of(unknown)
+    await lock_out(service, account.email)  # counts from 0 failures
+
+    # During the wait the right password gets the very reply of a wrong one, or of no account.
+    right = await sign_in_error(service, account.email, PASSWORD)
+    wrong = await sign_in_error(service, account.email, WRONG_PASSWORD)
+
+    assert reply_of(right) == reply_of(wrong) == reply_of(unknown)
+    service.clock.advance(seconds=LOCK_OUT_WAIT_SECONDS)
+    assert (await sign_in(service, account.email, PASSWORD)).refresh_token
 
 
-async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+async def test_the_owner_is_mailed_once_when_the_account_locks_with_a_reset_link(
     service: Service,
 ) -> None:
     account = await register(service)
-    unknown = await sign_in_error(service, unique_email("nobody"), WRONG_PASSWORD)
     for _ in range(5):
-        failed = await sign_in_error(service, account.email, WRONG_PASSWORD)
-        assert status_text(failed) == status_text(unknown)
+        await sign_in_error(service, account.email, WRONG_PASSWORD)
 
-    locked = await sign_in_error(service, account.email, PASSWORD)
+    notice = await service.smtp.wait_for_message(to=account.email)
 
-    assert locked.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert timedelta(minutes=14) < retry_delay(locked) <= timedelta(minutes=15)
-    # Without the right password the lock is not revealed.
-    still_wrong = await sign_in_error(service, account.email, WRONG_PASSWORD)
-    assert status_text(still_wrong) == status_text(unknown)
-    service.clock.advance(minutes=10)
-    assert (await sign_in_error(service, account.email, PASSWORD)).code() == (
-        grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert notice["Subject"] == "Your account was locked after failed sign-ins"
+    assert notice.get_content_type() == "multipart/alternative"
+    assert "Ada" not in str(notice.get_body(preferencelist=("plain",)))  # nothing they chose
+    service.clock.advance(seconds=1)
+    await sign_in_error(service, account.email, WRONG_PASSWORD)  # the 6th: no second notice
+    with pytest.raises(AssertionError, match="no new message"):
+        await service.smtp.wait_for_message(to=account.email, timeout=1.0)
+    await service.stub.ResetPassword(
+        pb.ResetPasswordRequest(reset_token=reset_token_from(notice), new_password=NEW_PASSWORD),
+        timeout=TIMEOUT,
     )
-    service.clock.advance(minutes=6)
-    assert (await sign_in(service, account.email, PASSWORD)).refresh_token
+    assert (await sign_in(service, account.email, NEW_PASSWORD)).refresh_token
 
 
 async def test_four_wrong_passwords_do_not_lock_and_a_success_clears_them(
@@ -330,9 +339,7 @@ async def test_four_wrong_passwords_do_not_lock_and_a_success_clears_them(
     assert (await sign_in(service, account.email, PASSWORD)).refresh_token
 
 
-async def test_failures_spread_over_more_than_fifteen_minutes_do_not_lock(
-    service: Service,
-) -> None:
+async def test_failures_count_in_a_row_however_far_apart(service: Service) -> None:
     account = await register(service)
     for _ in range(4):
         await sign_in_error(service, account.email, WRONG_PASSWORD)
@@ -340,4 +347,5 @@ async def test_failures_spread_over_more_than_fifteen_minutes_do_not_lock(
 
     await sign_in_error(service, account.email, WRONG_PASSWORD)
 
-    assert (await sign_in(service, account.email, PASSWORD)).refresh_token
+    notice = await service.smtp.wait_for_message(to=account.email)  # the 5th: locked
+    assert notice["Subject"] == "Your account was locked after failed sign-ins"

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.events import DomainEvent, RecordedEvent
 from domain.policies import AuthPolicy
+from domain.ports import LockNotices
 from domain.use_cases import accounts
 from domain.use_cases.sessions import SessionTokens, authenticate
 from domain.user import User
@@ -18,7 +19,13 @@ from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import (
+    DeferredTasks,
+    FakeAccessTokenIssuer,
+    FakePasswordHasher,
+    FixedClock,
+    RecordingNotifier,
+)
 
 PASSWORD = "Zebra-Quill-42"
 
@@ -34,6 +41,12 @@ class OutboxWorld:
     hasher: Any = field(default_factory=FakePasswordHasher)
     issuer: FakeAccessTokenIssuer = field(default_factory=FakeAccessTokenIssuer)
     committed: list[list[DomainEvent]] = field(default_factory=list)
+    notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
+    after_reply: DeferredTasks = field(default_factory=DeferredTasks)
+
+    @property
+    def notices(self) -> LockNotices:
+        return LockNotices(self.notifier, self.after_reply)
 
     def uow(self, client: Any = None) -> DynamoUnitOfWork:
         return DynamoUnitOfWork(
@@ -63,6 +76,7 @@ class OutboxWorld:
             self.issuer,
             self.clock,
             self.policy,
+            self.notices,
             email=email,
             password=password,
         )

@@ -72,7 +72,7 @@ async def test_added_user_is_found_by_id_and_by_email_in_any_case(new_uow: NewUo
     user = new_user("Ada.Lovelace@Example.com")
     user.sessions = (session("old", previous="older"), session("new", minutes=1))
     user.password_reset = password_reset("reset")
-    user.failed_logins, user.failures_started_at = 2, T0
+    user.failed_logins, user.locked_until = 6, T0
 
     await add(new_uow, user)
 

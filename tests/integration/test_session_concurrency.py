@@ -13,7 +13,7 @@ from domain.user import User
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0, new_user
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 
 PASSWORD = "Zebra-Quill-42"
 CONTENDERS = 8
@@ -83,6 +83,7 @@ async def test_a_refresh_right_after_sign_in_finds_the_session_by_one_read_of_th
         FakeAccessTokenIssuer(),
         clock,
         POLICY,
+        recorded_lock_notices(),
         email="racer@example.com",
         password=PASSWORD,
     )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.ports import PasswordResetMail
+from domain.ports import LockNoticeMail, PasswordResetMail
 from server.mail.smtp import NotificationError, SmtpNotifier, SmtpSecurity
 from tests.smtp_server import CapturingSmtpServer, loopback_tls_contexts, reset_token_from
 
@@ -30,9 +30,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, ssl.S
 
 
 def reset_mail(to: str = "ann@example.com", token: str = TOKEN) -> PasswordResetMail:
-    return PasswordResetMail(
-        to=to, first_name="Ann", token=token, expires_at=datetime.now(UTC) + timedelta(hours=1)
-    )
+    return PasswordResetMail(to=to, token=token, expires_at=datetime.now(UTC) + timedelta(hours=1))
 
 
 def notifier(
@@ -100,6 +98,29 @@ async def test_a_reset_mail_is_delivered_over_plain_smtp() -> None:
     assert message["From"] == SENDER
     assert message["Subject"] == "Reset your password"
     assert reset_token_from(message) == TOKEN
+
+
+async def test_a_lock_notice_is_delivered_with_its_reset_link_and_logged_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    locked_at = datetime.now(UTC)
+    notice = LockNoticeMail(
+        to="ann@example.com",
+        locked_at=locked_at,
+        token=TOKEN,
+        expires_at=locked_at + timedelta(hours=1),
+    )
+    with caplog.at_level(logging.DEBUG):
+        async with CapturingSmtpServer() as smtp:
+            await notifier(smtp.port, "none").send_lock_notice(notice)
+
+            message = await smtp.wait_for_message(to="ann@example.com")
+
+    assert message["Subject"] == "Your account was locked after failed sign-ins"
+    assert message.get_content_type() == "multipart/alternative"
+    assert reset_token_from(message) == TOKEN
+    assert "lock notice sent to ...@example.com" in service_log(caplog)
+    assert TOKEN not in service_log(caplog)
 
 
 async def test_a_reset_mail_is_delivered_after_starttls_to_a_trusted_certificate(

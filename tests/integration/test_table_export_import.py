@@ -31,7 +31,7 @@ from tests.data_tool_helpers import (
     scan_all,
     sign_up,
 )
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 
 
 @pytest_asyncio.fixture
@@ -94,6 +94,7 @@ async def test_a_round_trip_copies_every_item_exactly_and_the_users_sign_in_and_
         FakeAccessTokenIssuer(),
         clock,
         POLICY,
+        recorded_lock_notices(),
         email=users[3].email,
         password=PASSWORD,
     )

@@ -20,7 +20,7 @@ from tests.data_tool_helpers import (
     get_user_item,
     put_version_1_user,
 )
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 
 LATER = T0 + timedelta(hours=1)
 
@@ -93,6 +93,7 @@ async def test_a_version_1_user_signs_in_and_its_item_becomes_version_2(
         FakeAccessTokenIssuer(),
         FixedClock(LATER),
         POLICY,
+        recorded_lock_notices(),
         email="old@example.com",
         password=PASSWORD,
     )

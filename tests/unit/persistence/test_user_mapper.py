@@ -21,8 +21,7 @@ def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -
     user = new_user("Ada.Lovelace@Example.com")
     user.sessions = (session("a"), session("b", minutes=3, previous="a-before"))
     user.password_reset = password_reset("r")
-    user.failed_logins = 3
-    user.failures_started_at = T0 + timedelta(minutes=1)
+    user.failed_logins = 7
     user.locked_until = T0 + timedelta(minutes=20)
 
     restored = item_to_user(user_to_item(user, version=4, revision=4, event_seq=0))
@@ -75,17 +74,33 @@ def test_a_session_stores_its_previous_and_retired_hashes_only_once_rotated() ->
 
 def test_lock_out_times_are_stored_only_while_set() -> None:
     user = new_user()
-    user.failed_logins = 2
-    user.failures_started_at = T0
+    user.failed_logins = 6
     user.locked_until = T0 + timedelta(minutes=15)
 
     item = user_to_item(user, version=1, revision=1, event_seq=0)
 
-    assert item["FailedLogins"] == {"N": "2"}
-    assert item["FailuresStartedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
+    assert item["FailedLogins"] == {"N": "6"}
     assert item["LockedUntil"] == {"S": "2026-11-26T09:45:15.123456+00:00"}
+    assert "FailuresStartedAt" not in item  # the flat lock's window: no longer written
     user.record_successful_login()
     assert set(user_to_item(user, version=1, revision=1, event_seq=0)) == BASE_ATTRIBUTES
+
+
+def test_an_item_from_the_flat_lock_reads_its_count_and_lock_and_drops_the_window() -> None:
+    user = new_user()
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+    item |= {
+        "FailedLogins": {"N": "3"},
+        "FailuresStartedAt": {"S": "2026-11-26T09:30:15.123456+00:00"},
+        "LockedUntil": {"S": "2026-11-26T09:45:15.123456+00:00"},
+    }
+
+    restored = item_to_user(item)
+
+    assert restored.failed_logins == 3
+    assert restored.locked_until == T0 + timedelta(minutes=15)
+    rewritten = user_to_item(restored, version=1, revision=2, event_seq=0)
+    assert "FailuresStartedAt" not in rewritten
 
 
 def test_a_password_reset_is_stored_as_a_map_and_absent_when_none() -> None:

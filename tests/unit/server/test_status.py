@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 
 import grpc
 import pytest
@@ -24,7 +23,6 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
-    LockedOut,
     StorageError,
     StorageUnavailable,
     UserNotFound,
@@ -105,7 +103,6 @@ def raising(error: BaseException) -> Behaviour:
         (InvalidResetToken(), grpc.StatusCode.UNAUTHENTICATED),
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
-        (LockedOut(timedelta(minutes=3)), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
         (CallerNotPermitted("admin"), grpc.StatusCode.PERMISSION_DENIED),
         (StorageUnavailable(), grpc.StatusCode.UNAVAILABLE),
@@ -151,16 +148,6 @@ async def test_storage_unavailable_tells_the_caller_when_to_retry(call: Invoke) 
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
     assert retry.retry_delay.ToTimedelta().total_seconds() > 0
-
-
-async def test_a_locked_account_tells_the_caller_when_the_lock_ends(call: Invoke) -> None:
-    failure = await call(raising(LockedOut(timedelta(minutes=14, seconds=30))))
-
-    status = rich_status(failure)
-    assert status is not None
-    retry = error_details_pb2.RetryInfo()
-    assert status.details[0].Unpack(retry)
-    assert retry.retry_delay.ToTimedelta() == timedelta(minutes=14, seconds=30)
 
 
 async def test_unexpected_errors_are_logged_with_traceback_and_hidden_from_the_caller(

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from domain.events import DomainEvent
 from domain.policies import AuthPolicy
+from domain.ports import LockNotices
 from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from tests.builders import T0, new_user
@@ -42,6 +43,10 @@ class AuthKit:
     policy: AuthPolicy = field(default_factory=AuthPolicy)
     after_reply: DeferredTasks = field(default_factory=DeferredTasks)
     _seen: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def notices(self) -> LockNotices:
+        return LockNotices(self.notifier, self.after_reply)
 
     def uow(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store, clock=self.clock)
@@ -81,6 +86,7 @@ class AuthKit:
             self.issuer,
             self.clock,
             self.policy,
+            self.notices,
             email=email,
             password=password,
         )

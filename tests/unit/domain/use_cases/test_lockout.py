@@ -1,4 +1,6 @@
-"""Lock-out: 5 wrong passwords within 15 minutes lock the account for 15 minutes."""
+"""Lock-out by growing delays: after the 5th failure in a row the next attempt waits 1 s, then
+2 s, 4 s, ... up to 15 minutes; while a delay runs every password, the right one included, is
+refused like a wrong one and counted; the owner is mailed once, with a reset link."""
 
 from __future__ import annotations
 
@@ -7,20 +9,18 @@ from datetime import timedelta
 
 import pytest
 
-from domain.errors import AuthenticationFailed, LockedOut
-from domain.events import AccountLocked
+from domain.errors import AccountDisabled, AuthenticationFailed
+from domain.events import AccountLocked, PasswordResetRequested
 from domain.policies import LockoutPolicy
+from domain.secret_tokens import hash_token
+from domain.use_cases.accounts import disable_user
 from domain.user import User
 from tests.builders import T0, new_user
 from tests.unit.domain.use_cases.auth_kit import PASSWORD, WRONG_PASSWORD, AuthKit
 
 POLICY = LockoutPolicy()
-MINUTE = timedelta(minutes=1)
-
-
-def fail(user: User, times: int, *, start: timedelta = timedelta(0)) -> None:
-    for i in range(times):
-        user.record_failed_login(T0 + start + i * MINUTE, POLICY)
+RESET_LIFETIME = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
 
 
 def unsaved_user() -> User:
@@ -30,129 +30,149 @@ def unsaved_user() -> User:
     return user
 
 
+def fail(user: User, times: int, *, at: timedelta = timedelta(0)) -> None:
+    for _ in range(times):
+        user.record_failed_login(T0 + at, POLICY, reset_lifetime=RESET_LIFETIME)
+
+
 # --- the aggregate ---------------------------------------------------------------------------
 
 
-def test_four_failures_count_but_do_not_lock_and_record_no_event() -> None:
+def test_four_failures_count_but_delay_nothing_and_record_no_event() -> None:
     user = unsaved_user()
     fail(user, 4)
-    assert user.failed_logins == 4 and user.failures_started_at == T0
-    assert user.lock_remaining(T0 + 4 * MINUTE) is None
+    assert user.failed_logins == 4
+    assert user.lock_remaining(T0) is None
     assert user.events == []
 
 
-def test_the_fifth_failure_within_the_window_locks_for_the_lock_duration() -> None:
+def test_the_fifth_failure_delays_the_next_attempt_one_second_and_issues_a_reset() -> None:
     user = unsaved_user()
-    fail(user, 5)  # the fifth at T0 + 4 min
-    fifth = T0 + 4 * MINUTE
+    fail(user, 4)
 
-    assert user.locked_until == fifth + POLICY.duration
-    assert user.lock_remaining(fifth) == timedelta(minutes=15)
-    assert user.lock_remaining(fifth + 10 * MINUTE) == timedelta(minutes=5)
+    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME)
+
+    assert user.locked_until == T0 + SECOND
+    assert token is not None and user.password_reset is not None
+    assert user.password_reset.token_hash == token.token_hash  # in the same change
     assert user.events == [
-        AccountLocked(user.id.value, fifth, locked_until=fifth + POLICY.duration)
+        AccountLocked(user.id.value, T0, locked_until=T0 + SECOND),
+        PasswordResetRequested(user.id.value, T0, expires_at=T0 + RESET_LIFETIME),
     ]
 
 
-def test_a_failure_outside_the_window_starts_a_new_count() -> None:
-    user = new_user()
-    fail(user, 4)
-    user.record_failed_login(T0 + POLICY.window, POLICY)
-
-    assert user.failed_logins == 1
-    assert user.failures_started_at == T0 + POLICY.window
-    assert user.lock_remaining(T0 + POLICY.window) is None
-
-
-def test_the_lock_ends_once_the_clock_reaches_locked_until() -> None:
-    user = new_user()
-    fail(user, 5)
-    assert user.locked_until is not None
-
-    assert user.lock_remaining(user.locked_until - timedelta(microseconds=1)) is not None
-    assert user.lock_remaining(user.locked_until) is None
-
-
-def test_failures_while_locked_neither_extend_the_lock_nor_count() -> None:
+def test_each_failure_after_a_delay_doubles_the_next_one_up_to_the_cap() -> None:
     user = unsaved_user()
     fail(user, 5)
-    locked_until = user.locked_until
+    delays = []
+    for _ in range(12):
+        assert user.locked_until is not None
+        at = user.locked_until - T0  # the delay has just passed: this failure is a real one
+        fail(user, 1, at=at)
+        delays.append((user.locked_until - (T0 + at)).total_seconds())
+
+    assert delays == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
+
+
+def test_failures_during_a_delay_count_without_moving_its_end_nor_telling_again() -> None:
+    user = unsaved_user()
+    fail(user, 5)
     user.events.clear()
 
-    fail(user, 10, start=5 * MINUTE)
+    results = [
+        user.record_failed_login(T0 + SECOND / 2, POLICY, reset_lifetime=RESET_LIFETIME)
+        for _ in range(3)
+    ]
 
-    assert user.locked_until == locked_until
-    assert user.failed_logins == 0
+    assert results == [None, None, None]
+    assert user.failed_logins == 8
+    assert user.locked_until == T0 + SECOND
     assert user.events == []
+    fail(user, 1, at=SECOND)  # the 9th, after the delay: 2 ** (9 - 5) seconds
+    assert user.locked_until == T0 + 17 * SECOND
 
 
-def test_after_a_lock_ends_it_takes_five_new_failures_to_lock_again() -> None:
+def test_the_delay_ends_once_the_clock_reaches_its_end() -> None:
     user = new_user()
     fail(user, 5)
-    assert user.locked_until is not None
-    after = user.locked_until - T0
-
-    fail(user, 4, start=after)
-    assert user.lock_remaining(T0 + after + 4 * MINUTE) is None
-    fail(user, 1, start=after + 4 * MINUTE)
-    assert user.lock_remaining(T0 + after + 4 * MINUTE) == POLICY.duration
+    assert user.lock_remaining(T0 + SECOND - timedelta(microseconds=1)) is not None
+    assert user.lock_remaining(T0 + SECOND) is None
 
 
-def test_a_successful_sign_in_clears_the_count_and_the_lock() -> None:
-    user = new_user()
-    fail(user, 5)
-    user.events.clear()
+def test_a_success_clears_the_count_and_the_delay_and_a_new_run_tells_again() -> None:
+    user = unsaved_user()
+    fail(user, 7)
     user.record_successful_login()
-    assert (user.failed_logins, user.failures_started_at, user.locked_until) == (0, None, None)
-    assert user.events == []  # the lock lifting is no event; the session it opens is
+    assert (user.failed_logins, user.locked_until) == (0, None)
+
+    fail(user, 4, at=SECOND)
+    assert user.lock_remaining(T0 + SECOND) is None
+    token = user.record_failed_login(T0 + SECOND, POLICY, reset_lifetime=RESET_LIFETIME)
+    assert token is not None
+
+
+def test_a_disabled_account_locks_but_gets_no_reset_link() -> None:
+    user = unsaved_user()
+    user.disable(T0)
+    user.events.clear()
+    fail(user, 4)
+
+    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME)
+
+    assert token is None and user.password_reset is None
+    assert user.events == [AccountLocked(user.id.value, T0, locked_until=T0 + SECOND)]
 
 
 # --- through the authenticate use case ------------------------------------------------------
 
 
-async def fail_sign_in(kit: AuthKit, times: int) -> None:
+async def fail_sign_in(kit: AuthKit, times: int, password: str = WRONG_PASSWORD) -> None:
+    """Refused sign-ins, each followed by the work after its reply (a lock notice, say)."""
     for _ in range(times):
         with pytest.raises(AuthenticationFailed):
-            await kit.sign_in(password=WRONG_PASSWORD)
+            await kit.sign_in(password=password)
+        await kit.after_reply.run_all()
 
 
-async def test_five_wrong_passwords_lock_out_even_the_right_one() -> None:
-    kit = AuthKit()
-    user = await kit.add_user()
-    await fail_sign_in(kit, 4)
-    assert kit.new_events(user) == []
-    await fail_sign_in(kit, 1)
-    assert kit.new_events(user) == [
-        AccountLocked(user.id.value, T0, locked_until=T0 + POLICY.duration)
-    ]
-    kit.later(minutes=10)
-
-    with pytest.raises(LockedOut) as locked:
-        await kit.sign_in()
-
-    assert locked.value.retry_after == timedelta(minutes=5)
-    assert kit.stored(user).sessions == ()
-    assert kit.new_events(user) == []
-
-
-async def test_a_wrong_password_while_locked_fails_as_usual_and_writes_nothing() -> None:
-    kit = AuthKit()
-    await kit.add_user()
-    await fail_sign_in(kit, 5)
-    commits = kit.store.commits
-
+async def refusal(kit: AuthKit, password: str) -> tuple[str, str, int, int, int]:
+    """What a refused sign-in shows and costs: error type and text, hash checks, commits, and
+    the count it leaves."""
+    verified, commits = len(kit.hasher.verified), kit.store.commits
     with pytest.raises(AuthenticationFailed) as error:
-        await kit.sign_in(password=WRONG_PASSWORD)
+        await kit.sign_in(password=password)
+    user = next(iter(kit.store.users.values()))
+    return (
+        type(error.value).__name__,
+        str(error.value),
+        len(kit.hasher.verified) - verified,
+        kit.store.commits - commits,
+        user.failed_logins,
+    )
 
-    assert str(error.value) == str(AuthenticationFailed())  # the lock is not revealed
-    assert kit.store.commits == commits
+
+async def test_during_a_delay_the_right_password_is_refused_exactly_like_a_wrong_one() -> None:
+    wrong, right = AuthKit(), AuthKit()
+    for kit in (wrong, right):
+        await kit.add_user()
+        await fail_sign_in(kit, 5)
+        kit.later(seconds=0.5)  # within the first delay (1 s)
+
+    assert await refusal(wrong, WRONG_PASSWORD) == await refusal(right, PASSWORD)
+    assert await refusal(wrong, WRONG_PASSWORD) == (
+        "AuthenticationFailed",
+        str(AuthenticationFailed()),
+        1,  # the password is still hashed, its answer unused
+        1,  # and the attempt counted, in one write
+        7,
+    )
 
 
-async def test_the_right_password_signs_in_once_the_lock_has_passed() -> None:
+async def test_after_the_delay_the_right_password_signs_in_and_clears_the_count() -> None:
     kit = AuthKit()
     user = await kit.add_user()
     await fail_sign_in(kit, 5)
-    kit.later(minutes=15)
+    await fail_sign_in(kit, 1, password=PASSWORD)  # refused: within the 1 s
+    kit.later(seconds=1)
 
     tokens = await kit.sign_in()
 
@@ -161,14 +181,53 @@ async def test_the_right_password_signs_in_once_the_lock_has_passed() -> None:
     assert (stored.failed_logins, stored.locked_until) == (0, None)
 
 
-async def test_a_successful_sign_in_restarts_the_count() -> None:
+async def test_a_wrong_password_after_the_delay_starts_a_longer_one() -> None:
     kit = AuthKit()
-    await kit.add_user()
-    await fail_sign_in(kit, 4)
-    await kit.sign_in()
-    await fail_sign_in(kit, 4)
+    user = await kit.add_user()
+    await fail_sign_in(kit, 5)
+    kit.later(seconds=1)
+    await fail_sign_in(kit, 1)  # the 6th: 2 s
 
+    kit.later(seconds=1.5)
+    await fail_sign_in(kit, 1, password=PASSWORD)  # the 7th, during the 2 s: refused, counted
+    kit.later(seconds=0.5)
+
+    assert kit.stored(user).failed_logins == 7
     assert await kit.sign_in()
+
+
+async def test_the_owner_is_mailed_once_per_lock_out_after_the_write() -> None:
+    kit = AuthKit()
+    user = await kit.add_user()
+    await fail_sign_in(kit, 4)
+    assert kit.after_reply.pending == []
+
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in(password=WRONG_PASSWORD)
+    assert kit.notifier.lock_notices == []  # not before the reply: sent by the work after it
+    await kit.after_reply.run_all()
+
+    (notice,) = kit.notifier.lock_notices
+    stored = kit.stored(user)
+    assert notice.to == user.email.value and notice.locked_at == T0
+    assert stored.password_reset is not None
+    assert hash_token(notice.token) == stored.password_reset.token_hash
+    assert notice.expires_at == T0 + kit.policy.password_reset_lifetime
+    kit.later(seconds=1)
+    await fail_sign_in(kit, 3)
+    assert len(kit.notifier.lock_notices) == 1
+
+
+async def test_a_disabled_account_is_told_as_disabled_only_after_the_delay() -> None:
+    kit = AuthKit()
+    user = await kit.add_user()
+    await fail_sign_in(kit, 5)
+    await disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+
+    await fail_sign_in(kit, 1, password=PASSWORD)  # during the delay: as any password
+    kit.later(seconds=1)
+    with pytest.raises(AccountDisabled):
+        await kit.sign_in()
 
 
 async def test_concurrent_wrong_passwords_are_all_counted() -> None:

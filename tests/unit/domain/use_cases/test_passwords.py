@@ -56,6 +56,7 @@ async def change(
         kit.hasher,
         kit.clock,
         kit.policy,
+        kit.notices,
         user_id=user.id.value,
         current_password=current,
         new_password=new,
@@ -132,7 +133,45 @@ async def test_change_password_with_a_wrong_current_one_fails_and_counts(kit: Au
     assert kit.new_events(user) == []
 
 
-@pytest.mark.parametrize("new", ["password1", "ADA.LOVELACE@example.com", "ada.lovelace"])
+async def test_change_password_checks_the_current_password_before_the_new_one(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+
+    with pytest.raises(AuthenticationFailed, match="current password is incorrect"):
+        await change(kit, user, current=WRONG_PASSWORD, new="password1")  # common, and short:
+    with pytest.raises(AuthenticationFailed, match="current password is incorrect"):
+        await change(kit, user, current=WRONG_PASSWORD, new="short")  # neither is said
+
+    assert kit.stored(user).failed_logins == 2
+
+
+async def test_change_password_shares_the_sign_in_lock_out_without_an_oracle(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+    for _ in range(4):
+        with pytest.raises(AuthenticationFailed):
+            await kit.sign_in(password=WRONG_PASSWORD)
+    with pytest.raises(AuthenticationFailed) as fifth:
+        await change(kit, user, current=WRONG_PASSWORD)  # the 5th failure, whichever RPC
+    await kit.after_reply.run_all()
+    assert len(kit.notifier.lock_notices) == 1
+
+    with pytest.raises(AuthenticationFailed) as right:
+        await change(kit, user, current=PASSWORD)  # during the delay: as wrong as any
+
+    assert str(right.value) == str(fifth.value)
+    stored = kit.stored(user)
+    assert stored.password_hash == fake_hash(PASSWORD) and stored.failed_logins == 6
+    kit.later(seconds=2)
+    await change(kit, user)
+    stored = kit.stored(user)
+    assert stored.password_hash == fake_hash(NEW_PASSWORD)
+    assert (stored.failed_logins, stored.locked_until) == (0, None)
+
+
+@pytest.mark.parametrize("new", ["password1", "ADA.LOVELACE@example.com", "ada.lovelace", "short"])
 async def test_change_password_refuses_a_common_password_or_the_email(
     kit: AuthKit, new: str
 ) -> None:
@@ -169,7 +208,7 @@ async def test_a_reset_request_mails_one_single_use_token_to_an_active_account(
     await request_reset(kit, " ADA.Lovelace@example.com")
 
     (mail,) = kit.notifier.sent
-    assert (mail.to, mail.first_name) == (EMAIL, "Ada")
+    assert mail.to == EMAIL
     assert mail.expires_at == kit.clock.now + kit.policy.password_reset_lifetime
     lookup = parse_token(mail.token)
     assert lookup.user_id == user.id
@@ -251,10 +290,11 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
     assert stored.sessions == () and stored.password_reset is None
     assert (stored.failed_logins, stored.locked_until) == (0, None)
     t0, now, uid = kit.clock.now - timedelta(minutes=1), kit.clock.now, user.id.value
-    lifetime, lock = kit.policy.password_reset_lifetime, kit.policy.lockout.duration
+    lifetime, lock = kit.policy.password_reset_lifetime, timedelta(seconds=1)
     assert kit.new_events(user) == [
         SessionStarted(uid, t0, signed_in.session_id),
         AccountLocked(uid, t0, locked_until=t0 + lock),
+        PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),  # with the lock notice
         PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),
         PasswordChanged(uid, now, PasswordChangeReason.RESET),
         SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_RESET),

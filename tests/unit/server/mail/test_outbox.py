@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.ports import PasswordResetMail
+from domain.ports import LockNoticeMail, PasswordResetMail
+from server.mail.delivery import NotificationError
 from server.mail.outbox import OutboxNotifier
-from server.mail.reset_mail import NotificationError
 from tests.smtp_server import reset_token_from
 
 SENDER = "Biome <no-reply@biome.example>"
@@ -26,7 +26,6 @@ FILE_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}\.eml$")
 def reset_mail(token: str = "s3cret-Token/+=", to: str = "ann@example.com") -> PasswordResetMail:
     return PasswordResetMail(
         to=to,
-        first_name="Ann",
         token=token,
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
@@ -62,6 +61,28 @@ async def test_a_message_becomes_one_parseable_eml_file_holding_the_token(tmp_pa
     assert message["From"] == SENDER
     assert message["Subject"] == "Reset your password"
     assert reset_token_from(message) == "s3cret-Token/+="
+
+
+async def test_a_lock_notice_becomes_a_private_eml_file_with_its_reset_link(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.now(UTC)
+    notice = LockNoticeMail(
+        to="ann@example.com",
+        locked_at=now,
+        token="lock-Token/+=",
+        expires_at=now + timedelta(hours=1),
+    )
+
+    with caplog.at_level(logging.INFO, logger="server.mail.outbox"):
+        await outbox(tmp_path).send_lock_notice(notice)
+
+    [path] = files_in(tmp_path)
+    assert mode_of(path) == 0o600
+    message = read_eml(path)
+    assert message["Subject"] == "Your account was locked after failed sign-ins"
+    assert reset_token_from(message) == "lock-Token/+="
+    assert "lock notice written to" in caplog.text and "lock-Token" not in caplog.text
 
 
 async def test_the_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
