@@ -33,6 +33,8 @@ GOALS = (
     "Start-up",
     "Idle memory",
     "Flat memory",
+    "RegisterUser at scale, embedded DynamoDB",
+    "ListUsers at scale, embedded DynamoDB",
 )
 # Far above what --quick needs (well under a minute alone); only stops a hung run.
 RUN_TIMEOUT_SECONDS = 400.0
@@ -76,6 +78,12 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
     assert len(document["startup"]["seconds"]) == 1
     assert document["startup"]["idle_rss_bytes"][0] > 0
     assert document["long_run"]["row"]["rpcs"] > 0 and document["long_run"]["rss_at_end"] > 0
+    embedded = document["embedded_scale"]
+    assert embedded["speedups"] is True
+    assert [point["users"] for point in embedded["points"]] == [200, 400]
+    for point in embedded["points"]:
+        assert set(point["rows"]) == {"RegisterUser", "ListUsers"}
+        assert all(row["errors"] == {} and row["rpcs"] > 0 for row in point["rows"].values())
     assert document["machine"]["cpu_model"] and document["machine"]["cores"] >= 1
 
     goals = {goal["name"]: goal for goal in document["goals"]}

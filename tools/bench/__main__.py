@@ -19,6 +19,7 @@ from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from server.from_settings import LOCAL_CREDENTIALS
 from tools.bench.calls import RESERVED_USERS, Calls
+from tools.bench.embedded_scale import embedded_scale_goals, measure_embedded_scale
 from tools.bench.environment import Tables, parse_service_setting
 from tools.bench.goals import evaluate
 from tools.bench.loop_protection import measure_loop_protection
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {type(error).__name__}: {error}", file=sys.stderr)
         print(f"{PROG}: the processes' logs are in {args.out / 'logs'}", file=sys.stderr)
         return EXIT_FAILED
-    goals = evaluate(results)
+    goals = evaluate(results) + embedded_scale_goals(results.embedded_scale)
     paths = write(results, goals, args.out)
     print(markdown(results, goals))
     print("Goals:")
@@ -150,6 +151,10 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.scale = await measure_scale(calls, large_calls, stack, plan, users)
         with phase("stopping"):
             await exits.aclose()
+    with phase("embedded DynamoDB at two sizes"):
+        results.embedded_scale = await measure_embedded_scale(
+            plan, logs, password_hash, speedups=plan.embedded_speedups, random_seed=random_seed
+        )
     results.total_seconds = time.monotonic() - started
     results.load_average_at_end = load_average()
     return results
@@ -189,6 +194,8 @@ def _plan(args: argparse.Namespace) -> Plan:
     }
     if args.service_setting:
         overrides["service_settings"] = tuple(args.service_setting)
+    if args.embedded_without_speedups:
+        overrides["embedded_speedups"] = False
     return replace(plan, **overrides)
 
 
@@ -267,6 +274,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a USER_SERVICE_* setting for the service (and the floor's client), e.g. "
         "PASSWORD_HASH_WORKERS=1; repeatable. Without it the service runs on its defaults "
         "(development profile, log level WARNING), whatever this shell's environment says",
+    )
+    parser.add_argument(
+        "--embedded-without-speedups",
+        action="store_true",
+        help="measure the embedded-DynamoDB scale rows on moto as released (without "
+        "server/embedded_moto_speedups.py), to compare",
     )
     parser.add_argument("--seed", type=int, help="random seed, to repeat a run's choices")
     parser.add_argument(

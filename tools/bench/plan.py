@@ -33,6 +33,7 @@ class Plan:
     rpc_timeout: float
     warmup_rpcs: int
     service_settings: tuple[tuple[str, str], ...] = ()  # USER_SERVICE_* given to the service
+    embedded_speedups: bool = True  # the embedded-scale rows with server/embedded_moto_speedups.py
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,22 @@ class ScalePoint:
 
 
 @dataclass
+class EmbeddedScale:
+    """RegisterUser and ListUsers on the embedded server's moto, at each size; seeding times."""
+
+    speedups: bool  # server/embedded_moto_speedups.py applied
+    points: list[ScalePoint] = field(default_factory=list)
+    seeding_seconds: list[float] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "speedups": self.speedups,
+            "points": [point.as_json() for point in self.points],
+            "seeding_seconds": self.seeding_seconds,
+        }
+
+
+@dataclass
 class LoopProtection:
     """Probes (GetUser, and two that tell causes apart) alone, then while sign-ins run.
 
@@ -127,6 +143,7 @@ class Results:
     startup: StartUp | None = None
     long_run: LongRun | None = None
     seeding: Seeding = field(default_factory=Seeding)
+    embedded_scale: EmbeddedScale | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     total_seconds: float = 0.0
     load_average_at_end: list[float] = field(default_factory=list)
@@ -137,6 +154,8 @@ class Results:
     @property
     def rpc_errors(self) -> int:
         rows = [*self.rows, *(r for point in self.scale for r in point.rows.values())]
+        if self.embedded_scale is not None:
+            rows += [r for point in self.embedded_scale.points for r in point.rows.values()]
         if self.loop is not None:
             rows += [*self.loop.alone.values(), *self.loop.under_sign_ins.values()]
         if self.long_run is not None:
@@ -154,6 +173,7 @@ class Results:
             "startup": self.startup.as_json() if self.startup else None,
             "long_run": self.long_run.as_json() if self.long_run else None,
             "seeding": self.seeding.as_json(),
+            "embedded_scale": self.embedded_scale.as_json() if self.embedded_scale else None,
             "phase_seconds": self.phase_seconds,
             "total_seconds": self.total_seconds,
             "load_average_at_end": self.load_average_at_end,
