@@ -15,6 +15,7 @@ _CURSOR = re.compile(
     r"(?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00)#(?P<user>[0-9a-f-]{36})#(?P<seq>\d{12})"
 )
 SEQ_DIGITS = 12
+_AFTER_EVERY_USER = "~"  # sorts after every user id (hex digits and dashes)
 _INVALID = "is not a cursor of this service: pass UserEvent.cursor as it was received"
 
 
@@ -52,6 +53,11 @@ def stream_key(recorded_at: datetime, user_id: str, sequence: int) -> str:
         raise ValueError("refusing to store a naive datetime; the clock must give aware UTC times")
     at = recorded_at.astimezone(UTC).isoformat(timespec="microseconds")
     return f"{at}#{user_id}#{sequence:0{SEQ_DIGITS}d}"
+
+
+def stream_end(at: datetime) -> str:
+    """A key after that of every event recorded at or before ``at``, and before every later one."""
+    return stream_key(at, _AFTER_EVERY_USER, 0)
 
 
 def stream_day(recorded_at: datetime) -> str:

@@ -5,17 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from domain.event_cursors import stream_key
+from domain.event_cursors import stream_end
 from domain.events import RecordedEvent
 from domain.ports import EventLog
 from domain.values import UserId
 from persistence.errors import translated
 from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import EVENT_STREAM_INDEX, TableNames
-
-# Sorts after every user id (hex digits and hyphens) in a stream key: the bound that takes in
-# every event recorded at a given instant.
-_AFTER_EVERY_USER = "~"
 
 
 class DynamoEventStore(EventLog):
@@ -49,7 +45,7 @@ class DynamoEventStore(EventLog):
             raise ValueError("limit must be at least 1")
         # Every stream key of a day starts with the day, so the day itself sorts before them all.
         low = after if after is not None else day.isoformat()
-        high = stream_key(until, _AFTER_EVERY_USER, 0)
+        high = stream_end(until)
         if low >= high:
             return []  # DynamoDB refuses a BETWEEN whose bounds are the wrong way round
         request = {

@@ -116,6 +116,7 @@ async def build_service(
         event_log,
         service_clock,
         settle_seconds=settings.events_settle_seconds,
+        lookback_seconds=settings.events_lookback_seconds,
         poll_interval_seconds=settings.events_poll_interval_seconds,
         retention_days=settings.events_retention_days,
         max_watchers=settings.max_event_watchers,

@@ -3,15 +3,22 @@
 Each open stream polls on its own (there is no shared poller): a watcher replaying last week and
 one at the head of the stream need different reads, and a shared poller would have to buffer
 for the slowest of them. What bounds DynamoDB's load instead is the cap on open streams: at most
-``max_watchers`` streams, each making one Query per poll interval once it has caught up (and
-while replaying, one per page of events or per empty day). Each stream holds at most one page of
-events at a time, so its memory is bounded too.
+``max_watchers`` streams, each making two Queries per poll interval once it has caught up (and
+while replaying, one per page of events or per empty day). Each stream holds one page of events
+at a time, and the ledger of what it handed out within one look-back (server.late_events).
 
-An event is sent only once it was recorded ``settle_seconds`` ago or more. The transaction that
+An event is sent once it was recorded ``settle_seconds`` ago or more. The transaction that
 carries an event is sent at most persistence's commit window after its RecordedAt, and the stream
-index (a GSI) shows it a moment later still: reading only up to "now - settle", a stream never
-moves past a place where an event may yet appear. The settle delay must also cover the clocks of
-the replicas disagreeing (NTP keeps that to milliseconds).
+index (a GSI) shows it a moment later still, usually: reading only up to "now - settle", the
+stream's head rarely moves past a place where an event may yet appear. The settle delay must also
+cover the clocks of the replicas disagreeing (NTP keeps that to milliseconds).
+
+AWS gives no upper bound on a GSI's lag, though (an index that is throttled lags by minutes), so
+each stream also sweeps: it reads the same keys again ``lookback_seconds`` later, and sends what
+shows only then, once, holding back a user's later events until the late one has gone out (the
+ledger). An event whose index entry shows more than settle + look-back after its RecordedAt is
+lost to a stream that was open; a stream resumed from a cursor starts after it, so what showed
+late before that cursor is not looked for. The sweep doubles a stream's reads of the index.
 
 The stream is partitioned by UTC day. A stream stays on a day's partition until "now - settle"
 has passed that day's end: an event recorded at 23:59:59.9 is still read from yesterday's
@@ -24,12 +31,13 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
-from domain.event_cursors import StreamCursor
+from domain.event_cursors import StreamCursor, stream_end
 from domain.events import RecordedEvent
 from domain.ports import Clock, EventLog
+from server.late_events import DeliveryLedger
 from server.refusals import ServiceShuttingDown, TooManyWatchers
 
 # Events read per Query: a stream holds at most this many in memory.
@@ -54,6 +62,7 @@ class EventStreams:
         clock: Clock,
         *,
         settle_seconds: float,
+        lookback_seconds: float = 0.0,
         poll_interval_seconds: float,
         retention_days: int,
         max_watchers: int,
@@ -63,6 +72,7 @@ class EventStreams:
         self._log = log
         self._clock = clock
         self._settle = timedelta(seconds=settle_seconds)
+        self._lookback = timedelta(seconds=lookback_seconds)
         self._poll_interval = poll_interval_seconds
         self._retention = timedelta(days=retention_days)
         self._max_watchers = max_watchers
@@ -105,27 +115,34 @@ class EventStreams:
                 self._none_open.set()
 
     async def _follow(self, after: StreamCursor | None) -> AsyncIterator[RecordedEvent]:
-        oldest = (self._clock() - self._retention).date()
-        day: date
-        key: str | None
+        now = self._clock()
+        oldest = (now - self._retention).date()
         if after is None or after.day < oldest:
-            day, key = oldest, None  # what is older has aged out (or soon will)
+            head = _Reader(self._log, oldest, None, self._page_size)  # older ones aged out
         else:
-            day, key = after.day, after.key
+            head = _Reader(self._log, after.day, after.key, self._page_size)
+        # The sweep needs to look again only where an event may not have shown yet when the
+        # head read: from "now - settle - look-back" on (or from the head's start, if later).
+        sweep_from = now - self._settle - self._lookback
+        sweep = head.copy()
+        if sweep.passed < stream_end(sweep_from):
+            sweep = _Reader(self._log, sweep_from.date(), stream_end(sweep_from), self._page_size)
+        ledger = DeliveryLedger()
         while True:
             settled = self._clock() - self._settle
-            page = await self._unless_closed(
-                self._log.stream_events(day, after=key, until=settled, limit=self._page_size)
-            )
-            for event in page:
+            page, more = await self._unless_closed(head.read(until=settled))
+            for event in ledger.from_head(page) if self._lookback else page:
                 yield event
-                key = event.cursor
-            if len(page) >= self._page_size:
-                continue  # more may follow at once
-            if day < settled.date():
-                # Every event of ``day`` was recorded before ``settled``: the day is complete.
-                day, key = day + _ONE_DAY, None
+            if more:
                 continue
+            if self._lookback:
+                behind = settled - self._lookback
+                while True:
+                    page, more = await self._unless_closed(sweep.read(until=behind))
+                    for event in ledger.from_sweep(page, passed=sweep.passed):
+                        yield event
+                    if not more:
+                        break
             await self._unless_closed(self._sleep(self._poll_interval))
 
     async def _unless_closed(self, work: Awaitable[T]) -> T:
@@ -145,3 +162,36 @@ class EventStreams:
         if not task.done():
             raise ServiceShuttingDown()
         return task.result()
+
+
+class _Reader:
+    """One pass over the stream index, in key order, day partition by day partition."""
+
+    def __init__(self, log: EventLog, day: date, key: str | None, page_size: int) -> None:
+        self._log = log
+        self._day = day
+        self._key = key
+        self._page_size = page_size
+        # Every key up to this one has been read (or lies before where this pass started).
+        self.passed = key if key is not None else day.isoformat()
+
+    def copy(self) -> _Reader:
+        return _Reader(self._log, self._day, self._key, self._page_size)
+
+    async def read(self, *, until: datetime) -> tuple[list[RecordedEvent], bool]:
+        """The next page of events recorded up to ``until``, and whether more may follow at
+        once (a full page, or a day completed)."""
+        page = await self._log.stream_events(
+            self._day, after=self._key, until=until, limit=self._page_size
+        )
+        if page:
+            self._key = self.passed = page[-1].cursor
+        if len(page) >= self._page_size:
+            return page, True
+        if self._day < until.date():
+            # Every event of the day was recorded before ``until``: the day is complete.
+            self.passed = stream_end(datetime.combine(self._day, time.max, tzinfo=UTC))
+            self._day, self._key = self._day + _ONE_DAY, None
+            return page, True
+        self.passed = max(self.passed, stream_end(until))
+        return page, False

@@ -143,6 +143,7 @@ class Settings(BaseSettings):
     # WatchEvents: how its streams follow the events table (see server.event_stream).
     events_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     events_settle_seconds: float = Field(default=5.0, le=600)
+    events_lookback_seconds: float = Field(default=60.0, ge=0, le=3600)
     max_event_watchers: int = Field(default=32, ge=1, le=10_000)
 
     @field_validator("dynamodb_endpoint")

@@ -21,9 +21,13 @@ class InMemoryEventLog:
         self.stream_reads = 0
         self.max_limit = max_limit
 
-    def record(self, event: DomainEvent, *, recorded_at: datetime) -> RecordedEvent:
-        """Stores ``event`` as its user's next one, written at ``recorded_at``; now visible."""
-        sequence = 1 + sum(1 for e in self.events if e.event.user_id == event.user_id)
+    def record(
+        self, event: DomainEvent, *, recorded_at: datetime, sequence: int | None = None
+    ) -> RecordedEvent:
+        """Stores ``event`` as its user's next one (or as its ``sequence``), written at
+        ``recorded_at``; visible from now on (record it late to make its index entry lag)."""
+        if sequence is None:
+            sequence = 1 + sum(1 for e in self.events if e.event.user_id == event.user_id)
         recorded = RecordedEvent(
             event=event,
             sequence=sequence,

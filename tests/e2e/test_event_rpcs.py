@@ -301,3 +301,38 @@ async def test_events_expire_after_the_configured_retention(
     recorded_at = datetime.fromisoformat(item["RecordedAt"]["S"])
     expires_at = int(item["ExpiresAt"]["N"])
     assert expires_at == int((recorded_at + timedelta(days=3)).timestamp())
+
+
+async def test_watch_delivers_an_event_that_shows_later_than_the_settle_delay_once_in_order(
+    moto_endpoint: str, smtp_server: CapturingSmtpServer
+) -> None:
+    # moto's index shows an item at once, so the lag is made by writing the event item late:
+    # to a reader that is exactly an index entry showing after the head passed its place.
+    lookback = 6.0
+    settings = event_settings(moto_endpoint, smtp_server, events_lookback_seconds=lookback)
+    async with serving(settings, smtp_server) as service:
+        user = str(uuid.uuid4())
+        first_at = service.clock()
+        await seed(
+            service,
+            UserRegistered(user, first_at, email="a@example.com", first_name="A", last_name="B"),
+            1,
+            first_at,
+        )
+        async with grpc.aio.insecure_channel(service.target) as channel:
+            stub = user_service_pb2_grpc.UserServiceStub(channel)
+            watch = stub.WatchEvents(pb.WatchEventsRequest())
+            assert [e.sequence for e in await take(watch, 1)] == [1]
+
+            late_at = service.clock()
+            third_at = late_at + timedelta(milliseconds=500)
+            await seed(service, ProfileUpdated(user, third_at, "C", "D"), 3, third_at)
+            # The second event shows 2 settle delays after its recording: the head has passed
+            # its place and holds the third back for it.
+            await asyncio.sleep(2 * SETTLE)
+            await seed(service, ProfileUpdated(user, late_at, "E", "F"), 2, late_at)
+
+            followed = await take(watch, 2)
+            assert [(e.user_id, e.sequence) for e in followed] == [(user, 2), (user, 3)]
+            await nothing_more(watch)
+            watch.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -22,12 +23,18 @@ COMMIT_WINDOW = timedelta(seconds=2)  # the most a commit may lag its events' Re
 
 
 def streams(
-    log: InMemoryEventLog, time: FakeTime, *, settle: float = SETTLE, **options: int
+    log: InMemoryEventLog,
+    time: FakeTime,
+    *,
+    settle: float = SETTLE,
+    lookback: float = 0.0,
+    **options: int,
 ) -> EventStreams:
     return EventStreams(
         log,
         time,
         settle_seconds=settle,
+        lookback_seconds=lookback,
         poll_interval_seconds=POLL,
         retention_days=options.get("retention_days", RETENTION_DAYS),
         max_watchers=options.get("max_watchers", 4),
@@ -260,3 +267,109 @@ async def test_closing_ends_waiting_streams_at_once_and_refuses_new_ones() -> No
     assert await hanging_streams.wait_until_ended(1.0)
     with pytest.raises(ServiceShuttingDown):
         await anext(polling.follow(None))
+
+
+LOOKBACK = 30.0
+
+
+def by_user(delivered: list[tuple[RecordedEvent, datetime]]) -> dict[str, list[int]]:
+    sequences: dict[str, list[int]] = {}
+    for event, _ in delivered:
+        sequences.setdefault(event.event.user_id, []).append(event.sequence)
+    return sequences
+
+
+def lagging(
+    log: InMemoryEventLog, time: FakeTime, user: str, sequence: int, at: datetime, lag: float
+) -> None:
+    """Plans the user's event ``sequence``, recorded at ``at``, to show ``lag`` seconds later."""
+    time.at(
+        at + timedelta(seconds=lag),
+        lambda: log.record(registered(at, user), recorded_at=at, sequence=sequence),
+    )
+
+
+async def test_an_event_showing_later_than_the_settle_delay_is_delivered_once_in_user_order() -> (
+    None
+):
+    log, time = InMemoryEventLog(), FakeTime(NOW, horizon=timedelta(minutes=2))
+    user, other = "6f1c1c2e-0000-4000-8000-000000000001", "6f1c1c2e-0000-4000-8000-000000000002"
+    at = [NOW + timedelta(seconds=s) for s in (1, 2, 3, 4)]
+    lagging(log, time, user, 1, at[0], 0)
+    lagging(log, time, user, 2, at[1], 8)  # the index shows it 8 s late: past the settle delay
+    lagging(log, time, other, 1, at[2], 0)
+    lagging(log, time, user, 3, at[3], 0)  # shows at once, before its predecessor
+
+    delivered = await follow_until_horizon(streams(log, time, lookback=LOOKBACK).follow(None), time)
+
+    assert by_user(delivered) == {user: [1, 2, 3], other: [1]}
+    assert len(delivered) == 4, "each event once"
+    second = next(d for e, d in delivered if e.event.user_id == user and e.sequence == 2)
+    assert second <= at[1] + timedelta(seconds=SETTLE + LOOKBACK + 2 * POLL)
+
+
+async def test_without_the_look_back_an_event_showing_late_is_lost() -> None:
+    # Why the second look exists: the same kind of lag with none loses the event.
+    log, time = InMemoryEventLog(), FakeTime(NOW, horizon=timedelta(minutes=2))
+    user = "6f1c1c2e-0000-4000-8000-000000000001"
+    first, late, after = (NOW + timedelta(seconds=s) for s in (1, 2, 3))
+    lagging(log, time, user, 1, first, 0)
+    lagging(log, time, user, 2, late, 8)
+    lagging(log, time, user, 3, after, 0)
+
+    delivered = await follow_until_horizon(streams(log, time, lookback=0).follow(None), time)
+
+    assert by_user(delivered) == {user: [1, 3]}
+
+
+async def test_an_event_later_than_the_look_back_is_lost_and_what_waited_for_it_goes_out() -> None:
+    log, time = InMemoryEventLog(), FakeTime(NOW, horizon=timedelta(minutes=3))
+    user = "6f1c1c2e-0000-4000-8000-000000000001"
+    first, lost, after = (NOW + timedelta(seconds=s) for s in (1, 2, 3))
+    lagging(log, time, user, 1, first, 0)
+    lagging(log, time, user, 2, lost, SETTLE + LOOKBACK + 20)  # beyond every look
+    lagging(log, time, user, 3, after, 0)
+
+    delivered = await follow_until_horizon(streams(log, time, lookback=LOOKBACK).follow(None), time)
+
+    assert by_user(delivered) == {user: [1, 3]}
+    held_until = next(d for e, d in delivered if e.sequence == 3)
+    # Held back while its predecessor might still show, then sent when the sweep passed it.
+    assert (
+        after + timedelta(seconds=SETTLE + LOOKBACK)
+        <= held_until
+        <= after + timedelta(seconds=SETTLE + LOOKBACK + 2 * POLL)
+    )
+
+
+async def test_events_with_random_index_lags_within_the_look_back_all_arrive_once_in_order() -> (
+    None
+):
+    rng = random.Random(14)
+    log, time = InMemoryEventLog(), FakeTime(NOW, horizon=timedelta(minutes=4))
+    users = [f"6f1c1c2e-0000-4000-8000-{n:012d}" for n in range(12)]
+    expected: dict[str, list[int]] = {}
+    moment = NOW
+    for _ in range(120):
+        moment += timedelta(milliseconds=rng.randrange(50, 1500))
+        user = rng.choice(users)
+        expected.setdefault(user, []).append(len(expected.get(user, [])) + 1)
+        sequence = expected[user][-1]
+        # A user's first event shows at once (see server.late_events on first events).
+        lag = 0.0 if sequence == 1 else rng.choice([0.0, 0.5, 1.0, 6.0, 12.0, 25.0])
+        lagging(log, time, user, sequence, moment, lag)
+
+    delivered = await follow_until_horizon(streams(log, time, lookback=LOOKBACK).follow(None), time)
+
+    assert by_user(delivered) == expected
+    assert len({(e.event.user_id, e.sequence) for e, _ in delivered}) == len(delivered) == 120
+
+
+async def test_a_caught_up_stream_with_a_look_back_reads_twice_per_poll_interval() -> None:
+    log, time = InMemoryEventLog(), FakeTime(NOW, horizon=timedelta(seconds=60))
+
+    await follow_until_horizon(
+        streams(log, time, retention_days=1, lookback=LOOKBACK).follow(None), time
+    )
+
+    assert 110 <= log.stream_reads <= 130
