@@ -29,6 +29,7 @@ from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from server import from_settings
 from server.background import BackgroundTasks
+from server.crypto.access_token_verifier import AccessTokenVerifier
 from server.crypto.access_tokens import JwtAccessTokenIssuer
 from server.crypto.passwords import Argon2PasswordHasher
 from server.embedded_dynamodb import EmbeddedDynamoDb
@@ -103,8 +104,9 @@ async def build_service(
     # File reads and the common-password list's decompression happen now, off the loop,
     # rather than inside the first request that needs them.
     await asyncio.to_thread(common_passwords)
+    signing_keys = await asyncio.to_thread(from_settings.signing_keys, settings)
     issuer = JwtAccessTokenIssuer(
-        await asyncio.to_thread(from_settings.signing_keys, settings),
+        signing_keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         lifetime_seconds=settings.access_token_lifetime_seconds,
@@ -153,7 +155,15 @@ async def build_service(
         ),
     )
     drain_gate = DrainGate([USER_SERVICE_NAME])
-    caller_auth = from_settings.caller_auth(settings)
+    caller_auth = from_settings.caller_auth(
+        settings,
+        AccessTokenVerifier(
+            signing_keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            clock=service_clock,
+        ),
+    )
     interceptors = (
         # First, to see every call, refusals included: request id, access log, metrics.
         ObservedCalls(metrics),
@@ -161,7 +171,8 @@ async def build_service(
         drain_gate,
         # After the request id and access line: an oversized request's refusal carries both.
         RequestSizeLimit(),
-        *([caller_auth] if caller_auth is not None else []),
+        # Who calls, for whom, and whether they may.
+        caller_auth,
         # Last, around the handler: its exceptions become statuses.
         DomainErrorInterceptor(),
     )

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
 from server.operations.logging_config import configure_logging
+from server.roles import ROLES
 from server.settings import Settings, describe_invalid_settings
 
 PROG = "user-service"
@@ -41,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     new_key.add_argument("name", help="the calling service's name, as logs will show it")
     new_key.add_argument(
-        "--role", action="append", default=[], help="a role to grant (repeatable), e.g. admin"
+        "--role",
+        action="append",
+        default=[],
+        choices=list(ROLES),
+        help="a role to grant (repeatable), e.g. users:read",
     )
     commands.add_parser(
         "new-signing-key",

@@ -15,6 +15,7 @@ from domain.policies import AuthPolicy, LockoutPolicy, SessionPolicy
 from domain.ports import Notifier
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
+from server.crypto.access_token_verifier import AccessTokenVerifier
 from server.crypto.access_tokens import (
     SigningKeyError,
     SigningKeys,
@@ -96,16 +97,16 @@ def notifier(settings: Settings) -> Notifier:
     )
 
 
-def caller_auth(settings: Settings) -> CallerAuthInterceptor | None:
-    """The interceptor that checks API keys and client certificates; None when none are set."""
-    if not settings.authenticates_callers:
-        return None
+def caller_auth(settings: Settings, user_tokens: AccessTokenVerifier) -> CallerAuthInterceptor:
+    """The interceptor that checks API keys, client certificates and user tokens. With neither
+    keys nor a client CA (development) every caller is an admin, but user tokens are verified."""
     public = (health.SERVICE_NAME, reflection.SERVICE_NAME)
     return CallerAuthInterceptor(
         api_keys=settings.api_keys,
         client_cert_roles=settings.client_cert_roles,
         client_certs_required=settings.tls_client_ca_file is not None,
         public_services=public if settings.public_health_and_reflection else (),
+        user_tokens=user_tokens,
     )
 
 

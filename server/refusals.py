@@ -1,5 +1,5 @@
-"""Why a call was turned away before any work (caller auth, draining, the watcher cap, bytes that
-are no request); server.status maps them."""
+"""Why a call was turned away before any work (caller auth, user tokens, draining, the watcher cap,
+bytes that are no request); server.status maps them."""
 
 from __future__ import annotations
 
@@ -15,15 +15,34 @@ class CallerUnauthenticated(Exception):
 
 
 class CallerNotPermitted(Exception):
-    """The caller is known but lacks the role the method needs (None: no caller may call it)."""
+    """The caller is known but lacks what the method needs (None: no caller may call it)."""
 
-    def __init__(self, role: str | None) -> None:
+    def __init__(self, needs: str | None) -> None:
+        super().__init__("this method is open to no caller" if needs is None else needs)
+        self.needs = needs
+
+
+class UserTokenRejected(Exception):
+    """The call's x-user-token is no valid, unexpired access token of this service."""
+
+    def __init__(self, *, expired: bool) -> None:
         super().__init__(
-            "this method is open to no caller"
-            if role is None
-            else f"this method needs the {role} role"
+            "the x-user-token has expired; refresh the session for a new access token"
+            if expired
+            else "the x-user-token is not a valid access token of this service"
         )
-        self.role = role
+        self.expired = expired
+
+
+class NotTheTokensUser(Exception):
+    """The call carries a user's token and names another user, and the caller holds no role that
+    lets it act on any user."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            f"the x-user-token's user may act only on itself, and {field} names another user"
+        )
+        self.field = field
 
 
 class ServiceShuttingDown(Exception):

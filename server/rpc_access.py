@@ -1,57 +1,103 @@
-"""Who may call what: every RPC of UserService is classified here, and only here.
+"""Who may call what: every RPC of UserService states its rule here, and only here.
 
-A method missing from ACCESS_BY_RPC is refused to every caller, and a unit test fails while any
-RPC of the proto is missing from it, so a new RPC is never open by omission.
+A method missing from RULE_BY_RPC is refused to every caller, and a unit test fails while any
+RPC of the proto is missing from it, so a new RPC is never open by omission. Callers are services,
+identified by an API key or a client certificate and holding roles (server.roles); a call may
+also carry the end user's access token (``x-user-token``), which narrows what the call may do and
+never widens it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from biome.user.v1 import user_service_pb2
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
+from server.roles import (
+    ADMIN,
+    EVENTS_READ,
+    SESSIONS_ADMIN,
+    USERS_ADMIN,
+    USERS_READ,
+    USERS_WRITE,
+)
+
 USER_SERVICE_NAME = user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 # Served to anyone who reaches the port, unless USER_SERVICE_PUBLIC_HEALTH_AND_REFLECTION=false
-# (then they need an identified caller, as CALLER methods do).
+# (then they need an identified caller, as any-caller methods do).
 PUBLIC_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
-ADMIN_ROLE = "admin"
+ADMIN_ROLE = ADMIN
 
 
-class Access(enum.Enum):
-    """What a caller needs to call a method."""
+@dataclass(frozen=True)
+class Rule:
+    """What a caller needs to call one method.
 
-    PUBLIC = "public"  # nothing: health and reflection
-    CALLER = "caller"  # an identified caller: an API key or a verified client certificate
-    ADMIN = "admin"  # an identified caller with the admin role
+    ``public``: nothing at all. ``any_caller``: an identified caller. Otherwise one of ``roles``
+    (admin always counts), which lets the caller act on any user; or, when ``own_user_field``
+    names the request field that names the user, the x-user-token of that very user.
+    """
+
+    roles: frozenset[str] = frozenset()
+    own_user_field: str | None = None
+    any_caller: bool = False
+    public: bool = False
+
+    def allows_any_user(self, roles: frozenset[str]) -> bool:
+        """Whether a caller holding ``roles`` may call the method on any user."""
+        return ADMIN in roles or bool(self.roles & roles)
+
+    def describe_needs(self) -> str:
+        """What a caller lacks when refused, for the refusal's message."""
+        roles = " or ".join(sorted(self.roles | {ADMIN}))
+        if self.own_user_field is None:
+            return f"this method needs the role {roles}"
+        return (
+            f"this method needs the role {roles}, or the x-user-token of the user "
+            f"its {self.own_user_field} names"
+        )
 
 
-ACCESS_BY_RPC: Mapping[str, Access] = {
+PUBLIC = Rule(public=True)
+ANY_CALLER = Rule(any_caller=True)
+
+
+def own_user_or(field: str, role: str) -> Rule:
+    """The user's own token (on the user ``field`` names), or ``role`` for any user."""
+    return Rule(roles=frozenset({role}), own_user_field=field)
+
+
+def role_only(role: str) -> Rule:
+    return Rule(roles=frozenset({role}))
+
+
+RULE_BY_RPC: Mapping[str, Rule] = {
     # Accounts
-    "RegisterUser": Access.CALLER,
-    "GetUser": Access.CALLER,
-    "GetUserByEmail": Access.CALLER,
-    "BatchGetUsers": Access.CALLER,
-    "UpdateProfile": Access.CALLER,
-    "ListUsers": Access.ADMIN,
-    "DeleteUser": Access.ADMIN,
-    "DisableUser": Access.ADMIN,
-    "EnableUser": Access.ADMIN,
-    # Sessions
-    "Authenticate": Access.CALLER,
-    "RefreshSession": Access.CALLER,
-    "Logout": Access.CALLER,
-    "LogoutAll": Access.ADMIN,
-    "GetJwks": Access.CALLER,
-    # Passwords
-    "ChangePassword": Access.CALLER,
-    "RequestPasswordReset": Access.CALLER,
-    "ResetPassword": Access.CALLER,
-    # Events: they carry emails and names, of every user
-    "ListUserEvents": Access.ADMIN,
-    "WatchEvents": Access.ADMIN,
+    "RegisterUser": ANY_CALLER,
+    "GetUser": own_user_or("id", USERS_READ),
+    "GetUserByEmail": role_only(USERS_READ),
+    "BatchGetUsers": role_only(USERS_READ),
+    "UpdateProfile": own_user_or("id", USERS_WRITE),
+    "ListUsers": role_only(USERS_READ),
+    "DeleteUser": own_user_or("id", USERS_ADMIN),
+    "DisableUser": role_only(USERS_ADMIN),
+    "EnableUser": role_only(USERS_ADMIN),
+    # Sessions: a refresh token is itself the proof of its session, whoever passes it on.
+    "Authenticate": ANY_CALLER,
+    "RefreshSession": ANY_CALLER,
+    "Logout": ANY_CALLER,
+    "LogoutAll": own_user_or("user_id", SESSIONS_ADMIN),
+    "GetJwks": ANY_CALLER,
+    # Passwords: ChangePassword also needs the current password; a reset, the mailed token.
+    "ChangePassword": own_user_or("user_id", USERS_WRITE),
+    "RequestPasswordReset": ANY_CALLER,
+    "ResetPassword": ANY_CALLER,
+    # Events: they carry emails and names
+    "ListUserEvents": own_user_or("user_id", EVENTS_READ),
+    "WatchEvents": role_only(EVENTS_READ),
 }
 
 
@@ -60,16 +106,16 @@ def method_path(rpc: str) -> str:
     return f"/{USER_SERVICE_NAME}/{rpc}"
 
 
-_ACCESS_BY_PATH = {method_path(rpc): access for rpc, access in ACCESS_BY_RPC.items()}
+_RULE_BY_PATH = {method_path(rpc): rule for rpc, rule in RULE_BY_RPC.items()}
 
 
-def access_of(method: str) -> Access | None:
-    """What ``method`` (a gRPC method path) needs; None for a method nobody may call."""
-    found = _ACCESS_BY_PATH.get(method)
+def rule_of(method: str) -> Rule | None:
+    """The rule of ``method`` (a gRPC method path); None for a method nobody may call."""
+    found = _RULE_BY_PATH.get(method)
     if found is not None:
         return found
     if service_of(method) in PUBLIC_SERVICES:
-        return Access.PUBLIC
+        return PUBLIC
     return None
 
 

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.mail.security_message import check_link_template
+from server.roles import check_roles
 
 ENV_PREFIX = "USER_SERVICE_"
 MAX_ACCESS_TOKEN_LIFETIME_SECONDS = 3600
@@ -47,6 +48,12 @@ class ApiKey(BaseModel):
     name: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     roles: tuple[str, ...] = ()
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_roles(value)
+        return value
 
 
 class Settings(BaseSettings):
@@ -154,6 +161,13 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL such as http://localhost:8000")
+        return value
+
+    @field_validator("client_cert_roles")
+    @classmethod
+    def _known_client_cert_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for roles in value.values():
+            check_roles(roles)
         return value
 
     @field_validator("log_level", mode="before")

@@ -28,10 +28,12 @@ from domain.errors import (
 from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
+    NotTheTokensUser,
     RequestTooLarge,
     ServiceShuttingDown,
     TooManyWatchers,
     UndecodableRequest,
+    UserTokenRejected,
 )
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,9 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, CallerUnauthenticated):
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
-    if isinstance(error, CallerNotPermitted):
+    if isinstance(error, UserTokenRejected):
+        return status_with(code_pb2.UNAUTHENTICATED, str(error))
+    if isinstance(error, (CallerNotPermitted, NotTheTokensUser)):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
     # StorageError and anything unforeseen: the details stay in the log, never in the reply.
     log.error("%s failed", method, exc_info=error)

@@ -1,4 +1,5 @@
-"""Who may call: API keys and client certificates identify callers; admin methods need a role."""
+"""Who may call: API keys and client certificates identify callers, roles let them act on any
+user, and an end user's access token (x-user-token) ties a call to that user."""
 
 from __future__ import annotations
 
@@ -19,10 +20,18 @@ from typing import Any, TypeAlias
 
 import grpc
 
+from domain.errors import InvalidValue
+from domain.values import UserId
+from server.crypto.access_token_verifier import AccessTokenVerifier, InvalidAccessToken, TokenUser
 from server.crypto.api_keys import api_key_sha256
 from server.interceptors.wrapping import WrappedHandlers
-from server.refusals import CallerNotPermitted, CallerUnauthenticated
-from server.rpc_access import ADMIN_ROLE, Access, access_of, service_of
+from server.refusals import (
+    CallerNotPermitted,
+    CallerUnauthenticated,
+    NotTheTokensUser,
+    UserTokenRejected,
+)
+from server.rpc_access import ADMIN_ROLE, Rule, rule_of, service_of
 from server.settings import ApiKey
 from server.status import abort_with, rpc_status_for
 
@@ -31,6 +40,7 @@ log = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"
 
 _AUTHORIZATION = "authorization"
+USER_TOKEN = "x-user-token"
 _BEARER = "bearer"
 _TLS = [b"ssl"]
 
@@ -46,18 +56,23 @@ class Caller:
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _Behaviour = Callable[..., Any]
-_Admit = Callable[[Any], Awaitable[None]]
+_Admit = Callable[[Any, Any], Awaitable[None]]  # (request or None, context)
 
 
 class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
     """Refuses non-public services to unidentified callers, and each method to callers without
     what server.rpc_access says it needs.
 
+    An "x-user-token: <access token>" is verified whenever it is sent (UNAUTHENTICATED when it
+    is no valid, unexpired token of this service). A caller without a role that allows a method
+    on any user may still call a self-service method with it, on the token's user only.
+
     A caller is identified by "authorization: Bearer <key>" metadata matching a configured key's
     SHA-256, or else by the common name of a client certificate the TLS layer verified (only
     trusted when ``client_certs_required``: only then did the handshake check it against the
     client CA). A wrong or malformed authorization header is refused even with a certificate.
-    With neither API keys nor required client certificates everyone passes, as an admin.
+    With neither API keys nor required client certificates everyone passes, as an admin (user
+    tokens are still verified).
     """
 
     def __init__(
@@ -67,7 +82,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         client_cert_roles: Mapping[str, Sequence[str]],
         client_certs_required: bool,
         public_services: Collection[str],
-        access: Callable[[str], Access | None] = access_of,
+        user_tokens: AccessTokenVerifier | None = None,
+        access: Callable[[str], Rule | None] = rule_of,
     ) -> None:
         self._api_keys = tuple(
             (key.sha256, Caller(key.name, frozenset(key.roles))) for key in api_keys
@@ -77,6 +93,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         }
         self._client_certs_required = client_certs_required
         self._public_services = frozenset(public_services)
+        self._user_tokens = user_tokens
         self._access = access
         self._handlers = WrappedHandlers(self._admitting_handler)
 
@@ -92,8 +109,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         return self._handlers.get(method, handler)
 
     def _admitting_handler(self, method: str, handler: _Handler) -> _Handler:
-        async def admit(context: _Context) -> None:
-            await self._admit(context, method)
+        async def admit(request: Any, context: _Context) -> None:
+            await self._admit(request, context, method)
 
         return _guarded_handler(handler, admit)
 
@@ -116,14 +133,36 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
                 return Caller(name, self._client_cert_roles.get(name, frozenset()))
         raise CallerUnauthenticated("no API key or client certificate")
 
-    def authorize(self, caller: Caller, method: str) -> None:
-        """Raises CallerNotPermitted unless ``caller`` has what ``method`` needs, as
-        server.rpc_access says; a method not classified there is refused to everyone."""
-        needs = self._access(method)
-        if needs is None:
+    def user_of(self, metadata: Iterable[tuple[str, str | bytes]]) -> TokenUser | None:
+        """The user whose x-user-token ``metadata`` carries (None: no token); UserTokenRejected."""
+        tokens = [value for key, value in metadata if key == USER_TOKEN]
+        if not tokens:
+            return None
+        if len(tokens) != 1 or not isinstance(tokens[0], str) or self._user_tokens is None:
+            raise UserTokenRejected(expired=False)
+        try:
+            return self._user_tokens.verify(tokens[0].strip())
+        except InvalidAccessToken as error:
+            raise UserTokenRejected(expired=error.expired) from None
+
+    def authorize(
+        self, caller: Caller, user: TokenUser | None, method: str, request: object
+    ) -> None:
+        """Raises CallerNotPermitted unless ``caller`` (perhaps for ``user``) has what ``method``
+        needs, as server.rpc_access says, and NotTheTokensUser when ``user`` may call it but
+        ``request`` names another user. A method not classified there is refused to everyone."""
+        rule = self._access(method)
+        if rule is None:
             raise CallerNotPermitted(None)
-        if needs is Access.ADMIN and ADMIN_ROLE not in caller.roles:
-            raise CallerNotPermitted(ADMIN_ROLE)
+        if rule.public or rule.any_caller or rule.allows_any_user(caller.roles):
+            return
+        field = rule.own_user_field
+        if field is None or user is None:
+            raise CallerNotPermitted(rule.describe_needs())
+        # The id as the use case reads it: another spelling of the token's UUID is the same
+        # user; a malformed id, or a streamed request (None), names none and is refused.
+        if request is None or _named_user(getattr(request, field, None)) != user.user_id:
+            raise NotTheTokensUser(field)
 
     def _caller_with_key(self, headers: Sequence[str | bytes]) -> Caller:
         if len(headers) != 1 or not isinstance(headers[0], str):
@@ -141,18 +180,31 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
             raise CallerUnauthenticated("unknown API key")
         return found
 
-    async def _admit(self, context: _Context, method: str) -> None:
+    async def _admit(self, request: object, context: _Context, method: str) -> None:
         caller: Caller | None = None
         try:
-            caller = self.identify(context.invocation_metadata() or (), context.auth_context())
-            self.authorize(caller, method)
-        except CallerUnauthenticated as error:
-            log.info("unknown caller at %s denied %s: %s", context.peer(), method, error.reason)
+            metadata = context.invocation_metadata() or ()
+            caller = self.identify(metadata, context.auth_context())
+            user = self.user_of(metadata)
+            self.authorize(caller, user, method, request)
+        except (CallerUnauthenticated, UserTokenRejected) as error:
+            reason = getattr(error, "reason", error)
+            name = "unknown caller" if caller is None else f"caller {caller.name}"
+            log.info("%s at %s denied %s: %s", name, context.peer(), method, reason)
             await _abort(context, error, method)
-        except CallerNotPermitted as error:
+        except (CallerNotPermitted, NotTheTokensUser) as error:
             assert caller is not None
             log.info("caller %s denied %s: %s", caller.name, method, error)
             await _abort(context, error, method)
+
+
+def _named_user(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return UserId.parse(value).value
+    except InvalidValue:
+        return None
 
 
 async def _abort(context: _Context, error: Exception, method: str) -> None:
@@ -173,20 +225,28 @@ def _guarded_handler(handler: _Handler, admit: _Admit) -> _Handler:
         return grpc.unary_stream_rpc_method_handler(
             _guarded_stream(handler.unary_stream, admit), **serializers
         )
+    # A streamed request is admitted before any of it is read: the rules see no request.
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(
-            _guarded_unary(handler.stream_unary, admit), **serializers
+            _guarded_unary(handler.stream_unary, _before_any_request(admit)), **serializers
         )
     if handler.stream_stream is not None:
         return grpc.stream_stream_rpc_method_handler(
-            _guarded_stream(handler.stream_stream, admit), **serializers
+            _guarded_stream(handler.stream_stream, _before_any_request(admit)), **serializers
         )
     raise TypeError(f"a method handler without behaviour: {handler!r}")
 
 
+def _before_any_request(admit: _Admit) -> _Admit:
+    async def admit_without_request(requests: Any, context: _Context) -> None:
+        await admit(None, context)
+
+    return admit_without_request
+
+
 def _guarded_unary(behaviour: _Behaviour, admit: _Admit) -> _Behaviour:
     async def guarded(request: Any, context: _Context) -> Any:
-        await admit(context)
+        await admit(request, context)
         reply = behaviour(request, context)
         return await reply if inspect.isawaitable(reply) else reply
 
@@ -198,14 +258,14 @@ def _guarded_stream(behaviour: _Behaviour, admit: _Admit) -> _Behaviour:
     if inspect.isasyncgenfunction(behaviour):
 
         async def guarded_generator(request: Any, context: _Context) -> AsyncIterator[Any]:
-            await admit(context)
+            await admit(request, context)
             async for reply in behaviour(request, context):
                 yield reply
 
         return guarded_generator
 
     async def guarded(request: Any, context: _Context) -> None:
-        await admit(context)
+        await admit(request, context)
         replies = behaviour(request, context)
         if inspect.isawaitable(replies):
             await replies  # the handler writes its replies with context.write

@@ -21,20 +21,27 @@ RPC_TIMEOUT = 10.0  # seconds; every call in these tests is bounded by it
 
 @dataclass(frozen=True)
 class CallerKeys:
-    """Two raw API keys: one granting the admin role, one granting no role at all."""
+    """Raw API keys: one granting the admin role, one no role at all, one users:read and one
+    users:write."""
 
     admin: str
     plain: str
+    reader: str
+    writer: str
 
     @classmethod
     def fresh(cls) -> CallerKeys:
-        return cls(admin=new_api_key(), plain=new_api_key())
+        return cls(
+            admin=new_api_key(), plain=new_api_key(), reader=new_api_key(), writer=new_api_key()
+        )
 
     def settings(self) -> list[ApiKey]:
         """The keys as the server is configured with them: names, SHA-256 and roles only."""
         return [
             ApiKey(name="admin-console", sha256=api_key_sha256(self.admin), roles=("admin",)),
             ApiKey(name="web-frontend", sha256=api_key_sha256(self.plain), roles=()),
+            ApiKey(name="directory", sha256=api_key_sha256(self.reader), roles=("users:read",)),
+            ApiKey(name="support-desk", sha256=api_key_sha256(self.writer), roles=("users:write",)),
         ]
 
 

@@ -126,7 +126,7 @@ async def test_one_hundred_bad_ids_get_a_refusal_any_grpc_client_accepts(
     assert trailer_bytes(error) < 8 * 1024, trailer_bytes(error)
 
 
-async def test_a_caller_key_without_the_admin_role_may_batch_read(
+async def test_a_key_with_users_read_may_batch_read_and_a_roleless_key_may_not(
     secured: SecuredService, keys: CallerKeys
 ) -> None:
     async with secured.channel() as channel:
@@ -134,10 +134,14 @@ async def test_a_caller_key_without_the_admin_role_may_batch_read(
         user = await register(stub, "plain@example.com", metadata=bearer(keys.plain))
         request = pb.BatchGetUsersRequest(ids=[user.id])
 
-        reply = await stub.BatchGetUsers(request, metadata=bearer(keys.plain), timeout=RPC_TIMEOUT)
+        reply = await stub.BatchGetUsers(request, metadata=bearer(keys.reader), timeout=RPC_TIMEOUT)
+        roleless = await rpc_error(
+            stub.BatchGetUsers(request, metadata=bearer(keys.plain), timeout=RPC_TIMEOUT)
+        )
         refused = await rpc_error(stub.BatchGetUsers(request, timeout=RPC_TIMEOUT))
 
     assert [(r.found, r.user) for r in reply.results] == [(True, user)]
+    assert roleless.code() == grpc.StatusCode.PERMISSION_DENIED
     assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

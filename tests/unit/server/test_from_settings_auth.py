@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
+from server.crypto.access_token_verifier import AccessTokenVerifier
 from server.crypto.access_tokens import SigningKeyError, generate_signing_keys, signing_key_pem
 from server.from_settings import auth_policy, caller_auth, notifier, signing_keys
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
+from server.refusals import CallerUnauthenticated
 from server.settings import ApiKey, Settings
 
 
@@ -78,6 +81,11 @@ def test_reset_mail_goes_to_the_outbox_in_development_and_smtp_when_asked(
 
 
 def test_callers_are_checked_only_when_keys_or_a_client_ca_are_configured() -> None:
-    assert caller_auth(Settings()) is None
+    verifier = AccessTokenVerifier(
+        generate_signing_keys(), issuer="i", audience="a", clock=lambda: datetime.now(UTC)
+    )
+    development = caller_auth(Settings(), verifier).identify([], {})
+    assert development.roles == {"admin"}
     keyed = Settings(api_keys=[ApiKey(name="billing", sha256="ab" * 32, roles=())])
-    assert caller_auth(keyed) is not None
+    with pytest.raises(CallerUnauthenticated):
+        caller_auth(keyed, verifier).identify([], {})

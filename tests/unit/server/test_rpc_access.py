@@ -1,4 +1,4 @@
-"""Every RPC of the proto is classified in server.rpc_access, and nothing else is."""
+"""Every RPC of the proto states its rule in server.rpc_access, and nothing else is open."""
 
 from __future__ import annotations
 
@@ -6,31 +6,76 @@ from biome.user.v1 import user_service_pb2
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
-from server.rpc_access import ACCESS_BY_RPC, Access, access_of, method_path
+from server.roles import ROLES
+from server.rpc_access import ANY_CALLER, PUBLIC, RULE_BY_RPC, method_path, rule_of
 
-RPCS = {
-    method.name for method in user_service_pb2.DESCRIPTOR.services_by_name["UserService"].methods
-}
+SERVICE = user_service_pb2.DESCRIPTOR.services_by_name["UserService"]
+RPCS = {method.name for method in SERVICE.methods}
 
 
 def test_every_rpc_of_the_proto_is_classified_and_nothing_else() -> None:
-    assert set(ACCESS_BY_RPC) == RPCS
+    assert set(RULE_BY_RPC) == RPCS
 
 
-def test_the_admin_rpcs_are_those_over_every_user_or_any_user_s_status() -> None:
-    admin = {"ListUsers", "DeleteUser", "DisableUser", "EnableUser", "LogoutAll"}
-    admin |= {"ListUserEvents", "WatchEvents"}  # events carry every user's email and names
-    assert {rpc for rpc, access in ACCESS_BY_RPC.items() if access is Access.ADMIN} == admin
+def test_an_own_user_field_is_a_string_field_of_the_rpc_s_request() -> None:
+    for rpc, rule in RULE_BY_RPC.items():
+        if rule.own_user_field is not None:
+            request = SERVICE.methods_by_name[rpc].input_type
+            field = request.fields_by_name[rule.own_user_field]
+            assert field.type == field.TYPE_STRING, rpc
+
+
+def test_every_role_named_by_a_rule_is_a_known_role() -> None:
+    for rule in RULE_BY_RPC.values():
+        assert rule.roles <= set(ROLES)
+
+
+def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> None:
+    open_rpcs = {rpc for rpc, rule in RULE_BY_RPC.items() if rule == ANY_CALLER}
+    assert open_rpcs == {
+        "RegisterUser",
+        "Authenticate",
+        "RefreshSession",
+        "Logout",
+        "RequestPasswordReset",
+        "ResetPassword",
+        "GetJwks",
+    }
+
+
+def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None:
+    own = {rpc: rule.own_user_field for rpc, rule in RULE_BY_RPC.items() if rule.own_user_field}
+    assert own == {
+        "GetUser": "id",
+        "UpdateProfile": "id",
+        "ChangePassword": "user_id",
+        "DeleteUser": "id",
+        "LogoutAll": "user_id",
+        "ListUserEvents": "user_id",
+    }
+
+
+def test_rpcs_over_every_user_need_a_role() -> None:
+    for rpc in ("GetUserByEmail", "BatchGetUsers", "ListUsers", "DisableUser", "EnableUser"):
+        rule = RULE_BY_RPC[rpc]
+        assert rule.roles and rule.own_user_field is None and not rule.any_caller, rpc
+    assert RULE_BY_RPC["WatchEvents"].roles == {"events:read"}
+
+
+def test_admin_allows_every_rpc_on_any_user_and_no_role_allows_them_all() -> None:
+    for rule in RULE_BY_RPC.values():
+        assert rule.allows_any_user(frozenset({"admin"}))
+    for role in set(ROLES) - {"admin"}:
+        assert not all(rule.allows_any_user(frozenset({role})) for rule in RULE_BY_RPC.values())
 
 
 def test_methods_are_looked_up_by_their_grpc_path() -> None:
-    assert access_of(method_path("ListUsers")) is Access.ADMIN
-    assert access_of(method_path("GetUser")) is Access.CALLER
-    assert access_of(f"/{health.SERVICE_NAME}/Check") is Access.PUBLIC
-    assert access_of(f"/{reflection.SERVICE_NAME}/ServerReflectionInfo") is Access.PUBLIC
+    assert rule_of(method_path("ListUsers")) == RULE_BY_RPC["ListUsers"]
+    assert rule_of(f"/{health.SERVICE_NAME}/Check") is PUBLIC
+    assert rule_of(f"/{reflection.SERVICE_NAME}/ServerReflectionInfo") is PUBLIC
 
 
 def test_a_method_outside_the_classification_needs_what_nobody_has() -> None:
-    assert access_of(method_path("GrantEverything")) is None
-    assert access_of("/other.Service/GetUser") is None
-    assert access_of("GetUser") is None
+    assert rule_of(method_path("GrantEverything")) is None
+    assert rule_of("/other.Service/GetUser") is None
+    assert rule_of("GetUser") is None

@@ -262,6 +262,28 @@ def test_an_api_key_entry_must_hold_a_sha256_not_the_key(monkeypatch: pytest.Mon
     assert "usk_not-a-hash" not in message
 
 
+def test_an_api_key_with_an_unknown_role_is_refused_naming_the_roles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entry = '[{"name": "billing", "sha256": "' + "ab" * 32 + '", "roles": ["users:read", "root"]}]'
+    message = refusal(monkeypatch, USER_SERVICE_API_KEYS=entry)
+
+    assert message == (
+        "invalid setting USER_SERVICE_API_KEYS: unknown role 'root'; the roles are admin, "
+        "users:read, users:write, users:admin, sessions:admin, events:read"
+    )
+
+
+def test_a_client_certificate_with_an_unknown_role_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = refusal(monkeypatch, USER_SERVICE_CLIENT_CERT_ROLES='{"ops-console": ["Admin"]}')
+
+    assert message.startswith(
+        "invalid setting USER_SERVICE_CLIENT_CERT_ROLES: unknown role 'Admin'"
+    )
+
+
 def test_the_reset_link_template_must_hold_the_token_placeholder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -30,7 +30,12 @@ from domain.errors import (
 )
 from persistence.deadline import refuse_after_deadline
 from server.interceptors.errors import DomainErrorInterceptor
-from server.refusals import CallerNotPermitted, CallerUnauthenticated
+from server.refusals import (
+    CallerNotPermitted,
+    CallerUnauthenticated,
+    NotTheTokensUser,
+    UserTokenRejected,
+)
 from server.status import rpc_status_for
 
 METHOD = "/test.Failing/Fail"
@@ -104,7 +109,9 @@ def raising(error: BaseException) -> Behaviour:
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
-        (CallerNotPermitted("admin"), grpc.StatusCode.PERMISSION_DENIED),
+        (CallerNotPermitted("this method needs the role admin"), grpc.StatusCode.PERMISSION_DENIED),
+        (UserTokenRejected(expired=True), grpc.StatusCode.UNAUTHENTICATED),
+        (NotTheTokensUser("id"), grpc.StatusCode.PERMISSION_DENIED),
         (StorageUnavailable(), grpc.StatusCode.UNAVAILABLE),
         (StorageError("AccessDeniedException on table Users"), grpc.StatusCode.INTERNAL),
         (KeyError("PasswordHash"), grpc.StatusCode.INTERNAL),

@@ -4,7 +4,9 @@ a method that server.rpc_access does not classify."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import grpc
@@ -14,11 +16,13 @@ from biome.user.v1 import user_service_pb2, user_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
+from server.crypto.access_token_verifier import AccessTokenVerifier
+from server.crypto.access_tokens import JwtAccessTokenIssuer, generate_signing_keys
 from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.crypto.tls import server_credentials
 from server.interceptors.caller_auth import CallerAuthInterceptor
 from server.interceptors.errors import DomainErrorInterceptor
-from server.rpc_access import ADMIN_ROLE, Access, access_of, service_of
+from server.rpc_access import ADMIN_ROLE, ANY_CALLER, Rule, rule_of, service_of
 from server.settings import ApiKey
 from tests.tls_material import TlsMaterial, channel_credentials, make_tls_material
 
@@ -32,10 +36,27 @@ PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 
 SERVICE_KEY = new_api_key()
 ADMIN_KEY = new_api_key()
+READER_KEY = new_api_key()
 API_KEYS = (
     ApiKey(name="billing", sha256=api_key_sha256(SERVICE_KEY)),
     ApiKey(name="ops", sha256=api_key_sha256(ADMIN_KEY), roles=(ADMIN_ROLE,)),
+    ApiKey(name="directory", sha256=api_key_sha256(READER_KEY), roles=("users:read",)),
 )
+SIGNING_KEYS = generate_signing_keys()
+TOKEN_ISSUER = JwtAccessTokenIssuer(
+    SIGNING_KEYS, issuer="urn:test", audience="urn:test:services", lifetime_seconds=900
+)
+VERIFIER = AccessTokenVerifier(
+    SIGNING_KEYS, issuer="urn:test", audience="urn:test:services", clock=lambda: datetime.now(UTC)
+)
+ADA = str(uuid.uuid4())
+GRACE = str(uuid.uuid4())
+
+
+def user_token(user_id: str, *, at: datetime | None = None) -> tuple[tuple[str, str]]:
+    """Metadata carrying ``user_id``'s access token, issued ``at`` (by default now)."""
+    token = TOKEN_ISSUER.issue(user_id=user_id, session_id="s-1", now=at or datetime.now(UTC))
+    return (("x-user-token", token.value),)
 
 
 class Start(Protocol):
@@ -47,7 +68,7 @@ class Start(Protocol):
         client_certs_required: bool = False,
         public_services: Sequence[str] = PUBLIC,
         credentials: grpc.ServerCredentials | None = None,
-        access: Callable[[str], Access | None] | None = None,
+        access: Callable[[str], Rule | None] | None = None,
     ) -> str: ...
 
 
@@ -55,6 +76,12 @@ async def get_user(
     request: user_service_pb2.GetUserRequest, context: grpc.aio.ServicerContext[Any, Any]
 ) -> user_service_pb2.User:
     return user_service_pb2.User(id=request.id, email="ada@example.com")
+
+
+async def get_jwks(
+    request: user_service_pb2.GetJwksRequest, context: grpc.aio.ServicerContext[Any, Any]
+) -> user_service_pb2.GetJwksResponse:
+    return user_service_pb2.GetJwksResponse()
 
 
 async def list_users(
@@ -92,6 +119,11 @@ def user_service_handler() -> grpc.GenericRpcHandler:
                 request_deserializer=user_service_pb2.GetUserRequest.FromString,
                 response_serializer=user_service_pb2.User.SerializeToString,
             ),
+            "GetJwks": grpc.unary_unary_rpc_method_handler(
+                get_jwks,
+                request_deserializer=user_service_pb2.GetJwksRequest.FromString,
+                response_serializer=user_service_pb2.GetJwksResponse.SerializeToString,
+            ),
             "ListUsers": grpc.unary_unary_rpc_method_handler(
                 list_users,
                 request_deserializer=user_service_pb2.ListUsersRequest.FromString,
@@ -112,9 +144,9 @@ def streams_handler() -> grpc.GenericRpcHandler:
     )
 
 
-def with_test_streams(method: str) -> Access | None:
+def with_test_streams(method: str) -> Rule | None:
     """The service's classification, and the test streams open to any identified caller."""
-    return Access.CALLER if service_of(method) == STREAMS else access_of(method)
+    return ANY_CALLER if service_of(method) == STREAMS else rule_of(method)
 
 
 @pytest.fixture(scope="module")
@@ -134,13 +166,14 @@ async def start() -> AsyncIterator[Start]:
         client_certs_required: bool = False,
         public_services: Sequence[str] = PUBLIC,
         credentials: grpc.ServerCredentials | None = None,
-        access: Callable[[str], Access | None] | None = None,
+        access: Callable[[str], Rule | None] | None = None,
     ) -> str:
         interceptor = CallerAuthInterceptor(
             api_keys=api_keys,
             client_cert_roles=client_cert_roles or {},
             client_certs_required=client_certs_required,
             public_services=public_services,
+            user_tokens=VERIFIER,
             access=access or with_test_streams,
         )
         server = grpc.aio.server(interceptors=[interceptor, DomainErrorInterceptor()])
@@ -179,16 +212,26 @@ async def outcome(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
     return OK, ""
 
 
-async def get_user_code(
+async def jwks_code(
     target: str,
     metadata: Sequence[tuple[str, str]] = (),
     credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.StatusCode:
+    """The status of GetJwks, which any identified caller may call."""
     async with channel(target, credentials) as ch:
         stub = user_service_pb2_grpc.UserServiceStub(ch)
-        request = user_service_pb2.GetUserRequest(id="u-1")
-        code, _ = await outcome(stub.GetUser(request, metadata=metadata, timeout=TIMEOUT))
+        request = user_service_pb2.GetJwksRequest()
+        code, _ = await outcome(stub.GetJwks(request, metadata=metadata, timeout=TIMEOUT))
         return code
+
+
+async def get_user_outcome(
+    target: str, user_id: str, metadata: Sequence[tuple[str, str]] = ()
+) -> tuple[grpc.StatusCode, str]:
+    async with channel(target) as ch:
+        stub = user_service_pb2_grpc.UserServiceStub(ch)
+        request = user_service_pb2.GetUserRequest(id=user_id)
+        return await outcome(stub.GetUser(request, metadata=metadata, timeout=TIMEOUT))
 
 
 async def list_users_outcome(
@@ -214,7 +257,7 @@ async def health_check_code(
 
 async def test_a_call_without_an_api_key_is_unauthenticated(start: Start) -> None:
     target = await start()
-    assert await get_user_code(target) == UNAUTHENTICATED
+    assert await jwks_code(target) == UNAUTHENTICATED
 
 
 async def test_a_call_with_an_unknown_api_key_is_unauthenticated_with_a_generic_message(
@@ -236,21 +279,21 @@ async def test_a_malformed_authorization_header_is_unauthenticated(
     start: Start, authorization: str
 ) -> None:
     target = await start()
-    assert await get_user_code(target, (("authorization", authorization),)) == UNAUTHENTICATED
+    assert await jwks_code(target, (("authorization", authorization),)) == UNAUTHENTICATED
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
 async def test_the_bearer_scheme_is_case_insensitive(start: Start, scheme: str) -> None:
     target = await start()
-    assert await get_user_code(target, bearer(SERVICE_KEY, scheme)) == OK
+    assert await jwks_code(target, bearer(SERVICE_KEY, scheme)) == OK
 
 
-async def test_a_non_admin_key_may_get_a_user_but_not_list_users(start: Start) -> None:
+async def test_a_roleless_key_may_get_the_jwks_but_not_list_users(start: Start) -> None:
     target = await start()
-    assert await get_user_code(target, bearer(SERVICE_KEY)) == OK
+    assert await jwks_code(target, bearer(SERVICE_KEY)) == OK
     assert await list_users_outcome(target, bearer(SERVICE_KEY)) == (
         PERMISSION_DENIED,
-        "this method needs the admin role",
+        "this method needs the role admin or users:read",
     )
 
 
@@ -270,7 +313,7 @@ async def test_an_admin_key_may_call_admin_methods_and_replies_arrive_intact(
     assert [listed.id for listed in page.users] == ["u-1"]
 
 
-def unclassified(rpc: str) -> Callable[[str], Access | None]:
+def unclassified(rpc: str) -> Callable[[str], Rule | None]:
     """The service's classification without ``rpc``."""
     return lambda method: None if method == f"/{USER_SERVICE}/{rpc}" else with_test_streams(method)
 
@@ -284,7 +327,7 @@ async def test_a_method_that_is_not_classified_is_refused_even_to_an_admin(
         PERMISSION_DENIED,
         "this method is open to no caller",
     )
-    assert await get_user_code(target, bearer(ADMIN_KEY)) == OK
+    assert await jwks_code(target, bearer(ADMIN_KEY)) == OK
 
 
 async def test_health_check_needs_no_key_when_health_is_public(start: Start) -> None:
@@ -399,8 +442,8 @@ async def test_api_keys_work_over_tls(start: Start, tls: TlsMaterial) -> None:
         )
     )
     trusting = channel_credentials(ca_file=tls.ca_cert)
-    assert await get_user_code(target, credentials=trusting) == UNAUTHENTICATED
-    assert await get_user_code(target, bearer(SERVICE_KEY), trusting) == OK
+    assert await jwks_code(target, credentials=trusting) == UNAUTHENTICATED
+    assert await jwks_code(target, bearer(SERVICE_KEY), trusting) == OK
     assert await list_users_outcome(target, bearer(ADMIN_KEY), trusting) == (OK, "")
 
 
@@ -429,12 +472,12 @@ async def test_a_client_certificate_whose_name_has_the_admin_role_may_list_users
     assert await list_users_outcome(target, credentials=admin) == (OK, "")
 
 
-async def test_a_client_certificate_without_roles_may_get_a_user_but_not_list_users(
+async def test_a_client_certificate_without_roles_may_get_the_jwks_but_not_list_users(
     start: Start, tls: TlsMaterial
 ) -> None:
     target = await start_mutual_tls(start, tls, api_keys=())
     plain = client_credentials(tls, "billing-service")
-    assert await get_user_code(target, credentials=plain) == OK
+    assert await jwks_code(target, credentials=plain) == OK
     code, _ = await list_users_outcome(target, credentials=plain)
     assert code == PERMISSION_DENIED
 
@@ -444,7 +487,7 @@ async def test_a_wrong_api_key_is_refused_even_with_a_valid_client_certificate(
 ) -> None:
     target = await start_mutual_tls(start, tls)
     admin = client_credentials(tls, "ops-console")
-    assert await get_user_code(target, bearer(new_api_key()), admin) == UNAUTHENTICATED
+    assert await jwks_code(target, bearer(new_api_key()), admin) == UNAUTHENTICATED
 
 
 async def test_an_api_key_names_the_caller_even_over_a_client_certificate(
@@ -474,13 +517,77 @@ async def test_denials_are_logged_with_the_caller_name_and_never_the_key(
     caplog.set_level(logging.DEBUG)
     target = await start()
     wrong_key = new_api_key()
-    await get_user_code(target, bearer(wrong_key))
+    await jwks_code(target, bearer(wrong_key))
     await list_users_outcome(target, bearer(SERVICE_KEY))
     await list_users_outcome(target, bearer(ADMIN_KEY))
 
     messages = [record.getMessage() for record in caplog.records]
     assert any(f"caller billing denied /{USER_SERVICE}/ListUsers" in m for m in messages)
-    assert any(m.startswith("unknown caller") and "GetUser" in m for m in messages)
+    assert any(m.startswith("unknown caller") and "GetJwks" in m for m in messages)
     for key in (wrong_key, SERVICE_KEY, ADMIN_KEY):
         assert not any(key in message for message in messages)
         assert key not in caplog.text
+
+
+# --- the end user's access token (x-user-token) ---------------------------------------------------
+
+
+async def test_a_roleless_caller_may_get_no_user_without_a_user_token(start: Start) -> None:
+    target = await start()
+    assert await get_user_outcome(target, ADA, bearer(SERVICE_KEY)) == (
+        PERMISSION_DENIED,
+        "this method needs the role admin or users:read, or the x-user-token of the user "
+        "its id names",
+    )
+
+
+async def test_a_user_token_lets_a_roleless_caller_get_that_user_only(start: Start) -> None:
+    target = await start()
+    own = bearer(SERVICE_KEY) + user_token(ADA)
+    assert await get_user_outcome(target, ADA, own) == (OK, "")
+    assert await get_user_outcome(target, ADA.upper(), own) == (OK, "")  # the same UUID
+    assert await get_user_outcome(target, GRACE, own) == (
+        PERMISSION_DENIED,
+        "the x-user-token's user may act only on itself, and id names another user",
+    )
+    code, _ = await get_user_outcome(target, "not-a-uuid", own)
+    assert code == PERMISSION_DENIED
+
+
+async def test_a_user_token_does_not_widen_a_roleless_caller(start: Start) -> None:
+    target = await start()
+    code, _ = await list_users_outcome(target, bearer(SERVICE_KEY) + user_token(ADA))
+    assert code == PERMISSION_DENIED
+
+
+async def test_a_role_that_allows_any_user_is_not_narrowed_by_a_user_token(start: Start) -> None:
+    target = await start()
+    assert await get_user_outcome(target, GRACE, bearer(READER_KEY)) == (OK, "")
+    assert await get_user_outcome(target, GRACE, bearer(READER_KEY) + user_token(ADA)) == (OK, "")
+
+
+@pytest.mark.parametrize("api_keys", [API_KEYS, ()], ids=["with keys", "development"])
+async def test_a_bad_user_token_is_unauthenticated_whatever_the_caller_s_role(
+    start: Start, api_keys: Sequence[ApiKey]
+) -> None:
+    target = await start(api_keys=api_keys)
+    expired = user_token(ADA, at=datetime.now(UTC) - timedelta(hours=1))
+    forged = (("x-user-token", user_token(ADA)[0][1][:-4] + "AAAA"),)
+    assert await get_user_outcome(target, ADA, bearer(ADMIN_KEY) + expired) == (
+        UNAUTHENTICATED,
+        "the x-user-token has expired; refresh the session for a new access token",
+    )
+    assert await get_user_outcome(target, ADA, bearer(ADMIN_KEY) + forged) == (
+        UNAUTHENTICATED,
+        "the x-user-token is not a valid access token of this service",
+    )
+    assert await jwks_code(target, bearer(ADMIN_KEY) + forged) == UNAUTHENTICATED
+    two = bearer(ADMIN_KEY) + user_token(ADA) + user_token(ADA)
+    code, _ = await get_user_outcome(target, ADA, two)
+    assert code == UNAUTHENTICATED
+
+
+async def test_a_user_token_never_identifies_the_caller(start: Start) -> None:
+    target = await start()
+    code, _ = await get_user_outcome(target, ADA, user_token(ADA))
+    assert code == UNAUTHENTICATED

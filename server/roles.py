@@ -1,0 +1,30 @@
+"""The roles a calling service may hold, each named for what it allows (server.rpc_access uses
+them; the settings refuse any other name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+ADMIN = "admin"
+USERS_READ = "users:read"
+USERS_WRITE = "users:write"
+USERS_ADMIN = "users:admin"
+SESSIONS_ADMIN = "sessions:admin"
+EVENTS_READ = "events:read"
+
+# Each role and what it allows; roles do not imply one another, except that admin allows all.
+ROLES: Mapping[str, str] = {
+    ADMIN: "every RPC, on any user",
+    USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
+    USERS_WRITE: "change any user's profile or password",
+    USERS_ADMIN: "delete, disable and enable any user",
+    SESSIONS_ADMIN: "end every session of any user",
+    EVENTS_READ: "read any user's domain events, or watch every user's",
+}
+
+
+def check_roles(roles: Iterable[str]) -> None:
+    """Raises ValueError naming the first role that is not one of ROLES."""
+    for role in roles:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; the roles are {', '.join(ROLES)}")
