@@ -26,7 +26,7 @@ from domain.events import (
     UserEnabled,
     UserRegistered,
 )
-from domain.policies import LockoutPolicy, SessionPolicy
+from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
@@ -70,6 +70,9 @@ class User:
     failed_logins: int = 0
     failures_started_at: datetime | None = None
     locked_until: datetime | None = None
+    # When security mail last went to this user's address, oldest first: only those still inside
+    # the policy's window are kept (see may_send_security_mail).
+    security_mail_sent_at: tuple[datetime, ...] = ()
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -289,6 +292,25 @@ class User:
             or not reset.is_usable(now)
         ):
             raise InvalidResetToken()
+
+    # --- security mail limits ------------------------------------------------------------------
+
+    def may_send_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> bool:
+        """Whether security mail may go to this user's address now: none within the cool-down,
+        and fewer than the policy's maximum within its window."""
+        recent = self._recent_security_mail(now, policy)
+        if len(recent) >= policy.max_per_window:
+            return False
+        return not recent or now - recent[-1] >= policy.cooldown
+
+    def record_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> None:
+        """Note that security mail goes out now (in the same write as the change it tells of)."""
+        self.security_mail_sent_at = (*self._recent_security_mail(now, policy), now)[
+            -policy.max_per_window :
+        ]
+
+    def _recent_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> list[datetime]:
+        return [sent for sent in self.security_mail_sent_at if now - sent < policy.window]
 
     # --- administration ----------------------------------------------------------------------
 

@@ -119,7 +119,7 @@ async def build_service(
         retention_days=settings.events_retention_days,
         max_watchers=settings.max_event_watchers,
     )
-    background = BackgroundTasks()
+    background = BackgroundTasks(max_jobs=settings.max_background_jobs)
     servicer = UserServiceServicer(
         uow_factory=lambda: DynamoUnitOfWork(
             client,
