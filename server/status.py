@@ -29,7 +29,9 @@ from domain.errors import (
 from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
+    PasswordHashQueueFull,
     ServiceShuttingDown,
+    TooManyConcurrentCalls,
     TooManyWatchers,
     UndecodableRequest,
 )
@@ -79,7 +81,7 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAVAILABLE, str(error), _retry_soon())
     if isinstance(error, ServiceShuttingDown):
         return status_with(code_pb2.UNAVAILABLE, str(error), _retry_soon())
-    if isinstance(error, TooManyWatchers):
+    if isinstance(error, (TooManyWatchers, TooManyConcurrentCalls, PasswordHashQueueFull)):
         return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error), _retry_soon())
     if isinstance(error, DeadlineExceeded):
         return status_with(code_pb2.DEADLINE_EXCEEDED, str(error))
