@@ -199,6 +199,8 @@ class PasswordHasher(Protocol):
 
     ``dummy_hash`` is a hash of no one's password made with today's parameters:
     verifying against it when an email is unknown takes as long as a real check.
+    ``hash`` and ``verify`` may refuse at once when too many hashes wait already (the server
+    answers RESOURCE_EXHAUSTED); a use case hashes before it writes, so nothing has changed then.
     """
 
     dummy_hash: str
