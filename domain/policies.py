@@ -1,4 +1,5 @@
-"""The tunable rules of authentication: session lifetimes, lock-out, password-reset expiry."""
+"""The tunable rules of authentication: session lifetimes, lock-out, password-reset expiry, and how
+often security mail may go to one address."""
 
 from __future__ import annotations
 
@@ -46,9 +47,21 @@ _EXPONENT_CAP = 40
 
 
 @dataclass(frozen=True)
+class SecurityMailPolicy:
+    """Security mail (a reset link, a lock notice) to one address: at most one per ``cooldown``
+    and at most ``max_per_window`` within any ``window``, so nobody can flood an inbox or keep
+    voiding the link a user was just sent."""
+
+    cooldown: timedelta = timedelta(seconds=60)
+    max_per_window: int = 5
+    window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
 class AuthPolicy:
     """Every authentication rule in one value, as the use cases take it."""
 
     sessions: SessionPolicy = SessionPolicy()
     lockout: LockoutPolicy = LockoutPolicy()
     password_reset_lifetime: timedelta = timedelta(hours=1)
+    security_mail: SecurityMailPolicy = SecurityMailPolicy()

@@ -199,6 +199,8 @@ class PasswordHasher(Protocol):
 
     ``dummy_hash`` is a hash of no one's password made with today's parameters:
     verifying against it when an email is unknown takes as long as a real check.
+    ``hash`` and ``verify`` may refuse at once when too many hashes wait already (the server
+    answers RESOURCE_EXHAUSTED); a use case hashes before it writes, so nothing has changed then.
     """
 
     dummy_hash: str
@@ -263,10 +265,15 @@ class TaskRunner(Protocol):
     """Runs work after the reply has gone, so that the reply's timing does not depend on it.
 
     The work is awaited to its end (retries included) unless the process stops first; its
-    failures are logged by the runner, never shown to the caller.
+    failures are logged by the runner, never shown to the caller. The runner may drop work
+    (closing the coroutine unstarted): work given a ``key`` while earlier work with the same key
+    is still under way is merged into that work, and work beyond the runner's bound is dropped.
+    So only give work that a caller may lose without harm (mail the caller will ask for again).
     """
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None: ...
+    def spawn(
+        self, work: Coroutine[Any, Any, None], *, name: str, key: str | None = None
+    ) -> None: ...
 
 
 class Notifier(Protocol):

@@ -26,7 +26,7 @@ from domain.events import (
     UserEnabled,
     UserRegistered,
 )
-from domain.policies import LockoutPolicy, SessionPolicy
+from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
@@ -69,6 +69,9 @@ class User:
     password_reset: PasswordReset | None = None
     failed_logins: int = 0  # in a row, since the last sign-in or password change
     locked_until: datetime | None = None
+    # When security mail last went to this user's address, oldest first: only those still inside
+    # the policy's window are kept (see may_send_security_mail).
+    security_mail_sent_at: tuple[datetime, ...] = ()
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -146,7 +149,12 @@ class User:
         return self.locked_until - now
 
     def record_failed_login(
-        self, now: datetime, policy: LockoutPolicy, *, reset_lifetime: timedelta
+        self,
+        now: datetime,
+        policy: LockoutPolicy,
+        *,
+        reset_lifetime: timedelta,
+        mail: SecurityMailPolicy,
     ) -> IssuedToken | None:
         """Count a failed attempt: a wrong password, or any password while sign-in is refused.
 
@@ -154,7 +162,8 @@ class User:
         for ``policy.delay_after(failures)``; attempts during that delay count (so the next delay
         is longer) but do not push its end further. The failure that reaches ``max_failures``
         begins a lock-out: AccountLocked, and for an active account a new reset token, returned
-        so that the owner can be told (with the link) once this change is stored.
+        so that the owner can be told (with the link) once this change is stored, unless the
+        security mail limit (``mail``) holds it back: then the link mailed last stays valid.
         """
         refused = self.lock_remaining(now) is not None
         self.failed_logins += 1
@@ -167,6 +176,9 @@ class User:
         self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
         if self.status is not UserStatus.ACTIVE:
             return None  # a disabled account gets no reset link (disable() voids any)
+        if not self.may_send_security_mail(now, mail):
+            return None
+        self.record_security_mail(now, mail)
         return self.request_password_reset(now, reset_lifetime)
 
     def record_successful_login(self) -> None:
@@ -296,6 +308,25 @@ class User:
             or not reset.is_usable(now)
         ):
             raise InvalidResetToken()
+
+    # --- security mail limits ------------------------------------------------------------------
+
+    def may_send_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> bool:
+        """Whether security mail may go to this user's address now: none within the cool-down,
+        and fewer than the policy's maximum within its window."""
+        recent = self._recent_security_mail(now, policy)
+        if len(recent) >= policy.max_per_window:
+            return False
+        return not recent or now - recent[-1] >= policy.cooldown
+
+    def record_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> None:
+        """Note that security mail goes out now (in the same write as the change it tells of)."""
+        self.security_mail_sent_at = (*self._recent_security_mail(now, policy), now)[
+            -policy.max_per_window :
+        ]
+
+    def _recent_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> list[datetime]:
+        return [sent for sent in self.security_mail_sent_at if now - sent < policy.window]
 
     # --- administration ----------------------------------------------------------------------
 

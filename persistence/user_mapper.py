@@ -38,6 +38,8 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
         item["PasswordReset"] = _reset_to_map(user.password_reset)
+    if user.security_mail_sent_at:
+        item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     newest = user.newest_session()
     if newest is not None:
         item[REFRESH_TOKEN_INDEX] = _s(newest.token_hash)
@@ -65,6 +67,10 @@ def item_to_user(item: Item) -> User:
             password_reset=_map_to_reset(reset) if reset is not None else None,
             failed_logins=int(item.get("FailedLogins", _n(0))["N"]),
             locked_until=_optional_time(item, "LockedUntil"),
+            # Absent on items written before the limit existed, and when no mail went out lately.
+            security_mail_sent_at=tuple(
+                _parse_time(sent) for sent in item.get("SecurityMailSentAt", {"L": []})["L"]
+            ),
         )
     except (KeyError, TypeError, ValueError) as error:
         item_id = item.get("Id", {}).get("S", "?")

@@ -1,4 +1,5 @@
-"""Work that runs after the reply (domain.ports.TaskRunner): tracked, logged, drained at exit."""
+"""Work that runs after the reply (domain.ports.TaskRunner): bounded, merged per key, logged, and
+drained at exit."""
 
 from __future__ import annotations
 
@@ -12,25 +13,62 @@ from persistence.deadline import clear_deadline
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MAX_JOBS = 256
+
 
 class BackgroundTasks:
     """Runs each piece of work in a task of its own and keeps it until it ends.
+
+    At most ``max_jobs`` pieces are under way at once. Work spawned with a ``key`` while earlier
+    work with that key is still under way is merged into it: a flood of requests for one address
+    makes one job, not one per request. Work beyond the bound is dropped: one WARNING when the
+    bound is first reached, DEBUG for each piece dropped after it, and one WARNING saying how
+    many were dropped once there is room again. A dropped or merged coroutine is closed unstarted.
 
     A failure is logged with the error's type and message (domain and transport errors
     carry no secrets); it never reaches the caller, who has had the reply already.
     ``drain`` waits at shutdown for the work under way, so none is cut off mid-retry.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_jobs: int = DEFAULT_MAX_JOBS) -> None:
+        if max_jobs < 1:
+            raise ValueError("max_jobs must be at least 1")
+        self._max_jobs = max_jobs
         self._tasks: set[asyncio.Task[None]] = set()
+        self._by_key: dict[str, asyncio.Task[None]] = {}
+        self._dropped = 0  # since the bound was last reached
+        self.merged = 0  # in all, for tests and the curious
+        self.dropped = 0
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+    @property
+    def under_way(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str, key: str | None = None) -> None:
+        earlier = self._by_key.get(key) if key is not None else None
+        if earlier is not None and not earlier.done():
+            work.close()
+            self.merged += 1
+            return
+        if len(self._tasks) >= self._max_jobs:
+            work.close()
+            self._note_dropped(name)
+            return
+        if self._dropped:
+            log.warning(
+                "background work has room again; %d piece(s) were dropped while it was full",
+                self._dropped,
+            )
+            self._dropped = 0
         # The work outlives the request, so the caller's deadline does not bind it.
         context = contextvars.copy_context()
         context.run(clear_deadline)
         task = asyncio.create_task(self._run(work, name), name=name, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if key is not None:
+            self._by_key[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
 
     async def drain(self, grace_seconds: float) -> None:
         """Wait up to ``grace_seconds`` for the work under way; cancel what is left."""
@@ -43,6 +81,23 @@ class BackgroundTasks:
         if unfinished:
             names = ", ".join(sorted(task.get_name() for task in unfinished))
             log.warning("cut off at shutdown, unfinished: %s", names)
+
+    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._by_key.get(key) is task:
+            del self._by_key[key]
+
+    def _note_dropped(self, name: str) -> None:
+        self.dropped += 1
+        self._dropped += 1
+        if self._dropped == 1:
+            log.warning(
+                "background work is full (%d pieces under way): dropping new work such as "
+                "'%s' until some ends (USER_SERVICE_MAX_BACKGROUND_JOBS)",
+                self._max_jobs,
+                name,
+            )
+        else:
+            log.debug("background work is full: dropped '%s'", name)
 
     async def _run(self, work: Coroutine[Any, Any, None], name: str) -> None:
         try:

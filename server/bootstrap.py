@@ -34,6 +34,7 @@ from server.crypto.access_tokens import JwtAccessTokenIssuer
 from server.crypto.passwords import Argon2PasswordHasher
 from server.embedded_dynamodb import EmbeddedDynamoDb
 from server.event_stream import EventStreams
+from server.interceptors.concurrency_limit import ConcurrencyLimit
 from server.interceptors.draining import DrainGate
 from server.interceptors.errors import DomainErrorInterceptor
 from server.interceptors.observed_calls import ObservedCalls
@@ -99,6 +100,7 @@ async def build_service(
         memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism,
         workers=settings.password_hash_workers,
+        max_waiting=settings.password_hash_max_waiting,
     )
     stack.callback(hasher.shutdown)
     # File reads and the common-password list's decompression happen now, off the loop,
@@ -123,7 +125,7 @@ async def build_service(
         retention_days=settings.events_retention_days,
         max_watchers=settings.max_event_watchers,
     )
-    background = BackgroundTasks()
+    background = BackgroundTasks(max_jobs=settings.max_background_jobs)
     servicer = UserServiceServicer(
         uow_factory=lambda: DynamoUnitOfWork(
             client,
@@ -169,6 +171,8 @@ async def build_service(
         ObservedCalls(metrics),
         # At shutdown, refuses new calls and counts those under way.
         drain_gate,
+        # Refuses calls beyond the cap; reads the gate's count, so it comes after the gate.
+        ConcurrencyLimit(drain_gate, settings.max_concurrent_rpcs, [USER_SERVICE_NAME]),
         # After the request id and access line: an oversized request's refusal carries both.
         RequestSizeLimit(),
         # Who calls, for whom, and whether they may.

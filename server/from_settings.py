@@ -11,7 +11,7 @@ import grpc
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
-from domain.policies import AuthPolicy, LockoutPolicy, SessionPolicy
+from domain.policies import AuthPolicy, LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.ports import Notifier
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
@@ -48,6 +48,11 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             max_delay=timedelta(seconds=settings.lockout_max_delay_seconds),
         ),
         password_reset_lifetime=timedelta(seconds=settings.password_reset_lifetime_seconds),
+        security_mail=SecurityMailPolicy(
+            cooldown=timedelta(seconds=settings.security_mail_cooldown_seconds),
+            max_per_window=settings.security_mail_max_per_hour,
+            window=timedelta(hours=1),
+        ),
     )
 
 

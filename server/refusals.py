@@ -1,5 +1,5 @@
 """Why a call was turned away before any work (caller auth, user tokens, draining, the watcher cap,
-bytes that are no request); server.status maps them."""
+bytes that are no request, overload); server.status maps them."""
 
 from __future__ import annotations
 
@@ -78,3 +78,23 @@ class RequestTooLarge(Exception):
         super().__init__(f"the request is {size} bytes; this service accepts at most {limit}")
         self.size = size
         self.limit = limit
+
+
+class TooManyConcurrentCalls(Exception):
+    """The server already handles as many calls at once as it is configured to."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already handles its maximum of {limit} calls at once; "
+            "retry later or on another replica"
+        )
+
+
+class PasswordHashQueueFull(Exception):
+    """As many password hashes wait for a hashing thread as may; the call changed nothing."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this server already has {limit} password checks waiting; "
+            "retry later or on another replica"
+        )

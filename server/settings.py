@@ -153,6 +153,14 @@ class Settings(BaseSettings):
     events_lookback_seconds: float = Field(default=60.0, ge=0, le=3600)
     max_event_watchers: int = Field(default=32, ge=1, le=10_000)
 
+    # Abuse limits: security mail per address (kept on the user item, so every replica sees
+    # them), work after the reply, and overload refusals (RESOURCE_EXHAUSTED with RetryInfo).
+    security_mail_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    security_mail_max_per_hour: int = Field(default=5, ge=1, le=100)
+    max_background_jobs: int = Field(default=256, ge=1, le=100_000)
+    max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
+    password_hash_max_waiting: int = Field(default=128, ge=0, le=100_000)
+
     @field_validator("dynamodb_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:

@@ -29,8 +29,10 @@ from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
     NotTheTokensUser,
+    PasswordHashQueueFull,
     RequestTooLarge,
     ServiceShuttingDown,
+    TooManyConcurrentCalls,
     TooManyWatchers,
     UndecodableRequest,
     UserTokenRejected,
@@ -77,7 +79,7 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAVAILABLE, str(error), _retry_soon())
     if isinstance(error, RequestTooLarge):  # as gRPC answers beyond its own limit; no retry helps
         return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error))
-    if isinstance(error, TooManyWatchers):
+    if isinstance(error, (TooManyWatchers, TooManyConcurrentCalls, PasswordHashQueueFull)):
         return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error), _retry_soon())
     if isinstance(error, DeadlineExceeded):
         return status_with(code_pb2.DEADLINE_EXCEEDED, str(error))

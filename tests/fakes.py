@@ -301,7 +301,7 @@ class DeferredTasks:
     def __init__(self) -> None:
         self.pending: list[tuple[str, Coroutine[Any, Any, None]]] = []
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str, key: str | None = None) -> None:
         self.pending.append((name, work))
 
     async def run_all(self) -> None:

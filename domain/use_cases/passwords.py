@@ -100,12 +100,16 @@ async def request_password_reset(
     """Mail a reset token if an active account has this address; otherwise do nothing, quietly.
 
     Only the address's form is checked before the reply; the lookup, the write and the mail
-    happen after it, so the reply is the same, and as fast, whether or not the address exists.
+    happen after it, so the reply is the same, and as fast, whether or not the address exists,
+    and whether or not the security mail limit lets a mail go (policy.security_mail). Requests
+    for one address while its work is under way are merged into that work (the key).
     """
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
     later.spawn(
-        _issue_reset(uow, notifier, clock, policy, parsed_email), name="issue a password reset"
+        _issue_reset(uow, notifier, clock, policy, parsed_email),
+        name="issue a password reset",
+        key=f"password reset:{parsed_email.normalized}",
     )
 
 
@@ -118,7 +122,10 @@ async def _issue_reset(
             if user is None or user.status is UserStatus.DISABLED:
                 return None
             now = clock()
+            if not user.may_send_security_mail(now, policy.security_mail):
+                return None  # too soon after the last one: the link already sent stays valid
             token = user.request_password_reset(now, policy.password_reset_lifetime)
+            user.record_security_mail(now, policy.security_mail)
             await uow.users.update(user)
             await uow.commit()
         return PasswordResetMail(

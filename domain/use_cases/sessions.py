@@ -225,7 +225,10 @@ async def record_failed_login(
             current = user if not attempt else await uow.users.require(user.id)
             now = clock()
             reset = current.record_failed_login(
-                now, policy.lockout, reset_lifetime=policy.password_reset_lifetime
+                now,
+                policy.lockout,
+                reset_lifetime=policy.password_reset_lifetime,
+                mail=policy.security_mail,
             )
             await uow.users.update(current)
             await uow.commit()

@@ -1,4 +1,5 @@
-"""Argon2id password hashing on a bounded thread pool, so hashing never blocks the event loop."""
+"""Argon2id password hashing on a bounded thread pool, so hashing never blocks the event loop,
+behind a bounded queue, so overload is refused rather than waited out."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import contextlib
 import os
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.values import Password
+from server.refusals import PasswordHashQueueFull
+
+_Result = TypeVar("_Result")
 
 # How much nicer than the rest of the process the hashing threads run. argon2 is pure CPU; when
 # the cores are busy, the scheduler then gives the event loop (every other RPC) the CPU first,
@@ -21,25 +27,64 @@ HASH_THREAD_NICENESS = 10
 
 
 class Argon2PasswordHasher:
-    """domain.ports.PasswordHasher backed by argon2-cffi; at most ``workers`` hashes run at once."""
+    """domain.ports.PasswordHasher backed by argon2-cffi; at most ``workers`` hashes run at once.
 
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int) -> None:
+    At most ``max_waiting`` more wait for a thread (None: no bound); beyond that, ``hash`` and
+    ``verify`` raise PasswordHashQueueFull at once, before the call has changed anything, and
+    the caller is told to retry (RESOURCE_EXHAUSTED). A hash whose caller went away still holds
+    its place until its thread has finished with it.
+    """
+
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        workers: int,
+        max_waiting: int | None = None,
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="argon2", initializer=yield_cpu_to_other_threads
         )
+        self._max_waiting = max_waiting
+        self._capacity = None if max_waiting is None else workers + max_waiting
+        self._lock = threading.Lock()  # the count is released from the hashing threads
+        self._in_pool = 0
         # Verified against when an email is unknown, so that answer takes as long as a real one.
         self.dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
+    @property
+    def in_pool(self) -> int:
+        """Hashes running or waiting for a thread."""
+        return self._in_pool
+
     async def hash(self, password: Password) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._hasher.hash, password.value)
+        return await self._run(self._hasher.hash, password.value)
 
     async def verify(self, password_hash: str, password: Password) -> bool:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._verify, password_hash, password.value)
+        return await self._run(self._verify, password_hash, password.value)
+
+    def _run(self, work: Callable[..., _Result], *args: str) -> asyncio.Future[_Result]:
+        with self._lock:
+            if self._capacity is not None and self._in_pool >= self._capacity:
+                assert self._max_waiting is not None
+                raise PasswordHashQueueFull(self._max_waiting)
+            self._in_pool += 1
+        try:
+            future: Future[_Result] = self._pool.submit(work, *args)
+        except BaseException:
+            self._release()
+            raise
+        future.add_done_callback(lambda _: self._release())
+        return asyncio.wrap_future(future)
+
+    def _release(self) -> None:
+        with self._lock:
+            self._in_pool -= 1
 
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether the hash was made with weaker parameters than today's (or is not argon2id).

@@ -154,6 +154,7 @@ async def run_every_flow(service: Service) -> Secrets:
     # What stays stored: one live session, rotated once, and a pending reset.
     live = secrets.keep(await sign_in(service, account.email, RESET_PASSWORD))
     current = secrets.keep(await refresh(service, live))
+    service.clock.advance(seconds=61)  # past the security mail cool-down of the first reset
     pending = await requested_reset_token(service, account)
     secrets.reset_tokens.append(pending)
     secrets.live_token_hashes = [token_hash(live), token_hash(current), token_hash(pending)]
@@ -363,6 +364,8 @@ async def test_a_served_process_logging_json_at_debug_writes_no_secret(
         USER_SERVICE_SMTP_SECURITY="none",
         USER_SERVICE_PASSWORD_HASH_WORKERS="2",
         USER_SERVICE_SHUTDOWN_GRACE_SECONDS="5",
+        # Its clock cannot be moved: let the flows' second reset mail go at once.
+        USER_SERVICE_SECURITY_MAIL_COOLDOWN_SECONDS="0",
     )
     process = await start_cli("serve", environment=environment)
     output = asyncio.create_task(process.communicate())  # read from the start: pipes fill up

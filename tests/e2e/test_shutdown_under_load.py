@@ -81,6 +81,9 @@ async def serving(moto_endpoint: str, grace_seconds: float) -> AsyncIterator[Run
         USER_SERVICE_EMAIL_TABLE_NAME=f"UserEmails-{suffix}",
         USER_SERVICE_SHUTDOWN_GRACE_SECONDS=str(grace_seconds),
         USER_SERVICE_PASSWORD_HASH_WORKERS="4",
+        # Every one of the 200 calls in flight is let in, so that each meets the shutdown; the
+        # refusals of overload have tests of their own (test_overload.py).
+        USER_SERVICE_PASSWORD_HASH_MAX_WAITING="1000",
         # moto serves one request at a time: 200 writes queue there for seconds on a busy
         # machine, and a read timeout would make botocore resend a write that did land (real
         # DynamoDB would drop the resend by its ClientRequestToken; moto applies it again).

@@ -23,6 +23,7 @@ def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -
     user.password_reset = password_reset("r")
     user.failed_logins = 7
     user.locked_until = T0 + timedelta(minutes=20)
+    user.security_mail_sent_at = (T0, T0 + timedelta(minutes=5))
 
     restored = item_to_user(user_to_item(user, version=4, revision=4, event_seq=0))
 
@@ -111,6 +112,27 @@ def test_a_password_reset_is_stored_as_a_map_and_absent_when_none() -> None:
 
     assert item["PasswordReset"]["M"]["TokenHash"] == {"S": "reset-hash"}
     assert "UsedAt" not in item["PasswordReset"]["M"]
+
+
+def test_security_mail_times_are_stored_as_a_list_and_absent_when_none() -> None:
+    user = new_user()
+    user.security_mail_sent_at = (T0, T0 + timedelta(minutes=2))
+
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+
+    assert item["SecurityMailSentAt"] == {
+        "L": [{"S": "2026-11-26T09:30:15.123456+00:00"}, {"S": "2026-11-26T09:32:15.123456+00:00"}]
+    }
+    assert item_to_user(item).security_mail_sent_at == user.security_mail_sent_at
+    user.security_mail_sent_at = ()
+    assert set(user_to_item(user, version=1, revision=1, event_seq=0)) == BASE_ATTRIBUTES
+
+
+def test_an_item_stored_before_the_security_mail_limit_reads_as_never_mailed() -> None:
+    item = user_to_item(new_user(), version=1, revision=1, event_seq=0)
+    assert "SecurityMailSentAt" not in item
+
+    assert item_to_user(item).security_mail_sent_at == ()
 
 
 def test_times_are_stored_as_iso_8601_utc_with_microseconds() -> None:

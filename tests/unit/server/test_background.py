@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -82,3 +83,72 @@ async def test_work_spawned_by_a_request_is_not_bound_by_the_requests_deadline()
     await tasks.drain(grace_seconds=1)
 
     assert outcomes == ["sent"]
+
+
+async def test_work_with_a_key_already_under_way_is_merged_into_it() -> None:
+    release = asyncio.Event()
+    runs: list[str] = []
+    tasks = BackgroundTasks(max_jobs=10)
+
+    async def work(label: str) -> None:
+        runs.append(label)
+        await release.wait()
+
+    tasks.spawn(work("first"), name="issue a password reset", key="reset:ada@example.com")
+    merged = [work(f"again {n}") for n in range(50)]
+    for coroutine in merged:
+        tasks.spawn(coroutine, name="issue a password reset", key="reset:ada@example.com")
+    tasks.spawn(work("other"), name="issue a password reset", key="reset:bob@example.com")
+
+    assert tasks.under_way == 2
+    release.set()
+    await tasks.drain(grace_seconds=1)
+    assert sorted(runs) == ["first", "other"]
+    assert tasks.merged == 50
+    # Closed, never started (so no "coroutine was never awaited" warning either).
+    assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in merged)
+
+
+async def test_a_key_takes_new_work_again_once_its_job_has_ended() -> None:
+    runs: list[int] = []
+    tasks = BackgroundTasks(max_jobs=10)
+
+    async def work(n: int) -> None:
+        runs.append(n)
+
+    tasks.spawn(work(1), name="mail", key="k")
+    await tasks.drain(grace_seconds=1)
+    tasks.spawn(work(2), name="mail", key="k")
+    await tasks.drain(grace_seconds=1)
+
+    assert runs == [1, 2]
+
+
+async def test_when_full_new_work_is_dropped_with_one_warning_and_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="server.background")
+    release = asyncio.Event()
+    started: list[int] = []
+    tasks = BackgroundTasks(max_jobs=3)
+
+    async def work(n: int) -> None:
+        started.append(n)
+        await release.wait()
+
+    for n in range(100):
+        tasks.spawn(work(n), name="issue a password reset", key=f"address {n}")
+    await asyncio.sleep(0)
+
+    assert tasks.under_way == 3 and tasks.dropped == 97
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "full" in warnings[0].getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    release.set()
+    await tasks.drain(grace_seconds=1)
+    tasks.spawn(work(100), name="issue a password reset", key="address 100")
+    await tasks.drain(grace_seconds=1)
+    assert started == [0, 1, 2, 100]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and "97 piece(s) were dropped" in warnings[1].getMessage()

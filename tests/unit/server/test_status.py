@@ -34,6 +34,8 @@ from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
     NotTheTokensUser,
+    PasswordHashQueueFull,
+    TooManyConcurrentCalls,
     UserTokenRejected,
 )
 from server.status import rpc_status_for
@@ -113,6 +115,8 @@ def raising(error: BaseException) -> Behaviour:
         (UserTokenRejected(expired=True), grpc.StatusCode.UNAUTHENTICATED),
         (NotTheTokensUser("id"), grpc.StatusCode.PERMISSION_DENIED),
         (StorageUnavailable(), grpc.StatusCode.UNAVAILABLE),
+        (TooManyConcurrentCalls(256), grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (PasswordHashQueueFull(128), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (StorageError("AccessDeniedException on table Users"), grpc.StatusCode.INTERNAL),
         (KeyError("PasswordHash"), grpc.StatusCode.INTERNAL),
     ],
@@ -152,6 +156,19 @@ async def test_storage_unavailable_tells_the_caller_when_to_retry(call: Invoke) 
 
     status = rich_status(failure)
     assert status is not None
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.ToTimedelta().total_seconds() > 0
+
+
+@pytest.mark.parametrize("error", [TooManyConcurrentCalls(256), PasswordHashQueueFull(128)])
+async def test_an_overload_refusal_tells_the_caller_when_to_retry(
+    call: Invoke, error: Exception
+) -> None:
+    failure = await call(raising(error))
+
+    status = rich_status(failure)
+    assert status is not None and status.message == str(error)
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
     assert retry.retry_delay.ToTimedelta().total_seconds() > 0

@@ -11,7 +11,7 @@ import pytest
 
 from domain.errors import AccountDisabled, AuthenticationFailed
 from domain.events import AccountLocked, PasswordResetRequested
-from domain.policies import LockoutPolicy
+from domain.policies import LockoutPolicy, SecurityMailPolicy
 from domain.secret_tokens import hash_token
 from domain.use_cases.accounts import disable_user
 from domain.user import User
@@ -19,6 +19,7 @@ from tests.builders import T0, new_user
 from tests.unit.domain.use_cases.auth_kit import PASSWORD, WRONG_PASSWORD, AuthKit
 
 POLICY = LockoutPolicy()
+MAIL = SecurityMailPolicy()
 RESET_LIFETIME = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 
@@ -32,7 +33,7 @@ def unsaved_user() -> User:
 
 def fail(user: User, times: int, *, at: timedelta = timedelta(0)) -> None:
     for _ in range(times):
-        user.record_failed_login(T0 + at, POLICY, reset_lifetime=RESET_LIFETIME)
+        user.record_failed_login(T0 + at, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
 
 
 # --- the aggregate ---------------------------------------------------------------------------
@@ -50,7 +51,7 @@ def test_the_fifth_failure_delays_the_next_attempt_one_second_and_issues_a_reset
     user = unsaved_user()
     fail(user, 4)
 
-    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME)
+    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
 
     assert user.locked_until == T0 + SECOND
     assert token is not None and user.password_reset is not None
@@ -80,7 +81,7 @@ def test_failures_during_a_delay_count_without_moving_its_end_nor_telling_again(
     user.events.clear()
 
     results = [
-        user.record_failed_login(T0 + SECOND / 2, POLICY, reset_lifetime=RESET_LIFETIME)
+        user.record_failed_login(T0 + SECOND / 2, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
         for _ in range(3)
     ]
 
@@ -100,14 +101,15 @@ def test_the_delay_ends_once_the_clock_reaches_its_end() -> None:
 
 
 def test_a_success_clears_the_count_and_the_delay_and_a_new_run_tells_again() -> None:
+    later = MAIL.cooldown + SECOND  # past the first notice's mail cool-down
     user = unsaved_user()
     fail(user, 7)
     user.record_successful_login()
     assert (user.failed_logins, user.locked_until) == (0, None)
 
-    fail(user, 4, at=SECOND)
-    assert user.lock_remaining(T0 + SECOND) is None
-    token = user.record_failed_login(T0 + SECOND, POLICY, reset_lifetime=RESET_LIFETIME)
+    fail(user, 4, at=later)
+    assert user.lock_remaining(T0 + later) is None
+    token = user.record_failed_login(T0 + later, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
     assert token is not None
 
 
@@ -117,10 +119,32 @@ def test_a_disabled_account_locks_but_gets_no_reset_link() -> None:
     user.events.clear()
     fail(user, 4)
 
-    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME)
+    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
 
     assert token is None and user.password_reset is None
     assert user.events == [AccountLocked(user.id.value, T0, locked_until=T0 + SECOND)]
+
+
+def test_a_lock_within_the_mail_cool_down_mails_nothing_and_keeps_the_link_sent() -> None:
+    user = unsaved_user()
+    earlier = user.request_password_reset(T0, RESET_LIFETIME)
+    user.record_security_mail(T0, MAIL)
+    fail(user, 4)
+
+    token = user.record_failed_login(T0 + SECOND, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
+
+    assert token is None
+    assert user.password_reset is not None
+    assert user.password_reset.token_hash == earlier.token_hash  # the mailed link still works
+    assert user.security_mail_sent_at == (T0,)
+
+
+def test_the_lock_notice_counts_towards_the_security_mail_limit() -> None:
+    user = unsaved_user()
+    fail(user, 5)
+
+    assert user.security_mail_sent_at == (T0,)
+    assert not user.may_send_security_mail(T0 + SECOND, MAIL)  # a reset now would wait
 
 
 # --- through the authenticate use case ------------------------------------------------------

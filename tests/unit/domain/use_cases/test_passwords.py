@@ -268,6 +268,54 @@ async def test_a_newer_reset_request_supersedes_the_older_token(kit: AuthKit) ->
     assert kit.stored(user).password_hash == fake_hash(NEW_PASSWORD)
 
 
+async def test_a_repeated_request_within_the_cool_down_neither_mails_nor_replaces_the_token(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+    await request_reset(kit)
+    first = mailed_token(kit)
+    kit.new_events(user)
+    commits = kit.store.commits
+
+    kit.later(seconds=59)
+    await request_reset(kit)
+
+    assert len(kit.notifier.sent) == 1
+    assert kit.store.commits == commits
+    assert kit.new_events(user) == []
+    await reset(kit, first)  # the link already sent still works
+    assert kit.stored(user).password_hash == fake_hash(NEW_PASSWORD)
+
+
+async def test_reset_mail_stops_at_the_hourly_maximum_and_resumes_an_hour_later(
+    kit: AuthKit,
+) -> None:
+    await kit.add_user()
+    for _ in range(7):
+        await request_reset(kit)
+        kit.later(minutes=2)
+    assert len(kit.notifier.sent) == kit.policy.security_mail.max_per_window == 5
+    stuck = mailed_token(kit)
+
+    kit.later(minutes=60)
+    await request_reset(kit)
+
+    assert len(kit.notifier.sent) == 6
+    assert mailed_token(kit) != stuck
+
+
+async def test_a_reset_mail_is_recorded_on_the_user_in_the_same_write_as_its_token(
+    kit: AuthKit,
+) -> None:
+    user = await kit.add_user()
+
+    await request_reset(kit)
+
+    stored = kit.stored(user)
+    assert stored.security_mail_sent_at == (kit.clock.now,)
+    assert stored.password_reset is not None and stored.password_reset.requested_at == kit.clock.now
+
+
 # --- reset_password ----------------------------------------------------------------------------
 
 
@@ -280,10 +328,12 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
         with pytest.raises(AuthenticationFailed):
             await kit.sign_in(password=WRONG_PASSWORD)
     assert kit.stored(user).locked_until is not None
-    await request_reset(kit)
+    await request_reset(kit)  # within the lock notice's mail cool-down: no second mail
+    await kit.after_reply.run_all()
+    assert kit.notifier.sent == [] and len(kit.notifier.lock_notices) == 1
 
     kit.later(minutes=1)
-    await reset(kit, mailed_token(kit))
+    await reset(kit, kit.notifier.lock_notices[0].token)
 
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(NEW_PASSWORD)
@@ -295,7 +345,6 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
         SessionStarted(uid, t0, signed_in.session_id),
         AccountLocked(uid, t0, locked_until=t0 + lock),
         PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),  # with the lock notice
-        PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),
         PasswordChanged(uid, now, PasswordChangeReason.RESET),
         SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_RESET),
     ]

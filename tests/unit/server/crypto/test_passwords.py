@@ -16,6 +16,7 @@ from server.crypto.passwords import (
     Argon2PasswordHasher,
     yield_cpu_to_other_threads,
 )
+from server.refusals import PasswordHashQueueFull
 
 
 @pytest.fixture
@@ -87,3 +88,47 @@ async def test_the_hashers_threads_are_the_nicer_ones(hasher: Argon2PasswordHash
     for thread in hash_threads:
         assert thread.native_id is not None
         assert os.getpriority(os.PRIO_PROCESS, thread.native_id) > loop_thread
+
+
+async def test_beyond_the_waiting_bound_a_hash_is_refused_at_once_and_the_rest_complete() -> None:
+    hasher = Argon2PasswordHasher(
+        time_cost=2, memory_kib=19456, parallelism=1, workers=1, max_waiting=2
+    )
+    try:
+        password = Password.parse("correct horse battery")
+        accepted = [asyncio.ensure_future(hasher.hash(password)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert hasher.in_pool == 3
+
+        with pytest.raises(PasswordHashQueueFull, match="2 password checks waiting"):
+            await hasher.verify(hasher.dummy_hash, password)
+        with pytest.raises(PasswordHashQueueFull):
+            await hasher.hash(password)
+
+        hashes = await asyncio.gather(*accepted)
+        assert await hasher.verify(hashes[0], password)  # room again
+        assert hasher.in_pool == 0
+    finally:
+        hasher.shutdown()
+
+
+async def test_a_hash_whose_caller_gave_up_frees_its_place() -> None:
+    hasher = Argon2PasswordHasher(
+        time_cost=2, memory_kib=19456, parallelism=1, workers=1, max_waiting=1
+    )
+    try:
+        password = Password.parse("correct horse battery")
+        running = asyncio.ensure_future(hasher.hash(password))
+        waiting = asyncio.ensure_future(hasher.hash(password))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await running
+        for _ in range(100):  # the cancelled one's place is released from the pool's side
+            if hasher.in_pool == 0:
+                break
+            await asyncio.sleep(0.01)
+
+        assert hasher.in_pool == 0
+        assert await hasher.verify(await hasher.hash(password), password)
+    finally:
+        hasher.shutdown()
