@@ -18,7 +18,8 @@ as well as for one in a subprocess. Faults can be changed at any time, from any 
   ``TransactionConflictException``; nothing is forwarded. With ``contended_only=True`` only a
   write that really meets another one in flight is refused, the way DynamoDB decides: a
   transaction touching an item that a write forwarded and not yet answered also touches, or a
-  single write on an item a transaction in flight touches (the write in flight always goes on);
+  single write on an item a transaction in flight touches (the write in flight always goes on;
+  ``hold_writes`` keeps writes in flight longer, unseen by reads);
   otherwise any matching write may be, on one of its items drawn at random;
 - ``drop()``: read the request and close the connection without an answer; with
   ``after_forwarding=True`` forward it first, so the write lands but its answer is lost;
@@ -258,15 +259,16 @@ class FaultProxy:
         *,
         operations: Iterable[str] | None = None,
         contended_only: bool = False,
-        hold_answers: float = 0.0,
+        hold_writes: float = 0.0,
         times: int | None = None,
         seed: int = 0,
     ) -> None:
         """Refuse ``fraction`` of the (matching) writes as meeting a concurrent write.
 
         ``operations`` defaults to TransactWriteItems and the single writes; others are passed.
-        ``hold_answers``: hold the answer of each write let through that many seconds, its items
-        still in flight, so writers racing on one item really meet (with ``contended_only``).
+        ``hold_writes``: hold each write let through that many seconds before forwarding it, its
+        items in flight meanwhile: a write in flight on real DynamoDB is not yet seen by reads,
+        so writers that read meanwhile really meet it (with ``contended_only``).
         """
         if not 0.0 <= fraction <= 1.0:
             raise ValueError("fraction must be between 0 and 1")
@@ -278,7 +280,7 @@ class FaultProxy:
             "conflict",
             chosen or writes,
             fraction=fraction,
-            seconds=hold_answers,
+            seconds=hold_writes,
             contended_only=contended_only,
         )
         self._set(fault, times, seed)
@@ -453,14 +455,14 @@ class FaultProxy:
     ) -> bool:
         """Refuses the write as conflicting, or marks its items in flight until it is answered."""
         transaction = record.operation == TRANSACTION
-        hold: _Fault | None = None
+        hold = 0.0
         touched = await self._touched_items(request, record.json(), transaction)
         with self._lock:
             fault = self._fault
             clashing = self._clashing(fault, transaction, touched)
             refused = bool(clashing) and self._take()
-            if fault is not None and fault.seconds > 0:
-                hold = _Fault("delay", seconds=fault.seconds, after_forwarding=True)
+            if fault is not None:
+                hold = fault.seconds
             if not refused:
                 in_flight = _InFlight(transaction, frozenset(touched))
                 self._in_flight.add(in_flight)
@@ -468,7 +470,8 @@ class FaultProxy:
             self._update(record, outcome=Outcome.CONFLICTED)
             return await _reply(writer, _conflict_response(transaction, len(touched), clashing))
         try:
-            return await self._relay(request, record, writer, hold)
+            await asyncio.sleep(hold)
+            return await self._relay(request, record, writer)
         finally:
             with self._lock:
                 self._in_flight.discard(in_flight)

@@ -115,15 +115,16 @@ async def test_conflicts_follow_the_fraction_and_stop_after_times(
 async def test_only_writes_meeting_a_transaction_in_flight_conflict_when_contended_only(
     proxy: FaultProxy, table: str, dynamodb_client: Any
 ) -> None:
-    proxy.conflict(contended_only=True, hold_answers=1.0)
+    proxy.conflict(contended_only=True, hold_writes=1.0)
     async with client_through(proxy) as first, client_through(proxy) as second:
         in_flight = asyncio.create_task(
             first.transact_write_items(TransactItems=[put(table, "a"), put(table, "b")])
         )
-        for _ in range(200):  # until the proxy has forwarded it (and holds its answer)
-            if proxy.forwarded("TransactWriteItems"):
+        for _ in range(200):  # until the proxy has it (and holds it, in flight, for 1 s)
+            if proxy.requests("TransactWriteItems"):
                 break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # its items are known (DescribeTable) and marked in flight
         with pytest.raises(ClientError) as transaction:
             await second.transact_write_items(TransactItems=[put(table, "z"), put(table, "b")])
         with pytest.raises(ClientError) as single:
@@ -141,7 +142,7 @@ async def test_only_writes_meeting_a_transaction_in_flight_conflict_when_contend
 async def test_single_writes_in_flight_do_not_refuse_other_single_writes(
     proxy: FaultProxy, table: str
 ) -> None:
-    proxy.conflict(contended_only=True, hold_answers=0.5)
+    proxy.conflict(contended_only=True, hold_writes=0.5)
     async with client_through(proxy) as first, client_through(proxy) as second:
         await asyncio.gather(
             first.put_item(TableName=table, Item=item("a", Data="1")),
