@@ -19,29 +19,26 @@ highest number stored there (one Query of the id's last event).
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from datatools.conflict_retry import retrying_conflicts
 from datatools.file_format import guard_of
 from domain.errors import StorageUnavailable
-from persistence.errors import (
-    cancellation_reasons,
-    is_transient_cancellation,
-    to_storage_error,
-)
+from persistence.errors import cancellation_reasons, to_storage_error
 from persistence.item_upgrades import item_schema_version, upgrade_item
 from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.transaction import new_request_token
 
 Item = dict[str, Any]
 
+# Transactions that found the target's user changed since the last look, before giving up on it
+# (each may itself be sent several times while concurrent writes cancel it: conflict_retry).
 IMPORT_ATTEMPTS = 5
-_BACKOFF_SECONDS = 0.025
 
 
 class Outcome(enum.Enum):
@@ -92,12 +89,10 @@ async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResu
     if taken > int(item["EventSeq"]["N"]):
         item = {**item, "EventSeq": {"N": str(taken)}}
     stored: _Stored | None = None
-    for attempt in range(1, IMPORT_ATTEMPTS + 1):
+    for _ in range(IMPORT_ATTEMPTS):
+        items = _transaction(tables, item, stored)
         try:
-            await client.transact_write_items(
-                TransactItems=_transaction(tables, item, stored),
-                ClientRequestToken=new_request_token(),
-            )
+            await retrying_conflicts(partial(_transact, client, items), f"importing user {user_id}")
             return ImportResult(Outcome.CREATED if stored is None else Outcome.REPLACED_OLDER)
         except (ClientError, BotoCoreError) as error:
             reasons = cancellation_reasons(error)
@@ -125,9 +120,6 @@ async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResu
                 # The stored user's old guard names someone else: not ours to delete.
                 stored = _Stored(stored.revision, stored.email, drop_old_guard=False)
                 continue
-            if attempt < IMPORT_ATTEMPTS and is_transient_cancellation(error):
-                await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
-                continue
             raise to_storage_error(error, "TransactWriteItems") from error
     raise StorageUnavailable(f"user {user_id} kept changing in the target; import it again")
 
@@ -149,6 +141,11 @@ async def _last_event_number(client: Any, tables: TableNames, user_id: str) -> i
         raise to_storage_error(error, "Query") from error
     items = response.get("Items", [])
     return int(items[0]["Seq"]["N"]) if items else 0
+
+
+async def _transact(client: Any, items: list[Item]) -> None:
+    # A new token each time: a cancelled transaction is definite, and this is a new attempt.
+    await client.transact_write_items(TransactItems=items, ClientRequestToken=new_request_token())
 
 
 def _failed(reason: dict[str, Any]) -> bool:

@@ -15,10 +15,12 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from datatools.conflict_retry import retrying_conflicts
 from domain.errors import StorageUnavailable
 from persistence.errors import error_code, to_storage_error, translated
 from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
@@ -103,9 +105,13 @@ async def _migrate_item(
         if report.dry_run:
             return _Result.UPGRADED
         try:
-            await client.put_item(
-                TableName=tables.users, Item=upgrade_item(item), **_unchanged_since_read(item)
+            put = partial(
+                client.put_item,
+                TableName=tables.users,
+                Item=upgrade_item(item),
+                **_unchanged_since_read(item),
             )
+            await retrying_conflicts(put, f"upgrading user {item['Id']['S']}")
             return _Result.UPGRADED
         except (ClientError, BotoCoreError) as error:
             if error_code(error) != "ConditionalCheckFailedException":

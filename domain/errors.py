@@ -58,6 +58,17 @@ class VersionConflict(DomainError):
         super().__init__(f"the user was changed concurrently ({detail}); read it again and retry")
 
 
+class ConcurrentWrite(VersionConflict):
+    """Another write to the same user was under way at that instant; nothing was written."""
+
+    def __init__(self) -> None:
+        self.expected = 0
+        self.actual = None
+        DomainError.__init__(
+            self, "another write to this user was under way at the same moment; retry"
+        )
+
+
 class StaleVersion(VersionConflict):
     """The caller's expected_version is not the stored version: re-reading will not help it."""
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
 from domain.errors import (
+    ConcurrentWrite,
     DomainError,
     EmailAlreadyRegistered,
     StorageError,
@@ -31,10 +32,17 @@ _UNAVAILABLE_CODES = THROTTLING_CODES | frozenset(
         "TransactionInProgressException",
     }
 )
-# Cancellation-reason codes of TransactWriteItems that a retry may clear.
-_TRANSIENT_REASONS = frozenset(
-    {"TransactionConflict", "ProvisionedThroughputExceeded", "ThrottlingError"}
-)
+# Cancellation-reason codes of TransactWriteItems that the same request, sent again, may clear.
+_THROTTLED_REASONS = frozenset({"ProvisionedThroughputExceeded", "ThrottlingError"})
+# Real DynamoDB cancels a transaction that touches an item another transaction (or a single write)
+# has in flight, with this reason on that item, instead of waiting; and it fails a single write
+# (PutItem, UpdateItem, DeleteItem) on an item with a transaction in flight with
+# TransactionConflictException. botocore retries neither. Both mean "another writer is changing
+# this user right now": a VersionConflict (ConcurrentWrite), which use cases answer by reading
+# the user again and re-applying the change (domain/use_cases/retry.py), and which reaches the
+# caller as ABORTED when that keeps happening. moto never sends either.
+CONFLICT_REASON = "TransactionConflict"
+CONFLICT_CODE = "TransactionConflictException"
 # Endpoint unreachable, connect or read timeout, connection dropped.
 _TRANSPORT_ERRORS = (ConnectionError, HTTPClientError)
 
@@ -47,8 +55,14 @@ def error_code(error: BaseException) -> str | None:
 
 
 def to_storage_error(error: BaseException, operation: str) -> DomainError:
-    """StorageUnavailable if a retry may help, else StorageError; message: just the code."""
+    """StorageUnavailable if a retry may help, else StorageError; message: just the code.
+
+    A single write that met a transaction in flight (TransactionConflictException) is a
+    ConcurrentWrite: the use case re-reads and retries it.
+    """
     what = error_code(error) or type(error).__name__
+    if what == CONFLICT_CODE:
+        return ConcurrentWrite()
     if isinstance(error, _TRANSPORT_ERRORS) or what in _UNAVAILABLE_CODES or _is_5xx(error):
         return StorageUnavailable(f"DynamoDB {operation} failed ({what}); retry later")
     return StorageError(f"DynamoDB {operation} failed ({what})")
@@ -101,10 +115,28 @@ def cancellation_reasons(error: BaseException) -> list[dict[str, Any]]:
     return list(reasons)
 
 
-def is_transient_cancellation(error: BaseException) -> bool:
-    """True if only conflicts or throttling cancelled the transaction, so a retry is safe."""
-    codes = {reason.get("Code") for reason in cancellation_reasons(error)} - {"None", None}
-    return bool(codes) and codes <= _TRANSIENT_REASONS
+def _reason_codes(error: BaseException) -> set[str]:
+    """The codes of the items that stopped the transaction ("None": an item that did not)."""
+    codes = {reason.get("Code") for reason in cancellation_reasons(error)}
+    return {str(code) for code in codes if code not in ("None", None)}
+
+
+def is_throttled_cancellation(error: BaseException) -> bool:
+    """True if only throttling cancelled the transaction, so sending it again as is may land."""
+    codes = _reason_codes(error)
+    return bool(codes) and codes <= _THROTTLED_REASONS
+
+
+def is_conflict_cancellation(error: BaseException) -> bool:
+    """True if a concurrent write to one of its items (and nothing but that or throttling)
+    cancelled the transaction: no condition failed, nothing was written."""
+    codes = _reason_codes(error)
+    return CONFLICT_REASON in codes and codes <= _THROTTLED_REASONS | {CONFLICT_REASON}
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A conflict cancellation, or a single write refused by a transaction in flight."""
+    return is_conflict_cancellation(error) or error_code(error) == CONFLICT_CODE
 
 
 def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> DomainError:
@@ -115,8 +147,10 @@ def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> Dom
     for reason, check in zip(cancellation_reasons(error), checks, strict=False):
         if reason.get("Code") == "ConditionalCheckFailed":
             return _condition_failed(check, reason.get("Item"))
-    if is_transient_cancellation(error):
-        return StorageUnavailable("DynamoDB TransactWriteItems collided with another write; retry")
+    if is_conflict_cancellation(error):
+        return ConcurrentWrite()
+    if is_throttled_cancellation(error):
+        return StorageUnavailable("DynamoDB TransactWriteItems was throttled; retry later")
     return to_storage_error(error, "TransactWriteItems")
 
 

@@ -17,14 +17,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from domain.errors import StorageError
 from domain.events import DomainEvent
 from persistence.deadline import commit_window
-from persistence.errors import WriteCheck, is_transient_cancellation, transaction_error
+from persistence.errors import WriteCheck, is_throttled_cancellation, transaction_error
 from persistence.event_outbox import PendingEvents
 
 log = logging.getLogger(__name__)
 
-# Real DynamoDB cancels a transaction that meets another one on the same item (TransactionConflict)
-# instead of waiting; such a cancellation, or throttling, is retried a few times before giving up.
-CONFLICT_ATTEMPTS = 4
+# A transaction cancelled by throttling alone is sent again as is, a few times, before giving up.
+# One cancelled by a concurrent write (TransactionConflict) is not: it becomes a ConcurrentWrite
+# at once, and the use case re-reads the user and re-applies its change (retry.py), the one
+# layer that retries conflicts, so attempts do not multiply (4 here times 5 there).
+THROTTLED_ATTEMPTS = 4
 _BACKOFF_SECONDS = 0.025
 # DynamoDB's limit on the items of one TransactWriteItems. The largest write the service makes
 # ends every session of a user (at most 50, the highest max_sessions_per_user) with one event
@@ -67,7 +69,7 @@ async def apply_writes(
     events = [event for write in staged if write.events for event in write.events.events]
     if not any(write.items or write.events for write in staged):
         return events
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    for attempt in range(1, THROTTLED_ATTEMPTS + 1):
         recorded_at = clock()
         items, checks = _transaction(staged, recorded_at)
         # The idempotency token: botocore re-sends this same body when it retries the call (after
@@ -84,8 +86,8 @@ async def apply_writes(
                 )
             break
         except (ClientError, BotoCoreError) as error:
-            if attempt < CONFLICT_ATTEMPTS and is_transient_cancellation(error):
-                log.info("transaction collided with another write (attempt %s); retrying", attempt)
+            if attempt < THROTTLED_ATTEMPTS and is_throttled_cancellation(error):
+                log.info("transaction cancelled by throttling (attempt %s); retrying", attempt)
                 await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
                 continue
             raise transaction_error(error, checks) from error

@@ -11,15 +11,26 @@ as well as for one in a subprocess. Faults can be changed at any time, from any 
   backend, late, even if the client has given up meanwhile: a request already on the wire), or
   with ``after_forwarding=True`` forward it at once and hold back the answer (the write lands,
   the client learns it late);
+- ``conflict(fraction)``: refuse writes as real DynamoDB refuses a write meeting another one on
+  the same item (moto never does): a ``TransactWriteItems`` is cancelled (HTTP 400,
+  ``TransactionCanceledException``) with reason ``TransactionConflict`` on the item in conflict
+  and ``None`` on the others, a ``PutItem``/``UpdateItem``/``DeleteItem`` fails with
+  ``TransactionConflictException``; nothing is forwarded. With ``contended_only=True`` only a
+  write that really meets another one in flight is refused, the way DynamoDB decides: a
+  transaction touching an item that a write forwarded and not yet answered also touches, or a
+  single write on an item a transaction in flight touches (the write in flight always goes on;
+  ``hold_writes`` keeps writes in flight longer, unseen by reads);
+  otherwise any matching write may be, on one of its items drawn at random;
 - ``drop()``: read the request and close the connection without an answer; with
   ``after_forwarding=True`` forward it first, so the write lands but its answer is lost;
 - ``refuse()`` / ``accept()``: close the listening socket and every open connection (new
   connections are refused), and listen again later on the same port.
 
 Each fault may be limited to some operations (``operations=["TransactWriteItems"]``, taken from
-the ``X-Amz-Target`` header) and to its first ``times`` applications. Every request is recorded
-(``requests()``): when it arrived, its operation, its body, what the proxy did with it, and
-whether and when it was forwarded to the backend.
+the ``X-Amz-Target`` header) and to its first ``times`` applications; ``fraction`` (drawn with
+``seed``) makes it apply to that share of the requests it could apply to. Every request is
+recorded (``requests()``): when it arrived, its operation, its body, what the proxy did with it,
+and whether and when it was forwarded to the backend.
 
 The upstream (moto_server here) serves one request at a time and drops a connection that stays
 silent for 2 s, so each request goes to it on a fresh connection that is closed after the
@@ -47,6 +58,12 @@ from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
+CANCELLED_TYPE = "com.amazonaws.dynamodb.v20120810#TransactionCanceledException"
+CONFLICT_TYPE = "com.amazonaws.dynamodb.v20120810#TransactionConflictException"
+# The message DynamoDB gives a TransactionConflictException, and a TransactionConflict reason.
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+TRANSACTION = "TransactWriteItems"
+SINGLE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem"})
 THROTTLING_TYPE = "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException"
 THROTTLING_MESSAGE = (
     "The level of configured provisioned throughput for the table was exceeded. "
@@ -66,6 +83,7 @@ class Outcome(enum.Enum):
     PENDING = "being handled"
     FORWARDED = "forwarded and answered"
     THROTTLED = "answered with ProvisionedThroughputExceededException, not forwarded"
+    CONFLICTED = "refused as meeting a concurrent write (TransactionConflict), not forwarded"
     DROPPED = "connection closed without forwarding"
     ANSWER_DROPPED = "forwarded, then the connection closed without an answer"
     CLIENT_GONE = "forwarded, but the client had gone when the answer was ready"
@@ -94,11 +112,24 @@ class RecordedRequest:
 
 @dataclass(frozen=True)
 class _Fault:
-    kind: str  # "throttle", "delay" or "drop"
+    kind: str  # "throttle", "delay", "drop" or "conflict"
     operations: frozenset[str] | None = None  # None: every operation
     fraction: float = 1.0
     seconds: float = 0.0
     after_forwarding: bool = False
+    contended_only: bool = False
+
+
+# An item as DynamoDB identifies it: its table and its key (as sorted JSON).
+_ItemId = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A write forwarded and not yet answered, and the items it touches."""
+
+    transaction: bool
+    items: frozenset[_ItemId]
 
 
 @dataclass
@@ -132,6 +163,8 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._port = 0
+        self._key_names: dict[str, tuple[str, ...]] = {}  # table -> its key's attribute names
+        self._in_flight: set[_InFlight] = set()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -220,6 +253,38 @@ class FaultProxy:
         """Close the connection instead of answering (matching) requests; maybe forward first."""
         self._set(_Fault("drop", _operations(operations), after_forwarding=after_forwarding), times)
 
+    def conflict(
+        self,
+        fraction: float = 1.0,
+        *,
+        operations: Iterable[str] | None = None,
+        contended_only: bool = False,
+        hold_writes: float = 0.0,
+        times: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Refuse ``fraction`` of the (matching) writes as meeting a concurrent write.
+
+        ``operations`` defaults to TransactWriteItems and the single writes; others are passed.
+        ``hold_writes``: hold each write let through that many seconds before forwarding it, its
+        items in flight meanwhile: a write in flight on real DynamoDB is not yet seen by reads,
+        so writers that read meanwhile really meet it (with ``contended_only``).
+        """
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        chosen = _operations(operations)
+        writes = SINGLE_WRITES | {TRANSACTION}
+        if chosen is not None and not chosen <= writes:
+            raise ValueError(f"only writes can conflict: {sorted(chosen - writes)}")
+        fault = _Fault(
+            "conflict",
+            chosen or writes,
+            fraction=fraction,
+            seconds=hold_writes,
+            contended_only=contended_only,
+        )
+        self._set(fault, times, seed)
+
     def refuse(self) -> None:
         """Close the listening socket and every client connection: new connections are refused."""
         self._run(self._stop_listening())
@@ -260,16 +325,24 @@ class FaultProxy:
 
     def _fault_for(self, operation: str) -> _Fault | None:
         with self._lock:
-            fault = self._fault
-            if fault is None or (
-                fault.operations is not None and operation not in fault.operations
-            ):
-                return None
-            if self._remaining == 0 or self._rng.random() >= fault.fraction:
-                return None
-            if self._remaining is not None:
-                self._remaining -= 1
-            return fault
+            fault = self._matching(operation)
+            return fault if fault is not None and self._take() else None
+
+    def _matching(self, operation: str) -> _Fault | None:
+        """The fault set for this operation, if any (under the lock)."""
+        fault = self._fault
+        if fault is None or (fault.operations is not None and operation not in fault.operations):
+            return None
+        return fault
+
+    def _take(self) -> bool:
+        """Whether the fault applies this time (the draw and the count; under the lock)."""
+        assert self._fault is not None
+        if self._remaining == 0 or self._rng.random() >= self._fault.fraction:
+            return False
+        if self._remaining is not None:
+            self._remaining -= 1
+        return True
 
     def _update(self, record: RecordedRequest, **changes: Any) -> None:
         with self._lock:
@@ -338,6 +411,9 @@ class FaultProxy:
         record = RecordedRequest(time.monotonic(), operation, request.body)
         with self._lock:
             self._records.append(record)
+            conflicts = self._matching(operation)
+        if conflicts is not None and conflicts.kind == "conflict":
+            return await self._handle_write_that_may_conflict(request, record, writer)
         fault = self._fault_for(operation)
         if fault is not None and fault.kind == "throttle":
             self._update(record, outcome=Outcome.THROTTLED)
@@ -347,6 +423,16 @@ class FaultProxy:
             return False
         if fault is not None and fault.kind == "delay" and not fault.after_forwarding:
             await asyncio.sleep(fault.seconds)
+        return await self._relay(request, record, writer, fault)
+
+    async def _relay(
+        self,
+        request: _Request,
+        record: RecordedRequest,
+        writer: asyncio.StreamWriter,
+        fault: _Fault | None = None,
+    ) -> bool:
+        """Forwards the request and relays the answer (dropped or delayed if ``fault`` says)."""
         try:
             response = await self._forward(request, record)
         except (OSError, asyncio.IncompleteReadError, ValueError, TimeoutError):
@@ -363,6 +449,92 @@ class FaultProxy:
             self._update(record, outcome=Outcome.CLIENT_GONE)
             return False
         return True
+
+    async def _handle_write_that_may_conflict(
+        self, request: _Request, record: RecordedRequest, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Refuses the write as conflicting, or marks its items in flight until it is answered."""
+        transaction = record.operation == TRANSACTION
+        hold = 0.0
+        touched = await self._touched_items(request, record.json(), transaction)
+        with self._lock:
+            fault = self._fault
+            clashing = self._clashing(fault, transaction, touched)
+            refused = bool(clashing) and self._take()
+            if fault is not None:
+                hold = fault.seconds
+            if not refused:
+                in_flight = _InFlight(transaction, frozenset(touched))
+                self._in_flight.add(in_flight)
+        if refused:
+            self._update(record, outcome=Outcome.CONFLICTED)
+            return await _reply(writer, _conflict_response(transaction, len(touched), clashing))
+        try:
+            await asyncio.sleep(hold)
+            return await self._relay(request, record, writer)
+        finally:
+            with self._lock:
+                self._in_flight.discard(in_flight)
+
+    def _clashing(
+        self, fault: _Fault | None, transaction: bool, touched: list[_ItemId]
+    ) -> set[int]:
+        """The positions of the write's items in conflict (under the lock)."""
+        if fault is None or fault.kind != "conflict" or not touched:
+            return set()
+        if not fault.contended_only:
+            return {self._rng.randrange(len(touched))}
+        # A transaction meets any write in flight on its items; a single write, only a transaction.
+        busy = {
+            item
+            for other in self._in_flight
+            if transaction or other.transaction
+            for item in other.items
+        }
+        return {position for position, item in enumerate(touched) if item in busy}
+
+    async def _touched_items(
+        self, request: _Request, body: dict[str, Any], transaction: bool
+    ) -> list[_ItemId]:
+        """The items a write touches, in request order (a transaction's, one per action)."""
+        actions = (
+            [next(iter(entry.values())) for entry in body.get("TransactItems", [])]
+            if transaction
+            else [body]
+        )
+        touched: list[_ItemId] = []
+        for action in actions:
+            table = str(action.get("TableName", ""))
+            key = action.get("Key")
+            if key is None:  # a Put names the whole item: its key is the table's key attributes
+                names = await self._key_names_of(table, request)
+                key = {name: action.get("Item", {}).get(name) for name in names}
+            touched.append((table, json.dumps(key, sort_keys=True)))
+        return touched
+
+    async def _key_names_of(self, table: str, like: _Request) -> tuple[str, ...]:
+        """The table's key attribute names, asked of the backend once (DescribeTable), with the
+        headers of ``like`` (so in its account and region)."""
+        if table not in self._key_names:
+            body = json.dumps({"TableName": table}).encode()
+            headers = [
+                (k, "DynamoDB_20120810.DescribeTable" if k.lower() == "x-amz-target" else v)
+                for k, v in like.headers
+                if k.lower() not in _HOP_BY_HOP
+            ]
+            headers.append(("Connection", "close"))
+            async with asyncio.timeout(UPSTREAM_TIMEOUT_SECONDS):
+                reader, writer = await asyncio.open_connection(*self._upstream)
+                try:
+                    writer.write(_message(like.line, headers, body))
+                    await writer.drain()
+                    answer = await _read_response(reader)
+                finally:
+                    writer.close()
+            described = json.loads(answer.partition(b"\r\n\r\n")[2])
+            schema = described.get("Table", {}).get("KeySchema", [])
+            self._key_names[table] = tuple(str(part["AttributeName"]) for part in schema)
+        return self._key_names[table]
 
     async def _forward(self, request: _Request, record: RecordedRequest) -> bytes:
         """Sends the request upstream on a fresh connection; the whole answer, ready to relay."""
@@ -447,7 +619,32 @@ def _message(
 
 
 def _throttling_response() -> bytes:
-    body = json.dumps({"__type": THROTTLING_TYPE, "message": THROTTLING_MESSAGE}).encode()
+    return _error_response({"__type": THROTTLING_TYPE, "message": THROTTLING_MESSAGE})
+
+
+def _conflict_response(transaction: bool, items: int, clashing: set[int]) -> bytes:
+    """DynamoDB's answer to a write that met another in flight: for a transaction, one reason
+    per item in request order ("None" where that item was not the cause)."""
+    if not transaction:
+        return _error_response({"__type": CONFLICT_TYPE, "message": CONFLICT_MESSAGE})
+    reasons: list[dict[str, str]] = [
+        {"Code": "TransactionConflict", "Message": CONFLICT_MESSAGE}
+        if position in clashing
+        else {"Code": "None"}
+        for position in range(items)
+    ]
+    codes = ", ".join(reason["Code"] for reason in reasons)
+    message = (
+        f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+    )
+    return _error_response(
+        {"__type": CANCELLED_TYPE, "Message": message, "CancellationReasons": reasons}
+    )
+
+
+def _error_response(error: dict[str, Any]) -> bytes:
+    """An HTTP 400 answer carrying a DynamoDB error, as DynamoDB frames it."""
+    body = json.dumps(error).encode()
     headers = [
         ("Content-Type", "application/x-amz-json-1.0"),
         ("x-amzn-RequestId", uuid.uuid4().hex.upper()),

@@ -69,10 +69,17 @@ async def register_user(
         password_hash=password_hash,
         now=clock(),
     )
-    async with uow:
-        await uow.users.add(user)
-        await uow.commit()
-    return user
+
+    async def commit(attempt: int) -> User:
+        async with uow:
+            await uow.users.add(user)
+            await uow.commit()
+        return user
+
+    # Only a ConcurrentWrite can be retried here: another registration (or any write) of this
+    # address was under way at that instant. Sent again, the address is free (this one lands)
+    # or taken (EmailAlreadyRegistered); the same user, hash and id every time.
+    return await retry_on_conflict(commit)
 
 
 async def get_user(uow: UnitOfWork, *, user_id: str) -> User:

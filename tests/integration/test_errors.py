@@ -173,29 +173,29 @@ def test_the_first_failed_condition_in_request_order_decides() -> None:
     assert isinstance(transaction_error(error, checks), VersionConflict)
 
 
-def test_a_cancellation_by_a_concurrent_transaction_is_storage_unavailable() -> None:
-    error = cancelled({"Code": "TransactionConflict"}, {"Code": "None"})
+def test_a_cancellation_by_throttling_alone_is_storage_unavailable() -> None:
+    error = cancelled({"Code": "ThrottlingError"}, {"Code": "None"})
 
     checks = [WriteCheck(Check.EMAIL_FREE)] * 2
     assert isinstance(transaction_error(error, checks), StorageUnavailable)
 
 
-class ConflictingClient:
-    """Cancels the first ``conflicts`` transactions with TransactionConflict, then accepts."""
+class ThrottledClient:
+    """Cancels the first ``cancellations`` transactions for throttling, then accepts."""
 
-    def __init__(self, conflicts: int) -> None:
-        self.conflicts = conflicts
+    def __init__(self, cancellations: int) -> None:
+        self.cancellations = cancellations
         self.calls = 0
 
     async def transact_write_items(self, **_: Any) -> dict[str, Any]:
         self.calls += 1
-        if self.calls <= self.conflicts:
-            raise cancelled({"Code": "TransactionConflict"})
+        if self.calls <= self.cancellations:
+            raise cancelled({"Code": "ProvisionedThroughputExceeded"})
         return {}
 
 
-async def test_a_transaction_cancelled_by_a_conflict_is_retried_and_then_lands() -> None:
-    client, landed = ConflictingClient(conflicts=2), []
+async def test_a_transaction_cancelled_by_throttling_is_sent_again_and_then_lands() -> None:
+    client, landed = ThrottledClient(cancellations=2), []
     write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
 
     await apply_writes(client, [write])
@@ -203,8 +203,8 @@ async def test_a_transaction_cancelled_by_a_conflict_is_retried_and_then_lands()
     assert (client.calls, landed) == (3, [1])
 
 
-async def test_a_transaction_that_keeps_conflicting_ends_as_storage_unavailable() -> None:
-    client, landed = ConflictingClient(conflicts=99), []
+async def test_a_transaction_that_stays_throttled_ends_as_storage_unavailable() -> None:
+    client, landed = ThrottledClient(cancellations=99), []
     write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
 
     with pytest.raises(StorageUnavailable):

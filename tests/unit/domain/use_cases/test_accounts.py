@@ -10,6 +10,7 @@ import pytest
 
 from domain.errors import (
     AccountDisabled,
+    ConcurrentWrite,
     EmailAlreadyRegistered,
     InvalidArgument,
     InvalidRefreshToken,
@@ -28,6 +29,7 @@ from domain.events import (
 )
 from domain.pagination import PageTokenCodec
 from domain.use_cases import accounts
+from domain.use_cases.retry import ATTEMPTS
 from domain.user import User, UserStatus
 from domain.values import UserId
 from tests.fakes import FakePasswordHasher, FakeUnitOfWork, FixedClock, InMemoryStore
@@ -427,3 +429,72 @@ async def test_disable_and_enable_an_unknown_or_malformed_user_id() -> None:
         with pytest.raises(InvalidArgument) as error:
             await switch(kit.uow(), kit.clock, user_id="42")
         assert violated_fields(error) == {"id"}
+
+
+class CollidingUnitOfWork(FakeUnitOfWork):
+    """Refuses its first ``collisions`` commits as DynamoDB does a write meeting another in
+    flight (a ConcurrentWrite: nothing written), then commits as usual."""
+
+    def __init__(self, store: InMemoryStore, collisions: int) -> None:
+        super().__init__(store)
+        self.collisions = collisions
+        self.attempts = 0
+
+    async def commit(self) -> None:
+        self.attempts += 1
+        if self.attempts <= self.collisions:
+            raise ConcurrentWrite()
+        await super().commit()
+
+
+async def register_through(uow: FakeUnitOfWork, clock: FixedClock) -> User:
+    return await accounts.register_user(
+        uow,
+        FakePasswordHasher(),
+        clock,
+        email="ada@example.com",
+        password="correct horse battery",
+        first_name="Ada",
+        last_name="Lovelace",
+    )
+
+
+async def test_register_user_retries_a_concurrent_write_and_lands_once(
+    store: InMemoryStore, clock: FixedClock
+) -> None:
+    uow = CollidingUnitOfWork(store, collisions=2)
+
+    user = await register_through(uow, clock)
+
+    assert uow.attempts == 3
+    assert list(store.users) == [user.id.value]
+    assert [type(stored.event) for stored in store.events[user.id.value]] == [UserRegistered]
+
+
+async def test_register_user_meeting_a_concurrent_write_on_every_attempt_is_aborted_not_taken(
+    store: InMemoryStore, clock: FixedClock
+) -> None:
+    uow = CollidingUnitOfWork(store, collisions=99)
+
+    with pytest.raises(ConcurrentWrite):  # ABORTED: never a wrong ALREADY_EXISTS
+        await register_through(uow, clock)
+
+    assert uow.attempts == ATTEMPTS
+    assert store.users == {} and store.emails == {} and store.events == {}
+
+
+async def test_register_user_retried_after_another_registration_won_is_already_registered(
+    store: InMemoryStore, clock: FixedClock
+) -> None:
+    class WinnerLandsFirst(CollidingUnitOfWork):
+        async def commit(self) -> None:
+            if self.attempts == 0:  # the write this one collided with: another registration
+                await register(store, clock, email="ADA@example.com")
+            await super().commit()
+
+    uow = WinnerLandsFirst(store, collisions=1)
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await register_through(uow, clock)
+
+    assert uow.attempts == 2 and len(store.users) == 1
