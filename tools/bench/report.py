@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from tools.bench.capacity.report import capacity_section
 from tools.bench.goals import MB, Goal
 from tools.bench.measure import Row
 from tools.bench.plan import CONCURRENCIES
@@ -64,6 +65,7 @@ def markdown(results: Results, goals: list[Goal]) -> str:
     lines += _loop_section(results)
     lines += _memory_section(results)
     lines += _seeding_section(results)
+    lines += capacity_section(results.capacity)
     lines += [
         "",
         "## Goals",
