@@ -124,7 +124,7 @@ def cross_checks(records: list[Recorded], models: dict[str, TableModel]) -> list
 
 
 def _reported_total(reported: Any) -> float | None:
-    if reported is None:
+    if not reported:  # moto answers TransactWriteItems with an empty list
         return None
     entries: list[dict[str, Any]] = reported if isinstance(reported, list) else [reported]
     return float(sum(entry.get("CapacityUnits", 0.0) for entry in entries))
