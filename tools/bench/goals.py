@@ -170,7 +170,7 @@ def capacity_goals(results: Results) -> list[Goal]:
             continue
         units = scenario.units
         gaps = [
-            f"{kind} {value - limit:+g}"
+            f"{kind} {value - limit:+.4g}"
             for kind, value, limit in (
                 ("read", units.total_reads, reads),
                 ("write", units.total_writes, writes),
@@ -222,7 +222,7 @@ def _unread_index_goal(results: Results) -> Goal:
                 indexes.add(target_name(where))
     if not wasted:
         return Goal("Unread index writes", target, True, "none in any scenario")
-    parts = ", ".join(f"{name} {units:g}" for name, units in wasted.items())
+    parts = ", ".join(f"{name} {units:.4g}" for name, units in wasted.items())
     figures = f"gap: write units per call to {', '.join(sorted(indexes))}: {parts}"
     return Goal("Unread index writes", target, False, figures)
 
@@ -230,7 +230,7 @@ def _unread_index_goal(results: Results) -> Goal:
 def _units(units: Consumption) -> str:
     reads, writes = units.reads, units.writes
     parts = [
-        f"{target_name(t)} {reads.get(t, 0.0):g} R {writes.get(t, 0.0):g} W"
+        f"{target_name(t)} {reads.get(t, 0.0):.4g} R {writes.get(t, 0.0):.4g} W"
         for t in units.targets()
     ]
-    return f"{units.total_reads:g} R, {units.total_writes:g} W ({', '.join(parts)})"
+    return f"{units.total_reads:.4g} R, {units.total_writes:.4g} W ({', '.join(parts)})"

@@ -35,11 +35,11 @@ def capacity_section(capacity: CapacityResults | None) -> list[str]:
         units = scenario.units
         requests = ", ".join(f"{count} {op}" for op, count in sorted(scenario.requests.items()))
         cells = " | ".join(
-            f"{units.reads.get(t, 0.0):g} / {units.writes.get(t, 0.0):g}" for t in targets
+            f"{units.reads.get(t, 0.0):.4g} / {units.writes.get(t, 0.0):.4g}" for t in targets
         )
         lines.append(
-            f"| {scenario.name} | {scenario.calls} | {requests} | {units.total_reads:g} "
-            f"| {units.total_writes:g} | {cells} |"
+            f"| {scenario.name} | {scenario.calls} | {requests} | {units.total_reads:.4g} "
+            f"| {units.total_writes:.4g} | {cells} |"
         )
     lines += [
         "",
@@ -55,9 +55,9 @@ def capacity_section(capacity: CapacityResults | None) -> list[str]:
 
 def _check_line(check: CrossCheck) -> str:
     if check.moto is None:
-        return f"| {check.operation} | {check.ours:g} | - | moto returns none |"
+        return f"| {check.operation} | {check.ours:.4g} | - | moto returns none |"
     verdict = "same" if check.moto == check.ours else "differs"
-    return f"| {check.operation} | {check.ours:g} | {check.moto:g} | {verdict} |"
+    return f"| {check.operation} | {check.ours:.4g} | {check.moto:.4g} | {verdict} |"
 
 
 def _targets(capacity: CapacityResults) -> list[Target]:
