@@ -61,6 +61,15 @@ bench: BENCH_ARGS ?=
 bench: venv gen
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
+# The scale model (issue 14): units per second of each table and index, the busiest partition
+# key against its ceiling and the monthly on-demand cost for a peak workload, from the units per
+# RPC of the last `make bench` (or measured now when there are none). Prints the README's table;
+# `python -m tools.capacity --help` lists the workload's options.
+.PHONY: capacity
+capacity: CAPACITY_ARGS ?=
+capacity: venv gen
+	$(PY) -m tools.capacity $(CAPACITY_ARGS)
+
 init-tables: venv gen
 	$(VENV)/bin/user-service init-tables
 

@@ -35,6 +35,18 @@ GOALS = (
     "Flat memory",
     "RegisterUser at scale, embedded DynamoDB",
     "ListUsers at scale, embedded DynamoDB",
+    # Capacity units per RPC (tools.bench.capacity), judged against the goals.
+    "GetUser units",
+    "GetUserByEmail units",
+    "RefreshSession units",
+    "Authenticate units",
+    "Authenticate wrong password units",
+    "RefreshSession flat in sessions",
+    "Authenticate flat in sessions",
+    "LogoutAll flat in sessions",
+    "DisableUser flat in sessions",
+    "ChangePassword flat in sessions",
+    "Unread index writes",
 )
 # Far above what --quick needs (well under a minute alone); only stops a hung run.
 RUN_TIMEOUT_SECONDS = 400.0
@@ -90,7 +102,17 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
     assert set(goals) == set(GOALS)
     assert all(goal["verdict"] in {"met", "not met"} for goal in goals.values()), goals
 
+    capacity = document["capacity"]
+    scenarios = {scenario["name"]: scenario for scenario in capacity["scenarios"]}
+    assert scenarios["GetUser, 1 session"]["requests"] == {"GetItem": 1}
+    assert scenarios["GetUser, 1 session"]["read_units"] >= 0.5
+    assert all(s["read_units"] + s["write_units"] > 0 for s in scenarios.values()), scenarios
+    assert capacity["typical_user_bytes"] > 0
+    checked = {check["operation"] for check in capacity["cross_checks"]}
+    assert checked >= {"GetItem", "Scan", "TransactWriteItems"}, checked
+
     markdown = (tmp_path / "results.md").read_text()
+    assert "## Capacity units per RPC" in markdown
     assert markdown in stdout
     for name in ("GetUser", "GetUserByEmail", "ListUsers", "RegisterUser", "Authenticate"):
         assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name

@@ -19,6 +19,7 @@ from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from server.from_settings import LOCAL_CREDENTIALS
 from tools.bench.calls import RESERVED_USERS, Calls
+from tools.bench.capacity.phase import measure_capacity
 from tools.bench.embedded_scale import embedded_scale_goals, measure_embedded_scale
 from tools.bench.environment import Tables, parse_service_setting
 from tools.bench.goals import evaluate
@@ -143,6 +144,15 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.loop = await measure_loop_protection(calls, other_client, stack, plan)
         with phase(f"long run of {plan.long_run_rpcs:,} GetUser"):
             results.long_run = await measure_long_run(calls, stack, plan)
+        with phase("capacity units per RPC"):
+            results.capacity = await measure_capacity(
+                stack.endpoint,
+                stack.tables,
+                logs,
+                plan.service_settings,
+                quick=plan.quick,
+                rpc_timeout=plan.rpc_timeout,
+            )
         # Filled last: a large table in moto's memory slows its garbage collection for all.
         await fill(stack.large_tables, seeded_large, plan.scale_users)
         with phase("scale points"):

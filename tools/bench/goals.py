@@ -10,6 +10,7 @@ from tools.bench.loop_protection import GOAL_PROBE
 from tools.bench.plan import CONCURRENCIES
 from tools.bench.results import Results
 from tools.bench.rows import SCALE_ROWS
+from tools.capacity.consumption import Consumption, target_name
 
 CPU_RATIO_LIMIT = 1.15
 SCALE_RATIO_LIMIT = 1.2
@@ -46,6 +47,7 @@ def evaluate(results: Results) -> list[Goal]:
         _startup_goal(results),
         _idle_memory_goal(results),
         _flat_memory_goal(results),
+        *capacity_goals(results),
     ]
 
 
@@ -138,3 +140,97 @@ def _flat_memory_goal(results: Results) -> Goal:
         f"peak {run.rss_peak / MB:.1f} MB"
     )
     return Goal("Flat memory", target, abs(run.growth) <= MEMORY_GROWTH_LIMIT, figures)
+
+
+# --- Capacity units per RPC (issue 14): table plus every index, on-demand -----------------------
+# The issue's goals table. A figure is the mean over the phase's calls of one scenario.
+# Indexes some request path queries (persistence/event_store.py: WatchEvents reads EventStream);
+# a write to any other index is a write for data no request path reads.
+INDEXES_READ_BY_REQUEST_PATHS = frozenset({("UserEvents", "EventStream")})
+UNIT_GOALS = (
+    # (goal name, scenario, most read units, most write units)
+    ("GetUser units", "GetUser, 1 session", 1.0, 0.0),
+    ("GetUserByEmail units", "GetUserByEmail, 1 session", 2.0, 0.0),
+    ("RefreshSession units", "RefreshSession, 1 session", 2.0, 2.0),
+    ("Authenticate units", "Authenticate, 1 session", 3.0, 6.0),
+    ("Authenticate wrong password units", "Authenticate, wrong password, 1 session", 2.0, 2.0),
+)
+FLAT_GOALS = ("RefreshSession", "Authenticate", "LogoutAll", "DisableUser", "ChangePassword")
+
+
+def capacity_goals(results: Results) -> list[Goal]:
+    """The units goals, each met or not met with its gap and the units by table and index."""
+    capacity = results.capacity
+    goals = []
+    for name, scenario_name, reads, writes in UNIT_GOALS:
+        target = f"at most {reads:g} read and {writes:g} write units (table plus indexes)"
+        scenario = capacity.scenario(scenario_name) if capacity else None
+        if scenario is None:
+            goals.append(Goal(name, target, None, "not measured"))
+            continue
+        units = scenario.units
+        gaps = [
+            f"{kind} {value - limit:+.4g}"
+            for kind, value, limit in (
+                ("read", units.total_reads, reads),
+                ("write", units.total_writes, writes),
+            )
+            if value > limit
+        ]
+        figures = f"{_units(units)}" + (f"; gap: {', '.join(gaps)}" if gaps else "")
+        goals.append(Goal(name, target, not gaps, figures))
+    for rpc in FLAT_GOALS:
+        goals.append(_flat_goal(results, rpc))
+    goals.append(_unread_index_goal(results))
+    return goals
+
+
+def _flat_goal(results: Results, rpc: str) -> Goal:
+    target = "the same units with many sessions as with 1"
+    capacity = results.capacity
+    chosen = [
+        s
+        for s in (capacity.scenarios if capacity else [])
+        if s.rpc == rpc and "wrong" not in s.name
+    ]
+    one = next((s for s in chosen if s.sessions == 1), None)
+    many = max(chosen, key=lambda s: s.sessions, default=None)
+    if one is None or many is None or many.sessions <= 1:
+        return Goal(f"{rpc} flat in sessions", target, None, "not measured")
+    same = (one.units.total_reads, one.units.total_writes) == (
+        many.units.total_reads,
+        many.units.total_writes,
+    )
+    figures = f"1 session: {_units(one.units)}; {many.sessions} sessions: {_units(many.units)}"
+    if not same:
+        ratio = many.units.total_writes / max(one.units.total_writes, 1e-9)
+        figures += f"; gap: {ratio:.1f} x the writes"
+    return Goal(f"{rpc} flat in sessions", target, same, figures)
+
+
+def _unread_index_goal(results: Results) -> Goal:
+    target = "no index write for data that no request path reads"
+    capacity = results.capacity
+    if capacity is None:
+        return Goal("Unread index writes", target, None, "not measured")
+    wasted: dict[str, float] = {}
+    indexes: set[str] = set()
+    for scenario in capacity.scenarios:
+        for where, units in scenario.units.index_writes().items():
+            if where not in INDEXES_READ_BY_REQUEST_PATHS and units > 0:
+                wasted[scenario.name] = wasted.get(scenario.name, 0.0) + units
+                indexes.add(target_name(where))
+    if not wasted:
+        return Goal("Unread index writes", target, True, "none in any scenario")
+    parts = ", ".join(f"{name} {units:.4g}" for name, units in wasted.items())
+    figures = f"gap: write units per call to {', '.join(sorted(indexes))}: {parts}"
+    return Goal("Unread index writes", target, False, figures)
+
+
+def _units(units: Consumption) -> str:
+    reads, writes = units.reads, units.writes
+    parts = [
+        f"{target_name(t)} {reads.get(t, 0.0):.4g} R {writes.get(t, 0.0):.4g} W"
+        for t in units.targets()
+    ]
+    return f"{units.total_reads:.4g} R, {units.total_writes:.4g} W ({', '.join(parts)})"

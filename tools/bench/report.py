@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from tools.bench.capacity.report import capacity_section
 from tools.bench.embedded_scale import embedded_scale_section
 from tools.bench.goals import MB, Goal
 from tools.bench.measure import Row
@@ -66,6 +67,7 @@ def markdown(results: Results, goals: list[Goal]) -> str:
     lines += _memory_section(results)
     lines += _seeding_section(results)
     lines += embedded_scale_section(results.embedded_scale)
+    lines += capacity_section(results.capacity)
     lines += [
         "",
         "## Goals",

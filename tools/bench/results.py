@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tools.bench.capacity.results import CapacityResults
 from tools.bench.measure import Row, finite
 from tools.bench.plan import Plan
 
@@ -142,6 +143,7 @@ class Results:
     loop: LoopProtection | None = None
     startup: StartUp | None = None
     long_run: LongRun | None = None
+    capacity: CapacityResults | None = None  # units per RPC (tools.bench.capacity)
     seeding: Seeding = field(default_factory=Seeding)
     embedded_scale: EmbeddedScale | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
@@ -172,6 +174,7 @@ class Results:
             "loop_protection": self.loop.as_json() if self.loop else None,
             "startup": self.startup.as_json() if self.startup else None,
             "long_run": self.long_run.as_json() if self.long_run else None,
+            "capacity": self.capacity.as_json() if self.capacity else None,
             "seeding": self.seeding.as_json(),
             "embedded_scale": self.embedded_scale.as_json() if self.embedded_scale else None,
             "phase_seconds": self.phase_seconds,
