@@ -114,13 +114,14 @@ def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> Dom
     """
     for reason, check in zip(cancellation_reasons(error), checks, strict=False):
         if reason.get("Code") == "ConditionalCheckFailed":
-            return _condition_failed(check, reason.get("Item"))
+            return condition_failed(check, reason.get("Item"))
     if is_transient_cancellation(error):
         return StorageUnavailable("DynamoDB TransactWriteItems collided with another write; retry")
     return to_storage_error(error, "TransactWriteItems")
 
 
-def _condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> DomainError:
+def condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> DomainError:
+    """The domain error of ``check``'s condition failing, given the stored item (ALL_OLD)."""
     if check.check is Check.EMAIL_FREE:
         return EmailAlreadyRegistered()
     if check.check is Check.VERSION:
