@@ -263,7 +263,7 @@ class User:
         return self._session_holding(token_hash) is not None
 
     def newest_session(self) -> Session | None:
-        """The session whose token was issued last: the one RefreshTokenIndex points at."""
+        """The session whose token was issued last."""
         return max(self.sessions, key=lambda s: s.last_used_at, default=None)
 
     # --- password ----------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> Dom
     """
     for reason, check in zip(cancellation_reasons(error), checks, strict=False):
         if reason.get("Code") == "ConditionalCheckFailed":
-            return _condition_failed(check, reason.get("Item"))
+            return condition_failed(check, reason.get("Item"))
     if is_conflict_cancellation(error):
         return ConcurrentWrite()
     if is_throttled_cancellation(error):
@@ -154,7 +154,8 @@ def transaction_error(error: BaseException, checks: Sequence[WriteCheck]) -> Dom
     return to_storage_error(error, "TransactWriteItems")
 
 
-def _condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> DomainError:
+def condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> DomainError:
+    """The domain error of ``check``'s condition failing, given the stored item (ALL_OLD)."""
     if check.check is Check.EMAIL_FREE:
         return EmailAlreadyRegistered()
     if check.check is Check.VERSION:

@@ -18,17 +18,26 @@ reads only users:
   LockedUntil        S  until when sign-in is refused (the current delay); absent when never
                         (items written before growing delays may hold FailuresStartedAt, unread)
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
-  RefreshTokenIndex  S  hash of the most recently issued refresh token (hash key of GSI
-                        ``RefreshTokenIndex``); ABSENT when there is none: index keys can't be empty
+  RefreshTokenIndex  S  no longer written (hash key of GSI ``RefreshTokenIndex``, which stays
+                        empty: sparse); items written before still carry it until their next
+                        write, and it is ignored on read
   EventSeq           N  how many domain events have been recorded for this user: the sequence
                         number of the last one in the events table (0: none yet)
+  WriteId            S  a random id set by a write sent as a single PutItem, to recognise
+                        itself when retried (persistence.single_write); ignored on read
   SchemaVersion      N  2 (see persistence.item_upgrades for the versions and how older items
                         are read)
-Every token is stored only as the hex SHA-256 of the token. Both GSIs project ALL. They are
-eventually consistent, so no decision is taken on them: email lookups go through the guard table;
-a refresh or reset token carries its user's id and is found by a consistent GetItem on Id, then
-compared in constant time against the stored hashes. RefreshTokenIndex serves operators and
-analytics (which account holds this token hash?), never a sign-in decision.
+Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
+keys and project KEYS_ONLY (tables created before projected ALL; DynamoDB cannot change a
+projection in place). They are eventually consistent, so no decision is taken on them: email
+lookups go through the guard table; a refresh or reset token carries its user's id and is found
+by a consistent GetItem on Id, then compared in constant time against the stored hashes.
+What they cost is why they are lean. DynamoDB writes an index whenever a write touches an
+attribute it projects, and deletes and re-inserts the entry when its key changes
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations).
+Projecting ALL, EmailIndex took a full copy of the user on every write; KEYS_ONLY, it is
+written only when a user is added, deleted or changes email. RefreshTokenIndex's key changed on
+every sign-in and refresh; nothing reads it, so its key is no longer written.
 
 Table ``UserEmails`` (name configurable) is the email uniqueness guard, one item per normalized
 email, written in the same TransactWriteItems as the user with ``attribute_not_exists(Email)``:
@@ -80,11 +89,11 @@ class TableNames:
 
 
 def _global_index(name: str) -> dict[str, Any]:
-    # Each index is keyed on the attribute of the same name.
+    # Each index is keyed on the attribute of the same name and holds only the keys.
     return {
         "IndexName": name,
         "KeySchema": [{"AttributeName": name, "KeyType": "HASH"}],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }
 
 

@@ -1,4 +1,5 @@
-"""Staged writes of a unit of work, applied as one all-or-nothing TransactWriteItems."""
+"""Staged writes of a unit of work, applied as one all-or-nothing TransactWriteItems, or as one
+conditional PutItem when that is all they are (persistence.single_write)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from domain.events import DomainEvent
 from persistence.deadline import commit_window
 from persistence.errors import WriteCheck, is_throttled_cancellation, transaction_error
 from persistence.event_outbox import PendingEvents
+from persistence.single_write import put_alone
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,11 @@ async def apply_writes(
     events = [event for write in staged if write.events for event in write.events.events]
     if not any(write.items or write.events for write in staged):
         return events
+    single = _single_put(staged)
+    if single is not None:
+        await put_alone(client, *single)
+        _landed(staged)
+        return events
     for attempt in range(1, THROTTLED_ATTEMPTS + 1):
         recorded_at = clock()
         items, checks = _transaction(staged, recorded_at)
@@ -91,10 +98,28 @@ async def apply_writes(
                 await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * 2**attempt))
                 continue
             raise transaction_error(error, checks) from error
+    _landed(staged)
+    return events
+
+
+def _landed(staged: Sequence[StagedWrite]) -> None:
     for write in staged:
         if write.on_success is not None:
             write.on_success()
-    return events
+
+
+def _single_put(staged: Sequence[StagedWrite]) -> tuple[dict[str, Any], WriteCheck] | None:
+    """The one conditional Put of a commit that records no event and writes one item, if so."""
+    if any(write.events for write in staged):
+        return None
+    items = [
+        (item, check)
+        for write in staged
+        for item, check in zip(write.items, write.checks, strict=True)
+    ]
+    if len(items) != 1 or "Put" not in items[0][0]:
+        return None
+    return items[0][0]["Put"], items[0][1]
 
 
 def _transaction(

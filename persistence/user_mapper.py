@@ -9,7 +9,7 @@ from domain.errors import StorageError
 from domain.user import User, UserStatus
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
 from persistence.item_upgrades import upgrade_item
-from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, SCHEMA_VERSION
+from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
 Item = dict[str, Any]
 
@@ -40,9 +40,9 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PasswordReset"] = _reset_to_map(user.password_reset)
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
-    newest = user.newest_session()
-    if newest is not None:
-        item[REFRESH_TOKEN_INDEX] = _s(newest.token_hash)
+    # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
+    # changed on every sign-in and refresh, a delete and an insert in the index each time
+    # (persistence.schema). Left out, the index stays empty: sparse.
     return item
 
 

@@ -16,7 +16,7 @@ from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.event_outbox import DEFAULT_RETENTION, PendingEvents
 from persistence.schema import TableNames
-from persistence.transaction import StagedWrite, new_request_token
+from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
 
 # Never a user's id (UserId.new makes version-4 UUIDs): the target of shadow_failed_login.
@@ -86,21 +86,18 @@ class DynamoUserRepository(UserRepository):
             await self._client.get_item(TableName=self._tables.users, Key=key, ConsistentRead=True)
         # A Put of about a user item's size, whose condition cannot hold: priced and timed like
         # the write of a failure count, while nothing lands.
-        put = {
-            "Put": {
-                "TableName": self._tables.users,
-                "Item": {**key, "Shadow": {"S": "-" * SHADOW_ITEM_BYTES}},
-                "ConditionExpression": "attribute_exists(#id)",
-                "ExpressionAttributeNames": {"#id": "Id"},
-            }
-        }
+        # It is one PutItem, as a failure count is (persistence.single_write).
         try:
-            await self._client.transact_write_items(
-                TransactItems=[put], ClientRequestToken=new_request_token()
+            await self._client.put_item(
+                TableName=self._tables.users,
+                Item={**key, "Shadow": {"S": "-" * SHADOW_ITEM_BYTES}},
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={"#id": "Id"},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except (ClientError, BotoCoreError) as error:
-            if error_code(error) != "TransactionCanceledException":
-                raise to_storage_error(error, "TransactWriteItems") from error
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise to_storage_error(error, "PutItem") from error
 
     async def _list_page(self, limit: int, after: UserId | None) -> StoredUserPage:
         if limit < 1:

@@ -81,7 +81,7 @@ async def test_init_tables_creates_the_users_table_with_its_indexes_and_the_emai
     assert set(indexes) == {"EmailIndex", "RefreshTokenIndex"}
     for name, index in indexes.items():
         assert index["KeySchema"] == [{"AttributeName": name, "KeyType": "HASH"}]
-        assert index["Projection"]["ProjectionType"] == "ALL"
+        assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
     assert emails_table["KeySchema"] == [{"AttributeName": "Email", "KeyType": "HASH"}]
 
 

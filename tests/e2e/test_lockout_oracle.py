@@ -64,7 +64,7 @@ async def test_unknown_wrong_and_waiting_sign_ins_make_the_same_calls_and_replie
         expected = [
             ("GetItem", (("", tables.emails),)),  # the guard of the address
             ("GetItem", (("", tables.users),)),  # the user (for no account: the nil id)
-            ("TransactWriteItems", (("Put", tables.users),)),  # the count (or a write that fails)
+            ("PutItem", (("", tables.users),)),  # the count, eventless (or a write that fails)
         ]
         assert traces == dict.fromkeys(cases, expected)
         assert len(set(replies.values())) == 1, replies  # code, message, status details

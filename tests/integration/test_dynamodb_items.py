@@ -10,7 +10,7 @@ from domain.policies import AuthPolicy
 from domain.secret_tokens import parse_token
 from domain.use_cases.accounts import register_user
 from domain.values import Email, PersonName
-from persistence.schema import REFRESH_TOKEN_INDEX, TableNames
+from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0, new_user
 from tests.fakes import FakePasswordHasher, FixedClock
@@ -87,7 +87,8 @@ async def test_an_update_stores_only_token_hashes_the_index_of_the_newest_and_th
         await uow.commit()
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
-    assert set(item) == BASE_ATTRIBUTES | {"RefreshTokenIndex", "PasswordReset"}
+    # No RefreshTokenIndex: that index is kept empty (persistence.schema).
+    assert set(item) == BASE_ATTRIBUTES | {"PasswordReset"}
     assert (item["Version"], item["Revision"]) == ({"N": "2"}, {"N": "2"})
     assert item["FirstName"] == {"S": "Augusta"}
     assert item["UpdatedAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
@@ -102,38 +103,29 @@ async def test_an_update_stores_only_token_hashes_the_index_of_the_newest_and_th
     ]
     assert sessions[0]["TokenHash"] == {"S": rotated.token.token_hash}
     assert sessions[0]["PreviousTokenHash"] == {"S": first_token.token_hash}
-    # The rotated session was used last, so its new token is the newest one issued.
-    assert item["RefreshTokenIndex"] == {"S": rotated.token.token_hash}
     assert item["PasswordReset"]["M"]["TokenHash"] == {"S": reset_token.token_hash}
     assert set(item["PasswordReset"]["M"]) == {"TokenHash", "RequestedAt", "ExpiresAt"}
 
 
-async def test_the_refresh_token_index_finds_the_user_holding_the_newest_token(
+async def test_the_refresh_token_index_stays_empty_and_email_index_holds_keys_only(
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
     policy = AuthPolicy()
-    holder, bystander = new_user("holder@example.com"), new_user("bystander@example.com")
-    _, older = holder.start_session(T0, policy.sessions)
-    _, newest = holder.start_session(T0 + timedelta(minutes=1), policy.sessions)
-    bystander.start_session(T0, policy.sessions)
+    holder = new_user("holder@example.com")
+    holder.start_session(T0, policy.sessions)
     async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
         await uow.users.add(holder)
-        await uow.users.add(bystander)
         await uow.commit()
 
-    async def query(token_hash: str) -> list[str]:
-        response = await dynamodb_client.query(
-            TableName=dynamodb_tables.users,
-            IndexName=REFRESH_TOKEN_INDEX,
-            KeyConditionExpression="#index = :hash",
-            ExpressionAttributeNames={"#index": REFRESH_TOKEN_INDEX},
-            ExpressionAttributeValues={":hash": {"S": token_hash}},
-        )
-        return [found["Id"]["S"] for found in response["Items"]]
+    async def index_items(index: str) -> list[dict[str, Any]]:
+        response = await dynamodb_client.scan(TableName=dynamodb_tables.users, IndexName=index)
+        return list(response["Items"])
 
-    assert await query(newest.token_hash) == [holder.id.value]
-    assert await query(older.token_hash) == []  # the index holds the newest token only
-    assert await query(newest.value) == []  # nor is it keyed on the token itself
+    # Sparse: no request path reads it, so no sign-in or refresh writes it.
+    assert await index_items(REFRESH_TOKEN_INDEX) == []
+    assert await index_items(EMAIL_INDEX) == [
+        {"Id": {"S": holder.id.value}, "EmailIndex": {"S": "holder@example.com"}}
+    ]
 
 
 async def test_every_user_has_one_guard_item_which_follows_an_email_change(
@@ -186,5 +178,5 @@ async def test_the_shadow_of_a_failed_sign_in_reads_and_conditionally_writes_but
         events.unregister("before-parameter-build.dynamodb", record)
 
     after = await dynamodb_client.scan(TableName=dynamodb_tables.users, ConsistentRead=True)
-    assert calls == ["GetItem", "TransactWriteItems"]
+    assert calls == ["GetItem", "PutItem"]
     assert after["Items"] == before["Items"] and after["Count"] == 1

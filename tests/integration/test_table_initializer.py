@@ -35,7 +35,7 @@ async def test_creates_the_seed_users_table_and_the_email_guard_table(
     assert set(indexes) == {"EmailIndex", "RefreshTokenIndex"}
     for name, index in indexes.items():
         assert hash_key(index["KeySchema"]) == name
-        assert index["Projection"]["ProjectionType"] == "ALL"
+        assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
         assert index["IndexStatus"] == "ACTIVE"
     types = {item["AttributeName"]: item["AttributeType"] for item in users["AttributeDefinitions"]}
     assert types == {"Id": "S", "EmailIndex": "S", "RefreshTokenIndex": "S"}
@@ -105,7 +105,7 @@ async def test_a_missing_index_is_added_to_an_existing_users_table(
     indexes = {index["IndexName"]: index for index in description["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"EmailIndex", "RefreshTokenIndex"}
     assert hash_key(indexes["RefreshTokenIndex"]["KeySchema"]) == "RefreshTokenIndex"
-    assert indexes["RefreshTokenIndex"]["Projection"]["ProjectionType"] == "ALL"
+    assert indexes["RefreshTokenIndex"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
 
 
 async def test_two_concurrent_runs_both_add_a_missing_index_once(
