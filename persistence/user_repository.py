@@ -3,6 +3,7 @@ user's pending domain events staged into the same transaction (the outbox)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.event_outbox import DEFAULT_RETENTION, PendingEvents
 from persistence.schema import TableNames
+from persistence.single_write import WRITE_ID
 from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
 
@@ -90,7 +92,11 @@ class DynamoUserRepository(UserRepository):
         try:
             await self._client.put_item(
                 TableName=self._tables.users,
-                Item={**key, "Shadow": {"S": "-" * SHADOW_ITEM_BYTES}},
+                Item={
+                    **key,
+                    "Shadow": {"S": "-" * SHADOW_ITEM_BYTES},
+                    WRITE_ID: {"S": str(uuid.uuid4())},  # as a failure count's PutItem carries
+                },
                 ConditionExpression="attribute_exists(#id)",
                 ExpressionAttributeNames={"#id": "Id"},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",

@@ -196,7 +196,12 @@ class ThrottledClient:
 
 async def test_a_transaction_cancelled_by_throttling_is_sent_again_and_then_lands() -> None:
     client, landed = ThrottledClient(cancellations=2), []
-    write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
+    # Two items: a transaction (one Put alone with no event would go out as a single PutItem).
+    write = StagedWrite(
+        [{"Put": {}}, {"Put": {}}],
+        [WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
+        lambda: landed.append(1),
+    )
 
     await apply_writes(client, [write])
 
@@ -205,7 +210,12 @@ async def test_a_transaction_cancelled_by_throttling_is_sent_again_and_then_land
 
 async def test_a_transaction_that_stays_throttled_ends_as_storage_unavailable() -> None:
     client, landed = ThrottledClient(cancellations=99), []
-    write = StagedWrite([{"Put": {}}], [WriteCheck(Check.EMAIL_FREE)], lambda: landed.append(1))
+    # Two items: a transaction (one Put alone with no event would go out as a single PutItem).
+    write = StagedWrite(
+        [{"Put": {}}, {"Put": {}}],
+        [WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
+        lambda: landed.append(1),
+    )
 
     with pytest.raises(StorageUnavailable):
         await apply_writes(client, [write])

@@ -148,6 +148,7 @@ async def test_every_write_path_stores_exactly_its_events_and_none_holds_a_secre
         PasswordResetRequested(uid, clock.now, expires_at=notice.expires_at),
     )
 
+    later(clock, minutes=2)  # past the security mail cool-down the lock notice began
     notifier, after_reply = RecordingNotifier(), DeferredTasks()
     await request_password_reset(
         world.uow(), notifier, clock, world.policy, after_reply, email="ADA@example.com"

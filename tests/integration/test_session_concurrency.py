@@ -101,4 +101,4 @@ async def test_a_refresh_right_after_sign_in_finds_the_session_by_one_read_of_th
 
     assert refreshed.session_id == signed_in.session_id
     assert refreshed.user.id == user.id
-    assert calls == [("GetItem", True, None), ("TransactWriteItems", None, None)]
+    assert calls == [("GetItem", True, None), ("PutItem", None, None)]  # eventless: one PutItem
