@@ -14,9 +14,12 @@ a full page may hold more, so the merge stops there and the next read queries it
 pass therefore makes one Query per shard each read (``STREAM_SHARDS``), empty ones included.
 
 What a pass hands out only moves forward in cursor order, as it did with one partition a day: an
-event that shows in a shard after the pass went past its place is not handed out by this pass
+event that shows in the index after the pass handed out a later one is not handed out by this pass
 (reading shards separately, a pass meets such events where one Query would have started after
-them); the stream's second look, the sweep, is what finds those.
+them); the stream's second look, the sweep, is what finds those. One difference remains: a shard
+is read on from its last event read, which may lie beyond the last handed out (it waits to be
+merged), so an event showing late in that gap is also left to the sweep, where one Query from
+the last event handed out would have found it.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class StreamReader:
         self._day = day
         self._shards = self._start_day(key)
         self.passed = key if key is not None else day.isoformat()
+        # The cursor of the last event handed out (or where the pass started): nothing at or
+        # before it is handed out again, so what a pass hands out only moves forward.
+        self._handed_out = self.passed
 
     def _start_day(self, key: str | None) -> list[_Shard]:
         return [_Shard(index, key) for index in range(self._shard_count)]
@@ -83,13 +89,15 @@ class StreamReader:
             nearest = min(candidates, key=lambda s: s.waiting[0].cursor)
             page.append(nearest.waiting.popleft())
         if page:
-            self.passed = page[-1].cursor
+            self._handed_out = page[-1].cursor
+            self.passed = max(self.passed, self._handed_out)
         caught_up = all(not s.waiting and s.read_up_to == until for s in self._shards)
         if not caught_up:
             return page, True
         if self._day < until.date():
             # Every event of the day was recorded before ``until``: the day is complete.
             self.passed = stream_end(datetime.combine(self._day, time.max, tzinfo=UTC))
+            self._handed_out = self.passed
             self._day += _ONE_DAY
             self._shards = self._start_day(None)
             return page, True
@@ -102,9 +110,9 @@ class StreamReader:
         )
         if events:
             shard.after = events[-1].cursor
-        # An event before ``passed`` showed in the index only after this pass went by it (its
-        # shard was read, empty there, before): handing it out now would break the stream's
-        # order, so it is left, as before the shards, to the sweep (server.late_events).
-        shard.waiting.extend(event for event in events if event.cursor > self.passed)
+        # An event before the last one handed out showed in the index only after this pass went
+        # by it (its shard was read before, without it): handing it out now would break the
+        # stream's order, so it is left, as before the shards, to the sweep (server.late_events).
+        shard.waiting.extend(event for event in events if event.cursor > self._handed_out)
         # A short page: the shard holds nothing more up to ``until`` (as the index shows now).
         shard.read_up_to = until if len(events) < self._page_size else None

@@ -217,3 +217,18 @@ async def test_reads_as_time_goes_on_hand_out_every_event_once_in_cursor_order()
         delivered += await read_all(reader, moment)
 
         assert [e.cursor for e in delivered] == sorted(e.cursor for e in log.events), seed
+
+
+async def test_an_event_showing_late_after_the_last_one_handed_out_is_still_handed_out() -> None:
+    # As one Query from the last event handed out would find it, before the shards.
+    log = InMemoryEventLog(stream_shards=STREAM_SHARDS)
+    users = users_on_every_shard(per_shard=1)
+    early, later = NOW - timedelta(seconds=20), NOW - timedelta(seconds=10)
+    shown = log.record(registered(early, users[0]), recorded_at=early)
+    reader = StreamReader(log, DAY, None, page_size=10)
+    assert await reader.read(until=NOW) == ([shown], False)
+
+    late = log.record(registered(later, users[1]), recorded_at=later)
+
+    assert await reader.read(until=NOW + timedelta(seconds=1)) == ([late], False)
+    assert reader.passed == stream_end(NOW + timedelta(seconds=1))
