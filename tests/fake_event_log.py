@@ -32,11 +32,10 @@ class InMemoryEventLog:
         *,
         recorded_at: datetime,
         sequence: int | None = None,
-        stream_shards: int | None = None,
     ) -> RecordedEvent:
         """Stores ``event`` as its user's next one (or as its ``sequence``), written at
-        ``recorded_at`` over the log's stream shards (or ``stream_shards``); visible from now on
-        (record it late to make its index entry lag)."""
+        ``recorded_at`` over ``stream_shards`` shards (change it to change the writers'
+        setting); visible from now on (record it late to make its index entry lag)."""
         if sequence is None:
             sequence = 1 + sum(1 for e in self.events if e.event.user_id == event.user_id)
         recorded = RecordedEvent(
@@ -45,8 +44,7 @@ class InMemoryEventLog:
             recorded_at=recorded_at,
             cursor=stream_key(recorded_at, event.user_id, sequence),
         )
-        shards = self.stream_shards if stream_shards is None else stream_shards
-        partition = stream_partition_of(recorded_at, event.user_id, shards)
+        partition = stream_partition_of(recorded_at, event.user_id, self.stream_shards)
         self._partitions[event.user_id, sequence] = partition
         self.events.append(recorded)
         return recorded
