@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -43,7 +44,7 @@ class StreamCursor:
 
     @property
     def day(self) -> date:
-        """The UTC day of the event's recording: the stream partition it lies in."""
+        """The UTC day of the event's recording: its event lies in one of that day's shards."""
         return self.recorded_at.date()
 
 
@@ -61,5 +62,32 @@ def stream_end(at: datetime) -> str:
 
 
 def stream_day(recorded_at: datetime) -> str:
-    """The stream partition an event recorded at ``recorded_at`` falls in: its UTC day."""
+    """The UTC day an event recorded at ``recorded_at`` falls in."""
     return recorded_at.astimezone(UTC).date().isoformat()
+
+
+# The stream index's partitions per day that readers read: writers may use any number from 1 to
+# this (USER_SERVICE_EVENTS_STREAM_SHARDS), and change it at any time, because readers read all.
+STREAM_SHARDS = 8
+
+
+def stream_shard(user_id: str, shards: int) -> int:
+    """The shard, 0 to ``shards - 1``, that a user's events go to when written over ``shards``:
+    always the same one for a user, so that a user's events keep their order within a shard."""
+    if not 1 <= shards <= STREAM_SHARDS:
+        raise ValueError(f"the stream has 1 to {STREAM_SHARDS} shards, not {shards}")
+    return zlib.crc32(user_id.encode("utf-8")) % shards
+
+
+def stream_partition(day: date, shard: int) -> str:
+    """The stream index's partition key of ``shard`` of ``day``: the day itself for shard 0 (as
+    every event written before the stream had shards), ``<day>#<shard>`` for the others."""
+    if not 0 <= shard < STREAM_SHARDS:
+        raise ValueError(f"a stream shard is 0 to {STREAM_SHARDS - 1}, not {shard}")
+    return day.isoformat() if shard == 0 else f"{day.isoformat()}#{shard}"
+
+
+def stream_partition_of(recorded_at: datetime, user_id: str, shards: int) -> str:
+    """The partition key of a user's event recorded at ``recorded_at``, written over ``shards``."""
+    day = recorded_at.astimezone(UTC).date()
+    return stream_partition(day, stream_shard(user_id, shards))

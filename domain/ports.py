@@ -186,9 +186,10 @@ class EventLog(Protocol):
         ...
 
     async def stream_events(
-        self, day: date, *, after: str | None, until: datetime, limit: int
+        self, day: date, *, shard: int, after: str | None, until: datetime, limit: int
     ) -> list[RecordedEvent]:
-        """Up to ``limit`` events recorded on UTC ``day``, in stream (cursor) order: those whose
+        """Up to ``limit`` events recorded on UTC ``day`` in ``shard`` of the stream (0 to
+        STREAM_SHARDS - 1; see domain.event_cursors), in stream (cursor) order: those whose
         cursor follows ``after`` (None: from the day's start) and that were recorded at or
         before ``until``. May lag behind recent writes (an eventually consistent index)."""
         ...

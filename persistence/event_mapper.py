@@ -10,7 +10,7 @@ from typing import Any
 
 from domain import events as domain_events
 from domain.errors import StorageError
-from domain.event_cursors import stream_day, stream_key
+from domain.event_cursors import STREAM_SHARDS, stream_key, stream_partition_of
 from domain.events import EVENT_TYPES, DomainEvent, RecordedEvent
 from persistence.schema import EVENT_SCHEMA_VERSION, EVENTS_TTL_ATTRIBUTE
 
@@ -20,9 +20,15 @@ _COMMON_FIELDS = frozenset({"user_id", "occurred_at"})
 
 
 def event_to_item(
-    event: DomainEvent, *, sequence: int, recorded_at: datetime, expires_at: datetime
+    event: DomainEvent,
+    *,
+    sequence: int,
+    recorded_at: datetime,
+    expires_at: datetime,
+    stream_shards: int = STREAM_SHARDS,
 ) -> Item:
-    """The item that stores ``event`` as its user's ``sequence``-th, written at ``recorded_at``."""
+    """The item that stores ``event`` as its user's ``sequence``-th, written at ``recorded_at``,
+    in one of ``stream_shards`` shards of its day in the stream index."""
     if sequence < 1:
         raise ValueError("event sequence numbers start at 1")
     data = {
@@ -37,7 +43,7 @@ def event_to_item(
         "OccurredAt": {"S": _iso(event.occurred_at)},
         "Data": {"S": json.dumps(data, separators=(",", ":"), sort_keys=True)},
         "RecordedAt": {"S": _iso(recorded_at)},
-        "StreamDay": {"S": stream_day(recorded_at)},
+        "StreamDay": {"S": stream_partition_of(recorded_at, event.user_id, stream_shards)},
         "StreamKey": {"S": stream_key(recorded_at, event.user_id, sequence)},
         EVENTS_TTL_ATTRIBUTE: {"N": str(int(expires_at.timestamp()))},
         "SchemaVersion": {"N": str(EVENT_SCHEMA_VERSION)},

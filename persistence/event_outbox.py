@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.event_cursors import STREAM_SHARDS
 from domain.events import DomainEvent
 from persistence.errors import Check, WriteCheck
 from persistence.event_mapper import event_to_item
@@ -16,7 +17,8 @@ DEFAULT_RETENTION = timedelta(days=30)
 @dataclass(frozen=True)
 class PendingEvents:
     """Events of one user, to be stored as its sequence numbers ``first_sequence``, ... in
-    ``table``, in the same transaction as the user write; kept ``retention`` after recording."""
+    ``table``, in the same transaction as the user write; kept ``retention`` after recording, and
+    spread over ``stream_shards`` shards of a day in the stream index."""
 
     table: str
     user_id: str
@@ -25,6 +27,7 @@ class PendingEvents:
     retention: timedelta
     # The version the user write expects: a taken sequence number is reported against it.
     expected_version: int
+    stream_shards: int = STREAM_SHARDS
 
     @property
     def last_sequence(self) -> int:
@@ -38,7 +41,11 @@ class PendingEvents:
                 "Put": {
                     "TableName": self.table,
                     "Item": event_to_item(
-                        event, sequence=sequence, recorded_at=recorded_at, expires_at=expires_at
+                        event,
+                        sequence=sequence,
+                        recorded_at=recorded_at,
+                        expires_at=expires_at,
+                        stream_shards=self.stream_shards,
                     ),
                     "ConditionExpression": "attribute_not_exists(#seq)",
                     "ExpressionAttributeNames": {"#seq": "Seq"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from domain.event_cursors import stream_end
+from domain.event_cursors import stream_end, stream_partition
 from domain.events import RecordedEvent
 from domain.ports import EventLog
 from domain.values import UserId
@@ -15,7 +15,8 @@ from persistence.schema import EVENT_STREAM_INDEX, TableNames
 
 
 class DynamoEventStore(EventLog):
-    """Reads the ``UserEvents`` table: Query on UserId (consistent), Query on ``EventStream``."""
+    """Reads the ``UserEvents`` table: Query on UserId (consistent), Query on ``EventStream``
+    (one shard of a day per Query; server.stream_reader merges them)."""
 
     def __init__(self, client: Any, tables: TableNames) -> None:
         self._client = client
@@ -39,11 +40,12 @@ class DynamoEventStore(EventLog):
         return [item_to_recorded_event(item) for item in await self._query(request, limit)]
 
     async def stream_events(
-        self, day: date, *, after: str | None, until: datetime, limit: int
+        self, day: date, *, shard: int, after: str | None, until: datetime, limit: int
     ) -> list[RecordedEvent]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         # Every stream key of a day starts with the day, so the day itself sorts before them all.
+        # (The partition key of a shard is <day>#<shard>, but its stream keys are as in shard 0.)
         low = after if after is not None else day.isoformat()
         high = stream_end(until)
         if low >= high:
@@ -54,7 +56,7 @@ class DynamoEventStore(EventLog):
             "KeyConditionExpression": "#day = :day AND #key BETWEEN :low AND :high",
             "ExpressionAttributeNames": {"#day": "StreamDay", "#key": "StreamKey"},
             "ExpressionAttributeValues": {
-                ":day": {"S": day.isoformat()},
+                ":day": {"S": stream_partition(day, shard)},
                 ":low": {"S": low},
                 ":high": {"S": high},
             },

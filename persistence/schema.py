@@ -55,13 +55,16 @@ per event, written in the same TransactWriteItems as the change that caused it, 
   Data               S  a JSON object of the event's own fields (snake_case names; times as
                         ISO-8601 strings); never a password, a token or a hash of either
   RecordedAt         S  when the write carrying it was made (the service's clock)
-  StreamDay          S  the UTC day of RecordedAt, 2024-05-01: hash key of GSI ``EventStream``
+  StreamDay          S  the UTC day of RecordedAt and the user's stream shard: 2024-05-01 for shard
+                        0 (and every event written before shards), 2024-05-01#3 for shard 3
+                        (domain.event_cursors.stream_partition): hash key of GSI ``EventStream``
   StreamKey          S  ``<RecordedAt>#<UserId>#<Seq, 12 digits>``: range key of ``EventStream``,
                         the order of the service-wide stream and the cursor of WatchEvents
   ExpiresAt          N  epoch seconds after which DynamoDB's TTL deletes the event
   SchemaVersion      N  1
 ``EventStream`` projects ALL and is eventually consistent: the stream is read with a settle delay
-(see server.event_stream); the per-user list is read from the table itself, consistently.
+(see server.event_stream), each day's shards merged by StreamKey (server.stream_reader); the
+per-user list is read from the table itself, consistently.
 
 Every table bills PAY_PER_REQUEST.
 """

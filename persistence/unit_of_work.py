@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.event_cursors import STREAM_SHARDS
 from domain.events import DomainEvent
 from domain.ports import UnitOfWork
 from persistence.event_outbox import DEFAULT_RETENTION
@@ -24,7 +25,8 @@ class DynamoUnitOfWork(UnitOfWork):
     request.
 
     The domain events of the users written land in the same TransactWriteItems (the outbox):
-    their RecordedAt is ``clock()`` at commit, and they expire ``events_retention`` later.
+    their RecordedAt is ``clock()`` at commit, they expire ``events_retention`` later, and each
+    day's go to ``events_stream_shards`` shards of the stream index (by user).
     ``on_committed`` hears of the events of every commit that landed, after the fact.
     """
 
@@ -35,6 +37,7 @@ class DynamoUnitOfWork(UnitOfWork):
         *,
         clock: Callable[[], datetime] = utc_now,
         events_retention: timedelta = DEFAULT_RETENTION,
+        events_stream_shards: int = STREAM_SHARDS,
         on_committed: CommittedListener | None = None,
     ) -> None:
         self._client = client
@@ -42,7 +45,11 @@ class DynamoUnitOfWork(UnitOfWork):
         self._on_committed = on_committed
         self._staged: list[StagedWrite] = []
         self.users = DynamoUserRepository(
-            client, tables, self._staged, events_retention=events_retention
+            client,
+            tables,
+            self._staged,
+            events_retention=events_retention,
+            events_stream_shards=events_stream_shards,
         )
 
     async def commit(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from domain.event_cursors import STREAM_SHARDS
 from domain.ports import StoredUserPage, UserRepository
 from domain.user import User
 from domain.values import Email, UserId
@@ -37,12 +38,14 @@ class DynamoUserRepository(UserRepository):
         staged: list[StagedWrite],
         *,
         events_retention: timedelta = DEFAULT_RETENTION,
+        events_stream_shards: int = STREAM_SHARDS,
     ) -> None:
         super().__init__()
         self._client = client
         self._tables = tables
         self._staged = staged
         self._events_retention = events_retention
+        self._events_stream_shards = events_stream_shards
         # Revision of each user as read: every conditional write checks it (see schema).
         self._revisions: dict[str, int] = {}
         # EventSeq of each user as read: the number of the last event recorded for the user.
@@ -222,6 +225,7 @@ class DynamoUserRepository(UserRepository):
             first_sequence=after_sequence + 1,
             retention=self._events_retention,
             expected_version=user.version,
+            stream_shards=self._events_stream_shards,
         )
 
     def _put_guard(self, user: User) -> dict[str, Any]:

@@ -132,6 +132,7 @@ async def build_service(
             tables,
             clock=service_clock,  # RecordedAt: the clock the event stream's settle delay uses
             events_retention=timedelta(days=settings.events_retention_days),
+            events_stream_shards=settings.events_stream_shards,
             on_committed=None if metrics is None else metrics.record_committed_events,
         ),
         hasher=hasher,

@@ -3,9 +3,11 @@
 Each open stream polls on its own (there is no shared poller): a watcher replaying last week and
 one at the head of the stream need different reads, and a shared poller would have to buffer
 for the slowest of them. What bounds DynamoDB's load instead is the cap on open streams: at most
-``max_watchers`` streams, each making two Queries per poll interval once it has caught up (and
-while replaying, one per page of events or per empty day). Each stream holds one page of events
-at a time, and the ledger of what it handed out within one look-back (server.late_events).
+``max_watchers`` streams, each making two passes over the stream index per poll interval once it
+has caught up, each pass one Query per shard of the day (``STREAM_SHARDS``, 8: 16 Queries, 8 read
+units when empty), and while replaying about one Query per shard per page of events or per empty
+day. Each stream holds at most a page of events per shard and pass (server.stream_reader), and
+the ledger of what it handed out within one look-back (server.late_events).
 
 An event is sent once it was recorded ``settle_seconds`` ago or more. The transaction that
 carries an event is sent at most persistence's commit window after its RecordedAt, and the stream
@@ -20,9 +22,10 @@ ledger). An event whose index entry shows more than settle + look-back after its
 lost to a stream that was open; a stream resumed from a cursor starts after it, so what showed
 late before that cursor is not looked for. The sweep doubles a stream's reads of the index.
 
-The stream is partitioned by UTC day. A stream stays on a day's partition until "now - settle"
-has passed that day's end: an event recorded at 23:59:59.9 is still read from yesterday's
-partition after midnight, and only then does the stream move on to today's.
+The stream is partitioned by UTC day, and each day by shard (by user; the shards are merged in
+cursor order on read). A stream stays on a day's partitions until "now - settle" has passed that
+day's end: an event recorded at 23:59:59.9 is still read from yesterday's partitions after
+midnight, and only then does the stream move on to today's.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 from domain.event_cursors import StreamCursor, stream_end
@@ -39,10 +42,10 @@ from domain.events import RecordedEvent
 from domain.ports import Clock, EventLog
 from server.late_events import DeliveryLedger
 from server.refusals import ServiceShuttingDown, TooManyWatchers
+from server.stream_reader import StreamReader
 
-# Events read per Query: a stream holds at most this many in memory.
+# Events read per Query: a stream holds at most this many per shard in memory, per reader.
 STREAM_PAGE_SIZE = 100
-_ONE_DAY = timedelta(days=1)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -118,15 +121,18 @@ class EventStreams:
         now = self._clock()
         oldest = (now - self._retention).date()
         if after is None or after.day < oldest:
-            head = _Reader(self._log, oldest, None, self._page_size)  # older ones aged out
+            start_day, start_key = oldest, None  # older ones aged out
         else:
-            head = _Reader(self._log, after.day, after.key, self._page_size)
+            start_day, start_key = after.day, after.key
+        head = StreamReader(self._log, start_day, start_key, self._page_size)
         # The sweep needs to look again only where an event may not have shown yet when the
         # head read: from "now - settle - look-back" on (or from the head's start, if later).
         sweep_from = now - self._settle - self._lookback
-        sweep = head.copy()
+        sweep = StreamReader(self._log, start_day, start_key, self._page_size)
         if sweep.passed < stream_end(sweep_from):
-            sweep = _Reader(self._log, sweep_from.date(), stream_end(sweep_from), self._page_size)
+            sweep = StreamReader(
+                self._log, sweep_from.date(), stream_end(sweep_from), self._page_size
+            )
         ledger = DeliveryLedger()
         while True:
             settled = self._clock() - self._settle
@@ -162,36 +168,3 @@ class EventStreams:
         if not task.done():
             raise ServiceShuttingDown()
         return task.result()
-
-
-class _Reader:
-    """One pass over the stream index, in key order, day partition by day partition."""
-
-    def __init__(self, log: EventLog, day: date, key: str | None, page_size: int) -> None:
-        self._log = log
-        self._day = day
-        self._key = key
-        self._page_size = page_size
-        # Every key up to this one has been read (or lies before where this pass started).
-        self.passed = key if key is not None else day.isoformat()
-
-    def copy(self) -> _Reader:
-        return _Reader(self._log, self._day, self._key, self._page_size)
-
-    async def read(self, *, until: datetime) -> tuple[list[RecordedEvent], bool]:
-        """The next page of events recorded up to ``until``, and whether more may follow at
-        once (a full page, or a day completed)."""
-        page = await self._log.stream_events(
-            self._day, after=self._key, until=until, limit=self._page_size
-        )
-        if page:
-            self._key = self.passed = page[-1].cursor
-        if len(page) >= self._page_size:
-            return page, True
-        if self._day < until.date():
-            # Every event of the day was recorded before ``until``: the day is complete.
-            self.passed = stream_end(datetime.combine(self._day, time.max, tzinfo=UTC))
-            self._day, self._key = self._day + _ONE_DAY, None
-            return page, True
-        self.passed = max(self.passed, stream_end(until))
-        return page, False

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.mail.security_message import check_link_template
 from server.roles import check_roles
@@ -83,6 +84,9 @@ class Settings(BaseSettings):
     email_table_name: str = Field(default="UserEmails", min_length=3, max_length=255)
     events_table_name: str = Field(default="UserEvents", min_length=3, max_length=255)
     events_retention_days: int = Field(default=30, ge=1)
+    # Shards of a day in the EventStream index that writers spread events over (by user); 1 is
+    # the layout before shards. Readers always read STREAM_SHARDS, so this may change any time.
+    events_stream_shards: int = Field(default=STREAM_SHARDS, ge=1, le=STREAM_SHARDS)
     ensure_tables_created: bool | None = None
     embedded_dynamodb: bool | None = None
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)

@@ -7,25 +7,35 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from domain.event_cursors import stream_day, stream_key
+from domain.event_cursors import stream_key, stream_partition, stream_partition_of
 from domain.events import DomainEvent, RecordedEvent, UserRegistered
 from domain.values import UserId
 
 
 class InMemoryEventLog:
     """Recorded events in memory; ``stream_events`` answers as the EventStream index does (by
-    day partition, in cursor order), counting its reads and checking their limits."""
+    day and shard partition, in cursor order), counting its reads and checking their limits."""
 
-    def __init__(self, *, max_limit: int = 1000) -> None:
+    # The shards writers spread each day over (USER_SERVICE_EVENTS_STREAM_SHARDS), unless told.
+    default_stream_shards = 1
+
+    def __init__(self, *, max_limit: int = 1000, stream_shards: int | None = None) -> None:
         self.events: list[RecordedEvent] = []
-        self.stream_reads = 0
+        self.stream_reads = 0  # Queries of the stream index: one per shard of a day read
         self.max_limit = max_limit
+        self.stream_shards = stream_shards or self.default_stream_shards
+        self._partitions: dict[tuple[str, int], str] = {}
 
     def record(
-        self, event: DomainEvent, *, recorded_at: datetime, sequence: int | None = None
+        self,
+        event: DomainEvent,
+        *,
+        recorded_at: datetime,
+        sequence: int | None = None,
     ) -> RecordedEvent:
         """Stores ``event`` as its user's next one (or as its ``sequence``), written at
-        ``recorded_at``; visible from now on (record it late to make its index entry lag)."""
+        ``recorded_at`` over ``stream_shards`` shards (change it to change the writers'
+        setting); visible from now on (record it late to make its index entry lag)."""
         if sequence is None:
             sequence = 1 + sum(1 for e in self.events if e.event.user_id == event.user_id)
         recorded = RecordedEvent(
@@ -34,8 +44,14 @@ class InMemoryEventLog:
             recorded_at=recorded_at,
             cursor=stream_key(recorded_at, event.user_id, sequence),
         )
+        partition = stream_partition_of(recorded_at, event.user_id, self.stream_shards)
+        self._partitions[event.user_id, sequence] = partition
         self.events.append(recorded)
         return recorded
+
+    def partition_of(self, event: RecordedEvent) -> str:
+        """The EventStream partition key ``event`` was written to."""
+        return self._partitions[event.event.user_id, event.sequence]
 
     async def user_events(
         self, user_id: UserId, *, after_sequence: int, limit: int
@@ -47,7 +63,7 @@ class InMemoryEventLog:
         ]
 
     async def stream_events(
-        self, day: date, *, after: str | None, until: datetime, limit: int
+        self, day: date, *, shard: int, after: str | None, until: datetime, limit: int
     ) -> list[RecordedEvent]:
         assert 1 <= limit <= self.max_limit
         self.stream_reads += 1
@@ -55,7 +71,7 @@ class InMemoryEventLog:
         found = [
             e
             for e in self.events
-            if stream_day(e.recorded_at) == day.isoformat()
+            if self.partition_of(e) == stream_partition(day, shard)
             and (after is None or e.cursor > after)
             and e.recorded_at <= until
         ]

@@ -336,3 +336,41 @@ async def test_watch_delivers_an_event_that_shows_later_than_the_settle_delay_on
             assert [(e.user_id, e.sequence) for e in followed] == [(user, 2), (user, 3)]
             await nothing_more(watch)
             watch.cancel()
+
+
+async def test_watch_merges_the_stream_shards_in_order_and_resumes_an_old_cursor_across_them(
+    service: Service,
+) -> None:
+    # An event written before the shards (the day alone, shard 0), then users registered by the
+    # service itself, which spreads them over its 8 shards (the default setting).
+    old_user, old_at = str(uuid.uuid4()), service.clock() - timedelta(minutes=2)
+    old = UserRegistered(old_user, old_at, email="o@example.com", first_name="O", last_name="L")
+    item = event_to_item(
+        old, sequence=1, recorded_at=old_at, expires_at=old_at + timedelta(30), stream_shards=1
+    )
+    await service.dynamodb.put_item(TableName=service.tables.events, Item=item)
+    accounts = [await register(service, label=f"shard{n}") for n in range(12)]
+    partitions = {
+        stored["StreamDay"]["S"]
+        for stored in (
+            await service.dynamodb.scan(TableName=service.tables.events, ConsistentRead=True)
+        )["Items"]
+    }
+    assert len(partitions) >= 4, f"12 users on so few shards: {partitions}"
+
+    async with grpc.aio.insecure_channel(service.target) as channel:
+        stub = user_service_pb2_grpc.UserServiceStub(channel)
+        watch = stub.WatchEvents(pb.WatchEventsRequest())
+        delivered = await take(watch, 13)
+        await nothing_more(watch)
+        watch.cancel()
+
+        assert [e.cursor for e in delivered] == sorted(e.cursor for e in delivered)
+        assert [(e.user_id, e.sequence) for e in delivered] == [(old_user, 1)] + [
+            (account.id, 1) for account in accounts
+        ]
+        # The cursor of the event written before the shards resumes into every shard after it.
+        resumed = stub.WatchEvents(pb.WatchEventsRequest(after_cursor=delivered[0].cursor))
+        assert [e.cursor for e in await take(resumed, 12)] == [e.cursor for e in delivered[1:]]
+        await nothing_more(resumed)
+        resumed.cancel()

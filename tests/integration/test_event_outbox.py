@@ -12,6 +12,7 @@ import pytest
 import pytest_asyncio
 
 from domain.errors import AuthenticationFailed, StorageError
+from domain.event_cursors import stream_partition_of
 from domain.events import (
     AccountLocked,
     DomainEvent,
@@ -238,7 +239,9 @@ async def test_events_record_when_they_were_written_and_expire_after_the_retenti
     recorded_at = world.clock.now
     assert item["RecordedAt"]["S"] == recorded_at.isoformat(timespec="microseconds")
     assert int(item["ExpiresAt"]["N"]) == int((recorded_at + RETENTION).timestamp())
-    assert item["StreamDay"]["S"] == recorded_at.date().isoformat()
+    # Over the default 8 shards: the day, or the day and the user's shard.
+    assert item["StreamDay"]["S"] == stream_partition_of(recorded_at, user.id.value, 8)
+    assert item["StreamDay"]["S"].split("#")[0] == recorded_at.date().isoformat()
 
 
 async def test_the_longest_write_ending_fifty_sessions_fits_one_transaction(

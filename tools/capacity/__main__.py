@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from domain.event_cursors import STREAM_SHARDS
 from tools.capacity.consumption import Consumption
 from tools.capacity.scale_model import Workload, model
 from tools.capacity.scale_report import scale_table
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         refreshes=_or(args.refreshes, defaults.refreshes),
         user_reads=_or(args.user_reads, defaults.user_reads),
         hot_user_rpcs=_or(args.hot_user_rpcs, defaults.hot_user_rpcs),
+        stream_shards=args.stream_shards or defaults.stream_shards,
     )
     capacity, source = _units(args)
     units = {s["name"]: Consumption.from_json(s["by_target"]) for s in capacity["scenarios"]}
@@ -113,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
         "--hot-user-rpcs",
         type=_positive(float),
         help=f"the busiest user's own calls a second (default {defaults.hot_user_rpcs:g})",
+    )
+    parser.add_argument(
+        "--stream-shards",
+        type=int,
+        choices=range(1, STREAM_SHARDS + 1),
+        metavar=f"1..{STREAM_SHARDS}",
+        help="EventStream keys a day, as USER_SERVICE_EVENTS_STREAM_SHARDS sets "
+        f"(default {defaults.stream_shards})",
     )
     parser.add_argument(
         "--results",

@@ -7,10 +7,14 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.Part
 "Designing partition keys to distribute your workload",
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-uniform-load.html).
 A GSI has partitions of its own with the same ceilings, and when an index throttles, writes to its
-table throttle too. ``EventStream``'s hash key is the UTC day, so every event of a day goes to one
-key (its range key grows with time, so splitting that key by range would not spread the writes).
-Every other key here is one user's (or one session's): its busiest key is one user calling at
-``hot_user_rpcs`` a second in the workload's mix.
+table throttle too. ``EventStream``'s hash key is the UTC day and a shard (``<day>`` for shard 0,
+``<day>#<k>`` for the others; domain/event_cursors.py): the writers spread a day's events over
+``stream_shards`` keys (USER_SERVICE_EVENTS_STREAM_SHARDS, default 8) by the CRC-32 of the user
+id, so with many users each key takes about ``1 / stream_shards`` of the day's writes (and
+WatchEvents' reads, which Query every shard alike). With one shard, every event of a day goes to
+one key (its range key grows with time, so splitting that key by range would not spread the
+writes). Every other key here is one user's (or one session's): its busiest key is one user
+calling at ``hot_user_rpcs`` a second in the workload's mix.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from domain.event_cursors import STREAM_SHARDS
 from persistence.schema import (
     emails_table_definition,
     events_table_definition,
@@ -30,14 +35,14 @@ from tools.capacity.tables import TableModel
 
 PARTITION_READ_UNITS = 3_000
 PARTITION_WRITE_UNITS = 1_000
-DAY_KEY_ATTRIBUTES = frozenset({"StreamDay"})  # hash keys holding one value per day
+DAY_KEY_ATTRIBUTES = frozenset({"StreamDay"})  # hash keys holding a day's shards, by user
 
 
 class KeySpread(enum.Enum):
     """How a table's or index's traffic spreads over its partition keys."""
 
     PER_USER = "one per user"
-    PER_DAY = "one per day"
+    PER_DAY = "the day's shards"  # Workload.stream_shards keys a day
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Workload:
     refreshes: float = 10_000.0  # RefreshSession
     user_reads: float = 50_000.0  # GetUser
     hot_user_rpcs: float = 10.0  # the busiest single user's own calls a second, in this mix
+    stream_shards: int = STREAM_SHARDS  # EventStream keys a day (USER_SERVICE_EVENTS_STREAM_SHARDS)
 
     def rates(self) -> dict[str, float]:
         """Calls per second by the capacity scenario that stands for them (a typical user)."""
@@ -73,6 +79,14 @@ class TargetLoad:
     spread: KeySpread
     busiest_key_reads: float
     busiest_key_writes: float
+    keys_per_day: int = 1  # for a PER_DAY spread
+
+    @property
+    def partition_keys(self) -> str:
+        """How many partition keys carry the load, as the report says it."""
+        if self.spread is KeySpread.PER_USER:
+            return str(self.spread.value)
+        return "one per day" if self.keys_per_day == 1 else f"{self.keys_per_day} per day"
 
     @property
     def busiest_read_share(self) -> float:
@@ -126,6 +140,8 @@ def model(workload: Workload, units: Mapping[str, Consumption]) -> list[TargetLo
     for target in per_second.targets():
         reads, writes = per_second.reads.get(target, 0.0), per_second.writes.get(target, 0.0)
         spread = spreads.get(target, KeySpread.PER_USER)
-        share = 1.0 if spread is KeySpread.PER_DAY else hot_user_share
-        loads.append(TargetLoad(target, reads, writes, spread, reads * share, writes * share))
+        per_day = spread is KeySpread.PER_DAY
+        share = 1.0 / workload.stream_shards if per_day else hot_user_share
+        keys = workload.stream_shards if per_day else 1
+        loads.append(TargetLoad(target, reads, writes, spread, reads * share, writes * share, keys))
     return loads

@@ -20,7 +20,9 @@ def scale_table(workload: Workload, loads: list[TargetLoad], source: str) -> str
         f"(Authenticate), {workload.refreshes:,.0f} refreshes (RefreshSession) and "
         f"{workload.user_reads:,.0f} user reads (GetUser) a second, each on a typical user "
         f"(one session); the busiest user makes {workload.hot_user_rpcs:g} of these calls a "
-        f"second. Units per call: {source}.",
+        f"second; `EventStream` spreads each day over {workload.stream_shards} key(s) "
+        "(USER_SERVICE_EVENTS_STREAM_SHARDS). "
+        f"Units per call: {source}.",
         "",
         f"| Table / index | read units/s | write units/s | partition keys "
         f"| busiest key: reads / {PARTITION_READ_UNITS:,} | writes / {PARTITION_WRITE_UNITS:,} "
@@ -30,7 +32,7 @@ def scale_table(workload: Workload, loads: list[TargetLoad], source: str) -> str
     for load in loads:
         lines.append(
             f"| {target_name(load.target)} | {load.read_units:,.0f} | {load.write_units:,.0f} "
-            f"| {load.spread.value} | {_share(load.busiest_read_share)} "
+            f"| {load.partition_keys} | {_share(load.busiest_read_share)} "
             f"| {_share(load.busiest_write_share)} | {load.monthly_usd:,.0f} |"
         )
     reads = sum(load.read_units for load in loads)

@@ -75,8 +75,22 @@ def test_every_event_type_survives_the_round_trip(event: DomainEvent) -> None:
     assert recorded.recorded_at == recorded_at
     assert recorded.cursor == item["StreamKey"]["S"]
     assert item["Type"] == {"S": type(event).__name__}
-    assert item["StreamDay"] == {"S": "2026-11-26"}
+    assert item["StreamDay"]["S"].startswith("2026-11-26")
     assert item["ExpiresAt"] == {"N": str(int((T0 + timedelta(days=30)).timestamp()))}
+
+
+def test_the_stream_partition_is_the_day_alone_over_one_shard_and_the_users_shard_over_more() -> (
+    None
+):
+    event = UserEnabled(user_id=USER, occurred_at=T0)  # USER's shard is 7 of 8, 1 of 2
+
+    def partition(shards: int) -> str:
+        item = event_to_item(event, sequence=1, recorded_at=T0, expires_at=T0, stream_shards=shards)
+        return str(item["StreamDay"]["S"])
+
+    assert partition(1) == "2026-11-26"
+    assert partition(2) == "2026-11-26#1"
+    assert partition(8) == "2026-11-26#7"
 
 
 def test_event_data_is_a_json_object_of_the_events_own_fields() -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.event_cursors import StreamCursor
+from domain.event_cursors import STREAM_SHARDS, StreamCursor
 from domain.events import RecordedEvent
 from server.event_stream import EventStreams
 from server.refusals import ServiceShuttingDown, TooManyWatchers
@@ -20,6 +20,15 @@ SETTLE = 5.0
 POLL = 1.0
 RETENTION_DAYS = 30
 COMMIT_WINDOW = timedelta(seconds=2)  # the most a commit may lag its events' RecordedAt
+
+
+@pytest.fixture(autouse=True, params=[1, STREAM_SHARDS], ids=["1 shard", "8 shards"])
+def writer_shards(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every test runs with events written as before the shards (all in shard 0), and with
+    them spread over every shard: readers read all shards either way."""
+    shards: int = request.param
+    monkeypatch.setattr(InMemoryEventLog, "default_stream_shards", shards)
+    return shards
 
 
 def streams(
@@ -167,8 +176,9 @@ async def test_a_cursor_older_than_the_retention_starts_at_the_oldest_retained_d
     )
 
     assert cursors(delivered) == [kept.cursor]
-    # One read per retained day (and a few polls), not one per day since the ancient cursor.
-    assert log.stream_reads <= RETENTION_DAYS + 1 + 10
+    # One read per shard of each retained day (and a few polls), not of each day since the
+    # ancient cursor.
+    assert log.stream_reads <= (RETENTION_DAYS + 1 + 10) * STREAM_SHARDS
 
 
 async def test_a_day_of_many_events_is_read_page_by_page_in_order() -> None:
@@ -191,8 +201,8 @@ async def test_a_caught_up_stream_reads_once_per_poll_interval() -> None:
 
     await follow_until_horizon(streams(log, time, retention_days=1).follow(None), time)
 
-    # Two days to replay (yesterday, today), then one read per poll of 1 s for 60 s.
-    assert 55 <= log.stream_reads <= 65
+    # Two days to replay (yesterday, today), then one Query per shard and poll of 1 s for 60 s.
+    assert 55 * STREAM_SHARDS <= log.stream_reads <= 65 * STREAM_SHARDS
 
 
 async def test_watchers_beyond_the_limit_are_refused_until_one_ends() -> None:
@@ -372,4 +382,4 @@ async def test_a_caught_up_stream_with_a_look_back_reads_twice_per_poll_interval
         streams(log, time, retention_days=1, lookback=LOOKBACK).follow(None), time
     )
 
-    assert 110 <= log.stream_reads <= 130
+    assert 110 * STREAM_SHARDS <= log.stream_reads <= 130 * STREAM_SHARDS

@@ -38,3 +38,15 @@ def test_events_are_kept_thirty_days_unless_told_and_at_least_one(
     monkeypatch.setenv("USER_SERVICE_EVENTS_RETENTION_DAYS", "0")
     with pytest.raises(ValidationError, match="events_retention_days"):
         Settings()
+
+
+def test_events_are_written_over_eight_stream_shards_unless_told_one_to_eight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().events_stream_shards == 8
+    monkeypatch.setenv("USER_SERVICE_EVENTS_STREAM_SHARDS", "1")
+    assert Settings().events_stream_shards == 1
+    for refused in ("0", "9"):
+        monkeypatch.setenv("USER_SERVICE_EVENTS_STREAM_SHARDS", refused)
+        with pytest.raises(ValidationError, match="events_stream_shards"):
+            Settings()

@@ -46,20 +46,40 @@ def test_the_model_prints_each_target_the_hot_key_and_the_prices(
     assert main(["--results", str(results)]) == 0
 
     out = capsys.readouterr().out
-    assert "| UserEvents/EventStream | 0 | 2,000 | one per day | 0.00% | 200% |" in out
+    # 2,000 events a second over the 8 keys of a day: 250 WCU on each.
+    assert "| UserEvents/EventStream | 0 | 2,000 | 8 per day | 0.00% | 25% |" in out
     # 50,000 + 10,000 + 2,000 reads, 20,000 + 8,000 writes a second on Users.
     assert "| Users | 62,000 | 28,000 | one per user |" in out
     assert "$0.125 per million read request units" in out and "us-east-1" in out
     assert "(2026-12-06 18:00 UTC)" in out
-    assert "Over a partition key's ceiling" in out and "UserEvents/EventStream (200%" in out
+    assert "Over a partition key's ceiling" not in out
 
 
 def test_the_workload_can_be_changed(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--results", str(results), "--sign-ins", "500", "--user-reads", "0"]) == 0
 
     out = capsys.readouterr().out
-    assert "| UserEvents/EventStream | 0 | 500 | one per day | 0.00% | 50% |" in out
+    assert "| UserEvents/EventStream | 0 | 500 | 8 per day | 0.00% | 6% |" in out
     assert "Over a partition key's ceiling" not in out
+
+
+def test_one_stream_shard_is_the_hot_key_of_old(
+    results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--results", str(results), "--stream-shards", "1"]) == 0
+
+    out = capsys.readouterr().out
+    assert "| UserEvents/EventStream | 0 | 2,000 | one per day | 0.00% | 200% |" in out
+    assert "Over a partition key's ceiling" in out and "UserEvents/EventStream (200%" in out
+
+
+def test_stream_shards_beyond_what_readers_read_are_refused(
+    results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--results", str(results), "--stream-shards", "9"])
+
+    assert exit_info.value.code == 2
 
 
 def test_a_negative_rate_is_refused(results: Path, capsys: pytest.CaptureFixture[str]) -> None:

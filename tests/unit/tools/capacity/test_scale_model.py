@@ -48,12 +48,24 @@ def test_units_per_second_are_the_rates_times_the_units_per_call() -> None:
     assert loads["UserEvents", "EventStream"].write_units == 10
 
 
-def test_the_event_stream_puts_a_whole_day_on_one_key() -> None:
+def test_the_event_stream_spreads_a_day_over_its_shards() -> None:
     workload = Workload(sign_ins=2_000, refreshes=0, user_reads=0)
 
     stream = load_of(workload, ("UserEvents", "EventStream"))
 
+    assert workload.stream_shards == 8  # the writers' default
     assert stream.spread is KeySpread.PER_DAY
+    assert stream.partition_keys == "8 per day"
+    assert stream.busiest_key_writes == 2_000 / 8
+    assert stream.busiest_write_share == 0.25  # a quarter of the 1,000 WCU a key can take
+
+
+def test_over_one_shard_the_event_stream_puts_a_whole_day_on_one_key() -> None:
+    workload = Workload(sign_ins=2_000, refreshes=0, user_reads=0, stream_shards=1)
+
+    stream = load_of(workload, ("UserEvents", "EventStream"))
+
+    assert stream.partition_keys == "one per day"
     assert stream.busiest_key_writes == 2_000
     assert stream.busiest_write_share == 2.0  # twice the 1,000 WCU a key can take
 
