@@ -20,10 +20,13 @@ class BackgroundTasks:
     """Runs each piece of work in a task of its own and keeps it until it ends.
 
     At most ``max_jobs`` pieces are under way at once. Work spawned with a ``key`` while earlier
-    work with that key is still under way is merged into it: a flood of requests for one address
-    makes one job, not one per request. Work beyond the bound is dropped: one WARNING when the
-    bound is first reached, DEBUG for each piece dropped after it, and one WARNING saying how
-    many were dropped once there is room again. A dropped or merged coroutine is closed unstarted.
+    work with that key is under way waits to run after it, and any more work for that key
+    arriving meanwhile is merged into the waiting piece: a flood of requests for one address
+    makes at most two jobs, not one per request, and every request is still seen by a job that
+    starts after it arrived (the job under way may have read the account already). Work beyond
+    the bound is dropped: one WARNING when the bound is first reached, DEBUG for each piece
+    dropped after it, and one WARNING saying how many were dropped once there is room again. A
+    dropped or merged coroutine is closed unstarted.
 
     A failure is logged with the error's type and message (domain and transport errors
     carry no secrets); it never reaches the caller, who has had the reply already.
@@ -36,6 +39,9 @@ class BackgroundTasks:
         self._max_jobs = max_jobs
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_key: dict[str, asyncio.Task[None]] = {}
+        # Per key whose job is under way: the one piece to run after it.
+        self._waiting: dict[str, tuple[Coroutine[Any, Any, None], str]] = {}
+        self._closing = False
         self._dropped = 0  # since the bound was last reached
         self.merged = 0  # in all, for tests and the curious
         self.dropped = 0
@@ -46,10 +52,16 @@ class BackgroundTasks:
 
     def spawn(self, work: Coroutine[Any, Any, None], *, name: str, key: str | None = None) -> None:
         earlier = self._by_key.get(key) if key is not None else None
-        if earlier is not None and not earlier.done():
-            work.close()
-            self.merged += 1
+        if key is not None and earlier is not None and not earlier.done():
+            if key in self._waiting:
+                work.close()
+                self.merged += 1
+            else:
+                self._waiting[key] = (work, name)
             return
+        self._start(work, name, key)
+
+    def _start(self, work: Coroutine[Any, Any, None], name: str, key: str | None) -> None:
         if len(self._tasks) >= self._max_jobs:
             work.close()
             self._note_dropped(name)
@@ -71,20 +83,36 @@ class BackgroundTasks:
             task.add_done_callback(lambda done: self._forget(key, done))
 
     async def drain(self, grace_seconds: float) -> None:
-        """Wait up to ``grace_seconds`` for the work under way; cancel what is left."""
+        """Wait up to ``grace_seconds`` for the work under way (and the work waiting behind it);
+        cancel what is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        while self._tasks and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+            await asyncio.sleep(0)  # the ended tasks' callbacks start the work waiting behind
         if not self._tasks:
             return
-        _, unfinished = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        self._closing = True  # what still waits is closed, not started
+        unfinished = set(self._tasks)
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
-        if unfinished:
-            names = ", ".join(sorted(task.get_name() for task in unfinished))
-            log.warning("cut off at shutdown, unfinished: %s", names)
+        await asyncio.sleep(0)  # their callbacks close the work that waited behind them
+        self._closing = False
+        names = ", ".join(sorted(task.get_name() for task in unfinished))
+        log.warning("cut off at shutdown, unfinished: %s", names)
 
     def _forget(self, key: str, task: asyncio.Task[None]) -> None:
-        if self._by_key.get(key) is task:
-            del self._by_key[key]
+        if self._by_key.get(key) is not task:
+            return
+        del self._by_key[key]
+        waiting = self._waiting.pop(key, None)
+        if waiting is not None:
+            work, name = waiting
+            if self._closing:
+                work.close()
+            else:
+                self._start(work, name, key)
 
     def _note_dropped(self, name: str) -> None:
         self.dropped += 1

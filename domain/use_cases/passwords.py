@@ -102,7 +102,7 @@ async def request_password_reset(
     Only the address's form is checked before the reply; the lookup, the write and the mail
     happen after it, so the reply is the same, and as fast, whether or not the address exists,
     and whether or not the security mail limit lets a mail go (policy.security_mail). Requests
-    for one address while its work is under way are merged into that work (the key).
+    for one address while its work is under way make one more job after it (the key).
     """
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
