@@ -22,14 +22,30 @@ ROW_NAMES = (
     "Authenticate",
     "RefreshSession",
 )
+# The CPU rows on the keep-alive stand-in (tools.bench.standin): floors, limits, the service.
+STANDIN_ROW_NAMES = (
+    "stand-in: floor",
+    "stand-in: floor (guard + user)",
+    "stand-in: limit GetUser",
+    "stand-in: limit GetUserByEmail",
+    "stand-in: limit RefreshSession",
+    "stand-in: GetUser",
+    "stand-in: GetUserByEmail",
+    "stand-in: RefreshSession",
+)
+STANDIN_SERVICE_ROWS = ("stand-in: GetUser", "stand-in: GetUserByEmail", "stand-in: RefreshSession")
 CONCURRENCIES = (1, 16)
 GOALS = (
     "GetUser CPU",
     "GetUserByEmail CPU",
+    "GetUser CPU vs limit",
+    "GetUserByEmail CPU vs limit",
+    "RefreshSession CPU",
     "GetUser at scale",
     "GetUserByEmail at scale",
     "ListUsers at scale",
     "Event loop",
+    "Event loop, no DynamoDB",
     "Start-up",
     "Idle memory",
     "Flat memory",
@@ -78,6 +94,14 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
     assert all(row["server_cpu_ms_per_rpc"] > 0 for row in rows.values()), rows
     assert sum(row["backend_cpu_ms_per_rpc"] for row in rows.values()) > 0
 
+    standin = {(row["name"], row["concurrency"]): row for row in document["standin_rows"]}
+    assert set(standin) == {(name, c) for name in STANDIN_ROW_NAMES for c in CONCURRENCIES}
+    for key, row in standin.items():
+        assert row["rpcs"] > 0 and row["errors"] == {}, (key, row)
+        assert row["server_cpu_ms_per_rpc"] > 0 and _is_number(row["ratio_to_limit"]), (key, row)
+    for name in STANDIN_SERVICE_ROWS:  # each service row: its ratio to its limit and its floor
+        assert all(_is_number(standin[name, c]["ratio_to_floor"]) for c in CONCURRENCIES), name
+
     small, large = (point["users"] for point in document["scale"])
     assert small >= 200 and large == 400  # the small table also holds the registered users
     for point in document["scale"]:
@@ -113,6 +137,9 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
 
     markdown = (tmp_path / "results.md").read_text()
     assert "## Capacity units per RPC" in markdown
+    assert "## CPU per RPC on the keep-alive stand-in" in markdown
+    for name in STANDIN_ROW_NAMES:
+        assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name
     assert markdown in stdout
     for name in ("GetUser", "GetUserByEmail", "ListUsers", "RegisterUser", "Authenticate"):
         assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name

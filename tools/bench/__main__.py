@@ -25,6 +25,7 @@ from tools.bench.environment import Tables, parse_service_setting
 from tools.bench.goals import evaluate
 from tools.bench.loop_protection import measure_loop_protection
 from tools.bench.machine import describe_machine, load_average
+from tools.bench.measure import Row
 from tools.bench.memory import measure_long_run
 from tools.bench.plan import FULL, QUICK, Plan
 from tools.bench.processes import ROOT
@@ -33,6 +34,8 @@ from tools.bench.results import Results
 from tools.bench.rows import measure_rows, measure_scale
 from tools.bench.seed import Seeded, seed_users, seeded_password_hash
 from tools.bench.stack import running_stack
+from tools.bench.standin_rows import measure_standin_rows
+from tools.bench.standin_stack import running_standin_stack
 from tools.bench.startup import measure_startup
 from tools.load.instance import InstanceNotReady
 
@@ -93,6 +96,13 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
     results = Results(describe_machine(), plan)
     logs = out / "logs"
     phase = _phases(results, started)
+    password_hash = await seeded_password_hash(dict(plan.service_settings))
+    if plan.cpu_rows_only:
+        with phase("CPU rows on the keep-alive stand-in"):
+            results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
+        results.total_seconds = time.monotonic() - started
+        results.load_average_at_end = load_average()
+        return results
     with phase("start-up (embedded default)"):
         results.startup = await measure_startup(plan.startup_runs, logs, plan.service_settings)
     async with contextlib.AsyncExitStack() as exits:
@@ -111,7 +121,6 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
                 for target in (*targets, stack.large_target)
             ]
             service, floor, sign_ins, large = (UserServiceStub(channel) for channel in channels)
-            password_hash = await seeded_password_hash(dict(plan.service_settings))
         seeded, seeded_large = Seeded(), Seeded()
 
         def calls_to(stub: UserServiceAsyncStub, users: Seeded) -> Calls:
@@ -161,6 +170,8 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.scale = await measure_scale(calls, large_calls, stack, plan, users)
         with phase("stopping"):
             await exits.aclose()
+    with phase("CPU rows on the keep-alive stand-in"):
+        results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
     with phase("embedded DynamoDB at two sizes"):
         results.embedded_scale = await measure_embedded_scale(
             plan, logs, password_hash, speedups=plan.embedded_speedups, random_seed=random_seed
@@ -168,6 +179,32 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
     results.total_seconds = time.monotonic() - started
     results.load_average_at_end = load_average()
     return results
+
+
+async def _standin_rows(
+    plan: Plan, logs: Path, password_hash: str, random_seed: int | None
+) -> list[Row]:
+    async with contextlib.AsyncExitStack() as exits:
+        stack = await exits.enter_async_context(
+            running_standin_stack(logs, password_hash, plan.service_settings)
+        )
+        targets = (stack.service_target, stack.floor_target, stack.limit_target)
+        channels = [
+            await exits.enter_async_context(grpc.aio.insecure_channel(target)) for target in targets
+        ]
+        service, floor, limit = (UserServiceStub(channel) for channel in channels)
+
+        def calls(stub: UserServiceAsyncStub) -> Calls:
+            return Calls(
+                stub,
+                floor,
+                stack.seeded,
+                rpc_timeout=plan.rpc_timeout,
+                seed=random_seed,
+                sign_ins=service,
+            )
+
+        return await measure_standin_rows(calls(service), calls(limit), stack, plan)
 
 
 Phase = Callable[[str], contextlib.AbstractContextManager[None]]
@@ -206,6 +243,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         overrides["service_settings"] = tuple(args.service_setting)
     if args.embedded_without_speedups:
         overrides["embedded_speedups"] = False
+    if args.cpu_rows_only:
+        overrides["cpu_rows_only"] = True
     return replace(plan, **overrides)
 
 
@@ -290,6 +329,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure the embedded-DynamoDB scale rows on moto as released (without "
         "server/embedded_moto_speedups.py), to compare",
+    )
+    parser.add_argument(
+        "--cpu-rows-only",
+        action="store_true",
+        help="measure only the CPU rows on the keep-alive stand-in (floor, limit, service; "
+        "a few minutes); every other goal is then 'not measured'",
     )
     parser.add_argument("--seed", type=int, help="random seed, to repeat a run's choices")
     parser.add_argument(

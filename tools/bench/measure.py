@@ -87,6 +87,7 @@ class Row:
     server_cpu_ms_per_rpc: float
     backend_cpu_ms_per_rpc: float
     ratio_to_floor: float = math.nan
+    ratio_to_limit: float = math.nan  # the stand-in rows: CPU per RPC / the limit row's
 
     def as_json(self) -> dict[str, Any]:
         return {name: finite(value) for name, value in self.__dict__.items()}

@@ -62,6 +62,7 @@ def markdown(results: Results, goals: list[Goal]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [_row_line(row) for row in results.rows]
+    lines += _standin_section(results)
     lines += _scale_section(results)
     lines += _loop_section(results)
     lines += _memory_section(results)
@@ -90,6 +91,41 @@ def _row_line(row: Row) -> str:
         f"| {row.server_cpu_ms_per_rpc:.3f} | {row.ratio_to_floor:.2f} "
         f"| {row.backend_cpu_ms_per_rpc:.3f} |"
     )
+
+
+def _standin_section(results: Results) -> list[str]:
+    if not results.standin_rows:
+        return []
+    lines = [
+        "",
+        "## CPU per RPC on the keep-alive stand-in",
+        "",
+        "The same closed loops against a DynamoDB stand-in (`tools/bench/standin.py`: HTTP/1.1 "
+        "keep-alive on loopback, replies built by the service's mapper), so client CPU is "
+        "measured without moto's cost or a TCP connection per call. The limit "
+        "(`tools/bench/limit.py`) is a bare grpc.aio handler plus the minimal requests the RPC "
+        "must make, signed by botocore's SigV4Auth on one aiohttp keep-alive session and mapped "
+        "straight to the reply. x limit divides a row's server CPU per RPC by its RPC's limit "
+        "row; x floor by the aiobotocore floor doing the same reads (GetUserByEmail: guard + "
+        "user; RefreshSession: the one-GetItem floor, its read only).",
+        "",
+        "| Row | Concurrency | RPCs | Errors | RPC/s | p50 ms | p99 ms "
+        "| Server CPU ms/RPC | x limit | x floor | stand-in CPU ms/RPC |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in results.standin_rows:
+        errors = sum(row.errors.values())
+        lines.append(
+            f"| {row.name} | {row.concurrency} | {row.rpcs:,} | {errors} "
+            f"| {row.throughput:.0f} | {_ms(row.p50_ms)} | {_ms(row.p99_ms)} "
+            f"| {row.server_cpu_ms_per_rpc:.3f} | {_ratio(row.ratio_to_limit)} "
+            f"| {_ratio(row.ratio_to_floor)} | {row.backend_cpu_ms_per_rpc:.3f} |"
+        )
+    return lines
+
+
+def _ratio(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.2f}"
 
 
 def _scale_section(results: Results) -> list[str]:

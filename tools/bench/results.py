@@ -139,6 +139,7 @@ class Results:
     machine: dict[str, Any]
     plan: Plan
     rows: list[Row] = field(default_factory=list)
+    standin_rows: list[Row] = field(default_factory=list)  # floor, limit, service on the stand-in
     scale: list[ScalePoint] = field(default_factory=list)
     loop: LoopProtection | None = None
     startup: StartUp | None = None
@@ -151,11 +152,16 @@ class Results:
     load_average_at_end: list[float] = field(default_factory=list)
 
     def row(self, name: str, concurrency: int) -> Row | None:
-        return next((r for r in self.rows if r.name == name and r.concurrency == concurrency), None)
+        rows = (*self.rows, *self.standin_rows)
+        return next((r for r in rows if r.name == name and r.concurrency == concurrency), None)
 
     @property
     def rpc_errors(self) -> int:
-        rows = [*self.rows, *(r for point in self.scale for r in point.rows.values())]
+        rows = [
+            *self.rows,
+            *self.standin_rows,
+            *(r for point in self.scale for r in point.rows.values()),
+        ]
         if self.embedded_scale is not None:
             rows += [r for point in self.embedded_scale.points for r in point.rows.values()]
         if self.loop is not None:
@@ -170,6 +176,7 @@ class Results:
             "machine": self.machine,
             "plan": self.plan.as_json(),
             "rows": [row.as_json() for row in self.rows],
+            "standin_rows": [row.as_json() for row in self.standin_rows],
             "scale": [point.as_json() for point in self.scale],
             "loop_protection": self.loop.as_json() if self.loop else None,
             "startup": self.startup.as_json() if self.startup else None,

@@ -1,0 +1,123 @@
+"""The CPU rows' processes: the keep-alive stand-in, and the floor, the service and the limit on it.
+
+The stand-in's items are written here with the service's own mapper (``persistence.user_mapper``,
+through ``tools.bench.seed``), in the layout the service reads: a user item and an email guard
+per seeded user, all sharing the seeded password hash so the reserved users can sign in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import uuid4
+
+from persistence.user_mapper import user_to_item
+from tools.bench.environment import Tables, default_environment, on_moto
+from tools.bench.processes import (
+    HOST,
+    START_TIMEOUT_SECONDS,
+    Child,
+    free_port,
+    start_child,
+    stop_child,
+    wait_until_serving,
+)
+from tools.bench.seed import Seeded, seeded_user
+
+STANDIN_USERS = 200  # the reserved users (sign-ins, refresh chains) and 150 or so to read
+
+
+@dataclass(frozen=True)
+class StandInStack:
+    """The stand-in and the three servers measured against it."""
+
+    standin: Child
+    service: Child
+    service_target: str
+    floor: Child
+    floor_target: str
+    limit: Child
+    limit_target: str
+    seeded: Seeded
+
+
+def write_seed_file(path: Path, tables: Tables, password_hash: str, count: int) -> Seeded:
+    """The stand-in's tables (their key attributes) and items; the users, as ``Seeded``."""
+    seeded = Seeded()
+    users, guards = [], []
+    now = datetime.now(UTC)
+    for number in range(count):
+        user = seeded_user(number, password_hash, now)
+        seeded.ids.append(user.id.value)
+        seeded.emails.append(user.email.value)
+        users.append(user_to_item(user, version=1, revision=1, event_seq=0))
+        guards.append({"Email": {"S": user.email.normalized}, "UserId": {"S": user.id.value}})
+    seed = {
+        "keys": {tables.users: ["Id"], tables.emails: ["Email"], tables.events: ["UserId", "Seq"]},
+        "items": {tables.users: users, tables.emails: guards},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(seed))
+    return seeded
+
+
+@contextlib.asynccontextmanager
+async def running_standin_stack(
+    logs: Path, password_hash: str, settings: Sequence[tuple[str, str]] = ()
+) -> AsyncIterator[StandInStack]:
+    """Starts the stand-in, then the service, the floor and the limit on it; stops them all."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(name: str, args: list[str], port: int, endpoint: str) -> Child:
+            environment = on_moto(port, endpoint, tables, settings)
+            environment["USER_SERVICE_ENSURE_TABLES_CREATED"] = "false"  # nothing to create
+            child = await start_child(name, args, environment, logs)
+            stack.push_async_callback(stop_child, child)
+            await wait_until_serving(f"{HOST}:{port}", child, START_TIMEOUT_SECONDS)
+            return child
+
+        suffix = uuid4().hex[:8]
+        tables = Tables(f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}")
+        seed_file = logs / "standin-seed.json"
+        seeded = write_seed_file(seed_file, tables, password_hash, STANDIN_USERS)
+        port = free_port()
+        endpoint = f"http://{HOST}:{port}"
+        args = ["-m", "tools.bench.standin", "--port", str(port), "--seed-file", str(seed_file)]
+        standin = await start_child("standin", args, default_environment(port), logs)
+        stack.push_async_callback(stop_child, standin)
+        await _wait_until_listening(port, standin)
+
+        ports = {name: free_port() for name in ("service", "floor", "limit")}
+        service = await start(
+            "service-standin", ["-m", "server", "serve"], ports["service"], endpoint
+        )
+        floor = await start("floor-standin", ["-m", "tools.bench.floor"], ports["floor"], endpoint)
+        limit = await start("limit-standin", ["-m", "tools.bench.limit"], ports["limit"], endpoint)
+        yield StandInStack(
+            standin,
+            service,
+            f"{HOST}:{ports['service']}",
+            floor,
+            f"{HOST}:{ports['floor']}",
+            limit,
+            f"{HOST}:{ports['limit']}",
+            seeded,
+        )
+
+
+async def _wait_until_listening(port: int, child: Child) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        child.check_alive()
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(HOST, port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the stand-in did not listen on port {port}")
