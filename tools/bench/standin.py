@@ -86,6 +86,7 @@ class StandIn:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._connections = asyncio.Semaphore(MAX_CONNECTIONS)
+        self.connections_accepted = 0
 
     async def serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -93,6 +94,7 @@ class StandIn:
         if self._connections.locked():
             writer.close()
             return
+        self.connections_accepted += 1
         async with self._connections:
             with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
                 while await self._exchange(reader, writer):
