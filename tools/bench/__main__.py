@@ -103,8 +103,9 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
         results.total_seconds = time.monotonic() - started
         results.load_average_at_end = load_average()
         return results
-    with phase("start-up (embedded default)"):
-        results.startup = await measure_startup(plan.startup_runs, logs, plan.service_settings)
+    if not plan.loop_only:
+        with phase("start-up (embedded default)"):
+            results.startup = await measure_startup(plan.startup_runs, logs, plan.service_settings)
     async with contextlib.AsyncExitStack() as exits:
         with phase("starting moto, the services and the floor"):
             stack = await exits.enter_async_context(running_stack(logs, plan.service_settings))
@@ -146,6 +147,13 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.seeding.unprocessed_retries += into.unprocessed_retries
 
         await fill(stack.tables, seeded, plan.base_users)
+        if plan.loop_only:
+            with phase("event loop under sign-ins"):
+                other_client = calls_to(sign_ins, seeded)
+                results.loop = await measure_loop_protection(calls, other_client, stack, plan)
+            results.total_seconds = time.monotonic() - started
+            results.load_average_at_end = load_average()
+            return results
         with phase("rows"):
             results.rows = await measure_rows(calls, stack, plan)
         with phase("event loop under sign-ins"):
@@ -245,6 +253,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         overrides["embedded_speedups"] = False
     if args.cpu_rows_only:
         overrides["cpu_rows_only"] = True
+    if args.loop_only:
+        overrides["loop_only"] = True
     return replace(plan, **overrides)
 
 
@@ -335,6 +345,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure only the CPU rows on the keep-alive stand-in (floor, limit, service; "
         "a few minutes); every other goal is then 'not measured'",
+    )
+    parser.add_argument(
+        "--loop-only",
+        action="store_true",
+        help="measure only the event loop under sign-ins (moto, the service, the floor, the "
+        "base users; about a minute); every other goal is then 'not measured'",
     )
     parser.add_argument("--seed", type=int, help="random seed, to repeat a run's choices")
     parser.add_argument(

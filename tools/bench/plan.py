@@ -35,6 +35,7 @@ class Plan:
     service_settings: tuple[tuple[str, str], ...] = ()  # USER_SERVICE_* given to the service
     embedded_speedups: bool = True  # the embedded-scale rows with server/embedded_moto_speedups.py
     cpu_rows_only: bool = False  # --cpu-rows-only: just the stand-in rows
+    loop_only: bool = False  # --loop-only: just the event loop under sign-ins
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
