@@ -68,6 +68,8 @@ class User:
     sessions: tuple[Session, ...] = ()
     password_reset: PasswordReset | None = None
     failed_logins: int = 0  # in a row, since the last sign-in or password change
+    # Of those, the wrong passwords tried outside a wait: they alone lengthen the waits.
+    failed_guesses: int = 0
     locked_until: datetime | None = None
     # When security mail last went to this user's address, oldest first: only those still inside
     # the policy's window are kept (see may_send_security_mail).
@@ -148,7 +150,28 @@ class User:
             return None
         return self.locked_until - now
 
-    def record_failed_login(
+    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> bool:
+        """Count a failed attempt: a wrong password, or any password while sign-in is refused;
+        whether it is the one that begins a lock-out (then ``notify_lock`` follows, after the
+        reply).
+
+        After the ``max_failures``-th wrong password in a row each further one makes the next
+        attempt wait ``policy.delay_after(guesses)``. An attempt during a wait is refused, and
+        counted, but it tested no password, so it neither lengthens the waits nor moves the
+        running one: hammering a locked account does not keep its owner out any longer.
+        """
+        self.failed_logins += 1
+        if self.lock_remaining(now) is not None:
+            return False
+        self.failed_guesses += 1
+        delay = policy.delay_after(self.failed_guesses)
+        if delay is None:
+            return False
+        self.locked_until = now + delay
+        # The threshold is crossed once per run of failures: one notice, however many follow.
+        return self.failed_guesses == policy.max_failures
+
+    def notify_lock(
         self,
         now: datetime,
         policy: LockoutPolicy,
@@ -156,23 +179,12 @@ class User:
         reset_lifetime: timedelta,
         mail: SecurityMailPolicy,
     ) -> IssuedToken | None:
-        """Count a failed attempt: a wrong password, or any password while sign-in is refused.
-
-        The ``max_failures``-th failure in a row and each one after it refuse the next attempt
-        for ``policy.delay_after(failures)``; attempts during that delay count (so the next delay
-        is longer) but do not push its end further. The failure that reaches ``max_failures``
-        begins a lock-out: AccountLocked, and for an active account a new reset token, returned
-        so that the owner can be told (with the link) once this change is stored, unless the
-        security mail limit (``mail``) holds it back: then the link mailed last stays valid.
-        """
-        refused = self.lock_remaining(now) is not None
-        self.failed_logins += 1
-        delay = policy.delay_after(self.failed_logins)
-        if not refused and delay is not None:
-            self.locked_until = now + delay
-        if self.failed_logins != policy.max_failures or self.locked_until is None:
+        """Record that the run of failures which reached ``max_failures`` locked the account
+        (AccountLocked), and for an active account issue a reset token for the lock notice,
+        unless the security mail limit (``mail``) holds it back: then the link mailed last stays
+        valid. Nothing when that run has ended since (a sign-in succeeded, or a reset)."""
+        if self.failed_guesses < policy.max_failures or self.locked_until is None:
             return None
-        # The threshold is crossed once per run of failures: one notice, however many follow.
         self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
         if self.status is not UserStatus.ACTIVE:
             return None  # a disabled account gets no reset link (disable() voids any)
@@ -182,7 +194,7 @@ class User:
         return self.request_password_reset(now, reset_lifetime)
 
     def record_successful_login(self) -> None:
-        self.failed_logins, self.locked_until = 0, None
+        self.failed_logins, self.failed_guesses, self.locked_until = 0, 0, None
 
     # --- sessions ----------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         "UpdatedAt": _time(user.updated_at),
         "Sessions": {"L": [_session_to_map(session) for session in user.sessions]},
         "FailedLogins": _n(user.failed_logins),
+        "FailedGuesses": _n(user.failed_guesses),
         "EventSeq": _n(event_seq),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
@@ -66,6 +67,11 @@ def item_to_user(item: Item) -> User:
             sessions=tuple(_map_to_session(entry) for entry in sessions),
             password_reset=_map_to_reset(reset) if reset is not None else None,
             failed_logins=int(item.get("FailedLogins", _n(0))["N"]),
+            # Absent on items written before waits stopped growing with refused attempts: then
+            # every failure counted as a guess.
+            failed_guesses=int(
+                (item.get("FailedGuesses") or item.get("FailedLogins") or _n(0))["N"]
+            ),
             locked_until=_optional_time(item, "LockedUntil"),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from domain.errors import (
@@ -11,6 +12,7 @@ from domain.errors import (
     InvalidRefreshToken,
     InvalidValue,
     UserNotFound,
+    VersionConflict,
 )
 from domain.events import SessionEndReason
 from domain.policies import AuthPolicy
@@ -28,6 +30,12 @@ from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
 from domain.values import Email, Password, UserId
+
+log = logging.getLogger(__name__)
+
+# Counting a failure is retried more than other writes: a burst of attempts on one account all
+# count on one item, and an attempt left uncounted is one the lock-out does not see.
+FAILURE_COUNT_ATTEMPTS = 7
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,7 +95,7 @@ async def authenticate(
                 # The write we lost to may have disabled the account, or begun a delay.
                 check_may_sign_in(user)
                 if user.lock_remaining(now) is not None:
-                    raise AuthenticationFailed()
+                    raise _WaitBegan(user)  # refused and counted, as any attempt in a wait
             user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
@@ -97,7 +105,19 @@ async def authenticate(
         access = issuer.issue(user_id=user.id.value, session_id=session.session_id, now=now)
         return SessionTokens(user, session.session_id, access, token.value)
 
-    return await retry_on_conflict(open_session)
+    try:
+        return await retry_on_conflict(open_session)
+    except _WaitBegan as began:
+        await record_failed_login(uow, began.user, clock, policy, notices)
+        raise AuthenticationFailed() from None
+
+
+class _WaitBegan(Exception):
+    """A wait began (other attempts failed) while this sign-in's password was being checked."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("a wait began meanwhile")
+        self.user = user
 
 
 def check_may_sign_in(user: User) -> None:
@@ -216,20 +236,60 @@ def _parse_refresh_token(raw: str) -> TokenLookup | None:
 async def record_failed_login(
     uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy, notices: LockNotices
 ) -> None:
-    """Count a failed attempt against the account (retried on conflicts, so none is lost); if
-    it begins a lock-out, the owner is mailed after the write, with the reset link it issued."""
+    """Count a failed attempt against the account, before the reply (so the next attempt, on
+    any replica, sees it): one eventless write, the same for every refused password, so the
+    store's calls tell nothing. Retried on conflicts; when other writes to the user keep winning
+    (a burst of attempts), the attempt is refused all the same, uncounted, rather than answered
+    with a different code. If it begins a lock-out, the notice follows after the reply."""
 
-    async def record(attempt: int) -> LockNoticeMail | None:
+    async def record(attempt: int) -> bool:
         async with uow:
             # A retry reads the user again: another write landed since ``user`` was read.
             current = user if not attempt else await uow.users.require(user.id)
+            crossed = current.record_failed_login(clock(), policy.lockout)
+            await uow.users.update(current)
+            await uow.commit()
+        return crossed
+
+    try:
+        crossed = await retry_on_conflict(record, attempts=FAILURE_COUNT_ATTEMPTS)
+    except UserNotFound:
+        return  # deleted meanwhile: nothing left to lock
+    except VersionConflict:
+        log.warning(
+            "a refused sign-in went uncounted: %d concurrent writes to the user won",
+            FAILURE_COUNT_ATTEMPTS,
+        )
+        return
+    if crossed:
+        notices.later.spawn(
+            _notify_lock(uow, user.id, clock, policy, notices),
+            name="send a lock notice",
+            key=f"lock notice:{user.id.value}",
+        )
+
+
+async def _notify_lock(
+    uow: UnitOfWork, user_id: UserId, clock: Clock, policy: AuthPolicy, notices: LockNotices
+) -> None:
+    """After the reply: record AccountLocked with the reset token of the lock notice, then mail
+    it. Kept out of the counting write, so the failure that begins a lock-out makes the same
+    store calls before its reply as any other."""
+
+    async def record(attempt: int) -> LockNoticeMail | None:
+        async with uow:
+            current = await uow.users.get_by_id(user_id)
+            if current is None:
+                return None
             now = clock()
-            reset = current.record_failed_login(
+            reset = current.notify_lock(
                 now,
                 policy.lockout,
                 reset_lifetime=policy.password_reset_lifetime,
                 mail=policy.security_mail,
             )
+            if not current.events:
+                return None  # the run of failures ended meanwhile
             await uow.users.update(current)
             await uow.commit()
         if reset is None:
@@ -241,9 +301,6 @@ async def record_failed_login(
             expires_at=now + policy.password_reset_lifetime,
         )
 
-    try:
-        notice = await retry_on_conflict(record)
-    except UserNotFound:
-        return  # deleted meanwhile: nothing left to lock
+    notice = await retry_on_conflict(record)
     if notice is not None:
-        notices.later.spawn(notices.notifier.send_lock_notice(notice), name="send a lock notice")
+        await notices.notifier.send_lock_notice(notice)

@@ -46,12 +46,7 @@ async def fail_a_sign_in(client: Any, tables: TableNames, user: User) -> None:
     async with DynamoUnitOfWork(client, tables) as uow:
         found = await uow.users.get_by_id(user.id)
         assert found is not None
-        found.record_failed_login(
-            T0,
-            POLICY.lockout,
-            reset_lifetime=POLICY.password_reset_lifetime,
-            mail=POLICY.security_mail,
-        )
+        found.record_failed_login(T0, POLICY.lockout)
         assert not found.events
         await uow.users.update(found)
         await uow.commit()
@@ -102,12 +97,7 @@ async def test_a_put_after_another_writer_is_a_version_conflict_and_changes_noth
         found = await late.users.get_by_id(stored.id)
         assert found is not None
         await fail_a_sign_in(dynamodb_client, table_names, stored)  # another writer, first
-        found.record_failed_login(
-            T0,
-            POLICY.lockout,
-            reset_lifetime=POLICY.password_reset_lifetime,
-            mail=POLICY.security_mail,
-        )
+        found.record_failed_login(T0, POLICY.lockout)
         await late.users.update(found)
         with pytest.raises(VersionConflict):
             await late.commit()

@@ -12,8 +12,8 @@ from tests.builders import T0, new_user, password_reset, session, state_of
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
-    "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "FailedGuesses",
+    "SchemaVersion", "EventSeq",
 }  # fmt: skip
 
 
@@ -72,12 +72,14 @@ def test_a_session_stores_its_previous_and_retired_hashes_only_once_rotated() ->
 
 def test_lock_out_times_are_stored_only_while_set() -> None:
     user = new_user()
-    user.failed_logins = 6
+    user.failed_logins, user.failed_guesses = 9, 6
     user.locked_until = T0 + timedelta(minutes=15)
 
     item = user_to_item(user, version=1, revision=1, event_seq=0)
 
-    assert item["FailedLogins"] == {"N": "6"}
+    assert item["FailedLogins"] == {"N": "9"}
+    assert item["FailedGuesses"] == {"N": "6"}
+    assert item_to_user(item).failed_guesses == 6
     assert item["LockedUntil"] == {"S": "2026-11-26T09:45:15.123456+00:00"}
     assert "FailuresStartedAt" not in item  # the flat lock's window: no longer written
     user.record_successful_login()
@@ -92,10 +94,12 @@ def test_an_item_from_the_flat_lock_reads_its_count_and_lock_and_drops_the_windo
         "FailuresStartedAt": {"S": "2026-11-26T09:30:15.123456+00:00"},
         "LockedUntil": {"S": "2026-11-26T09:45:15.123456+00:00"},
     }
+    del item["FailedGuesses"]
 
     restored = item_to_user(item)
 
     assert restored.failed_logins == 3
+    assert restored.failed_guesses == 3  # no FailedGuesses yet: every failure was a guess
     assert restored.locked_until == T0 + timedelta(minutes=15)
     rewritten = user_to_item(restored, version=1, revision=2, event_seq=0)
     assert "FailuresStartedAt" not in rewritten
