@@ -25,7 +25,7 @@ LOGIN_OUTCOMES = {
     grpc.StatusCode.OK: "success",
     grpc.StatusCode.UNAUTHENTICATED: "failed",  # wrong password or unknown address
     grpc.StatusCode.INVALID_ARGUMENT: "failed",  # malformed address, empty or over-long password
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "locked",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "overloaded",
     grpc.StatusCode.PERMISSION_DENIED: "disabled",
 }
 LOGIN_ERROR = "error"
@@ -88,7 +88,7 @@ class Metrics:
         )
         self.logins = Counter(
             "user_service_logins",
-            "Authenticate calls by outcome: success, failed, locked, disabled, error",
+            "Authenticate calls by outcome: success, failed, overloaded, disabled, error",
             ["outcome"],
             registry=registry,
         )

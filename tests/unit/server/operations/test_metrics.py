@@ -54,7 +54,7 @@ def test_a_finished_call_is_counted_by_method_and_code_timed_and_leaves_the_in_f
         (grpc.StatusCode.OK, "success"),
         (grpc.StatusCode.UNAUTHENTICATED, "failed"),
         (grpc.StatusCode.INVALID_ARGUMENT, "failed"),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, "locked"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded"),
         (grpc.StatusCode.PERMISSION_DENIED, "disabled"),
         (grpc.StatusCode.UNAVAILABLE, "error"),
         (grpc.StatusCode.INTERNAL, "error"),
@@ -72,7 +72,7 @@ def test_an_authenticate_call_counts_as_a_sign_in_by_its_status(
 
     logins = {
         name: value(metrics, "user_service_logins_total", outcome=name)
-        for name in ("success", "failed", "locked", "disabled", "error")
+        for name in ("success", "failed", "overloaded", "disabled", "error")
     }
     assert logins == {name: (1 if name == outcome else 0) for name in logins}
 
