@@ -112,6 +112,24 @@ async def test_a_user_token_acts_on_its_own_user(stub: Stub, keys: CallerKeys) -
     )
 
 
+async def test_a_user_token_cannot_delete_even_its_own_user(stub: Stub, keys: CallerKeys) -> None:
+    # A token outlives Logout, ChangePassword and DisableUser by up to its lifetime (it is
+    # checked statelessly), so a stolen one must open nothing that cannot be undone.
+    user, token = await signed_up(stub, keys.plain)
+
+    refused = await rpc_error(
+        stub.DeleteUser(
+            pb.DeleteUserRequest(id=user.id, expected_version=user.version),
+            metadata=bearer(keys.plain) + token,
+            timeout=RPC_TIMEOUT,
+        )
+    )
+
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "users:admin" in (refused.details() or "")
+    assert await current(stub, keys, user) == user
+
+
 async def test_a_user_token_is_refused_on_another_user_and_changes_nothing(
     stub: Stub, keys: CallerKeys
 ) -> None:
