@@ -133,6 +133,7 @@ async def build_service(
             clock=service_clock,  # RecordedAt: the clock the event stream's settle delay uses
             events_retention=timedelta(days=settings.events_retention_days),
             on_committed=None if metrics is None else metrics.record_committed_events,
+            session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
         ),
         hasher=hasher,
         clock=service_clock,

@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     table_name: str = Field(default="Users", min_length=3, max_length=255)
     email_table_name: str = Field(default="UserEmails", min_length=3, max_length=255)
     events_table_name: str = Field(default="UserEvents", min_length=3, max_length=255)
+    sessions_table_name: str = Field(default="UserSessions", min_length=3, max_length=255)
     events_retention_days: int = Field(default=30, ge=1)
     ensure_tables_created: bool | None = None
     embedded_dynamodb: bool | None = None
