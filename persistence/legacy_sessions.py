@@ -1,5 +1,5 @@
-"""Sessions that user items of schema version 2 still hold, and their move to the sessions table
-on the user's next write (persistence.item_upgrades, version 3)."""
+"""Sessions that user items of schema version 2 still hold in their ``Sessions`` attribute,
+and their move to the sessions table on the user's next write (persistence.item_upgrades, 3)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class _Held:
 class LegacySessions:
     """Per unit of work: the sessions held in the items of version 2 users it read.
 
-    They read as sessions of epoch 0 (the epoch a version 2 item is at). A session write that
+    They read as sessions of the item's epoch (0 for a version 2 item). A session write that
     meets one of them (a rotation, a logout, the move of a kept session) writes the session's
     item without condition, as nothing is stored there yet, and makes the user item be written in
     the same transaction: its revision check, not the session item's condition, decides between
@@ -42,11 +42,11 @@ class LegacySessions:
             self._held.pop(user_id, None)
 
     def of(self, user: User) -> list[Session]:
-        """The sessions the user's item holds and no staged write took, while live (epoch 0)."""
+        """The sessions the user's item holds and no staged write took, of its current epoch."""
         held = self._held.get(user.id.value)
-        if held is None or user.session_epoch != 0:
+        if held is None:
             return []
-        return list(held.sessions.values())
+        return [s for s in held.sessions.values() if s.epoch == user.session_epoch]
 
     def find(self, user: User, session_id: str) -> Session | None:
         return next((s for s in self.of(user) if s.session_id == session_id), None)
@@ -73,8 +73,7 @@ class LegacySessions:
         for held in self._held.values():
             if held.user is None or not (held.written or held.taken):
                 continue
-            alive = list(held.sessions.values()) if held.user.session_epoch == 0 else []
-            moves.append((held.user, held.written, alive))
+            moves.append((held.user, held.written, self.of(held.user)))
         return moves
 
     def moved(self, user_id: str) -> None:

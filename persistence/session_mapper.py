@@ -36,10 +36,12 @@ def item_to_session(item: Item) -> Session:
 
 
 def item_embedded_sessions(user_item: Item) -> list[Session]:
-    """The sessions a user item of schema version 2 holds in ``Sessions``, as sessions of epoch
-    0 ([] for an item without them)."""
+    """The sessions a user item holds in ``Sessions`` (schema version 2, or an item an import
+    wrote from a file), as sessions of the item's epoch (0 for version 2); [] for an item
+    without them."""
     try:
-        return [_fields_to_session(entry["M"], 0) for entry in user_item["Sessions"]["L"]]
+        epoch = int(user_item.get("SessionEpoch", {"N": "0"})["N"])
+        return [_fields_to_session(entry["M"], epoch) for entry in user_item["Sessions"]["L"]]
     except KeyError:
         if "Sessions" not in user_item:
             return []
@@ -49,8 +51,8 @@ def item_embedded_sessions(user_item: Item) -> list[Session]:
 
 
 def session_to_embedded(session: Session) -> Item:
-    """A session as schema version 2 held it in the user item's ``Sessions`` (test fixtures and
-    the migration's tests write such items)."""
+    """A session as a user item holds it in ``Sessions`` (schema version 2, and the lines of an
+    export file)."""
     return {"M": _session_fields(session)}
 
 
