@@ -35,7 +35,7 @@ async def table_names(dynamodb_client: Any) -> AsyncIterator[TableNames]:
 
 @pytest_asyncio.fixture
 async def dynamodb_tables(dynamodb_client: Any, table_names: TableNames) -> TableNames:
-    """The users, email-guard, events and sessions tables, freshly created by ensure_tables for this test."""
+    """The users, email-guard, events and sessions tables, made by ensure_tables for this test."""
     await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
     return table_names
 

@@ -190,7 +190,7 @@ def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
 def test_an_item_of_a_newer_schema_version_is_a_storage_error() -> None:
     item = {
         **user_to_item(new_user(), version=1, revision=1, event_seq=0),
-        "SchemaVersion": {"N": "3"},
+        "SchemaVersion": {"N": "4"},
     }
 
     with pytest.raises(StorageError):
