@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from domain.errors import StorageError
+from domain.values import Session
 from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
 from persistence.schema import SCHEMA_VERSION
-from domain.values import Session
 from persistence.session_mapper import item_embedded_sessions, session_to_embedded
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
 from tests.builders import new_user, session, state_of
