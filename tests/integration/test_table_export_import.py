@@ -22,7 +22,7 @@ from tests.data_tool_helpers import (
     PASSWORD,
     POLICY,
     SignedUp,
-    as_schema_3,
+    as_newer_schema,
     as_version_1,
     drop_tables,
     fresh_tables,
@@ -211,7 +211,7 @@ async def test_an_item_of_a_newer_schema_is_refused_and_nothing_is_written(
     assert current is not None
 
     with pytest.raises(ValueError, match="schema version 3"):
-        await import_user(dynamodb_client, target, as_schema_3(current))
+        await import_user(dynamodb_client, target, as_newer_schema(current))
 
     assert await scan_all(dynamodb_client, target.users) == []
     assert await scan_all(dynamodb_client, target.emails) == []
@@ -222,7 +222,7 @@ async def test_an_item_of_a_newer_schema_in_the_target_is_kept(
 ) -> None:
     (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
     (record,) = await export_all(dynamodb_client, dynamodb_tables)
-    future = {**as_schema_3(record.user), "Revision": {"N": "1"}}
+    future = {**as_newer_schema(record.user), "Revision": {"N": "1"}}
     await put_raw(dynamodb_client, target.users, future)
 
     result = await import_user(dynamodb_client, target, record.user)
@@ -288,14 +288,14 @@ async def test_an_export_upgrades_version_1_items_and_exports_newer_ones_as_stor
     future_item = await get_user_item(dynamodb_client, dynamodb_tables, future.user_id)
     assert old_item is not None and future_item is not None
     await put_raw(dynamodb_client, dynamodb_tables.users, as_version_1(old_item))
-    await put_raw(dynamodb_client, dynamodb_tables.users, as_schema_3(future_item))
+    await put_raw(dynamodb_client, dynamodb_tables.users, as_newer_schema(future_item))
     records: list[UserRecord] = []
 
     report = await export_users(dynamodb_client, dynamodb_tables, records.append)
 
     by_id = {record.user_id: record.user for record in records}
     assert by_id[old.user_id] == {**old_item, "EventSeq": {"N": "0"}}, "upgraded"
-    assert by_id[future.user_id] == as_schema_3(future_item)
+    assert by_id[future.user_id] == as_newer_schema(future_item)
     assert report.newer_schema == [future.user_id]
 
 
