@@ -44,6 +44,7 @@ class InMemoryStore:
         self.events: dict[str, list[RecordedEvent]] = {}
         self.commits = 0
         self.shadow_logins = 0
+        self.session_reads = 0  # calls of the SessionRepository's reads
 
     def events_of(self, user_id: UserId | str) -> list[DomainEvent]:
         """The events recorded for a user, in sequence order, without their records."""
@@ -225,11 +226,13 @@ class FakeSessionRepository(SessionRepository):
         self._staged = staged
 
     async def current(self, user: User) -> list[Session]:
+        self._store.session_reads += 1
         await asyncio.sleep(0)
         held = self._store.sessions.get(user.id.value, {})
         return [s for (epoch, _), s in sorted(held.items()) if epoch == user.session_epoch]
 
     async def get(self, user: User, session_id: str) -> Session | None:
+        self._store.session_reads += 1
         await asyncio.sleep(0)
         return self._store.sessions.get(user.id.value, {}).get((user.session_epoch, session_id))
 

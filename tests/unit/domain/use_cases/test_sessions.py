@@ -4,6 +4,7 @@ events included."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,6 +24,7 @@ from domain.events import (
     SessionStarted,
     UserDisabled,
 )
+from domain.policies import AuthPolicy, SessionPolicy
 from domain.secret_tokens import issue_token, parse_token
 from domain.use_cases import accounts
 from domain.use_cases.sessions import SessionTokens, logout, logout_all
@@ -515,3 +517,70 @@ async def test_an_unknown_email_costs_what_a_wrong_password_costs(kit: AuthKit) 
     assert kit.hasher.verified == [kit.hasher.dummy_hash]
     assert kit.store.shadow_logins == 1
     assert sum(len(events) for events in kit.store.events.values()) == 1  # the registration
+
+
+# --- what reads sessions -----------------------------------------------------------------------
+
+
+async def test_a_failed_sign_in_reads_no_session(kit: AuthKit) -> None:
+    await kit.add_user()
+    await kit.sign_in()
+    reads = kit.store.session_reads
+
+    for email, password in ((EMAIL, WRONG_PASSWORD), ("nobody@example.com", PASSWORD)):
+        with pytest.raises(AuthenticationFailed):
+            await kit.sign_in(email, password)
+
+    assert kit.store.session_reads == reads  # it fails before any session work
+
+
+async def test_reading_users_reads_no_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    await kit.sign_in()
+    reads = kit.store.session_reads
+
+    await accounts.get_user(kit.uow(), user_id=user.id.value)
+    await accounts.get_user_by_email(kit.uow(), email=EMAIL)
+    await accounts.batch_get_users(kit.uow(), ids=[user.id.value])
+
+    assert kit.store.session_reads == reads
+
+
+async def test_a_refresh_reads_one_session_by_key_however_many_the_user_holds(
+    kit: AuthKit,
+) -> None:
+    await kit.add_user()
+    signed_in = [await kit.sign_in() for _ in range(5)]
+    reads = kit.store.session_reads
+
+    await kit.refresh(signed_in[2].refresh_token)
+
+    assert kit.store.session_reads == reads + 1
+
+
+async def test_a_refresh_token_of_the_older_form_refreshes_its_session(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    signed_in = await kit.sign_in()
+    legacy = issue_token(user.id)  # <user id>.<secret>, as issued before sessions had items
+    held = kit.store.sessions[user.id.value]
+    (key,) = held
+    held[key] = replace(held[key], token_hash=legacy.token_hash)
+
+    refreshed = await kit.refresh(legacy.value)
+
+    assert refreshed.session_id == signed_in.session_id
+    assert parse_token(refreshed.refresh_token).session_id == signed_in.session_id
+    assert kit.sessions(user)[0].previous_token_hash == legacy.token_hash
+
+
+async def test_concurrent_sign_ins_never_hold_more_sessions_than_the_limit() -> None:
+    kit = AuthKit(policy=AuthPolicy(sessions=SessionPolicy(max_sessions=3)))
+    user = await kit.add_user()
+
+    outcomes = await asyncio.gather(*(kit.sign_in() for _ in range(8)), return_exceptions=True)
+
+    signed_in = [o for o in outcomes if isinstance(o, SessionTokens)]
+    assert signed_in, outcomes
+    live = kit.sessions(user)
+    assert len(live) <= 3
+    assert {s.session_id for s in live} <= {t.session_id for t in signed_in}
