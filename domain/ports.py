@@ -158,7 +158,8 @@ class SessionRepository(abc.ABC):
     @abc.abstractmethod
     async def move(self, user: User, before: Session, after: Session) -> None:
         """Stage moving a session to another epoch (``after.epoch``): the session kept when all
-        the others end."""
+        the others end. It lands only if the stored session still holds ``before``'s token (a
+        refresh in between fails it with ConcurrentWrite: read again)."""
 
 
 class UnitOfWork(abc.ABC):

@@ -81,16 +81,15 @@ class DynamoSessionRepository(SessionRepository):
         if self._legacy.take(user, before.session_id):
             self._stage(self._put(user, after, None), Check.SESSION_WRITE)
             return
-        condition = {
-            "ConditionExpression": "#token = :presented",
-            "ExpressionAttributeNames": {"#token": "TokenHash"},
-            "ExpressionAttributeValues": {":presented": {"S": before.token_hash}},
-        }
-        self._stage(self._put(user, after, condition), Check.SESSION_TOKEN)
+        self._stage(self._put(user, after, _holding(before)), Check.SESSION_TOKEN)
 
     async def move(self, user: User, before: Session, after: Session) -> None:
         if not self._legacy.take(user, before.session_id):
-            self._stage(self._delete(user, before), Check.SESSION_WRITE)
+            # Only while it still holds the token read: a refresh landing in between would
+            # otherwise be undone by the Put of the token as read (the use case reads again).
+            delete = self._delete(user, before)
+            delete["Delete"].update(_holding(before))
+            self._stage(delete, Check.SESSION_TOKEN)
         self._stage(self._put(user, after, _NEW), Check.SESSION_FREE)
 
     def stage_moved(self, user: User, sessions: list[Session]) -> None:
@@ -114,6 +113,15 @@ class DynamoSessionRepository(SessionRepository):
     @staticmethod
     def _key(user: User, epoch: int, session_id: str) -> dict[str, Any]:
         return {"UserId": {"S": user.id.value}, "SessionKey": {"S": session_key(epoch, session_id)}}
+
+
+def _holding(session: Session) -> dict[str, Any]:
+    """The condition that the stored session still holds the token it held when read."""
+    return {
+        "ConditionExpression": "#token = :held",
+        "ExpressionAttributeNames": {"#token": "TokenHash"},
+        "ExpressionAttributeValues": {":held": {"S": session.token_hash}},
+    }
 
 
 # A new session's item must not exist yet (a session id is a fresh UUID: never in practice).

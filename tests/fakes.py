@@ -264,7 +264,9 @@ class FakeSessionRepository(SessionRepository):
     async def move(self, user: User, before: Session, after: Session) -> None:
         def write(store: InMemoryStore, recorded_at: datetime) -> None:
             held = store.sessions.setdefault(user.id.value, {})
-            held.pop((before.epoch, before.session_id), None)
+            stored = held.pop((before.epoch, before.session_id), None)
+            if stored is None or stored.token_hash != before.token_hash:
+                raise ConcurrentWrite()  # refreshed or ended since it was read
             held[after.epoch, after.session_id] = after
 
         self._staged.append((write, _noop, ()))

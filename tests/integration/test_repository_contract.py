@@ -565,3 +565,34 @@ async def test_batch_get_users_answers_each_requested_id_in_place_duplicates_and
     found = [lookup.user for lookup in lookups]
     assert [user.id if user else None for user in found] == [second.id, None, first.id, second.id]
     assert found[0] is not None and state_of(found[0]) == state_of(second)
+
+
+async def test_moving_a_session_refreshed_since_it_was_read_fails_as_a_concurrent_write(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
+    kept, other = session("kept"), session("other", minutes=1)
+    await sign_in(new_uow, user, kept, other)
+    rotated = replace(kept, token_hash="kept-2", previous_token_hash="kept", rotated_at=T0)
+
+    async with new_uow() as changing, new_uow() as refreshing:
+        stored = await changing.users.require(user.id)
+        outcome = stored.end_sessions(
+            T0,
+            SessionPolicy(),
+            await changing.sessions.current(stored),
+            keep_session_id=kept.session_id,
+        )
+        assert outcome.kept is not None and outcome.moved is not None
+        await changing.users.update(stored)
+        await changing.sessions.move(stored, outcome.kept, outcome.moved)
+        # A refresh of the kept session lands in between.
+        await refreshing.sessions.rotate(await refreshing.users.require(user.id), kept, rotated)
+        await refreshing.commit()
+        with pytest.raises(ConcurrentWrite):
+            await changing.commit()
+
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        assert stored.session_epoch == 0  # nothing of the move landed
+        assert await uow.sessions.get(stored, kept.session_id) == rotated
