@@ -32,8 +32,9 @@ reads only users:
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
 keys and project KEYS_ONLY (tables created before projected ALL; DynamoDB cannot change a
 projection in place). They are eventually consistent, so no decision is taken on them: email
-lookups go through the guard table; a refresh or reset token carries its user's id and is found
-by a consistent GetItem on Id, then compared in constant time against the stored hashes.
+lookups go through the guard table; a reset token carries its user's id and a refresh token its
+user's and its session's, found by consistent GetItems by key, then compared in constant time
+against the stored hashes.
 What they cost is why they are lean. DynamoDB writes an index whenever a write touches an
 attribute it projects, and deletes and re-inserts the entry when its key changes
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations).
