@@ -262,6 +262,7 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
             items = [
                 *await service.scan(service.tables.users),
                 *await service.scan(service.tables.emails),
+                *await service.scan(service.tables.sessions),
             ]
             export = tmp_path / "users.jsonl"
             exported = await asyncio.to_thread(
@@ -310,6 +311,7 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
     items = [
         *await service.scan(service.tables.users),
         *await service.scan(service.tables.emails),
+        *await service.scan(service.tables.sessions),
     ]
 
     stored = "\n".join(json.dumps(item, default=str, sort_keys=True) for item in items)
@@ -347,7 +349,9 @@ async def test_a_served_process_logging_json_at_debug_writes_no_secret(
 ) -> None:
     key = new_api_key()
     port, suffix = free_port(), uuid4().hex[:8]
-    tables = TableNames(users=f"Users-{suffix}", emails=f"UserEmails-{suffix}")
+    tables = TableNames(
+        users=f"Users-{suffix}", emails=f"UserEmails-{suffix}", sessions=f"UserSessions-{suffix}"
+    )
     entry = {"name": "tests", "sha256": api_key_sha256(key), "roles": ["admin"]}
     environment = cli_environment(
         USER_SERVICE_PORT=str(port),
@@ -355,6 +359,7 @@ async def test_a_served_process_logging_json_at_debug_writes_no_secret(
         USER_SERVICE_EMBEDDED_DYNAMODB="false",
         USER_SERVICE_TABLE_NAME=tables.users,
         USER_SERVICE_EMAIL_TABLE_NAME=tables.emails,
+        USER_SERVICE_SESSIONS_TABLE_NAME=tables.sessions,
         USER_SERVICE_LOG_LEVEL="DEBUG",
         USER_SERVICE_LOG_FORMAT="json",
         USER_SERVICE_API_KEYS=json.dumps([entry]),
