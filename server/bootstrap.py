@@ -134,6 +134,7 @@ async def build_service(
             events_retention=timedelta(days=settings.events_retention_days),
             events_stream_shards=settings.events_stream_shards,
             on_committed=None if metrics is None else metrics.record_committed_events,
+            session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
         ),
         hasher=hasher,
         clock=service_clock,

@@ -131,6 +131,7 @@ def table_names(settings: Settings) -> TableNames:
         users=settings.table_name,
         emails=settings.email_table_name,
         events=settings.events_table_name,
+        sessions=settings.sessions_table_name,
     )
 
 

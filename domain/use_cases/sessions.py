@@ -15,7 +15,7 @@ from domain.errors import (
     VersionConflict,
 )
 from domain.events import SessionEndReason
-from domain.policies import AuthPolicy
+from domain.policies import AuthPolicy, SessionPolicy
 from domain.ports import (
     AccessToken,
     AccessTokenIssuer,
@@ -29,7 +29,7 @@ from domain.secret_tokens import TokenLookup, parse_token
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
-from domain.values import Email, Password, UserId
+from domain.values import Email, Password, Session, UserId
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,19 @@ async def authenticate(
             user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
-            session, token = user.start_session(now, policy.sessions)
+            # Read only now: a failed sign-in never gets this far, and costs no sessions read.
+            current = await uow.sessions.current(user)
+            start = user.start_session(now, policy.sessions, current)
+            # The user's write (its revision checked) serializes concurrent sign-ins: the loser
+            # reads the user and its sessions again.
             await uow.users.update(user)
+            await uow.sessions.add(user, start.session)
+            for ended in start.ended:
+                await uow.sessions.remove(user, ended)
             await uow.commit()
-        access = issuer.issue(user_id=user.id.value, session_id=session.session_id, now=now)
-        return SessionTokens(user, session.session_id, access, token.value)
+        session_id = start.session.session_id
+        access = issuer.issue(user_id=user.id.value, session_id=session_id, now=now)
+        return SessionTokens(user, session_id, access, start.token.value)
 
     try:
         return await retry_on_conflict(open_session)
@@ -165,18 +173,27 @@ async def refresh_session(
 
     async def rotate(attempt: int) -> SessionTokens:
         async with uow:
-            user = await uow.users.get_by_refresh_token(lookup)
+            user = await uow.users.get_by_id(lookup.user_id)
             if user is None or user.status is UserStatus.DISABLED:
                 raise InvalidRefreshToken()
+            session = await _session_of(uow, user, lookup)
             now = clock()
             # Finding our token just rotated means a concurrent refresh won the race: exactly one
             # of them may rotate it, and the loser must not count as reuse.
-            outcome = user.refresh_session(lookup, now, policy.sessions)
+            outcome = user.refresh_session(session, lookup, now, policy.sessions)
             if outcome.result is RefreshResult.RACED:
                 raise ConcurrentRefresh()
             if outcome.result is RefreshResult.UNKNOWN:
                 raise InvalidRefreshToken()
-            await uow.users.update(user)
+            assert outcome.previous is not None
+            if outcome.result is RefreshResult.ROTATED:
+                assert outcome.session is not None
+                # One conditional write on the session alone: of concurrent refreshes with one
+                # token exactly one lands; a loser reads again and finds the token rotated.
+                await uow.sessions.rotate(user, outcome.previous, outcome.session)
+            else:
+                await uow.sessions.remove(user, outcome.previous)
+                await uow.users.update(user)  # its SessionRevoked event
             await uow.commit()
         if outcome.result is not RefreshResult.ROTATED:
             raise InvalidRefreshToken()  # the session expired or its token was reused: now ended
@@ -188,6 +205,14 @@ async def refresh_session(
     return await retry_on_conflict(rotate)
 
 
+async def _session_of(uow: UnitOfWork, user: User, lookup: TokenLookup) -> Session | None:
+    """The session a refresh token names, read by key; a token of the older form names none,
+    and is looked for among the user's current sessions."""
+    if lookup.session_id is not None:
+        return await uow.sessions.get(user, lookup.session_id)
+    return user.session_holding(await uow.sessions.current(user), lookup.token_hash)
+
+
 async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
     """End the token's session; an unknown or ended one is fine (RFC 7009)."""
     lookup = _parse_refresh_token(refresh_token)
@@ -196,28 +221,34 @@ async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
 
     async def end(attempt: int) -> None:
         async with uow:
-            user = await uow.users.get_by_refresh_token(lookup)
-            if user is None or not user.end_session_holding(lookup.token_hash, clock()):
+            user = await uow.users.get_by_id(lookup.user_id)
+            if user is None:
                 return
+            session = await _session_of(uow, user, lookup)
+            if session is None or user.session_holding([session], lookup.token_hash) is None:
+                return
+            user.end_session(session, SessionEndReason.LOGOUT, clock())
+            await uow.sessions.remove(user, session)
             await uow.users.update(user)
             await uow.commit()
 
     await retry_on_conflict(end)
 
 
-async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
-    """End every session of a user; how many there were."""
+async def logout_all(uow: UnitOfWork, clock: Clock, policy: SessionPolicy, *, user_id: str) -> int:
+    """End every session of a user; how many were live."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
 
     async def end_all(attempt: int) -> int:
         async with uow:
             user = await uow.users.require(parsed_id)
-            ended = user.end_sessions(clock(), SessionEndReason.LOGOUT_ALL)
-            if ended:
+            current = await uow.sessions.current(user)
+            ended = user.end_sessions(clock(), policy, current, SessionEndReason.LOGOUT_ALL)
+            if ended.count:
                 await uow.users.update(user)
                 await uow.commit()
-        return ended
+        return ended.count
 
     return await retry_on_conflict(end_all)
 

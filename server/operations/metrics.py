@@ -12,7 +12,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
-from domain.events import RecordedEvent, SessionEndReason, SessionRevoked
+from domain.events import RecordedEvent, SessionEndReason, SessionRevoked, SessionsRevoked
 from server.rpc_access import method_path
 
 # 1 ms .. 10 s: a key read takes milliseconds, a sign-in (argon2id) tens of them, and a call
@@ -123,12 +123,15 @@ class Metrics:
         self.dynamodb_throttles.labels(operation).inc()
 
     def record_committed_events(self, events: Iterable[object]) -> None:
-        """Counts the committed events metrics follow: SessionRevoked, by its reason."""
+        """Counts the committed events metrics follow: the sessions SessionRevoked and
+        SessionsRevoked ended, by reason."""
         for event in events:
             if isinstance(event, RecordedEvent):
                 event = event.event
             if isinstance(event, SessionRevoked):
                 self.sessions_revoked.labels(str(event.reason)).inc()
+            elif isinstance(event, SessionsRevoked) and event.sessions_ended:
+                self.sessions_revoked.labels(str(event.reason)).inc(event.sessions_ended)
 
 
 class MethodMetrics:

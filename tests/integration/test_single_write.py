@@ -27,7 +27,7 @@ POLICY = AuthPolicy()
 async def stored(dynamodb_client: Any, table_names: TableNames) -> AsyncIterator[User]:
     await ensure_tables(dynamodb_client, table_names)
     user = new_user()
-    user.start_session(T0, POLICY.sessions)
+    user.start_session(T0, POLICY.sessions, [])
     async with DynamoUnitOfWork(dynamodb_client, table_names) as uow:
         await uow.users.add(user)
         await uow.commit()
@@ -66,7 +66,7 @@ async def test_an_eventless_write_is_one_put_item_and_an_evented_one_a_transacti
         async with DynamoUnitOfWork(client, table_names) as uow:
             found = await uow.users.get_by_id(stored.id)
             assert found is not None
-            found.start_session(T0, POLICY.sessions)  # records SessionStarted
+            found.start_session(T0, POLICY.sessions, [])  # records SessionStarted
             await uow.users.update(found)
             await uow.commit()
         assert [r.operation for r in proxy.requests()] == ["GetItem", "TransactWriteItems"]

@@ -11,7 +11,7 @@ import pytest
 
 from domain.errors import AccountDisabled, AuthenticationFailed, ConcurrentWrite
 from domain.events import AccountLocked, PasswordResetRequested
-from domain.policies import LockoutPolicy, SecurityMailPolicy
+from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import IssuedToken, hash_token
 from domain.use_cases.accounts import disable_user
 from domain.user import User
@@ -130,7 +130,7 @@ def test_a_success_clears_the_counts_and_the_delay_and_a_new_run_tells_again() -
 
 def test_a_disabled_account_locks_but_gets_no_reset_link() -> None:
     user = unsaved_user()
-    user.disable(T0)
+    user.disable(T0, SessionPolicy(), ())
     user.events.clear()
     fail(user, 5)
 
@@ -262,7 +262,7 @@ async def test_a_disabled_account_is_told_as_disabled_only_after_the_delay() -> 
     kit = AuthKit()
     user = await kit.add_user()
     await fail_sign_in(kit, 5)
-    await disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
 
     await fail_sign_in(kit, 1, password=PASSWORD)  # during the delay: as any password
     kit.later(seconds=1)

@@ -10,7 +10,13 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
-from domain.events import RecordedEvent, SessionEndReason, SessionRevoked, SessionStarted
+from domain.events import (
+    RecordedEvent,
+    SessionEndReason,
+    SessionRevoked,
+    SessionsRevoked,
+    SessionStarted,
+)
 from server.operations.metrics import AUTHENTICATE, Metrics
 from server.settings import Settings, describe_invalid_settings
 
@@ -166,3 +172,19 @@ def test_metrics_are_off_by_default_and_listen_on_the_service_host_unless_told()
     assert Settings(metrics_port=9100).metrics_address == "127.0.0.1"
     assert Settings(profile="production", metrics_port=9100).metrics_address == "0.0.0.0"
     assert Settings(metrics_port=9100, metrics_host="10.0.0.5").metrics_address == "10.0.0.5"
+
+
+def test_sessions_ended_at_once_are_counted_as_many_by_their_reason() -> None:
+    metrics = Metrics()
+
+    metrics.record_committed_events(
+        [
+            SessionsRevoked("u", NOW, SessionEndReason.LOGOUT_ALL, 7),
+            SessionsRevoked("u", NOW, SessionEndReason.PASSWORD_CHANGED, 2, kept_session_id="s"),
+            SessionsRevoked("u", NOW, SessionEndReason.USER_DISABLED, 0),
+        ]
+    )
+
+    assert value(metrics, "user_service_sessions_revoked_total", reason="logout_all") == 7
+    assert value(metrics, "user_service_sessions_revoked_total", reason="password_changed") == 2
+    assert value(metrics, "user_service_sessions_revoked_total", reason="user_disabled") == 0
