@@ -19,8 +19,8 @@ from persistence.errors import Check, WriteCheck, error_code, to_storage_error, 
 from persistence.event_outbox import DEFAULT_RETENTION, PendingEvents
 from persistence.legacy_sessions import LegacySessions
 from persistence.schema import TableNames
-from persistence.single_write import WRITE_ID
 from persistence.session_mapper import item_embedded_sessions
+from persistence.single_write import WRITE_ID
 from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
 

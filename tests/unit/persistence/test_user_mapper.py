@@ -19,8 +19,8 @@ from tests.builders import T0, new_user, password_reset, session, state_of
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins", "FailedGuesses",
-    "SchemaVersion", "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
+    "FailedGuesses", "SchemaVersion", "EventSeq",
 }  # fmt: skip
 
 
