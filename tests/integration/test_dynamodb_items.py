@@ -25,7 +25,7 @@ CLEAR_PASSWORD = "correct horse battery staple"
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
     "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
-    "SchemaVersion", "EventSeq",
+    "FailedGuesses", "SchemaVersion", "EventSeq",
 }  # fmt: skip
 SESSION_ATTRIBUTES = {
     "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
