@@ -113,6 +113,9 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
 
     markdown = (tmp_path / "results.md").read_text()
     assert "## Capacity units per RPC" in markdown
+    # The scale model of this run's units, as `make capacity` prints it.
+    scale = markdown.split("## Scale model", 1)[1]
+    assert "| Users | " in scale and "| UserSessions | " in scale and "| **all** | " in scale
     assert markdown in stdout
     for name in ("GetUser", "GetUserByEmail", "ListUsers", "RegisterUser", "Authenticate"):
         assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name
