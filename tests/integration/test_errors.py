@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.validate import ParamValidationDecorator
 
 from domain.errors import (
     EmailAlreadyRegistered,
@@ -17,7 +18,7 @@ from domain.errors import (
     VersionConflict,
 )
 from domain.values import UserId
-from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
+from persistence.dynamodb_client import USER_AGENT, DynamoDbOptions, open_dynamodb_client
 from persistence.errors import Check, WriteCheck, transaction_error, translated
 from persistence.readiness import check_ready
 from persistence.schema import TableNames
@@ -217,3 +218,38 @@ async def test_a_transaction_that_stays_throttled_ends_as_storage_unavailable() 
         await apply_writes(client, [write])
 
     assert landed == []
+
+
+async def test_the_client_sends_without_validating_parameters_with_a_fixed_user_agent(
+    dynamodb_client: Any,
+) -> None:
+    config = dynamodb_client.meta.config
+    # botocore wraps the serializer in its validator unless parameter_validation is off.
+    assert not isinstance(dynamodb_client._serializer, ParamValidationDecorator)
+    assert config._supplied_user_agent == USER_AGENT  # sent as is, not rebuilt per request
+    assert config.request_checksum_calculation == "when_required"
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"Key": {"Id": {"S": ""}}},  # a key attribute may not be empty
+        {"Key": {"Id": {"S": "a"}}, "ReturnConsumedCapacity": "SOMETIMES"},  # not in the enum
+        {"Key": {"Id": {"S": "a"}}, "ProjectionExpression": ""},
+    ],
+)
+async def test_a_bad_parameter_is_refused_by_dynamodb_as_a_validation_error(
+    dynamodb_client: Any, table_names: TableNames, request_fields: dict[str, Any]
+) -> None:
+    # Without botocore's parameter validation (persistence.dynamodb_client), a malformed request
+    # is sent and refused by DynamoDB: a ValidationException, mapped to a StorageError. (moto,
+    # unlike DynamoDB, does not refuse an AttributeValue of the wrong JSON type.)
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+    with pytest.raises(StorageError) as refused, translated("GetItem"):
+        await dynamodb_client.get_item(TableName=table_names.users, **request_fields)
+
+    assert str(refused.value) == "DynamoDB GetItem failed (ValidationException)"
+    cause = refused.value.__cause__
+    assert isinstance(cause, ClientError)
+    assert cause.response["Error"]["Code"] == "ValidationException"
