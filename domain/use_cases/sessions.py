@@ -335,3 +335,22 @@ async def _notify_lock(
     notice = await retry_on_conflict(record)
     if notice is not None:
         await notices.notifier.send_lock_notice(notice)
+
+
+async def session_in_force(
+    uow: UnitOfWork, clock: Clock, policy: AuthPolicy, *, user_id: str, session_id: str
+) -> bool:
+    """Whether the session an access token names is still in force: its user exists and is
+    active, and the session is of the user's current epoch and not expired. A token outlives
+    what ended its session (a logout, a password change, a disable) by up to its lifetime
+    unless a verifier asks this; two strongly consistent reads."""
+    try:
+        parsed = UserId.parse(user_id)
+    except InvalidValue:
+        return False
+    async with uow:
+        user = await uow.users.get_by_id(parsed)
+        if user is None or user.status is not UserStatus.ACTIVE:
+            return False
+        session = await uow.sessions.get(user, session_id)
+    return session is not None and session.is_live(clock(), policy.sessions.idle_lifetime)

@@ -27,7 +27,7 @@ from domain.events import (
 from domain.policies import AuthPolicy, SessionPolicy
 from domain.secret_tokens import issue_token, parse_token
 from domain.use_cases import accounts
-from domain.use_cases.sessions import SessionTokens, logout, logout_all
+from domain.use_cases.sessions import SessionTokens, logout, logout_all, session_in_force
 from domain.user import User
 from domain.values import Password, UserId
 from tests.fakes import FakePasswordHasher
@@ -584,3 +584,52 @@ async def test_concurrent_sign_ins_never_hold_more_sessions_than_the_limit() -> 
     live = kit.sessions(user)
     assert len(live) <= 3
     assert {s.session_id for s in live} <= {t.session_id for t in signed_in}
+
+
+# --- session_in_force: what a user token's sid is checked against ------------------------------
+
+
+async def in_force(kit: AuthKit, tokens: SessionTokens, user_id: str | None = None) -> bool:
+    return await session_in_force(
+        kit.uow(),
+        kit.clock,
+        kit.policy,
+        user_id=user_id or tokens.user.id.value,
+        session_id=tokens.session_id,
+    )
+
+
+async def test_a_session_is_in_force_until_it_is_logged_out(kit: AuthKit) -> None:
+    await kit.add_user()
+    tokens, other = await kit.sign_in(), await kit.sign_in()
+    assert await in_force(kit, tokens)
+
+    await logout(kit.uow(), kit.clock, refresh_token=tokens.refresh_token)
+
+    assert not await in_force(kit, tokens)
+    assert await in_force(kit, other)
+
+
+async def test_no_session_is_in_force_after_logout_all_or_disable(kit: AuthKit) -> None:
+    user = await kit.add_user()
+    first = await kit.sign_in()
+    await logout_all(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
+    assert not await in_force(kit, first)
+
+    second = await kit.sign_in()
+    assert await in_force(kit, second)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
+    assert not await in_force(kit, second)
+
+
+async def test_an_idle_session_is_not_in_force_and_a_malformed_or_unknown_user_is_none(
+    kit: AuthKit,
+) -> None:
+    await kit.add_user()
+    tokens = await kit.sign_in()
+    assert not await in_force(kit, tokens, user_id="not-a-uuid")
+    assert not await in_force(kit, tokens, user_id=str(UserId.new()))
+
+    kit.later(seconds=kit.policy.sessions.idle_lifetime.total_seconds())
+
+    assert not await in_force(kit, tokens)
