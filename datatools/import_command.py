@@ -10,6 +10,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TextIO
 
 from datatools.command_support import (
@@ -104,7 +105,12 @@ async def _import(
 
     async def one(client: Any, number: int, record: UserRecord) -> None:
         try:
-            result = await import_user(client, tables, record.user)
+            result = await import_user(
+                client,
+                tables,
+                record.user,
+                session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
+            )
         except (ValueError, KeyError, TypeError) as error:  # newer schema, or not a user item
             tally.problem(f"line {number}: user {record.user_id}: refused: {error}")
         except DomainError as error:

@@ -1,8 +1,10 @@
-"""``user-service migrate``: every user item of an older schema upgraded in place, while serving."""
+"""``user-service migrate``: every user item of an older schema upgraded in place (its sessions
+moved to items of their own), while serving."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from datatools.command_support import EXIT_OK, listed, open_client
 from datatools.progress import Progress
@@ -39,7 +41,12 @@ async def _migrate(
         total = await estimated_user_count(client, tables)
         progress = Progress("migrate", unit="items", total=total)
         report = await migrate_table(
-            client, tables, dry_run=dry_run, page_size=page_size, on_item=progress.advance
+            client,
+            tables,
+            dry_run=dry_run,
+            page_size=page_size,
+            on_item=progress.advance,
+            session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
         )
     progress.finish()
     return report

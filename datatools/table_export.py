@@ -1,4 +1,6 @@
-"""Reads every user, upgraded to the current schema, with the email guard it should have.
+"""Reads every user, upgraded to the current schema, with the email guard it should have and its
+sessions of the current epoch (held in the exported item's ``Sessions``, as schema version 2 held
+them, so that an export file keeps one line per user whatever the schema).
 
 A consistent Scan of the users table, page after page in key order, and for each user a
 consistent GetItem of its guard. It is not a point-in-time snapshot (DynamoDB has none for a
@@ -21,7 +23,8 @@ from typing import Any
 from datatools.file_format import UserRecord, guard_of
 from persistence.errors import translated
 from persistence.item_upgrades import item_schema_version, upgrade_item
-from persistence.schema import SCHEMA_VERSION, TableNames
+from persistence.schema import SCHEMA_VERSION, TableNames, session_prefix
+from persistence.session_mapper import item_to_session, session_to_embedded
 
 Item = dict[str, Any]
 
@@ -106,7 +109,34 @@ async def _record(
     if item_schema_version(item) > SCHEMA_VERSION:
         report.newer_schema.append(item["Id"]["S"])
         return UserRecord(user=item, guard=guard, guard_problem=problem)
-    return UserRecord(user=upgrade_item(item), guard=guard, guard_problem=problem)
+    user = upgrade_item(item)
+    if "Sessions" not in user:
+        async with reads:
+            user = {**user, "Sessions": await _sessions_of(client, tables, user)}
+    return UserRecord(user=user, guard=guard, guard_problem=problem)
+
+
+async def _sessions_of(client: Any, tables: TableNames, user: Item) -> Item:
+    """The user's sessions of its current epoch, as the file holds them in the user item."""
+    epoch = int(user["SessionEpoch"]["N"])
+    request: dict[str, Any] = {
+        "TableName": tables.sessions,
+        "KeyConditionExpression": "#user = :user AND begins_with(#key, :epoch)",
+        "ExpressionAttributeNames": {"#user": "UserId", "#key": "SessionKey"},
+        "ExpressionAttributeValues": {
+            ":user": user["Id"],
+            ":epoch": {"S": session_prefix(epoch)},
+        },
+        "ConsistentRead": True,
+    }
+    sessions = []
+    while True:
+        with translated("Query"):
+            response = await client.query(**request)
+        sessions += [item_to_session(item) for item in response.get("Items", [])]
+        if "LastEvaluatedKey" not in response:
+            return {"L": [session_to_embedded(session) for session in sessions]}
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def _guard_problem(stored: Item | None, expected: Item) -> str | None:

@@ -8,7 +8,8 @@ decides: the same revision is already there, a higher one (or a newer schema) is
 one is replaced by a second transaction conditional on exactly that stored revision, which also
 deletes the stored user's old guard when the email differs (else that guard would lock the old
 address forever). A guard that names another user cancels the whole user: a conflict to settle
-by hand. Re-running an import therefore changes nothing.
+by hand. Re-running an import therefore changes nothing. The sessions a file's user item holds
+go to the sessions table in the same transaction, after those items (reasons[3:]).
 
 Event numbers: the item's ``EventSeq`` says where the user's next domain event is numbered from.
 The target's events table may already hold events of this id with higher numbers (the user lived
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -29,9 +31,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from datatools.conflict_retry import retrying_conflicts
 from datatools.file_format import guard_of
 from domain.errors import StorageUnavailable
+from domain.policies import SessionPolicy
 from persistence.errors import cancellation_reasons, to_storage_error
 from persistence.item_upgrades import item_schema_version, upgrade_item
 from persistence.schema import SCHEMA_VERSION, TableNames
+from persistence.session_mapper import item_embedded_sessions, session_to_item
 from persistence.transaction import new_request_token
 
 Item = dict[str, Any]
@@ -77,12 +81,29 @@ class _Stored:
     drop_old_guard: bool = True
 
 
-async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResult:
+async def import_user(
+    client: Any,
+    tables: TableNames,
+    item: Item,
+    *,
+    session_idle_lifetime: timedelta = SessionPolicy.idle_lifetime,
+) -> ImportResult:
     """Writes ``item`` (upgraded to the current schema) and its guard, or says why not.
 
-    ValueError for an item of a newer schema than this code's (nothing is written).
+    The sessions the item holds (``Sessions``) are written as items of the sessions table in the
+    same transaction (their ExpireAt set by ``session_idle_lifetime``), and the user item is
+    written without them. ValueError for an item of a newer schema than this code's (nothing is
+    written).
     """
     item = upgrade_item(item)
+    sessions = [
+        {"Put": {"TableName": tables.sessions, "Item": session_item}}
+        for session_item in (
+            session_to_item(item["Id"]["S"], session, idle_lifetime=session_idle_lifetime)
+            for session in item_embedded_sessions(item)
+        )
+    ]
+    item = {k: v for k, v in item.items() if k != "Sessions"}
     user_id = item["Id"]["S"]
     revision = int(item["Revision"]["N"])
     taken = await _last_event_number(client, tables, user_id)
@@ -90,7 +111,7 @@ async def import_user(client: Any, tables: TableNames, item: Item) -> ImportResu
         item = {**item, "EventSeq": {"N": str(taken)}}
     stored: _Stored | None = None
     for _ in range(IMPORT_ATTEMPTS):
-        items = _transaction(tables, item, stored)
+        items = _transaction(tables, item, stored) + sessions
         try:
             await retrying_conflicts(partial(_transact, client, items), f"importing user {user_id}")
             return ImportResult(Outcome.CREATED if stored is None else Outcome.REPLACED_OLDER)

@@ -7,6 +7,11 @@ revision and changes nothing a caller sees, so a service write racing with it ei
 first (the migrate write fails, the stored item comes back with the failure and is found
 current, or is upgraded in turn) or lands after, on the upgraded item, whose revision is the
 one the service read. No update is lost either way. Items of a newer schema are left alone.
+
+A user item that holds sessions (``Sessions``, schema version 2) is upgraded without them, and
+its sessions are put as items of the sessions table (at the item's epoch, 0) in the same
+TransactWriteItems, under the same condition on the user item: the move happens whole or not at
+all, and a service write racing with it cancels it (the item is then read again, as above).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -22,9 +28,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datatools.conflict_retry import retrying_conflicts
 from domain.errors import StorageUnavailable
-from persistence.errors import error_code, to_storage_error, translated
+from domain.policies import SessionPolicy
+from domain.values import Session
+from persistence.errors import cancellation_reasons, error_code, to_storage_error, translated
 from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
 from persistence.schema import SCHEMA_VERSION, TableNames
+from persistence.session_mapper import item_embedded_sessions, session_to_item
+from persistence.transaction import new_request_token
 
 Item = dict[str, Any]
 
@@ -61,8 +71,10 @@ async def migrate_table(
     dry_run: bool = False,
     page_size: int | None = None,
     on_item: Callable[[], None] | None = None,
+    session_idle_lifetime: timedelta = SessionPolicy.idle_lifetime,
 ) -> MigrationReport:
-    """Upgrades every item of the users table that needs it; ``on_item()`` after each item."""
+    """Upgrades every item of the users table that needs it; ``on_item()`` after each item.
+    ``session_idle_lifetime`` sets the ExpireAt (TTL) of the session items it moves."""
     report = MigrationReport(dry_run=dry_run)
     request: dict[str, Any] = {"TableName": tables.users, "ConsistentRead": True}
     if page_size is not None:
@@ -71,7 +83,7 @@ async def migrate_table(
 
     async def one(item: Item) -> None:
         async with writes:
-            result = await _migrate_item(client, tables, item, report)
+            result = await _migrate_item(client, tables, item, report, session_idle_lifetime)
         if result is _Result.UPGRADED:
             report.upgraded += 1
         elif result is _Result.CURRENT:
@@ -95,36 +107,71 @@ async def migrate_table(
 
 
 async def _migrate_item(
-    client: Any, tables: TableNames, item: Item, report: MigrationReport
+    client: Any, tables: TableNames, item: Item, report: MigrationReport, idle: timedelta
 ) -> _Result:
     for _ in range(MIGRATE_ATTEMPTS):
         if item_schema_version(item) > SCHEMA_VERSION:
             return _Result.NEWER
-        if not needs_upgrade(item):
+        if not needs_upgrade(item) and "Sessions" not in item:
             return _Result.CURRENT
         if report.dry_run:
             return _Result.UPGRADED
+        held = item_embedded_sessions(item)
+        upgraded = {k: v for k, v in upgrade_item(item).items() if k != "Sessions"}
+        put: dict[str, Any] = {
+            "TableName": tables.users,
+            "Item": upgraded,
+            **_unchanged_since_read(item),
+        }
+        what = f"upgrading user {item['Id']['S']}"
         try:
-            put = partial(
-                client.put_item,
-                TableName=tables.users,
-                Item=upgrade_item(item),
-                **_unchanged_since_read(item),
-            )
-            await retrying_conflicts(put, f"upgrading user {item['Id']['S']}")
+            if held:
+                moves = [_session_put(tables, item["Id"]["S"], s, idle) for s in held]
+                items = [{"Put": put}, *moves]
+                await retrying_conflicts(partial(_transact, client, items), what)
+            else:
+                await retrying_conflicts(partial(client.put_item, **put), what)
             return _Result.UPGRADED
         except (ClientError, BotoCoreError) as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise to_storage_error(error, "PutItem") from error
-            assert isinstance(error, ClientError)
+            stored = _stored_if_changed(error)
+            if stored is _NOT_CHANGED:
+                raise to_storage_error(
+                    error, "TransactWriteItems" if held else "PutItem"
+                ) from error
             report.changed_concurrently += 1
-            # cast: with ReturnValuesOnConditionCheckFailure=ALL_OLD the failure carries the stored
-            # item (absent if it was deleted); botocore-stubs' error response does not declare it.
-            stored = cast("Item | None", error.response.get("Item"))
             if not stored:
                 return _Result.DELETED
-            item = stored
+            item = cast(Item, stored)
     raise StorageUnavailable(f"user {item['Id']['S']} kept changing; run migrate again")
+
+
+# What _stored_if_changed says of an error that is no failed condition on the user item.
+_NOT_CHANGED: Any = object()
+
+
+def _stored_if_changed(error: BaseException) -> Any:
+    """The stored user item (None: deleted) when the write failed because the user item changed
+    since it was read; _NOT_CHANGED for any other error."""
+    if not isinstance(error, ClientError):
+        return _NOT_CHANGED
+    # With ReturnValuesOnConditionCheckFailure=ALL_OLD the failure carries the stored item
+    # (absent if it was deleted); botocore-stubs' error response does not declare it.
+    if error_code(error) == "ConditionalCheckFailedException":
+        return cast("Item | None", error.response.get("Item"))
+    reasons = cancellation_reasons(error)
+    if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+        return cast("Item | None", reasons[0].get("Item"))
+    return _NOT_CHANGED
+
+
+async def _transact(client: Any, items: list[Item]) -> None:
+    # A new token each time: a cancelled transaction is definite, and this is a new attempt.
+    await client.transact_write_items(TransactItems=items, ClientRequestToken=new_request_token())
+
+
+def _session_put(tables: TableNames, user_id: str, session: Session, idle: timedelta) -> Item:
+    item = session_to_item(user_id, session, idle_lifetime=idle)
+    return {"Put": {"TableName": tables.sessions, "Item": item}}
 
 
 def _unchanged_since_read(item: Item) -> dict[str, Any]:

@@ -95,6 +95,16 @@ class SessionRevoked(DomainEvent):
 
 
 @dataclass(frozen=True)
+class SessionsRevoked(DomainEvent):
+    """Every session of the user ended at once (but ``kept_session_id``, when one was kept);
+    ``sessions_ended`` of them were live. Their refresh tokens no longer work."""
+
+    reason: SessionEndReason
+    sessions_ended: int
+    kept_session_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AccountLocked(DomainEvent):
     """Too many failed sign-ins: sign-in is refused until ``locked_until``."""
 
@@ -126,6 +136,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         PasswordResetRequested,
         SessionStarted,
         SessionRevoked,
+        SessionsRevoked,
         AccountLocked,
         UserDisabled,
         UserEnabled,

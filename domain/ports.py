@@ -1,4 +1,5 @@
-"""Ports of the use cases: repository, unit of work, event log, hasher, tokens, notifier, clock."""
+"""Ports of the use cases: repositories, unit of work, event log, hasher, tokens, notifier,
+clock."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from typing import Any, Protocol
 
 from domain.errors import UserNotFound
 from domain.events import RecordedEvent
-from domain.secret_tokens import TokenLookup
 from domain.user import User
-from domain.values import Email, Password, UserId
+from domain.values import Email, Password, Session, UserId
 
 Clock = Callable[[], datetime]
 
@@ -63,15 +63,6 @@ class UserRepository(abc.ABC):
         for user in found.values():
             self._remember(user)
         return found
-
-    async def get_by_refresh_token(self, token: TokenLookup) -> User | None:
-        """The user a session of whom holds (or recently held) the token; None otherwise.
-
-        The token carries its user's id, so this is one strongly consistent read by key:
-        it works the instant after sign-in, whereas RefreshTokenIndex (a GSI) may lag.
-        """
-        user = await self.get_by_id(token.user_id)
-        return user if user is not None and user.holds_token(token.token_hash) else None
 
     async def list_page(self, limit: int, after: UserId | None) -> StoredUserPage:
         page = await self._list_page(limit, after)
@@ -131,6 +122,46 @@ class UserRepository(abc.ABC):
     async def _delete(self, user: User, stored_email: Email) -> None: ...
 
 
+class SessionRepository(abc.ABC):
+    """A user's sessions, each stored on its own (not in the user's record), by user and by
+    (epoch, session id): reading or rotating one costs the same however many the user holds.
+
+    Reads are strongly consistent and see only the user's current session epoch (as read with
+    the user): sessions of earlier epochs are over and are never returned. Writes are staged on
+    the unit of work and land in the same atomic write as the users'. Every write that adds or
+    drops a session goes with a write of its user (``users.update``), whose revision check
+    serializes them; a rotation alone is one conditional write on the session, which fails with
+    ConcurrentWrite unless the session still holds the token it rotates away.
+    """
+
+    @abc.abstractmethod
+    async def current(self, user: User) -> list[Session]:
+        """Every session of the user's current epoch, expired ones included."""
+
+    @abc.abstractmethod
+    async def get(self, user: User, session_id: str) -> Session | None:
+        """The session of the user's current epoch with this id; None if there is none."""
+
+    @abc.abstractmethod
+    async def add(self, user: User, session: Session) -> None:
+        """Stage a new session (of the user's epoch)."""
+
+    @abc.abstractmethod
+    async def remove(self, user: User, session: Session) -> None:
+        """Stage dropping a session (as read)."""
+
+    @abc.abstractmethod
+    async def rotate(self, user: User, before: Session, after: Session) -> None:
+        """Stage replacing ``before`` (as read) by ``after``, the same session with a new token;
+        it lands only if the stored session still holds ``before``'s token."""
+
+    @abc.abstractmethod
+    async def move(self, user: User, before: Session, after: Session) -> None:
+        """Stage moving a session to another epoch (``after.epoch``): the session kept when all
+        the others end. It lands only if the stored session still holds ``before``'s token (a
+        refresh in between fails it with ConcurrentWrite: read again)."""
+
+
 class UnitOfWork(abc.ABC):
     """Atomic changes: ``async with uow: ...; await uow.commit()``; what is not committed is
     dropped when the block ends.
@@ -151,6 +182,7 @@ class UnitOfWork(abc.ABC):
     """
 
     users: UserRepository
+    sessions: SessionRepository
 
     async def __aenter__(self) -> UnitOfWork:
         return self

@@ -1,8 +1,10 @@
 """Secret tokens (refresh, password reset): made, parsed, compared; stored only as hashes.
 
-A token reads ``<user id>.<secret>``: the user id is its lookup key, so finding the account
-needs one strongly consistent read by id and never an eventually consistent index; the
-secret carries 256 random bits. Only the SHA-256 of the whole token is ever stored.
+A reset token reads ``<user id>.<secret>``, a refresh token ``<user id>.<session id>.<secret>``:
+the ids are its lookup keys, so finding the account (and the session) needs strongly consistent
+reads by key and never an eventually consistent index; the secret carries 256 random bits. Refresh
+tokens issued before sessions had their own items have no session id, and still parse (their
+``session_id`` is None). Only the SHA-256 of the whole token is ever stored.
 """
 
 from __future__ import annotations
@@ -32,14 +34,18 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class TokenLookup:
-    """A presented token reduced to what may be looked up and compared: its user and its hash."""
+    """A presented token reduced to what may be looked up and compared: its user, its session
+    (None for a reset token and for a refresh token of the older form) and its hash."""
 
     user_id: UserId
     token_hash: str
+    session_id: str | None = None
 
 
-def issue_token(user_id: UserId) -> IssuedToken:
-    value = f"{user_id.value}.{secrets.token_urlsafe(SECRET_BYTES)}"
+def issue_token(user_id: UserId, session_id: str | None = None) -> IssuedToken:
+    """A new token of ``user_id`` (a refresh token names its ``session_id`` too)."""
+    keys = user_id.value if session_id is None else f"{user_id.value}.{session_id}"
+    value = f"{keys}.{secrets.token_urlsafe(SECRET_BYTES)}"
     return IssuedToken(value=value, token_hash=hash_token(value))
 
 
@@ -52,14 +58,18 @@ def parse_token(raw: str) -> TokenLookup:
     text = raw.strip()
     if not text:
         raise InvalidValue("must not be empty")
-    user_part, dot, secret = text.partition(".")
-    if not dot or not secret or len(text) > _MAX_TOKEN_LENGTH or not text.isascii():
+    parts = text.split(".")
+    if len(parts) not in (2, 3) or not all(parts) or len(text) > _MAX_TOKEN_LENGTH:
+        raise InvalidValue("is not a token this service issued")
+    if not text.isascii():
         raise InvalidValue("is not a token this service issued")
     try:
-        user_id = UserId.parse(user_part)
+        user_id = UserId.parse(parts[0])
+        # A session id is a UUID too; held in the canonical form the service issued.
+        session_id = UserId.parse(parts[1]).value if len(parts) == 3 else None
     except InvalidValue:
         raise InvalidValue("is not a token this service issued") from None
-    return TokenLookup(user_id=user_id, token_hash=hash_token(text))
+    return TokenLookup(user_id=user_id, token_hash=hash_token(text), session_id=session_id)
 
 
 def same_hash(stored: str | None, presented: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from domain.events import (
     ProfileUpdated,
     SessionEndReason,
     SessionRevoked,
+    SessionsRevoked,
     SessionStarted,
     UserDeleted,
     UserDisabled,
@@ -29,6 +31,11 @@ from domain.events import (
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
+
+# The most sessions one sign-in ends (evicted and expired ones); expired ones beyond it end at a
+# later sign-in (they are over already). Each costs a delete and an event in the sign-in's write,
+# which must stay under DynamoDB's 100 items per transaction.
+MAX_ENDED_AT_SIGN_IN = 48
 
 
 class UserStatus(enum.Enum):
@@ -65,9 +72,12 @@ class User:
     created_at: datetime
     updated_at: datetime
     version: int = 0
-    sessions: tuple[Session, ...] = ()
+    # Sessions of another epoch are over (see start_session); moved on to end them all at once.
+    session_epoch: int = 0
     password_reset: PasswordReset | None = None
     failed_logins: int = 0  # in a row, since the last sign-in or password change
+    # Of those, the wrong passwords tried outside a wait: they alone lengthen the waits.
+    failed_guesses: int = 0
     locked_until: datetime | None = None
     # When security mail last went to this user's address, oldest first: only those still inside
     # the policy's window are kept (see may_send_security_mail).
@@ -148,7 +158,28 @@ class User:
             return None
         return self.locked_until - now
 
-    def record_failed_login(
+    def record_failed_login(self, now: datetime, policy: LockoutPolicy) -> bool:
+        """Count a failed attempt: a wrong password, or any password while sign-in is refused;
+        whether it is the one that begins a lock-out (then ``notify_lock`` follows, after the
+        reply).
+
+        After the ``max_failures``-th wrong password in a row each further one makes the next
+        attempt wait ``policy.delay_after(guesses)``. An attempt during a wait is refused, and
+        counted, but it tested no password, so it neither lengthens the waits nor moves the
+        running one: hammering a locked account does not keep its owner out any longer.
+        """
+        self.failed_logins += 1
+        if self.lock_remaining(now) is not None:
+            return False
+        self.failed_guesses += 1
+        delay = policy.delay_after(self.failed_guesses)
+        if delay is None:
+            return False
+        self.locked_until = now + delay
+        # The threshold is crossed once per run of failures: one notice, however many follow.
+        return self.failed_guesses == policy.max_failures
+
+    def notify_lock(
         self,
         now: datetime,
         policy: LockoutPolicy,
@@ -156,23 +187,12 @@ class User:
         reset_lifetime: timedelta,
         mail: SecurityMailPolicy,
     ) -> IssuedToken | None:
-        """Count a failed attempt: a wrong password, or any password while sign-in is refused.
-
-        The ``max_failures``-th failure in a row and each one after it refuse the next attempt
-        for ``policy.delay_after(failures)``; attempts during that delay count (so the next delay
-        is longer) but do not push its end further. The failure that reaches ``max_failures``
-        begins a lock-out: AccountLocked, and for an active account a new reset token, returned
-        so that the owner can be told (with the link) once this change is stored, unless the
-        security mail limit (``mail``) holds it back: then the link mailed last stays valid.
-        """
-        refused = self.lock_remaining(now) is not None
-        self.failed_logins += 1
-        delay = policy.delay_after(self.failed_logins)
-        if not refused and delay is not None:
-            self.locked_until = now + delay
-        if self.failed_logins != policy.max_failures or self.locked_until is None:
+        """Record that the run of failures which reached ``max_failures`` locked the account
+        (AccountLocked), and for an active account issue a reset token for the lock notice,
+        unless the security mail limit (``mail``) holds it back: then the link mailed last stays
+        valid. Nothing when that run has ended since (a sign-in succeeded, or a reset)."""
+        if self.failed_guesses < policy.max_failures or self.locked_until is None:
             return None
-        # The threshold is crossed once per run of failures: one notice, however many follow.
         self._record(AccountLocked(self.id.value, now, locked_until=self.locked_until))
         if self.status is not UserStatus.ACTIVE:
             return None  # a disabled account gets no reset link (disable() voids any)
@@ -182,46 +202,62 @@ class User:
         return self.request_password_reset(now, reset_lifetime)
 
     def record_successful_login(self) -> None:
-        self.failed_logins, self.locked_until = 0, None
+        self.failed_logins, self.failed_guesses, self.locked_until = 0, 0, None
 
     # --- sessions ----------------------------------------------------------------------------
+    # Sessions are not held in the user's record: a use case reads the ones it needs (the
+    # SessionRepository port) and hands them in; these methods decide, record the events, and
+    # say which sessions to store or drop. A session is live only in the user's current
+    # ``session_epoch``: ending them all moves the epoch on, whatever their number.
 
-    def start_session(self, now: datetime, policy: SessionPolicy) -> tuple[Session, IssuedToken]:
-        """A new session with a fresh refresh token; beyond the limit the oldest session ends.
-
-        Sessions found expired end here too (SessionRevoked EXPIRED), and those ended to make
-        room are EVICTED.
-        """
-        token = issue_token(self.id)
+    def start_session(
+        self, now: datetime, policy: SessionPolicy, current: Sequence[Session]
+    ) -> SessionStart:
+        """A new session with a fresh refresh token, given the sessions of the current epoch;
+        beyond the limit the oldest live session ends (EVICTED), and those found expired end too
+        (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in)."""
+        session_id = str(uuid.uuid4())
+        token = issue_token(self.id, session_id)
         session = Session(
-            session_id=str(uuid.uuid4()),
+            session_id=session_id,
             token_hash=token.token_hash,
             created_at=now,
             expires_at=now + policy.absolute_lifetime,
             last_used_at=now,
+            epoch=self.session_epoch,
         )
-        live = self._live_sessions(now, policy)
-        for ended in self.sessions:
-            if ended not in live:
-                self._record_revoked(ended.session_id, SessionEndReason.EXPIRED, now)
-        kept = sorted(live, key=lambda s: s.created_at)
-        evicted = kept[: max(len(kept) - policy.max_sessions + 1, 0)]
+        mine = [s for s in current if s.epoch == self.session_epoch]
+        live = sorted(
+            (s for s in mine if s.is_live(now, policy.idle_lifetime)), key=lambda s: s.created_at
+        )
+        evicted = live[: max(len(live) - policy.max_sessions + 1, 0)]
+        expired = [s for s in mine if not s.is_live(now, policy.idle_lifetime)]
+        expired = expired[: max(MAX_ENDED_AT_SIGN_IN - len(evicted), 0)]
+        for ended in expired:
+            self._record_revoked(ended.session_id, SessionEndReason.EXPIRED, now)
         for ended in evicted:
             self._record_revoked(ended.session_id, SessionEndReason.EVICTED, now)
-        self.sessions = (*kept[len(evicted) :], session)
         self._record(SessionStarted(self.id.value, now, session_id=session.session_id))
-        return session, token
+        return SessionStart(session, token, ended=(*expired, *evicted))
 
     def refresh_session(
-        self, presented: TokenLookup, now: datetime, policy: SessionPolicy
+        self,
+        session: Session | None,
+        presented: TokenLookup,
+        now: datetime,
+        policy: SessionPolicy,
     ) -> RefreshOutcome:
-        """Rotate the session ``presented`` belongs to, or tell why not (see RefreshOutcome)."""
-        session = self._session_holding(presented.token_hash)
-        if session is None:
+        """Rotate ``session`` (the one ``presented`` names, as stored; None when there is none),
+        or tell why not (see RefreshOutcome)."""
+        if (
+            session is None
+            or session.epoch != self.session_epoch
+            or not _holds(session, presented.token_hash)
+        ):
             return RefreshOutcome(RefreshResult.UNKNOWN)
         if not session.is_live(now, policy.idle_lifetime):
-            self._end_session(session.session_id, SessionEndReason.EXPIRED, now)
-            return RefreshOutcome(RefreshResult.EXPIRED)
+            self._record_revoked(session.session_id, SessionEndReason.EXPIRED, now)
+            return RefreshOutcome(RefreshResult.EXPIRED, previous=session)
         if same_hash(session.token_hash, presented.token_hash):
             return self._rotate(session, now, policy)
         in_grace = (
@@ -234,37 +270,55 @@ class User:
             # two token chains, and the token it retires would then look stolen to the next caller.
             return RefreshOutcome(RefreshResult.RACED)
         # An exchanged token is back after the grace: someone holds a copy. End the session.
-        self._end_session(session.session_id, SessionEndReason.TOKEN_REUSED, now)
-        return RefreshOutcome(RefreshResult.REUSED)
+        self._record_revoked(session.session_id, SessionEndReason.TOKEN_REUSED, now)
+        return RefreshOutcome(RefreshResult.REUSED, previous=session)
 
-    def end_session_holding(self, token_hash: str, now: datetime) -> bool:
-        """Log out the session that holds (or held) this token; whether there was one."""
-        session = self._session_holding(token_hash)
-        if session is None:
-            return False
-        self._end_session(session.session_id, SessionEndReason.LOGOUT, now)
-        return True
+    def session_holding(self, current: Sequence[Session], token_hash: str) -> Session | None:
+        """The session of the current epoch that holds (or recently held) this token."""
+        found = None
+        for session in current:  # no early exit: the time taken does not depend on a match
+            if _holds(session, token_hash) and session.epoch == self.session_epoch:
+                found = session
+        return found
+
+    def end_session(self, session: Session, reason: SessionEndReason, now: datetime) -> None:
+        """Record that ``session`` ends (the caller drops it from the store)."""
+        self._record_revoked(session.session_id, reason, now)
 
     def end_sessions(
         self,
         now: datetime,
+        policy: SessionPolicy,
+        current: Sequence[Session],
         reason: SessionEndReason = SessionEndReason.LOGOUT_ALL,
         *,
         keep_session_id: str | None = None,
-    ) -> int:
-        """End every session but ``keep_session_id``, for ``reason``; how many ended."""
-        ended = [s for s in self.sessions if s.session_id != keep_session_id]
-        for session in ended:
-            self._end_session(session.session_id, reason, now)
-        return len(ended)
-
-    def holds_token(self, token_hash: str) -> bool:
-        """Whether some session holds, or recently held, this refresh token."""
-        return self._session_holding(token_hash) is not None
-
-    def newest_session(self) -> Session | None:
-        """The session whose token was issued last."""
-        return max(self.sessions, key=lambda s: s.last_used_at, default=None)
+    ) -> SessionsEnded:
+        """End every session but ``keep_session_id``, for ``reason``, by moving the session epoch
+        on; ``current``: the sessions of the current epoch, to count those that were live. The
+        kept session moves to the new epoch. Nothing changes when no live session would end."""
+        live = [
+            s
+            for s in current
+            if s.epoch == self.session_epoch and s.is_live(now, policy.idle_lifetime)
+        ]
+        kept = next((s for s in live if s.session_id == keep_session_id), None)
+        ended = len(live) - (kept is not None)
+        if not ended:
+            return SessionsEnded(0)
+        self.session_epoch += 1
+        self._record(
+            SessionsRevoked(
+                self.id.value,
+                now,
+                reason=reason,
+                sessions_ended=ended,
+                kept_session_id=kept.session_id if kept else None,
+            )
+        )
+        if kept is None:
+            return SessionsEnded(ended)
+        return SessionsEnded(ended, kept, dataclasses.replace(kept, epoch=self.session_epoch))
 
     # --- password ----------------------------------------------------------------------------
 
@@ -292,11 +346,18 @@ class User:
         self._record(PasswordResetRequested(self.id.value, now, expires_at=now + lifetime))
         return token
 
-    def reset_password(self, presented: TokenLookup, password_hash: str, now: datetime) -> None:
+    def reset_password(
+        self,
+        presented: TokenLookup,
+        password_hash: str,
+        now: datetime,
+        policy: SessionPolicy,
+        current: Sequence[Session],
+    ) -> None:
         """Set a new password with a reset token; every session ends and any lock lifts."""
         self.check_reset_token(presented, now)
         self.change_password(password_hash, now, PasswordChangeReason.RESET)
-        self.end_sessions(now, SessionEndReason.PASSWORD_RESET)
+        self.end_sessions(now, policy, current, SessionEndReason.PASSWORD_RESET)
         self.record_successful_login()
 
     def check_reset_token(self, presented: TokenLookup, now: datetime) -> None:
@@ -330,13 +391,13 @@ class User:
 
     # --- administration ----------------------------------------------------------------------
 
-    def disable(self, now: datetime) -> None:
+    def disable(self, now: datetime, policy: SessionPolicy, current: Sequence[Session]) -> None:
         """Block sign-in and refresh: every session ends, and a pending reset is void."""
         if self.status is not UserStatus.DISABLED:
             self.status = UserStatus.DISABLED
             self._touch(now)
             self._record(UserDisabled(self.id.value, now))
-        self.end_sessions(now, SessionEndReason.USER_DISABLED)
+        self.end_sessions(now, policy, current, SessionEndReason.USER_DISABLED)
         self.password_reset = None
 
     def enable(self, now: datetime) -> None:
@@ -352,25 +413,6 @@ class User:
         self.updated_at = now
         self.touched = True
 
-    def _live_sessions(self, now: datetime, policy: SessionPolicy) -> list[Session]:
-        return [s for s in self.sessions if s.is_live(now, policy.idle_lifetime)]
-
-    def _session_holding(self, token_hash: str) -> Session | None:
-        found = None
-        for session in self.sessions:  # no early exit: the time taken does not depend on a match
-            hashes = (
-                session.token_hash,
-                session.previous_token_hash,
-                *session.retired_token_hashes,
-            )
-            if any([same_hash(stored, token_hash) for stored in hashes]):
-                found = session
-        return found
-
-    def _end_session(self, session_id: str, reason: SessionEndReason, now: datetime) -> None:
-        self.sessions = tuple(s for s in self.sessions if s.session_id != session_id)
-        self._record_revoked(session_id, reason, now)
-
     def _record_revoked(self, session_id: str, reason: SessionEndReason, now: datetime) -> None:
         self._record(SessionRevoked(self.id.value, now, session_id=session_id, reason=reason))
 
@@ -378,7 +420,7 @@ class User:
         self.events.append(event)
 
     def _rotate(self, session: Session, now: datetime, policy: SessionPolicy) -> RefreshOutcome:
-        token = issue_token(self.id)
+        token = issue_token(self.id, session.session_id)
         retired = session.retired_token_hashes
         if session.previous_token_hash is not None:
             retired = (*retired, session.previous_token_hash)[-policy.retired_tokens_kept :]
@@ -390,10 +432,13 @@ class User:
             rotated_at=now,
             retired_token_hashes=retired,
         )
-        self.sessions = tuple(
-            rotated if s.session_id == session.session_id else s for s in self.sessions
-        )
-        return RefreshOutcome(RefreshResult.ROTATED, rotated, token)
+        return RefreshOutcome(RefreshResult.ROTATED, rotated, token, previous=session)
+
+
+def _holds(session: Session, token_hash: str) -> bool:
+    """Whether the session holds, or held, the token (compared in constant time, every hash)."""
+    hashes = (session.token_hash, session.previous_token_hash, *session.retired_token_hashes)
+    return any([same_hash(stored, token_hash) for stored in hashes])
 
 
 class RefreshResult(enum.Enum):
@@ -408,8 +453,29 @@ class RefreshResult(enum.Enum):
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    """The result of a refresh attempt and, when rotated, the session and its new token."""
+    """The result of a refresh attempt and, when rotated, the session and its new token;
+    ``previous``: the session as it was stored, when it is rotated or ended."""
 
     result: RefreshResult
     session: Session | None = None
     token: IssuedToken | None = None
+    previous: Session | None = None
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """A sign-in's new session and its refresh token, and the sessions it ended (to drop)."""
+
+    session: Session
+    token: IssuedToken
+    ended: tuple[Session, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionsEnded:
+    """How many live sessions ``end_sessions`` ended, and the kept one as it was stored
+    (``kept``) and in the new epoch (``moved``)."""
+
+    count: int
+    kept: Session | None = None
+    moved: Session | None = None

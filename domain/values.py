@@ -157,6 +157,10 @@ class Session:
     within the reuse grace it is taken for a concurrent refresh that lost the race (refused,
     the session kept); later, or any of ``retired_token_hashes``, it is treated as stolen and
     ends the session.
+
+    ``epoch`` is the user's session epoch the session was opened in (or moved to): a session is
+    live only while it equals the user's ``session_epoch``, so moving that on ends every
+    session at once, without touching them.
     """
 
     session_id: str
@@ -167,9 +171,15 @@ class Session:
     previous_token_hash: str | None = None
     rotated_at: datetime | None = None
     retired_token_hashes: tuple[str, ...] = ()
+    epoch: int = 0
 
     def is_live(self, now: datetime, idle_lifetime: timedelta) -> bool:
-        return now < self.expires_at and now < self.last_used_at + idle_lifetime
+        return now < self.ends_at(idle_lifetime)
+
+    def ends_at(self, idle_lifetime: timedelta) -> datetime:
+        """When the session ends unless used again: its absolute end, or idle_lifetime after its
+        last use, whichever comes first."""
+        return min(self.expires_at, self.last_used_at + idle_lifetime)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,9 @@ class Check(enum.Enum):
     VERSION = "the stored user must not have changed since it was read"
     GUARD_OWNED = "the email guard, if any, must belong to this user"
     EVENT_SEQ_FREE = "no event of this user may have this sequence number yet"
+    SESSION_FREE = "the session must not exist yet"
+    SESSION_TOKEN = "the session must still hold the refresh token it rotates away"
+    SESSION_WRITE = "none (a session write without condition)"
 
 
 @dataclass(frozen=True)
@@ -169,4 +172,11 @@ def condition_failed(check: WriteCheck, old_item: dict[str, Any] | None) -> Doma
         # Sequence numbers continue from the EventSeq as read: a taken one means another writer
         # recorded events for this user since (its user write lands in the same transaction).
         return VersionConflict(check.expected_version)
+    if check.check is Check.SESSION_TOKEN:
+        # Another refresh with the same token rotated it first: the use case reads it again.
+        return ConcurrentWrite()
+    if check.check is Check.SESSION_FREE:
+        return StorageError("a session with this id already exists")
+    if check.check is Check.SESSION_WRITE:
+        return StorageError("a session write without condition failed its condition")
     return StorageError("the email guard belongs to another user; the tables are inconsistent")

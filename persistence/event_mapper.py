@@ -96,6 +96,14 @@ def _typed(annotation: object, value: Any) -> Any:
         if not isinstance(value, str):
             raise TypeError("expected a string")
         return value
+    if annotation == "str | None":
+        if value is not None and not isinstance(value, str):
+            raise TypeError("expected a string or null")
+        return value
+    if annotation == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError("expected an integer")
+        return value
     kind = _ENUMS.get(str(annotation))
     if kind is None:
         raise TypeError(f"no mapping for field type {annotation}")

@@ -15,6 +15,14 @@ Versions:
      still has it, it is ignored, and its ``FailedLogins`` and ``LockedUntil`` read as they are
      (a flat lock still running ends when it said). No new version: the layout is the same and
      code of either kind reads the other's items.
+  3  sessions in their own table (persistence.schema, ``UserSessions``), ended all at once by the
+     user's ``SessionEpoch`` (0 when absent). A version 2 item may hold ``Sessions`` (a list in
+     the item): they read as sessions of epoch 0 (persistence.user_mapper.item_embedded_sessions),
+     and the user's next write, or ``user-service migrate``, moves them to session items in the
+     same transaction as the user Put, which no longer has the attribute. Code of version 2
+     refuses a version 3 item (never overwriting it): a user written by version 3 errors on a
+     version 2 replica, so every replica runs version 3 before users are written by it
+     (docs/production.md).
 """
 
 from __future__ import annotations
@@ -63,5 +71,13 @@ def _v1_to_v2(item: Item) -> Item:
     return upgraded
 
 
+def _v2_to_v3(item: Item) -> Item:
+    # Sessions, if any, stay in the upgraded item: the repository moves them (see above).
+    upgraded = dict(item)
+    upgraded.setdefault("SessionEpoch", {"N": "0"})
+    upgraded["SchemaVersion"] = {"N": "3"}
+    return upgraded
+
+
 # _STEPS[n] turns an item of version n into one of version n + 1.
-_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2}
+_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2, 2: _v2_to_v3}

@@ -17,7 +17,8 @@ async def check_ready(client: Any, tables: TableNames) -> None:
     """Return if every table answers a read; else raise StorageUnavailable or StorageError.
 
     The events table is probed too: every write carries its events there, so without it the
-    service could read but not change anything.
+    service could read but not change anything; and the sessions table, without which nobody
+    could sign in or refresh.
 
     A throttled read counts as an answer: DynamoDB and the table are there, and throttling
     is a limit of the table or the account that every replica meets at once, so taking this
@@ -27,6 +28,7 @@ async def check_ready(client: Any, tables: TableNames) -> None:
         (tables.users, {"Id": {"S": _PROBE_KEY}}),
         (tables.emails, {"Email": {"S": _PROBE_KEY}}),
         (tables.events, {"UserId": {"S": _PROBE_KEY}, "Seq": {"N": "0"}}),
+        (tables.sessions, {"UserId": {"S": _PROBE_KEY}, "SessionKey": {"S": _PROBE_KEY}}),
     )
     for table, key in probes:
         try:

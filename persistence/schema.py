@@ -10,9 +10,11 @@ reads only users:
   Revision           N  1 once added, +1 per write of any kind; every update and delete is
                         conditional on it (optimistic locking)
   CreatedAt, UpdatedAt  S  ISO-8601 UTC with microseconds: 2024-05-01T12:00:00.000000+00:00
-  Sessions           L  of M, one per signed-in device (at most the configured maximum):
-                        {SessionId, TokenHash, CreatedAt, ExpiresAt, LastUsedAt,
-                         PreviousTokenHash?, RotatedAt?, RetiredTokenHashes? (L of S)}
+  SessionEpoch       N  the user's session epoch (0 when absent): only the sessions whose key
+                        carries it are live; moved on to end every session at once
+  Sessions           L  of M: schema version 2 only, the sessions held in the user item; read
+                        as sessions of epoch 0 and moved to the sessions table by the user's
+                        next write (or by ``user-service migrate``); never written by version 3
   FailedLogins       N  failed sign-ins in a row since the last success (attempts refused
                         during a delay included)
   LockedUntil        S  until when sign-in is refused (the current delay); absent when never
@@ -25,13 +27,14 @@ reads only users:
                         number of the last one in the events table (0: none yet)
   WriteId            S  a random id set by a write sent as a single PutItem, to recognise
                         itself when retried (persistence.single_write); ignored on read
-  SchemaVersion      N  2 (see persistence.item_upgrades for the versions and how older items
+  SchemaVersion      N  3 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
 keys and project KEYS_ONLY (tables created before projected ALL; DynamoDB cannot change a
 projection in place). They are eventually consistent, so no decision is taken on them: email
-lookups go through the guard table; a refresh or reset token carries its user's id and is found
-by a consistent GetItem on Id, then compared in constant time against the stored hashes.
+lookups go through the guard table; a reset token carries its user's id and a refresh token its
+user's and its session's, found by consistent GetItems by key, then compared in constant time
+against the stored hashes.
 What they cost is why they are lean. DynamoDB writes an index whenever a write touches an
 attribute it projects, and deletes and re-inserts the entry when its key changes
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.ThroughputConsiderations).
@@ -62,6 +65,23 @@ per event, written in the same TransactWriteItems as the change that caused it, 
                         the order of the service-wide stream and the cursor of WatchEvents
   ExpiresAt          N  epoch seconds after which DynamoDB's TTL deletes the event
   SchemaVersion      N  1
+Table ``UserSessions`` (name configurable) holds one item per session, so that reading or rotating
+one costs the same however many its user holds, and ending them all is one write of the user item
+(its SessionEpoch moves on):
+  UserId             S  partition key: the session's user
+  SessionKey         S  sort key: ``<epoch, 10 digits>#<SessionId>``; a Query with
+                        ``begins_with(SessionKey, "<epoch>#")`` reads the user's current sessions
+  SessionId          S  the session's id (a refresh token's middle part, an access token's sid)
+  TokenHash          S  the current refresh token's hash
+  PreviousTokenHash, RotatedAt   S  after a rotation: the token it replaced, and when
+  RetiredTokenHashes L  of S: the last few tokens exchanged before that (reuse detection)
+  CreatedAt, ExpiresAt, LastUsedAt   S  ISO-8601 UTC: opened, absolute end, last refresh
+  ExpireAt           N  epoch seconds: min(ExpiresAt, LastUsedAt + idle lifetime), the table's TTL
+                        attribute: DynamoDB deletes the item some time after (free); sessions of
+                        an earlier epoch are left to it
+  WriteId            S  set by a write sent as a single PutItem (persistence.single_write)
+No index. Items of a session that ended with its epoch are never read again.
+
 ``EventStream`` projects ALL and is eventually consistent: the stream is read with a settle delay
 (see server.event_stream), each day's shards merged by StreamKey (server.stream_reader); the
 per-user list is read from the table itself, consistently.
@@ -78,17 +98,20 @@ EMAIL_INDEX = "EmailIndex"
 REFRESH_TOKEN_INDEX = "RefreshTokenIndex"
 EVENT_STREAM_INDEX = "EventStream"
 EVENTS_TTL_ATTRIBUTE = "ExpiresAt"
-SCHEMA_VERSION = 2
+SESSIONS_TTL_ATTRIBUTE = "ExpireAt"
+SCHEMA_VERSION = 3
 EVENT_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
 class TableNames:
-    """Names of the users, email-guard and events tables (configurable per environment)."""
+    """Names of the users, email-guard, events and sessions tables (configurable per
+    environment)."""
 
     users: str = "Users"
     emails: str = "UserEmails"
     events: str = "UserEvents"
+    sessions: str = "UserSessions"
 
 
 def _global_index(name: str) -> dict[str, Any]:
@@ -155,3 +178,29 @@ def events_table_definition(name: str) -> dict[str, Any]:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def sessions_table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments of the sessions table (no index)."""
+    return {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "UserId", "KeyType": "HASH"},
+            {"AttributeName": "SessionKey", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "UserId", "AttributeType": "S"},
+            {"AttributeName": "SessionKey", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def session_key(epoch: int, session_id: str) -> str:
+    """The sort key of a session in the sessions table."""
+    return f"{session_prefix(epoch)}{session_id}"
+
+
+def session_prefix(epoch: int) -> str:
+    """What every sort key of the sessions of ``epoch`` begins with."""
+    return f"{epoch:010d}#"

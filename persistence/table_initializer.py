@@ -1,4 +1,4 @@
-"""Creates the users, email-guard and events tables, their GSIs and the events TTL if missing."""
+"""Creates the users, email-guard, events and sessions tables, their GSIs and TTLs if missing."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from domain.errors import StorageError, StorageUnavailable
 from persistence.errors import error_code, to_storage_error
 from persistence.schema import (
     EVENTS_TTL_ATTRIBUTE,
+    SESSIONS_TTL_ATTRIBUTE,
     TableNames,
     emails_table_definition,
     events_table_definition,
+    sessions_table_definition,
     users_table_definition,
 )
 
@@ -33,15 +35,16 @@ async def ensure_tables(
     """Make the tables and their indexes exist, idempotently; return the names of those created.
 
     Safe to run from several instances at once. Existing tables are kept; only a missing GSI is
-    added. TTL is switched on for the events table's ExpiresAt. A table whose key differs from the
-    schema is a StorageError; tables or indexes not ACTIVE within ``wait_seconds`` are
-    StorageUnavailable.
+    added. TTL is switched on for the events table's ExpiresAt and the sessions table's
+    ExpireAt. A table whose key differs from the schema is a StorageError; tables or indexes
+    not ACTIVE within ``wait_seconds`` are StorageUnavailable.
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
     definitions = (
         users_table_definition(tables.users),
         emails_table_definition(tables.emails),
         events_table_definition(tables.events),
+        sessions_table_definition(tables.sessions),
     )
     created = [
         definition["TableName"]
@@ -51,6 +54,7 @@ async def ensure_tables(
     for definition in definitions:
         await _add_missing_indexes(client, definition, deadline)
     await _enable_ttl(client, tables.events, EVENTS_TTL_ATTRIBUTE)
+    await _enable_ttl(client, tables.sessions, SESSIONS_TTL_ATTRIBUTE)
     return created
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.user import User, UserStatus
-from domain.values import Email, PasswordReset, PersonName, Session, UserId
+from domain.values import Email, PasswordReset, PersonName, UserId
 from persistence.item_upgrades import upgrade_item
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
@@ -29,8 +29,9 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         "Revision": _n(revision),
         "CreatedAt": _time(user.created_at),
         "UpdatedAt": _time(user.updated_at),
-        "Sessions": {"L": [_session_to_map(session) for session in user.sessions]},
+        "SessionEpoch": _n(user.session_epoch),
         "FailedLogins": _n(user.failed_logins),
+        "FailedGuesses": _n(user.failed_guesses),
         "EventSeq": _n(event_seq),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
@@ -51,7 +52,6 @@ def item_to_user(item: Item) -> User:
     StorageError if it is not a user item this code understands."""
     try:
         item = upgrade_item(item)
-        sessions = item.get("Sessions", {"L": []})["L"]
         reset = item.get("PasswordReset")
         return User(
             id=UserId(item["Id"]["S"]),
@@ -63,9 +63,14 @@ def item_to_user(item: Item) -> User:
             created_at=_parse_time(item["CreatedAt"]),
             updated_at=_parse_time(item["UpdatedAt"]),
             version=int(item["Version"]["N"]),
-            sessions=tuple(_map_to_session(entry) for entry in sessions),
+            session_epoch=int(item["SessionEpoch"]["N"]),
             password_reset=_map_to_reset(reset) if reset is not None else None,
             failed_logins=int(item.get("FailedLogins", _n(0))["N"]),
+            # Absent on items written before waits stopped growing with refused attempts: then
+            # every failure counted as a guess.
+            failed_guesses=int(
+                (item.get("FailedGuesses") or item.get("FailedLogins") or _n(0))["N"]
+            ),
             locked_until=_optional_time(item, "LockedUntil"),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
@@ -86,41 +91,6 @@ def item_revision(item: Item) -> int:
 def item_event_seq(item: Item) -> int:
     """The sequence number of the last domain event recorded for the item's user (0: none)."""
     return int(upgrade_item(item)["EventSeq"]["N"])
-
-
-def _session_to_map(session: Session) -> Item:
-    fields: Item = {
-        "SessionId": _s(session.session_id),
-        "TokenHash": _s(session.token_hash),
-        "CreatedAt": _time(session.created_at),
-        "ExpiresAt": _time(session.expires_at),
-        "LastUsedAt": _time(session.last_used_at),
-    }
-    if session.previous_token_hash is not None and session.rotated_at is not None:
-        fields["PreviousTokenHash"] = _s(session.previous_token_hash)
-        fields["RotatedAt"] = _time(session.rotated_at)
-    if session.retired_token_hashes:
-        # A list, not a string set: the order says which hashes are the oldest to drop.
-        fields["RetiredTokenHashes"] = {"L": [_s(h) for h in session.retired_token_hashes]}
-    return {"M": fields}
-
-
-def _map_to_session(value: Item) -> Session:
-    fields = value["M"]
-    return Session(
-        session_id=fields["SessionId"]["S"],
-        token_hash=fields["TokenHash"]["S"],
-        created_at=_parse_time(fields["CreatedAt"]),
-        expires_at=_parse_time(fields["ExpiresAt"]),
-        last_used_at=_parse_time(fields["LastUsedAt"]),
-        previous_token_hash=fields["PreviousTokenHash"]["S"]
-        if "PreviousTokenHash" in fields
-        else None,
-        rotated_at=_optional_time(fields, "RotatedAt"),
-        retired_token_hashes=tuple(
-            h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]
-        ),
-    )
 
 
 def _reset_to_map(reset: PasswordReset) -> Item:
@@ -165,3 +135,9 @@ def _parse_time(value: Item) -> datetime:
 
 def _optional_time(fields: Item, name: str) -> datetime | None:
     return _parse_time(fields[name]) if name in fields else None
+
+
+# The time encoding, shared with the sessions' items (persistence.session_mapper).
+time_value = _time
+parse_time_value = _parse_time
+optional_time_value = _optional_time

@@ -17,7 +17,9 @@ from domain.values import Email, UserId
 from persistence.batch_reads import BATCH_GET_MAX_KEYS, batch_get_items
 from persistence.errors import Check, WriteCheck, error_code, to_storage_error, translated
 from persistence.event_outbox import DEFAULT_RETENTION, PendingEvents
+from persistence.legacy_sessions import LegacySessions
 from persistence.schema import TableNames
+from persistence.session_mapper import item_embedded_sessions
 from persistence.single_write import WRITE_ID
 from persistence.transaction import StagedWrite
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
@@ -39,8 +41,10 @@ class DynamoUserRepository(UserRepository):
         *,
         events_retention: timedelta = DEFAULT_RETENTION,
         events_stream_shards: int = STREAM_SHARDS,
+        legacy_sessions: LegacySessions | None = None,
     ) -> None:
         super().__init__()
+        self._legacy = legacy_sessions or LegacySessions()
         self._client = client
         self._tables = tables
         self._staged = staged
@@ -173,6 +177,7 @@ class DynamoUserRepository(UserRepository):
             checks += [WriteCheck(Check.GUARD_OWNED), WriteCheck(Check.EMAIL_FREE)]
         landed = partial(self._landed, user, version, revision + 1, events)
         self._staged.append(StagedWrite(items, checks, landed, events))
+        self._legacy.written(user)
 
     async def _delete(self, user: User, stored_email: Email) -> None:
         delete_user = {
@@ -196,6 +201,7 @@ class DynamoUserRepository(UserRepository):
 
     def _read(self, item: dict[str, Any]) -> User:
         user = item_to_user(item)
+        self._legacy.read(user.id.value, item_embedded_sessions(item))
         self._revisions[user.id.value] = item_revision(item)
         self._event_seqs[user.id.value] = item_event_seq(item)
         return user

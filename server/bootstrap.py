@@ -21,6 +21,7 @@ from grpc_health.v1 import health
 from domain.pagination import EventPageTokenCodec, PageTokenCodec
 from domain.password_policy import common_passwords
 from domain.ports import Clock
+from domain.use_cases.sessions import session_in_force
 from persistence.dynamodb_client import open_dynamodb_client
 from persistence.event_store import DynamoEventStore
 from persistence.readiness import check_ready
@@ -126,22 +127,28 @@ async def build_service(
         max_watchers=settings.max_event_watchers,
     )
     background = BackgroundTasks(max_jobs=settings.max_background_jobs)
-    servicer = UserServiceServicer(
-        uow_factory=lambda: DynamoUnitOfWork(
+
+    def unit_of_work() -> DynamoUnitOfWork:
+        return DynamoUnitOfWork(
             client,
             tables,
             clock=service_clock,  # RecordedAt: the clock the event stream's settle delay uses
             events_retention=timedelta(days=settings.events_retention_days),
             events_stream_shards=settings.events_stream_shards,
             on_committed=None if metrics is None else metrics.record_committed_events,
-        ),
+            session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
+        )
+
+    policy = from_settings.auth_policy(settings)
+    servicer = UserServiceServicer(
+        uow_factory=unit_of_work,
         hasher=hasher,
         clock=service_clock,
         page_tokens=PageTokenCodec(page_token_key),
         issuer=issuer,
         jwks=issuer.jwks,
         notifier=from_settings.notifier(settings),
-        policy=from_settings.auth_policy(settings),
+        policy=policy,
         later=background,
         event_log=event_log,
         event_page_tokens=EventPageTokenCodec(page_token_key),
@@ -165,6 +172,14 @@ async def build_service(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             clock=service_clock,
+        ),
+        # A user token is refused once its session has ended (two reads per call carrying one).
+        lambda token: session_in_force(
+            unit_of_work(),
+            service_clock,
+            policy,
+            user_id=token.user_id,
+            session_id=token.session_id,
         ),
     )
     interceptors = (

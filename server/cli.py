@@ -162,7 +162,7 @@ async def _create_missing_tables(settings: Settings) -> tuple[list[str], list[st
         dynamodb_options(settings, settings.dynamodb_endpoint)
     ) as client:
         created = await ensure_tables(client, tables)
-    every = (tables.users, tables.emails, tables.events)
+    every = (tables.users, tables.emails, tables.events, tables.sessions)
     return created, [name for name in every if name not in created]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import grpc
@@ -15,7 +16,7 @@ from domain.policies import AuthPolicy, LockoutPolicy, SecurityMailPolicy, Sessi
 from domain.ports import Notifier
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
-from server.crypto.access_token_verifier import AccessTokenVerifier
+from server.crypto.access_token_verifier import AccessTokenVerifier, TokenUser
 from server.crypto.access_tokens import (
     SigningKeyError,
     SigningKeys,
@@ -102,7 +103,11 @@ def notifier(settings: Settings) -> Notifier:
     )
 
 
-def caller_auth(settings: Settings, user_tokens: AccessTokenVerifier) -> CallerAuthInterceptor:
+def caller_auth(
+    settings: Settings,
+    user_tokens: AccessTokenVerifier,
+    session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
+) -> CallerAuthInterceptor:
     """The interceptor that checks API keys, client certificates and user tokens. With neither
     keys nor a client CA (development) every caller is an admin, but user tokens are verified."""
     public = (health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -112,6 +117,7 @@ def caller_auth(settings: Settings, user_tokens: AccessTokenVerifier) -> CallerA
         client_certs_required=settings.tls_client_ca_file is not None,
         public_services=public if settings.public_health_and_reflection else (),
         user_tokens=user_tokens,
+        session_in_force=session_in_force,
     )
 
 
@@ -131,6 +137,7 @@ def table_names(settings: Settings) -> TableNames:
         users=settings.table_name,
         emails=settings.email_table_name,
         events=settings.events_table_name,
+        sessions=settings.sessions_table_name,
     )
 
 

@@ -110,6 +110,8 @@ def _event_fields(event: DomainEvent, message: type[Message]) -> Message:
         if field.name in _COMMON_EVENT_FIELDS:
             continue
         value = getattr(event, field.name)
+        if value is None:
+            continue  # an optional field left unset (proto3: the empty default)
         if isinstance(value, datetime):
             value = _timestamp(value)
         elif isinstance(value, enum.Enum):

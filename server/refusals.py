@@ -23,14 +23,20 @@ class CallerNotPermitted(Exception):
 
 
 class UserTokenRejected(Exception):
-    """The call's x-user-token is no valid, unexpired access token of this service."""
+    """The call's x-user-token is no valid, unexpired access token of this service, or its
+    session is no longer in force."""
 
-    def __init__(self, *, expired: bool) -> None:
-        super().__init__(
-            "the x-user-token has expired; refresh the session for a new access token"
-            if expired
-            else "the x-user-token is not a valid access token of this service"
-        )
+    def __init__(self, *, expired: bool, session_ended: bool = False) -> None:
+        if expired:
+            reason = "the x-user-token has expired; refresh the session for a new access token"
+        elif session_ended:
+            reason = (
+                "the x-user-token's session has ended (a logout, a password change, a disabled "
+                "account); sign in again"
+            )
+        else:
+            reason = "the x-user-token is not a valid access token of this service"
+        super().__init__(reason)
         self.expired = expired
 
 

@@ -82,7 +82,9 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "BatchGetUsers": role_only(USERS_READ),
     "UpdateProfile": own_user_or("id", USERS_WRITE),
     "ListUsers": role_only(USERS_READ),
-    "DeleteUser": own_user_or("id", USERS_ADMIN),
+    # Not with a user's own token: the token is checked statelessly and outlives a logout, a
+    # password change or a disable by up to its lifetime, so it must open nothing irreversible.
+    "DeleteUser": role_only(USERS_ADMIN),
     "DisableUser": role_only(USERS_ADMIN),
     "EnableUser": role_only(USERS_ADMIN),
     # Sessions: a refresh token is itself the proof of its session, whoever passes it on.

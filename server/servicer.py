@@ -178,7 +178,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         request: pb.LogoutAllRequest,
         context: Context[pb.LogoutAllRequest, pb.LogoutAllResponse],
     ) -> pb.LogoutAllResponse:
-        ended = await sessions.logout_all(self._uow(), self._clock, user_id=request.user_id)
+        ended = await sessions.logout_all(
+            self._uow(), self._clock, self._policy.sessions, user_id=request.user_id
+        )
         return pb.LogoutAllResponse(sessions_ended=ended)
 
     async def ChangePassword(
@@ -218,6 +220,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(),
             self._hasher,
             self._clock,
+            self._policy.sessions,
             reset_token=request.reset_token,
             new_password=request.new_password,
         )
@@ -226,7 +229,10 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def DisableUser(
         self, request: pb.DisableUserRequest, context: Context[pb.DisableUserRequest, pb.User]
     ) -> pb.User:
-        return user_to_pb(await accounts.disable_user(self._uow(), self._clock, user_id=request.id))
+        disabled = await accounts.disable_user(
+            self._uow(), self._clock, self._policy.sessions, user_id=request.id
+        )
+        return user_to_pb(disabled)
 
     async def EnableUser(
         self, request: pb.EnableUserRequest, context: Context[pb.EnableUserRequest, pb.User]

@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     table_name: str = Field(default="Users", min_length=3, max_length=255)
     email_table_name: str = Field(default="UserEmails", min_length=3, max_length=255)
     events_table_name: str = Field(default="UserEvents", min_length=3, max_length=255)
+    sessions_table_name: str = Field(default="UserSessions", min_length=3, max_length=255)
     events_retention_days: int = Field(default=30, ge=1)
     # Shards of a day in the EventStream index that writers spread events over (by user); 1 is
     # the layout before shards. Readers always read STREAM_SHARDS, so this may change any time.

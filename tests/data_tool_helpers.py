@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from domain.policies import AuthPolicy
 from domain.use_cases.accounts import register_user
 from domain.use_cases.sessions import authenticate
-from persistence.schema import TableNames
+from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from persistence.user_mapper import user_to_item
@@ -84,7 +84,8 @@ async def put_raw(client: Any, table: str, item: Item) -> None:
 def as_version_1(item: Item, *, with_revision: bool = True) -> Item:
     """The item as schema version 1 wrote it: no EventSeq; before sign-in came, no Revision."""
     old = dict(item)
-    del old["EventSeq"]
+    del old["EventSeq"], old["SessionEpoch"]
+    old["Sessions"] = {"L": []}  # versions 1 and 2 held the sessions in the item
     old["SchemaVersion"] = {"N": "1"}
     if not with_revision:
         # Before Revision existed, Version counted every write.
@@ -105,9 +106,10 @@ async def put_version_1_user(
     return user.id.value
 
 
-def as_schema_3(item: Item) -> Item:
+def as_newer_schema(item: Item) -> Item:
     """The item as a future schema version might write it."""
-    return {**item, "SchemaVersion": {"N": "3"}, "FutureField": {"S": "unknown to this code"}}
+    newer = {"N": str(SCHEMA_VERSION + 1)}
+    return {**item, "SchemaVersion": newer, "FutureField": {"S": "unknown to this code"}}
 
 
 async def fresh_tables(client: Any, like: TableNames) -> TableNames:
@@ -118,13 +120,14 @@ async def fresh_tables(client: Any, like: TableNames) -> TableNames:
         users=f"Target-{suffix}",
         emails=f"TargetEmails-{suffix}",
         events=f"TargetEvents-{suffix}",
+        sessions=f"TargetSessions-{suffix}",
     )
     await ensure_tables(client, names, wait_seconds=10)
     return names
 
 
 async def drop_tables(client: Any, tables: TableNames) -> None:
-    for name in (tables.users, tables.emails, tables.events):
+    for name in (tables.users, tables.emails, tables.events, tables.sessions):
         try:
             await client.delete_table(TableName=name)
         except ClientError:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.errors import ConcurrentWrite, EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.event_cursors import stream_key
 from domain.events import DomainEvent, RecordedEvent
 from domain.ports import (
@@ -17,12 +17,13 @@ from domain.ports import (
     LockNoticeMail,
     LockNotices,
     PasswordResetMail,
+    SessionRepository,
     StoredUserPage,
     UnitOfWork,
     UserRepository,
 )
 from domain.user import User
-from domain.values import Email, Password, UserId
+from domain.values import Email, Password, Session, UserId
 
 
 def _copy(user: User) -> User:
@@ -30,16 +31,20 @@ def _copy(user: User) -> User:
 
 
 class InMemoryStore:
-    """The shared 'table': users and their revisions by id, the email guard (email -> id), and
-    each user's recorded events (user id -> events in sequence order, kept after a delete)."""
+    """The shared 'table': users and their revisions by id, the email guard (email -> id),
+    each user's recorded events (user id -> events in sequence order, kept after a delete), and
+    each user's sessions (user id -> (epoch, session id) -> session; old epochs stay, as until
+    DynamoDB's TTL deletes them)."""
 
     def __init__(self) -> None:
         self.users: dict[str, User] = {}
+        self.sessions: dict[str, dict[tuple[int, str], Session]] = {}
         self.revisions: dict[str, int] = {}
         self.emails: dict[str, str] = {}
         self.events: dict[str, list[RecordedEvent]] = {}
         self.commits = 0
         self.shadow_logins = 0
+        self.session_reads = 0  # calls of the SessionRepository's reads
 
     def events_of(self, user_id: UserId | str) -> list[DomainEvent]:
         """The events recorded for a user, in sequence order, without their records."""
@@ -55,7 +60,17 @@ class InMemoryStore:
         trial.users, trial.emails = dict(self.users), dict(self.emails)
         trial.revisions = dict(self.revisions)
         trial.events = {user_id: list(events) for user_id, events in self.events.items()}
+        trial.sessions = {user_id: dict(held) for user_id, held in self.sessions.items()}
         return trial
+
+    def live_sessions(self, user_id: UserId | str) -> list[Session]:
+        """The sessions of the user's current epoch (expired ones included), oldest first."""
+        user = self.users.get(str(user_id))
+        if user is None:
+            return []
+        held = self.sessions.get(str(user_id), {})
+        mine = [s for (epoch, _), s in held.items() if epoch == user.session_epoch]
+        return sorted(mine, key=lambda s: s.created_at)
 
 
 # A staged write: applied to a trial copy of the store at commit time (``recorded_at``).
@@ -198,6 +213,65 @@ class FakeUserRepository(UserRepository):
         self._staged.append((write, partial(self._landed_events, user, len(events)), events))
 
 
+def _noop() -> None:
+    pass
+
+
+class FakeSessionRepository(SessionRepository):
+    """Sessions in an InMemoryStore, by user and (epoch, id); writes staged on the unit of work,
+    with the conditions DynamoDB checks."""
+
+    def __init__(self, store: InMemoryStore, staged: list[_Staged]) -> None:
+        self._store = store
+        self._staged = staged
+
+    async def current(self, user: User) -> list[Session]:
+        self._store.session_reads += 1
+        await asyncio.sleep(0)
+        held = self._store.sessions.get(user.id.value, {})
+        return [s for (epoch, _), s in sorted(held.items()) if epoch == user.session_epoch]
+
+    async def get(self, user: User, session_id: str) -> Session | None:
+        self._store.session_reads += 1
+        await asyncio.sleep(0)
+        return self._store.sessions.get(user.id.value, {}).get((user.session_epoch, session_id))
+
+    async def add(self, user: User, session: Session) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
+            held = store.sessions.setdefault(user.id.value, {})
+            if (session.epoch, session.session_id) in held:
+                raise RuntimeError("session id collision")
+            held[session.epoch, session.session_id] = session
+
+        self._staged.append((write, _noop, ()))
+
+    async def remove(self, user: User, session: Session) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
+            store.sessions.get(user.id.value, {}).pop((session.epoch, session.session_id), None)
+
+        self._staged.append((write, _noop, ()))
+
+    async def rotate(self, user: User, before: Session, after: Session) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
+            held = store.sessions.get(user.id.value, {})
+            stored = held.get((before.epoch, before.session_id))
+            if stored is None or stored.token_hash != before.token_hash:
+                raise ConcurrentWrite()
+            held[after.epoch, after.session_id] = after
+
+        self._staged.append((write, _noop, ()))
+
+    async def move(self, user: User, before: Session, after: Session) -> None:
+        def write(store: InMemoryStore, recorded_at: datetime) -> None:
+            held = store.sessions.setdefault(user.id.value, {})
+            stored = held.pop((before.epoch, before.session_id), None)
+            if stored is None or stored.token_hash != before.token_hash:
+                raise ConcurrentWrite()  # refreshed or ended since it was read
+            held[after.epoch, after.session_id] = after
+
+        self._staged.append((write, _noop, ()))
+
+
 class FakeUnitOfWork(UnitOfWork):
     """Applies staged writes, their events included, all-or-nothing on commit; records whether
     it committed, and tells ``on_committed`` the events that landed (as DynamoUnitOfWork)."""
@@ -214,6 +288,7 @@ class FakeUnitOfWork(UnitOfWork):
         self._clock = clock
         self._on_committed = on_committed
         self.users = FakeUserRepository(self.store, self._staged)
+        self.sessions = FakeSessionRepository(self.store, self._staged)
         self.committed = False
 
     async def commit(self) -> None:
@@ -223,6 +298,7 @@ class FakeUnitOfWork(UnitOfWork):
             write(trial, recorded_at)  # raises before anything reaches the real store
         self.store.users, self.store.emails = trial.users, trial.emails
         self.store.revisions, self.store.events = trial.revisions, trial.events
+        self.store.sessions = trial.sessions
         self.store.commits += 1
         landed = [event for _, _, events in self._staged for event in events]
         for _, after_commit, _ in self._staged:

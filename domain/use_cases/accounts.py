@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from domain.errors import InvalidValue, StaleVersion, UserNotFound
 from domain.pagination import PageTokenCodec
 from domain.password_policy import check_new_password
+from domain.policies import SessionPolicy
 from domain.ports import Clock, PasswordHasher, UnitOfWork
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
@@ -180,18 +180,28 @@ async def delete_user(
     await retry_on_conflict(apply)
 
 
-async def disable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
+async def disable_user(
+    uow: UnitOfWork, clock: Clock, policy: SessionPolicy, *, user_id: str
+) -> User:
     """Block sign-in and refresh, ending every session; idempotent."""
-    return await _switch_status(uow, clock, user_id, User.disable)
+
+    async def disable(uow: UnitOfWork, user: User) -> None:
+        user.disable(clock(), policy, await uow.sessions.current(user))
+
+    return await _switch_status(uow, user_id, disable)
 
 
 async def enable_user(uow: UnitOfWork, clock: Clock, *, user_id: str) -> User:
     """Let a disabled user sign in again; enabling an active user changes nothing."""
-    return await _switch_status(uow, clock, user_id, User.enable)
+
+    async def enable(uow: UnitOfWork, user: User) -> None:
+        user.enable(clock())
+
+    return await _switch_status(uow, user_id, enable)
 
 
 async def _switch_status(
-    uow: UnitOfWork, clock: Clock, user_id: str, switch: Callable[[User, datetime], None]
+    uow: UnitOfWork, user_id: str, switch: Callable[[UnitOfWork, User], Awaitable[None]]
 ) -> User:
     with Violations() as check:
         parsed_id = check.parse("id", UserId.parse, user_id)
@@ -199,9 +209,9 @@ async def _switch_status(
     async def apply(attempt: int) -> User:
         async with uow:
             user = await uow.users.require(parsed_id)
-            before = (user.status, user.sessions, user.password_reset)
-            switch(user, clock())
-            if (user.status, user.sessions, user.password_reset) != before:
+            before = (user.status, user.session_epoch, user.password_reset)
+            await switch(uow, user)
+            if (user.status, user.session_epoch, user.password_reset) != before:
                 await uow.users.update(user)
                 await uow.commit()
         return user

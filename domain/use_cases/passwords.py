@@ -10,7 +10,7 @@ from domain.errors import (
 )
 from domain.events import SessionEndReason
 from domain.password_policy import check_new_password
-from domain.policies import AuthPolicy
+from domain.policies import AuthPolicy, SessionPolicy
 from domain.ports import (
     Clock,
     LockNotices,
@@ -78,11 +78,17 @@ async def change_password(
                 if user.lock_remaining(now) is not None:
                     raise AuthenticationFailed("the current password is incorrect")
             user.change_password(new_hash, now)
-            user.end_sessions(
-                now, SessionEndReason.PASSWORD_CHANGED, keep_session_id=keep_session_id or None
+            ended = user.end_sessions(
+                now,
+                policy.sessions,
+                await uow.sessions.current(user),
+                SessionEndReason.PASSWORD_CHANGED,
+                keep_session_id=keep_session_id or None,
             )
             user.record_successful_login()
             await uow.users.update(user)
+            if ended.kept is not None and ended.moved is not None:
+                await uow.sessions.move(user, ended.kept, ended.moved)
             await uow.commit()
 
     await retry_on_conflict(apply)
@@ -140,7 +146,13 @@ async def _issue_reset(
 
 
 async def reset_password(
-    uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, *, reset_token: str, new_password: str
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    policy: SessionPolicy,
+    *,
+    reset_token: str,
+    new_password: str,
 ) -> None:
     """Set a new password with a reset token; the token is spent and every session ends."""
     with Violations() as check:
@@ -167,7 +179,8 @@ async def reset_password(
             if user is None:
                 raise InvalidResetToken()
             # Checked again on the fresh copy: of two uses of one token, only one commits.
-            user.reset_password(lookup, new_hash, clock())
+            current = await uow.sessions.current(user)
+            user.reset_password(lookup, new_hash, clock(), policy, current)
             await uow.users.update(user)
             await uow.commit()
 

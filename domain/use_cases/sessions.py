@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from domain.errors import (
@@ -11,9 +12,10 @@ from domain.errors import (
     InvalidRefreshToken,
     InvalidValue,
     UserNotFound,
+    VersionConflict,
 )
 from domain.events import SessionEndReason
-from domain.policies import AuthPolicy
+from domain.policies import AuthPolicy, SessionPolicy
 from domain.ports import (
     AccessToken,
     AccessTokenIssuer,
@@ -27,7 +29,13 @@ from domain.secret_tokens import TokenLookup, parse_token
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
-from domain.values import Email, Password, UserId
+from domain.values import Email, Password, Session, UserId
+
+log = logging.getLogger(__name__)
+
+# Counting a failure is retried more than other writes: a burst of attempts on one account all
+# count on one item, and an attempt left uncounted is one the lock-out does not see.
+FAILURE_COUNT_ATTEMPTS = 7
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,17 +95,37 @@ async def authenticate(
                 # The write we lost to may have disabled the account, or begun a delay.
                 check_may_sign_in(user)
                 if user.lock_remaining(now) is not None:
-                    raise AuthenticationFailed()
+                    raise _WaitBegan(user)  # refused and counted, as any attempt in a wait
             user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
-            session, token = user.start_session(now, policy.sessions)
+            # Read only now: a failed sign-in never gets this far, and costs no sessions read.
+            current = await uow.sessions.current(user)
+            start = user.start_session(now, policy.sessions, current)
+            # The user's write (its revision checked) serializes concurrent sign-ins: the loser
+            # reads the user and its sessions again.
             await uow.users.update(user)
+            await uow.sessions.add(user, start.session)
+            for ended in start.ended:
+                await uow.sessions.remove(user, ended)
             await uow.commit()
-        access = issuer.issue(user_id=user.id.value, session_id=session.session_id, now=now)
-        return SessionTokens(user, session.session_id, access, token.value)
+        session_id = start.session.session_id
+        access = issuer.issue(user_id=user.id.value, session_id=session_id, now=now)
+        return SessionTokens(user, session_id, access, start.token.value)
 
-    return await retry_on_conflict(open_session)
+    try:
+        return await retry_on_conflict(open_session)
+    except _WaitBegan as began:
+        await record_failed_login(uow, began.user, clock, policy, notices)
+        raise AuthenticationFailed() from None
+
+
+class _WaitBegan(Exception):
+    """A wait began (other attempts failed) while this sign-in's password was being checked."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("a wait began meanwhile")
+        self.user = user
 
 
 def check_may_sign_in(user: User) -> None:
@@ -145,18 +173,27 @@ async def refresh_session(
 
     async def rotate(attempt: int) -> SessionTokens:
         async with uow:
-            user = await uow.users.get_by_refresh_token(lookup)
+            user = await uow.users.get_by_id(lookup.user_id)
             if user is None or user.status is UserStatus.DISABLED:
                 raise InvalidRefreshToken()
+            session = await _session_of(uow, user, lookup)
             now = clock()
             # Finding our token just rotated means a concurrent refresh won the race: exactly one
             # of them may rotate it, and the loser must not count as reuse.
-            outcome = user.refresh_session(lookup, now, policy.sessions)
+            outcome = user.refresh_session(session, lookup, now, policy.sessions)
             if outcome.result is RefreshResult.RACED:
                 raise ConcurrentRefresh()
             if outcome.result is RefreshResult.UNKNOWN:
                 raise InvalidRefreshToken()
-            await uow.users.update(user)
+            assert outcome.previous is not None
+            if outcome.result is RefreshResult.ROTATED:
+                assert outcome.session is not None
+                # One conditional write on the session alone: of concurrent refreshes with one
+                # token exactly one lands; a loser reads again and finds the token rotated.
+                await uow.sessions.rotate(user, outcome.previous, outcome.session)
+            else:
+                await uow.sessions.remove(user, outcome.previous)
+                await uow.users.update(user)  # its SessionRevoked event
             await uow.commit()
         if outcome.result is not RefreshResult.ROTATED:
             raise InvalidRefreshToken()  # the session expired or its token was reused: now ended
@@ -168,6 +205,14 @@ async def refresh_session(
     return await retry_on_conflict(rotate)
 
 
+async def _session_of(uow: UnitOfWork, user: User, lookup: TokenLookup) -> Session | None:
+    """The session a refresh token names, read by key; a token of the older form names none,
+    and is looked for among the user's current sessions."""
+    if lookup.session_id is not None:
+        return await uow.sessions.get(user, lookup.session_id)
+    return user.session_holding(await uow.sessions.current(user), lookup.token_hash)
+
+
 async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
     """End the token's session; an unknown or ended one is fine (RFC 7009)."""
     lookup = _parse_refresh_token(refresh_token)
@@ -176,28 +221,34 @@ async def logout(uow: UnitOfWork, clock: Clock, *, refresh_token: str) -> None:
 
     async def end(attempt: int) -> None:
         async with uow:
-            user = await uow.users.get_by_refresh_token(lookup)
-            if user is None or not user.end_session_holding(lookup.token_hash, clock()):
+            user = await uow.users.get_by_id(lookup.user_id)
+            if user is None:
                 return
+            session = await _session_of(uow, user, lookup)
+            if session is None or user.session_holding([session], lookup.token_hash) is None:
+                return
+            user.end_session(session, SessionEndReason.LOGOUT, clock())
+            await uow.sessions.remove(user, session)
             await uow.users.update(user)
             await uow.commit()
 
     await retry_on_conflict(end)
 
 
-async def logout_all(uow: UnitOfWork, clock: Clock, *, user_id: str) -> int:
-    """End every session of a user; how many there were."""
+async def logout_all(uow: UnitOfWork, clock: Clock, policy: SessionPolicy, *, user_id: str) -> int:
+    """End every session of a user; how many were live."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
 
     async def end_all(attempt: int) -> int:
         async with uow:
             user = await uow.users.require(parsed_id)
-            ended = user.end_sessions(clock(), SessionEndReason.LOGOUT_ALL)
-            if ended:
+            current = await uow.sessions.current(user)
+            ended = user.end_sessions(clock(), policy, current, SessionEndReason.LOGOUT_ALL)
+            if ended.count:
                 await uow.users.update(user)
                 await uow.commit()
-        return ended
+        return ended.count
 
     return await retry_on_conflict(end_all)
 
@@ -216,20 +267,60 @@ def _parse_refresh_token(raw: str) -> TokenLookup | None:
 async def record_failed_login(
     uow: UnitOfWork, user: User, clock: Clock, policy: AuthPolicy, notices: LockNotices
 ) -> None:
-    """Count a failed attempt against the account (retried on conflicts, so none is lost); if
-    it begins a lock-out, the owner is mailed after the write, with the reset link it issued."""
+    """Count a failed attempt against the account, before the reply (so the next attempt, on
+    any replica, sees it): one eventless write, the same for every refused password, so the
+    store's calls tell nothing. Retried on conflicts; when other writes to the user keep winning
+    (a burst of attempts), the attempt is refused all the same, uncounted, rather than answered
+    with a different code. If it begins a lock-out, the notice follows after the reply."""
 
-    async def record(attempt: int) -> LockNoticeMail | None:
+    async def record(attempt: int) -> bool:
         async with uow:
             # A retry reads the user again: another write landed since ``user`` was read.
             current = user if not attempt else await uow.users.require(user.id)
+            crossed = current.record_failed_login(clock(), policy.lockout)
+            await uow.users.update(current)
+            await uow.commit()
+        return crossed
+
+    try:
+        crossed = await retry_on_conflict(record, attempts=FAILURE_COUNT_ATTEMPTS)
+    except UserNotFound:
+        return  # deleted meanwhile: nothing left to lock
+    except VersionConflict:
+        log.warning(
+            "a refused sign-in went uncounted: %d concurrent writes to the user won",
+            FAILURE_COUNT_ATTEMPTS,
+        )
+        return
+    if crossed:
+        notices.later.spawn(
+            _notify_lock(uow, user.id, clock, policy, notices),
+            name="send a lock notice",
+            key=f"lock notice:{user.id.value}",
+        )
+
+
+async def _notify_lock(
+    uow: UnitOfWork, user_id: UserId, clock: Clock, policy: AuthPolicy, notices: LockNotices
+) -> None:
+    """After the reply: record AccountLocked with the reset token of the lock notice, then mail
+    it. Kept out of the counting write, so the failure that begins a lock-out makes the same
+    store calls before its reply as any other."""
+
+    async def record(attempt: int) -> LockNoticeMail | None:
+        async with uow:
+            current = await uow.users.get_by_id(user_id)
+            if current is None:
+                return None
             now = clock()
-            reset = current.record_failed_login(
+            reset = current.notify_lock(
                 now,
                 policy.lockout,
                 reset_lifetime=policy.password_reset_lifetime,
                 mail=policy.security_mail,
             )
+            if not current.events:
+                return None  # the run of failures ended meanwhile
             await uow.users.update(current)
             await uow.commit()
         if reset is None:
@@ -241,9 +332,25 @@ async def record_failed_login(
             expires_at=now + policy.password_reset_lifetime,
         )
 
-    try:
-        notice = await retry_on_conflict(record)
-    except UserNotFound:
-        return  # deleted meanwhile: nothing left to lock
+    notice = await retry_on_conflict(record)
     if notice is not None:
-        notices.later.spawn(notices.notifier.send_lock_notice(notice), name="send a lock notice")
+        await notices.notifier.send_lock_notice(notice)
+
+
+async def session_in_force(
+    uow: UnitOfWork, clock: Clock, policy: AuthPolicy, *, user_id: str, session_id: str
+) -> bool:
+    """Whether the session an access token names is still in force: its user exists and is
+    active, and the session is of the user's current epoch and not expired. A token outlives
+    what ended its session (a logout, a password change, a disable) by up to its lifetime
+    unless a verifier asks this; two strongly consistent reads."""
+    try:
+        parsed = UserId.parse(user_id)
+    except InvalidValue:
+        return False
+    async with uow:
+        user = await uow.users.get_by_id(parsed)
+        if user is None or user.status is not UserStatus.ACTIVE:
+            return False
+        session = await uow.sessions.get(user, session_id)
+    return session is not None and session.is_live(clock(), policy.sessions.idle_lifetime)

@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from domain.errors import InvalidValue
+from domain.errors import DomainError, InvalidValue
 from domain.values import UserId
 from server.crypto.access_token_verifier import AccessTokenVerifier, InvalidAccessToken, TokenUser
 from server.crypto.api_keys import api_key_sha256
@@ -64,7 +64,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
     what server.rpc_access says it needs.
 
     An "x-user-token: <access token>" is verified whenever it is sent (UNAUTHENTICATED when it
-    is no valid, unexpired token of this service). A caller without a role that allows a method
+    is no valid, unexpired token of this service, or, with ``session_in_force``, when the
+    session it names has ended since it was issued). A caller without a role that allows a method
     on any user may still call a self-service method with it, on the token's user only.
 
     A caller is identified by "authorization: Bearer <key>" metadata matching a configured key's
@@ -83,6 +84,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         client_certs_required: bool,
         public_services: Collection[str],
         user_tokens: AccessTokenVerifier | None = None,
+        session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
         access: Callable[[str], Rule | None] = rule_of,
     ) -> None:
         self._api_keys = tuple(
@@ -94,6 +96,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         self._client_certs_required = client_certs_required
         self._public_services = frozenset(public_services)
         self._user_tokens = user_tokens
+        self._session_in_force = session_in_force
         self._access = access
         self._handlers = WrappedHandlers(self._admitting_handler)
 
@@ -186,7 +189,13 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
             metadata = context.invocation_metadata() or ()
             caller = self.identify(metadata, context.auth_context())
             user = self.user_of(metadata)
+            if user is not None and self._session_in_force is not None:
+                # After the signature: a store read only for a token this service signed.
+                if not await self._session_in_force(user):
+                    raise UserTokenRejected(expired=False, session_ended=True)
             self.authorize(caller, user, method, request)
+        except DomainError as error:  # the store could not tell (StorageUnavailable)
+            await _abort(context, error, method)
         except (CallerUnauthenticated, UserTokenRejected) as error:
             reason = getattr(error, "reason", error)
             name = "unknown caller" if caller is None else f"caller {caller.name}"

@@ -12,7 +12,7 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
-from domain.events import RecordedEvent, SessionEndReason, SessionRevoked
+from domain.events import RecordedEvent, SessionEndReason, SessionRevoked, SessionsRevoked
 from server.rpc_access import method_path
 
 # 1 ms .. 10 s: a key read takes milliseconds, a sign-in (argon2id) tens of them, and a call
@@ -25,7 +25,7 @@ LOGIN_OUTCOMES = {
     grpc.StatusCode.OK: "success",
     grpc.StatusCode.UNAUTHENTICATED: "failed",  # wrong password or unknown address
     grpc.StatusCode.INVALID_ARGUMENT: "failed",  # malformed address, empty or over-long password
-    grpc.StatusCode.RESOURCE_EXHAUSTED: "locked",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "overloaded",
     grpc.StatusCode.PERMISSION_DENIED: "disabled",
 }
 LOGIN_ERROR = "error"
@@ -88,7 +88,7 @@ class Metrics:
         )
         self.logins = Counter(
             "user_service_logins",
-            "Authenticate calls by outcome: success, failed, locked, disabled, error",
+            "Authenticate calls by outcome: success, failed, overloaded, disabled, error",
             ["outcome"],
             registry=registry,
         )
@@ -123,12 +123,15 @@ class Metrics:
         self.dynamodb_throttles.labels(operation).inc()
 
     def record_committed_events(self, events: Iterable[object]) -> None:
-        """Counts the committed events metrics follow: SessionRevoked, by its reason."""
+        """Counts the committed events metrics follow: the sessions SessionRevoked and
+        SessionsRevoked ended, by reason."""
         for event in events:
             if isinstance(event, RecordedEvent):
                 event = event.event
             if isinstance(event, SessionRevoked):
                 self.sessions_revoked.labels(str(event.reason)).inc()
+            elif isinstance(event, SessionsRevoked) and event.sessions_ended:
+                self.sessions_revoked.labels(str(event.reason)).inc(event.sessions_ended)
 
 
 class MethodMetrics:

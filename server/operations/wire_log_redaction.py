@@ -9,9 +9,11 @@ What is recognised by its form, wherever it appears: header values of ``Authoriz
 ``Proxy-Authorization`` and ``X-Amz-Security-Token``, ``Bearer`` and ``Basic`` credentials, argon2
 hashes (PHC strings), hex digests of 64 digits or more (token hashes, API-key digests, signatures),
 JWTs, this service's refresh and reset tokens (the user id is kept, the secret part is not), API
-keys (``usk_...``) and PEM private keys. A JWK thumbprint (``kid``) is public and stays. Passwords
-have no form: they are kept out of logs by never logging a request (server.interceptors.
-observed_calls).
+keys (``usk_...``), PEM private keys, temporary AWS credentials as STS, the instance metadata
+service or a credentials file hand them to botocore (``SecretAccessKey``, ``SessionToken``,
+``Token``, in XML, JSON or ini form), and SMTP ``AUTH`` arguments. A JWK thumbprint (``kid``) is
+public and stays. Passwords have no form: they are kept out of logs by never logging a request
+(server.interceptors.observed_calls).
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1\2{REDACTED}",
     ),
     (re.compile(r"(?i:\b(bearer|basic)(\s+))[^\s'\",;]+"), rf"\1\2{REDACTED}"),
+    # STS replies (XML) and credential documents (JSON, ini) that botocore logs at DEBUG.
+    (re.compile(r"(?i)(<(SecretAccessKey|SessionToken|Token)>)[^<]*"), rf"\1{REDACTED}"),
+    (
+        re.compile(
+            r"""(["']?\b(?:(?i:(?:aws_)?secret_access_key|(?:aws_)?session_token)|"""
+            r"""SecretAccessKey|SessionToken)\b["']?\s*[:=]\s*["']?|["']Token["']\s*:\s*["'])"""
+            r"""[^"'\s,}]+"""
+        ),
+        rf"\1{REDACTED}",
+    ),
+    (re.compile(r"(?i)\b(AUTH\s+(?:PLAIN|LOGIN|XOAUTH2|CRAM-MD5)\s+)\S+"), rf"\1{REDACTED}"),
     (
         re.compile(
             r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
@@ -53,7 +66,19 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 # Every secret above holds a keyword (a JWT: "eyJ") or a run of 40 token characters or more; a line
 # with neither (an access line, most library lines) is passed over after these cheap checks.
 _LONG_RUN = re.compile(rf"(?<![{_B64URL}])[{_B64URL}]{{40}}")
-_KEYWORDS = ("authorization", "security-token", "bearer", "basic", "private key", "$argon2", "eyj")
+_KEYWORDS = (
+    "authorization",
+    "security-token",
+    "bearer",
+    "basic",
+    "private key",
+    "$argon2",
+    "eyj",
+    "secretaccesskey",
+    "secret_access_key",
+    "token",
+    "auth ",
+)
 _EXCEPTION_FORMATTER = logging.Formatter()
 
 

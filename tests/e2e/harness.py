@@ -86,6 +86,7 @@ def service_settings(
         "table_name": f"Users-{suffix}",
         "email_table_name": f"UserEmails-{suffix}",
         "events_table_name": f"UserEvents-{suffix}",
+        "sessions_table_name": f"UserSessions-{suffix}",
         "page_token_secret": SecretStr(PAGE_TOKEN_SECRET),
         "password_hash_workers": 4,
         "shutdown_grace_seconds": 2.0,

@@ -126,6 +126,7 @@ async def test_a_service_started_while_the_backend_is_gone_comes_up_not_serving_
         "table_name": f"Users-{suffix}",
         "email_table_name": f"UserEmails-{suffix}",
         "events_table_name": f"UserEvents-{suffix}",
+        "sessions_table_name": f"UserSessions-{suffix}",
     }
     async with serve_through_proxy(**SETTINGS, **tables):
         pass  # creates the tables

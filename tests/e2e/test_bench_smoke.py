@@ -137,6 +137,9 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
 
     markdown = (tmp_path / "results.md").read_text()
     assert "## Capacity units per RPC" in markdown
+    # The scale model of this run's units, as `make capacity` prints it.
+    scale = markdown.split("## Scale model", 1)[1]
+    assert "| Users | " in scale and "| UserSessions | " in scale and "| **all** | " in scale
     assert "## CPU per RPC on the keep-alive stand-in" in markdown
     for name in STANDIN_ROW_NAMES:
         assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name

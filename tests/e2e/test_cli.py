@@ -60,17 +60,24 @@ async def test_init_tables_creates_the_users_table_with_its_indexes_and_the_emai
 ) -> None:
     suffix = uuid4().hex[:8]
     users, emails, events = f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}"
+    sessions = f"UserSessions-{suffix}"
     environment = cli_environment(
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         USER_SERVICE_TABLE_NAME=users,
         USER_SERVICE_EMAIL_TABLE_NAME=emails,
         USER_SERVICE_EVENTS_TABLE_NAME=events,
+        USER_SERVICE_SESSIONS_TABLE_NAME=sessions,
     )
 
     code, stdout, stderr = await run_cli("init-tables", environment=environment)
 
     assert code == 0, stderr
-    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created", f"{events}: created"]
+    assert stdout.splitlines() == [
+        f"{users}: created",
+        f"{emails}: created",
+        f"{events}: created",
+        f"{sessions}: created",
+    ]
     async with open_dynamodb_client(
         DynamoDbOptions(region="us-east-1", endpoint_url=moto_endpoint)
     ) as client:
@@ -92,6 +99,7 @@ async def test_init_tables_a_second_time_reports_the_tables_as_present(moto_endp
         USER_SERVICE_TABLE_NAME=f"Users-{suffix}",
         USER_SERVICE_EMAIL_TABLE_NAME=f"UserEmails-{suffix}",
         USER_SERVICE_EVENTS_TABLE_NAME=f"UserEvents-{suffix}",
+        USER_SERVICE_SESSIONS_TABLE_NAME=f"UserSessions-{suffix}",
     )
     assert (await run_cli("init-tables", environment=environment))[0] == 0
 
@@ -102,6 +110,7 @@ async def test_init_tables_a_second_time_reports_the_tables_as_present(moto_endp
         f"Users-{suffix}: already present",
         f"UserEmails-{suffix}: already present",
         f"UserEvents-{suffix}: already present",
+        f"UserSessions-{suffix}: already present",
     ]
 
 
@@ -250,12 +259,18 @@ async def test_init_tables_runs_in_production_without_the_secrets_serving_needs(
         USER_SERVICE_TABLE_NAME=users,
         USER_SERVICE_EMAIL_TABLE_NAME=emails,
         USER_SERVICE_EVENTS_TABLE_NAME=events,
+        USER_SERVICE_SESSIONS_TABLE_NAME=f"UserSessions-{suffix}",
     )
 
     code, stdout, stderr = await run_cli("init-tables", environment=environment)
 
     assert code == 0, stderr
-    assert stdout.splitlines() == [f"{users}: created", f"{emails}: created", f"{events}: created"]
+    assert stdout.splitlines() == [
+        f"{users}: created",
+        f"{emails}: created",
+        f"{events}: created",
+        f"UserSessions-{suffix}: created",
+    ]
 
 
 async def test_serve_in_production_without_tls_refuses_with_one_line() -> None:

@@ -68,6 +68,7 @@ def environment(endpoint: str, tables: TableNames) -> dict[str, str]:
         USER_SERVICE_TABLE_NAME=tables.users,
         USER_SERVICE_EMAIL_TABLE_NAME=tables.emails,
         USER_SERVICE_EVENTS_TABLE_NAME=tables.events,
+        USER_SERVICE_SESSIONS_TABLE_NAME=tables.sessions,
     )
 
 
@@ -256,7 +257,12 @@ async def test_an_import_into_tables_that_do_not_exist_stops_at_the_first_user(
     await signed_up_users(client, source, 3)
     dump = tmp_path / "users.jsonl"
     assert (await user_service(moto_endpoint, source, "export", str(dump)))[0] == 0
-    missing = TableNames(users="Missing-users", emails="Missing-emails", events="Missing-events")
+    missing = TableNames(
+        users="Missing-users",
+        emails="Missing-emails",
+        events="Missing-events",
+        sessions="Missing-sessions",
+    )
 
     code, stdout, _ = await user_service(
         moto_endpoint, missing, "import", str(dump), "--concurrency", "1"
@@ -306,7 +312,7 @@ async def test_migrate_upgrades_old_items_and_a_dry_run_writes_nothing(
     assert "scanned 3, upgraded 3, already current 0" in stdout
     for user_id in ids:
         item = await get_user_item(client, source, user_id)
-        assert item is not None and item["SchemaVersion"] == {"N": "2"}
+        assert item is not None and item["SchemaVersion"] == {"N": "3"}
 
 
 async def test_migrate_while_the_service_serves_renames_of_the_same_users_loses_no_update(
@@ -355,13 +361,13 @@ async def test_migrate_while_the_service_serves_renames_of_the_same_users_loses_
         assert (user.first_name, user.version) == last[user_id]
         assert user.version - 5 == int(user.first_name[1:]) + 1, "every rename landed"
     items = await scan_all(service.dynamodb, service.tables.users)
-    assert {item["SchemaVersion"]["N"] for item in items} == {"2"}
+    assert {item["SchemaVersion"]["N"] for item in items} == {"3"}
 
 
 async def _until_upgraded(service: Service, user_id: str) -> None:
     for _ in range(int(RUN_SECONDS / 0.01)):
         item = await get_user_item(service.dynamodb, service.tables, user_id)
-        if item is not None and item["SchemaVersion"]["N"] == "2":
+        if item is not None and item["SchemaVersion"]["N"] == "3":
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the migration upgraded nothing")

@@ -1,9 +1,10 @@
-"""No oracle in sign-in: an unknown address, a wrong password, and any password (the right one
-too) during a lock-out wait get the same reply after the same DynamoDB calls, as seen by a proxy
-between the service and moto, over real gRPC."""
+"""No oracle in sign-in: an unknown address, a wrong password, the wrong password that begins a
+lock-out, and any password (the right one too) during a lock-out wait get the same reply after
+the same DynamoDB calls, as seen by a proxy between the service and moto, over real gRPC."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -46,9 +47,14 @@ async def test_unknown_wrong_and_waiting_sign_ins_make_the_same_calls_and_replie
         account = await register(service)
         waiting = await register(service, label="waiting")
         await lock_out(service, waiting.email)
+        at_the_threshold = await register(service, label="fifth")
+        for _ in range(4):
+            await sign_in_error(service, at_the_threshold.email, WRONG_PASSWORD)
         cases = {
             "unknown email": (unique_email("nobody"), PASSWORD),
             "wrong password": (account.email, WRONG_PASSWORD),
+            # Its lock notice (AccountLocked, a reset token, the mail) is work after the reply.
+            "wrong password that begins a wait": (at_the_threshold.email, WRONG_PASSWORD),
             "waiting, wrong password": (waiting.email, WRONG_PASSWORD),
             "waiting, right password": (waiting.email, PASSWORD),
         }
@@ -59,6 +65,7 @@ async def test_unknown_wrong_and_waiting_sign_ins_make_the_same_calls_and_replie
             error = await sign_in_error(service, email, password)
             traces[case] = [store_call(request) for request in fault_proxy.requests()]
             replies[case] = reply_of(error)
+            await asyncio.sleep(0.5)  # work after the reply (a lock notice) is not the next trace
 
         tables = service.tables
         expected = [
@@ -66,6 +73,17 @@ async def test_unknown_wrong_and_waiting_sign_ins_make_the_same_calls_and_replie
             ("GetItem", (("", tables.users),)),  # the user (for no account: the nil id)
             ("PutItem", (("", tables.users),)),  # the count, eventless (or a write that fails)
         ]
+        # The lock notice may start before the reply is read: its calls come after these three.
+        notice = traces["wrong password that begins a wait"][3:]
+        notice_calls: list[Call] = [
+            ("GetItem", (("", tables.users),)),
+            (
+                "TransactWriteItems",
+                (("Put", tables.users), ("Put", tables.events), ("Put", tables.events)),
+            ),
+        ]
+        assert notice == notice_calls[: len(notice)], notice
+        traces["wrong password that begins a wait"][3:] = []
         assert traces == dict.fromkeys(cases, expected)
         assert len(set(replies.values())) == 1, replies  # code, message, status details
         code, message, _ = replies["waiting, right password"]

@@ -26,7 +26,7 @@ from tests.smtp_server import CapturingSmtpServer
 TIMEOUT = 10
 SERVICE = "/biome.user.v1.UserService"
 PASSWORD = "correct horse battery"
-LOGIN_OUTCOMES = ("success", "failed", "locked", "disabled", "error")
+LOGIN_OUTCOMES = ("success", "failed", "overloaded", "disabled", "error")
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -143,7 +143,7 @@ async def test_counters_move_exactly_as_the_traffic_did(
     } == {
         "success": 1,
         "failed": 1,
-        "locked": 0,
+        "overloaded": 0,
         "disabled": 0,
         "error": 0,
     }

@@ -253,18 +253,21 @@ async def race_refreshes(
     assert {error.details() for error in losers} <= backend.lost_to(str(ConcurrentRefresh()))
     assert str(ConcurrentRefresh()) in {error.details() for error in losers}
     assert all(signed_in.refresh_token not in (error.details() or "") for error in losers)
-    # A rotation is one conditional PutItem: DynamoDB refuses a single write with
-    # TransactionConflict only when a transaction is in flight on its item, never for another
-    # single write, which it orders; the condition then picks the one winner. So none is refused,
-    # even with conflicts injected (the writes are still held in flight there).
+    # A refresh is one conditional PutItem on the session item, and DynamoDB refuses a single
+    # write only when it meets a transaction in flight: the losers lose on the condition alone.
+    # So none is refused, even with conflicts injected (the writes are still held in flight).
     assert backend.refused() == 0
     return RefreshRace(user_id, signed_in.session_id, signed_in.refresh_token, winner, losers)
 
 
 async def stored_sessions(service: Service, user_id: str) -> dict[str, dict[str, Any]]:
-    """The raw Sessions of the user's item, by session id."""
-    item = (await user_items(service))[user_id]
-    return {entry["M"]["SessionId"]["S"]: entry["M"] for entry in item["Sessions"]["L"]}
+    """The raw session items of the user's current epoch, by session id."""
+    epoch = int((await user_items(service))[user_id]["SessionEpoch"]["N"])
+    return {
+        item["SessionId"]["S"]: item
+        for item in await service.scan(service.tables.sessions)
+        if item["UserId"]["S"] == user_id and item["SessionKey"]["S"].startswith(f"{epoch:010d}#")
+    }
 
 
 async def refresh_outcome(service: Service, token: str) -> tuple[Code, Any]:

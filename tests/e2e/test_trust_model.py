@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -97,10 +97,11 @@ async def test_a_user_token_acts_on_its_own_user(stub: Stub, keys: CallerKeys) -
 
     read = await stub.GetUser(pb.GetUserRequest(id=user.id), metadata=as_user, timeout=RPC_TIMEOUT)
     renamed = await stub.UpdateProfile(rename(user), metadata=as_user, timeout=RPC_TIMEOUT)
-    await stub.ChangePassword(change_password(user), metadata=as_user, timeout=RPC_TIMEOUT)
     events = await stub.ListUserEvents(
         pb.ListUserEventsRequest(user_id=user.id), metadata=as_user, timeout=RPC_TIMEOUT
     )
+    # Keeping no session, the change ends every one, the token's own included.
+    await stub.ChangePassword(change_password(user), metadata=as_user, timeout=RPC_TIMEOUT)
 
     assert read == user
     assert renamed.first_name == "Mallory"
@@ -110,6 +111,72 @@ async def test_a_user_token_acts_on_its_own_user(stub: Stub, keys: CallerKeys) -
         metadata=bearer(keys.plain),
         timeout=RPC_TIMEOUT,
     )
+
+
+@pytest.mark.parametrize("ending", ["Logout", "LogoutAll", "DisableUser"])
+async def test_a_user_token_is_refused_once_its_session_has_ended(
+    stub: Stub, keys: CallerKeys, ending: str
+) -> None:
+    email = unique_email("ended")
+    user = await stub.RegisterUser(
+        pb.RegisterUserRequest(email=email, password=PASSWORD, first_name="Ada", last_name="B"),
+        metadata=bearer(keys.plain),
+        timeout=RPC_TIMEOUT,
+    )
+    signed_in = await stub.Authenticate(
+        pb.AuthenticateRequest(email=email, password=PASSWORD),
+        metadata=bearer(keys.plain),
+        timeout=RPC_TIMEOUT,
+    )
+    as_user = (*bearer(keys.plain), ("x-user-token", signed_in.access_token))
+    assert await stub.GetUser(pb.GetUserRequest(id=user.id), metadata=as_user, timeout=RPC_TIMEOUT)
+
+    admin = bearer(keys.admin)
+    if ending == "Logout":
+        request: Any = pb.LogoutRequest(refresh_token=signed_in.refresh_token)
+        await stub.Logout(request, metadata=bearer(keys.plain), timeout=RPC_TIMEOUT)
+    elif ending == "LogoutAll":
+        await stub.LogoutAll(
+            pb.LogoutAllRequest(user_id=user.id), metadata=admin, timeout=RPC_TIMEOUT
+        )
+    else:
+        await stub.DisableUser(
+            pb.DisableUserRequest(id=user.id), metadata=admin, timeout=RPC_TIMEOUT
+        )
+
+    # The token has not expired, and its signature is good: the session it names has ended.
+    refusals = [
+        await rpc_error(
+            stub.GetUser(pb.GetUserRequest(id=user.id), metadata=as_user, timeout=RPC_TIMEOUT)
+        ),
+        await rpc_error(stub.UpdateProfile(rename(user), metadata=as_user, timeout=RPC_TIMEOUT)),
+        await rpc_error(
+            stub.ListUserEvents(
+                pb.ListUserEventsRequest(user_id=user.id), metadata=as_user, timeout=RPC_TIMEOUT
+            )
+        ),
+    ]
+    assert {error.code() for error in refusals} == {grpc.StatusCode.UNAUTHENTICATED}
+    assert all("session has ended" in (error.details() or "") for error in refusals)
+    assert (await current(stub, keys, user)).first_name == "Ada"
+
+
+async def test_a_user_token_cannot_delete_even_its_own_user(stub: Stub, keys: CallerKeys) -> None:
+    # A token outlives Logout, ChangePassword and DisableUser by up to its lifetime (it is
+    # checked statelessly), so a stolen one must open nothing that cannot be undone.
+    user, token = await signed_up(stub, keys.plain)
+
+    refused = await rpc_error(
+        stub.DeleteUser(
+            pb.DeleteUserRequest(id=user.id, expected_version=user.version),
+            metadata=bearer(keys.plain) + token,
+            timeout=RPC_TIMEOUT,
+        )
+    )
+
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "users:admin" in (refused.details() or "")
+    assert await current(stub, keys, user) == user
 
 
 async def test_a_user_token_is_refused_on_another_user_and_changes_nothing(

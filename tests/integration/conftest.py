@@ -20,10 +20,13 @@ async def table_names(dynamodb_client: Any) -> AsyncIterator[TableNames]:
     """Table names no other test uses; tables the test creates under them are deleted afterwards."""
     suffix = uuid4().hex[:8]
     names = TableNames(
-        users=f"Users-{suffix}", emails=f"UserEmails-{suffix}", events=f"UserEvents-{suffix}"
+        users=f"Users-{suffix}",
+        emails=f"UserEmails-{suffix}",
+        events=f"UserEvents-{suffix}",
+        sessions=f"UserSessions-{suffix}",
     )
     yield names
-    for name in (names.users, names.emails, names.events):
+    for name in (names.users, names.emails, names.events, names.sessions):
         try:
             await dynamodb_client.delete_table(TableName=name)
         except ClientError:
@@ -32,7 +35,7 @@ async def table_names(dynamodb_client: Any) -> AsyncIterator[TableNames]:
 
 @pytest_asyncio.fixture
 async def dynamodb_tables(dynamodb_client: Any, table_names: TableNames) -> TableNames:
-    """The users, email-guard and events tables, freshly created by ensure_tables for this test."""
+    """The users, email-guard, events and sessions tables, made by ensure_tables for this test."""
     await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
     return table_names
 

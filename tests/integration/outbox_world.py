@@ -12,7 +12,7 @@ from domain.events import DomainEvent, RecordedEvent
 from domain.policies import AuthPolicy
 from domain.ports import LockNotices
 from domain.use_cases import accounts
-from domain.use_cases.sessions import SessionTokens, authenticate
+from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from domain.values import UserId
 from persistence.event_mapper import item_to_recorded_event
@@ -81,12 +81,27 @@ class OutboxWorld:
             password=password,
         )
 
+    async def refresh(self, refresh_token: str, client: Any = None) -> SessionTokens:
+        return await refresh_session(
+            self.uow(client), self.issuer, self.clock, self.policy, refresh_token=refresh_token
+        )
+
     async def user_item(self, user_id: UserId | str) -> dict[str, Any] | None:
         response = await self.client.get_item(
             TableName=self.tables.users, Key={"Id": {"S": str(user_id)}}, ConsistentRead=True
         )
         item = response.get("Item")
         return dict(item) if item else None
+
+    async def session_items(self, user_id: UserId | str) -> list[dict[str, Any]]:
+        """Every session item of the user, of any epoch."""
+        response = await self.client.query(
+            TableName=self.tables.sessions,
+            KeyConditionExpression="UserId = :id",
+            ExpressionAttributeValues={":id": {"S": str(user_id)}},
+            ConsistentRead=True,
+        )
+        return list(response["Items"])
 
     async def event_seq(self, user_id: UserId | str) -> int:
         item = await self.user_item(user_id)

@@ -25,7 +25,12 @@ USER_ID = "00000000-0000-4000-8000-000000000001"
 async def recorded(
     moto_endpoint: str, dynamodb_tables: TableNames
 ) -> AsyncIterator[tuple[RecordingProxy, Any, Tables]]:
-    tables = Tables(dynamodb_tables.users, dynamodb_tables.emails, dynamodb_tables.events)
+    tables = Tables(
+        dynamodb_tables.users,
+        dynamodb_tables.emails,
+        dynamodb_tables.events,
+        dynamodb_tables.sessions,
+    )
     async with RecordingProxy(moto_endpoint, table_models(tables)) as proxy:
         options = DynamoDbOptions(
             region="us-east-1",

@@ -9,18 +9,38 @@ from typing import Any
 from domain.policies import AuthPolicy
 from domain.secret_tokens import parse_token
 from domain.use_cases.accounts import register_user
-from domain.values import Email, PersonName
+from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
+from domain.values import Email
 from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0, new_user
-from tests.fakes import FakePasswordHasher, FixedClock
+from tests.fakes import (
+    FakeAccessTokenIssuer,
+    FakePasswordHasher,
+    FixedClock,
+    recorded_lock_notices,
+)
 
 CLEAR_PASSWORD = "correct horse battery staple"
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
-    "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
+    "FailedGuesses", "SchemaVersion", "EventSeq",
 }  # fmt: skip
+SESSION_ATTRIBUTES = {
+    "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
+    "ExpireAt",
+}  # fmt: skip
+
+
+async def raw_sessions(client: Any, tables: TableNames, user_id: str) -> list[dict[str, Any]]:
+    response = await client.query(
+        TableName=tables.sessions,
+        KeyConditionExpression="UserId = :id",
+        ExpressionAttributeValues={":id": {"S": user_id}},
+        ConsistentRead=True,
+    )
+    return list(response["Items"])
 
 
 async def raw_user(client: Any, tables: TableNames, user_id: str) -> dict[str, Any]:
@@ -55,64 +75,68 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
     assert item["EmailIndex"] == {"S": "ada.lovelace@example.com"}
     assert item["PasswordHash"] == {"S": user.password_hash}
     assert item["Version"] == {"N": "1"}
-    assert item["SchemaVersion"] == {"N": "2"}
+    assert item["SchemaVersion"] == {"N": "3"}
     assert item["CreatedAt"] == item["UpdatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
     assert CLEAR_PASSWORD not in json.dumps(item)
     guards = await raw_guards(dynamodb_client, dynamodb_tables)
     assert guards == {("ada.lovelace@example.com", user.id.value)}
 
 
-async def test_an_update_stores_only_token_hashes_the_index_of_the_newest_and_the_new_version(
+async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
-    policy = AuthPolicy()
-    user = new_user()
-    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
-        await uow.users.add(user)
-        await uow.commit()
+    policy, clock = AuthPolicy(), FixedClock(T0)
 
-    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
-        stored = await uow.users.get_by_id(user.id)
-        assert stored is not None
-        first, first_token = stored.start_session(T0, policy.sessions)
-        later = T0 + timedelta(days=1)
-        _, newest_token = stored.start_session(later, policy.sessions)
-        rotated = stored.refresh_session(
-            parse_token(first_token.value), later + timedelta(minutes=1), policy.sessions
-        )
-        assert rotated.token is not None
-        reset_token = stored.request_password_reset(later, policy.password_reset_lifetime)
-        stored.update_profile(first_name=PersonName.parse("Augusta"), last_name=None, now=later)
-        await uow.users.update(stored)
-        await uow.commit()
+    def uow() -> DynamoUnitOfWork:
+        return DynamoUnitOfWork(dynamodb_client, dynamodb_tables)
+
+    user = await register_user(
+        uow(), FakePasswordHasher(), clock, email="ada@example.com", password=CLEAR_PASSWORD,
+        first_name="Ada", last_name="Lovelace",
+    )  # fmt: skip
+
+    async def sign_in() -> SessionTokens:
+        return await authenticate(
+            uow(), FakePasswordHasher(), FakeAccessTokenIssuer(), clock, policy,
+            recorded_lock_notices(), email="ada@example.com", password=CLEAR_PASSWORD,
+        )  # fmt: skip
+
+    first = await sign_in()
+    clock.now = T0 + timedelta(days=1)
+    newest = await sign_in()
+    clock.now += timedelta(minutes=1)
+    rotated = await refresh_session(
+        uow(), FakeAccessTokenIssuer(), clock, policy, refresh_token=first.refresh_token
+    )
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
-    # No RefreshTokenIndex: that index is kept empty (persistence.schema).
-    assert set(item) == BASE_ATTRIBUTES | {"PasswordReset"}
-    assert (item["Version"], item["Revision"]) == ({"N": "2"}, {"N": "2"})
-    assert item["FirstName"] == {"S": "Augusta"}
-    assert item["UpdatedAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
-    stored_text = json.dumps(item)
-    for issued in (first_token, newest_token, rotated.token, reset_token):
-        assert issued.value not in stored_text
-        assert issued.value.partition(".")[2] not in stored_text
-    sessions = [entry["M"] for entry in item["Sessions"]["L"]]
-    assert [s["SessionId"]["S"] for s in sessions] == [
-        first.session_id,
-        stored.sessions[1].session_id,
-    ]
-    assert sessions[0]["TokenHash"] == {"S": rotated.token.token_hash}
-    assert sessions[0]["PreviousTokenHash"] == {"S": first_token.token_hash}
-    assert item["PasswordReset"]["M"]["TokenHash"] == {"S": reset_token.token_hash}
-    assert set(item["PasswordReset"]["M"]) == {"TokenHash", "RequestedAt", "ExpiresAt"}
+    assert set(item) == BASE_ATTRIBUTES  # no sessions in the user item
+    assert item["SessionEpoch"] == {"N": "0"}
+    assert item["Version"] == {"N": "1"}  # sign-ins and refreshes are no change callers see
+    sessions = await raw_sessions(dynamodb_client, dynamodb_tables, user.id.value)
+    by_id = {s["SessionId"]["S"]: s for s in sessions}
+    assert set(by_id) == {first.session_id, newest.session_id}
+    assert set(by_id[newest.session_id]) == SESSION_ATTRIBUTES
+    assert set(by_id[first.session_id]) == SESSION_ATTRIBUTES | {
+        "PreviousTokenHash", "RotatedAt", "WriteId",  # WriteId: the rotation's single PutItem
+    }  # fmt: skip
+    refreshed = by_id[first.session_id]
+    assert refreshed["SessionKey"] == {"S": f"0000000000#{first.session_id}"}
+    assert refreshed["TokenHash"] == {"S": parse_token(rotated.refresh_token).token_hash}
+    assert refreshed["PreviousTokenHash"] == {"S": parse_token(first.refresh_token).token_hash}
+    idle_end = clock.now + policy.sessions.idle_lifetime
+    assert refreshed["ExpireAt"] == {"N": str(int(idle_end.timestamp()))}
+    stored_text = json.dumps([item, sessions])
+    for issued in (first, newest, rotated):
+        assert issued.refresh_token not in stored_text
+        assert issued.refresh_token.rpartition(".")[2] not in stored_text
 
 
 async def test_the_refresh_token_index_stays_empty_and_email_index_holds_keys_only(
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
-    policy = AuthPolicy()
     holder = new_user("holder@example.com")
-    holder.start_session(T0, policy.sessions)
+    holder.start_session(T0, AuthPolicy().sessions, [])
     async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
         await uow.users.add(holder)
         await uow.commit()

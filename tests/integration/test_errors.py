@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -181,6 +181,10 @@ def test_a_cancellation_by_throttling_alone_is_storage_unavailable() -> None:
     assert isinstance(transaction_error(error, checks), StorageUnavailable)
 
 
+def landed_once(landed: list[int]) -> Callable[[], None]:
+    return lambda: landed.append(1)
+
+
 class ThrottledClient:
     """Cancels the first ``cancellations`` transactions for throttling, then accepts."""
 
@@ -196,13 +200,9 @@ class ThrottledClient:
 
 
 async def test_a_transaction_cancelled_by_throttling_is_sent_again_and_then_lands() -> None:
-    client, landed = ThrottledClient(cancellations=2), []
-    # Two items: a transaction (one Put alone with no event would go out as a single PutItem).
-    write = StagedWrite(
-        [{"Put": {}}, {"Put": {}}],
-        [WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
-        lambda: landed.append(1),
-    )
+    client, landed = ThrottledClient(cancellations=2), list[int]()
+    # Two items: a commit of one Put and no event goes as a single PutItem, not a transaction.
+    write = StagedWrite([{"Put": {}}] * 2, [WriteCheck(Check.EMAIL_FREE)] * 2, landed_once(landed))
 
     await apply_writes(client, [write])
 
@@ -210,13 +210,9 @@ async def test_a_transaction_cancelled_by_throttling_is_sent_again_and_then_land
 
 
 async def test_a_transaction_that_stays_throttled_ends_as_storage_unavailable() -> None:
-    client, landed = ThrottledClient(cancellations=99), []
-    # Two items: a transaction (one Put alone with no event would go out as a single PutItem).
-    write = StagedWrite(
-        [{"Put": {}}, {"Put": {}}],
-        [WriteCheck(Check.EMAIL_FREE), WriteCheck(Check.ID_FREE)],
-        lambda: landed.append(1),
-    )
+    client, landed = ThrottledClient(cancellations=99), list[int]()
+    # Two items: a commit of one Put and no event goes as a single PutItem, not a transaction.
+    write = StagedWrite([{"Put": {}}] * 2, [WriteCheck(Check.EMAIL_FREE)] * 2, landed_once(landed))
 
     with pytest.raises(StorageUnavailable):
         await apply_writes(client, [write])

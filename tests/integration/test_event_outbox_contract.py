@@ -11,6 +11,7 @@ import pytest
 
 from domain.errors import VersionConflict
 from domain.events import DomainEvent, ProfileUpdated, UserDeleted, UserDisabled, UserRegistered
+from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
 from domain.user import User
 from domain.values import PersonName
@@ -64,7 +65,7 @@ async def test_events_land_with_their_write_numbered_from_one_and_leave_the_aggr
     async with outbox.new_uow() as uow:
         stored = await uow.users.require(user.id)
         stored.update_profile(first_name=PersonName.parse("Augusta"), last_name=None, now=T0)
-        stored.disable(T0)
+        stored.disable(T0, SessionPolicy(), [])
         await uow.users.update(stored)
         await uow.commit()
         assert stored.events == []
@@ -95,7 +96,7 @@ async def test_a_write_that_loses_stores_none_of_its_events_and_keeps_them_pendi
     winner = await first.users.require(user.id)
     loser = await second.users.require(user.id)
 
-    winner.disable(T0)
+    winner.disable(T0, SessionPolicy(), [])
     await first.users.update(winner)
     await first.commit()
     loser.update_profile(first_name=PersonName.parse("Loser"), last_name=None, now=T0)

@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 
-from domain.errors import StorageUnavailable, VersionConflict
-from domain.events import SessionEndReason, SessionRevoked, SessionStarted, UserDisabled
+from domain.errors import InvalidRefreshToken, StorageUnavailable, VersionConflict
+from domain.events import (
+    SessionEndReason,
+    SessionRevoked,
+    SessionsRevoked,
+    SessionStarted,
+    UserDisabled,
+)
+from domain.policies import SessionPolicy
 from domain.use_cases import accounts
 from domain.use_cases.sessions import SessionTokens, logout, logout_all
 from domain.user import User
@@ -21,6 +28,8 @@ from persistence.schema import TableNames
 from tests.fault_proxy import FaultProxy, Outcome
 from tests.integration.outbox_world import OutboxWorld
 from tests.integration.proxy_client import client_through
+
+POLICY = SessionPolicy()
 
 TRANSACT = "TransactWriteItems"
 
@@ -65,7 +74,7 @@ async def test_a_transaction_that_fails_on_the_way_leaves_neither_the_change_nor
 
     async with client_through(proxy, max_attempts=2) as client:
         with pytest.raises(StorageUnavailable):
-            await logout_all(world.uow(client), world.clock, user_id=user.id.value)
+            await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value)
 
     assert proxy.requests(TRANSACT), "the transaction was never attempted"
     assert proxy.forwarded(TRANSACT) == []
@@ -80,17 +89,17 @@ async def test_a_transaction_that_lands_through_the_proxy_leaves_the_change_and_
     user, sessions = await signed_in_user(world)
 
     async with client_through(proxy) as client:
-        assert await logout_all(world.uow(client), world.clock, user_id=user.id.value) == 2
+        assert await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value) == 2
 
     item = await world.user_item(user.id)
-    assert item is not None and item["Sessions"]["L"] == []
-    ended = [
-        SessionRevoked(user.id.value, world.clock.now, s.session_id, SessionEndReason.LOGOUT_ALL)
-        for s in sessions
-    ]
-    assert (await world.events(user.id))[-2:] == ended
-    assert await world.event_seq(user.id) == 5
+    assert item is not None and item["SessionEpoch"] == {"N": "1"}
+    ended = [SessionsRevoked(user.id.value, world.clock.now, SessionEndReason.LOGOUT_ALL, 2)]
+    assert (await world.events(user.id))[-1:] == ended
+    assert await world.event_seq(user.id) == 4
     assert world.committed[-1] == ended
+    for tokens in sessions:
+        with pytest.raises(InvalidRefreshToken):
+            await world.refresh(tokens.refresh_token)
 
 
 async def test_a_transaction_whose_answer_is_lost_records_its_events_once(
@@ -104,14 +113,14 @@ async def test_a_transaction_whose_answer_is_lost_records_its_events_once(
     proxy.drop(operations=[TRANSACT], after_forwarding=True, times=1)
 
     async with client_through(proxy, max_attempts=2) as client:
-        await logout_all(world.uow(client), world.clock, user_id=user.id.value)
+        await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value)
 
     assert proxy.requests(TRANSACT)[0].outcome is Outcome.ANSWER_DROPPED
     recorded = await world.recorded(user.id)
-    assert [r.sequence for r in recorded] == [1, 2, 3, 4, 5]
-    revoked = [r.event for r in recorded if isinstance(r.event, SessionRevoked)]
-    assert len(revoked) == 2
-    assert await world.event_seq(user.id) == 5
+    assert [r.sequence for r in recorded] == [1, 2, 3, 4]
+    revoked = [r.event for r in recorded if isinstance(r.event, SessionsRevoked)]
+    assert len(revoked) == 1
+    assert await world.event_seq(user.id) == 4
 
 
 async def test_a_version_conflict_leaves_only_the_winners_change_and_events(
@@ -124,22 +133,22 @@ async def test_a_version_conflict_leaves_only_the_winners_change_and_events(
     loser = await loser_uow.users.require(user.id)
     now = world.clock.now
 
-    winner.end_sessions(now, SessionEndReason.LOGOUT_ALL)
+    winner.end_sessions(now, POLICY, await winner_uow.sessions.current(winner))
     await winner_uow.users.update(winner)
     await winner_uow.commit()
-    loser.disable(now)
+    loser.disable(now, POLICY, await loser_uow.sessions.current(loser))
     await loser_uow.users.update(loser)
     with pytest.raises(VersionConflict):
         await loser_uow.commit()
 
     events = await world.events(user.id)
-    assert [type(e) for e in events][-2:] == [SessionRevoked, SessionRevoked]
+    assert [type(e) for e in events][-1:] == [SessionsRevoked]
     assert not any(isinstance(e, UserDisabled) for e in events)
-    assert await world.event_seq(user.id) == len(events) == 5
+    assert await world.event_seq(user.id) == len(events) == 4
     item = await world.user_item(user.id)
     assert item is not None and item["Status"]["S"] == "ACTIVE"
     assert loser.events and isinstance(loser.events[0], UserDisabled)  # still pending, unstored
-    assert world.committed[-1] == events[-2:]
+    assert world.committed[-1] == events[-1:]
 
 
 async def test_a_taken_sequence_number_cancels_the_whole_write_as_a_conflict(
@@ -159,7 +168,7 @@ async def test_a_taken_sequence_number_cancels_the_whole_write_as_a_conflict(
     reports = len(world.committed)
 
     with pytest.raises(VersionConflict):  # re-read and re-applied, and refused every time
-        await accounts.disable_user(world.uow(), world.clock, user_id=user.id.value)
+        await accounts.disable_user(world.uow(), world.clock, POLICY, user_id=user.id.value)
 
     assert await Snapshot.of(world, user.id) == before
     assert before.events[-1] == squatter
@@ -206,7 +215,8 @@ async def test_concurrent_sign_ins_and_logouts_number_their_events_without_gap_o
     assert all(e.reason is SessionEndReason.LOGOUT for e in events if isinstance(e, SessionRevoked))
     item = await world.user_item(user.id)
     assert item is not None
-    live = {s["M"]["SessionId"]["S"] for s in item["Sessions"]["L"]}
+    async with world.uow() as uow:
+        live = {s.session_id for s in await uow.sessions.current(await uow.users.require(user.id))}
     assert live == set(started) - set(ended)  # every landed change has its events, and back
     reported = [e for events in world.committed for e in events]
     assert sorted(map(repr, reported)) == sorted(map(repr, events))
@@ -239,7 +249,7 @@ async def test_a_transaction_not_sent_within_the_commit_window_is_refused_unsent
     async with client_through(proxy, max_attempts=1) as client:
         move_clock_on_attempt(client, world, attempt=1, seconds=2.5)
         with pytest.raises(StorageUnavailable, match="within 2 s"):
-            await logout_all(world.uow(client), world.clock, user_id=user.id.value)
+            await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value)
 
     assert proxy.requests(TRANSACT) == []
     assert await Snapshot.of(world, user.id) == before
@@ -256,7 +266,7 @@ async def test_a_botocore_retry_after_the_commit_window_is_refused_unsent(
     async with client_through(proxy, max_attempts=3) as client:
         move_clock_on_attempt(client, world, attempt=2, seconds=2.5)
         with pytest.raises(StorageUnavailable, match="within 2 s"):
-            await logout_all(world.uow(client), world.clock, user_id=user.id.value)
+            await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value)
 
     assert [r.outcome for r in proxy.requests(TRANSACT)] == [Outcome.THROTTLED]
     assert await Snapshot.of(world, user.id) == before
@@ -272,8 +282,8 @@ async def test_a_botocore_retry_within_the_commit_window_lands_with_the_first_re
 
     async with client_through(proxy, max_attempts=3) as client:
         move_clock_on_attempt(client, world, attempt=2, seconds=1.5)
-        assert await logout_all(world.uow(client), world.clock, user_id=user.id.value) == 2
+        assert await logout_all(world.uow(client), world.clock, POLICY, user_id=user.id.value) == 2
 
     assert [r.outcome for r in proxy.requests(TRANSACT)] == [Outcome.THROTTLED, Outcome.FORWARDED]
-    recorded = (await world.recorded(user.id))[-2:]
-    assert [r.recorded_at for r in recorded] == [recorded_at, recorded_at]
+    (recorded,) = (await world.recorded(user.id))[-1:]
+    assert recorded.recorded_at == recorded_at

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from domain.errors import EmailAlreadyRegistered, UserNotFound, VersionConflict
+from domain.errors import ConcurrentWrite, EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
-from domain.secret_tokens import TokenLookup, parse_token
 from domain.use_cases import accounts
 from domain.user import User
-from domain.values import Email, PersonName, UserId
+from domain.values import Email, PersonName, Session, UserId
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0, new_user, password_reset, session, state_of
 from tests.fakes import FakeUnitOfWork, InMemoryStore
@@ -70,7 +70,7 @@ async def delete(new_uow: NewUow, user: User) -> None:
 
 async def test_added_user_is_found_by_id_and_by_email_in_any_case(new_uow: NewUow) -> None:
     user = new_user("Ada.Lovelace@Example.com")
-    user.sessions = (session("old", previous="older"), session("new", minutes=1))
+    user.session_epoch = 4
     user.password_reset = password_reset("reset")
     user.failed_logins, user.locked_until = 6, T0
 
@@ -324,61 +324,98 @@ async def test_listing_continues_after_a_user_deleted_between_pages(new_uow: New
     assert {user.id for user in rest.users} == set(users) - {user.id for user in first.users}
 
 
-async def test_get_by_refresh_token_finds_the_user_by_a_token_any_of_its_sessions_holds(
+async def sign_in(new_uow: NewUow, user: User, *sessions: Session) -> User:
+    """Store ``sessions`` for ``user`` (of its epoch), with a write of the user, as sign-in does."""
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        await uow.users.update(stored)
+        for held in sessions:
+            await uow.sessions.add(stored, held)
+        await uow.commit()
+    return stored
+
+
+async def test_sessions_are_read_by_key_and_as_the_current_ones_the_instant_they_land(
     new_uow: NewUow,
 ) -> None:
-    holder = new_user("holder@example.com")
-    holder.sessions = (session("current", previous="previous"), session("other", minutes=5))
-    other = new_user("other@example.com")
-    other.sessions = (session("theirs"),)
-    await add(new_uow, holder)
-    await add(new_uow, other)
+    holder = await add(new_uow, new_user("holder@example.com"))
+    other = await add(new_uow, new_user("other@example.com"))
+    current, newer = session("current", previous="previous"), session("other", minutes=5)
+    await sign_in(new_uow, holder, current, newer)
+    await sign_in(new_uow, other, session("theirs"))
 
     async with new_uow() as uow:
-        for held in ("current", "previous", "r1current", "r2current", "other"):
-            found = await uow.users.get_by_refresh_token(TokenLookup(holder.id, held))
-            assert found is not None and found.id == holder.id, held
-        assert await uow.users.get_by_refresh_token(TokenLookup(holder.id, "never-issued")) is None
-        # The hash is right but the token names another user: no cross-account match.
-        assert await uow.users.get_by_refresh_token(TokenLookup(other.id, "current")) is None
-        assert await uow.users.get_by_refresh_token(TokenLookup(holder.id, "theirs")) is None
-        assert await uow.users.get_by_refresh_token(TokenLookup(UserId.new(), "current")) is None
+        user = await uow.users.require(holder.id)
+        assert sorted(await uow.sessions.current(user), key=lambda s: s.created_at) == [
+            current,
+            newer,
+        ]
+        assert await uow.sessions.get(user, current.session_id) == current
+        assert await uow.sessions.get(user, "session-theirs") is None  # another user's
+        assert await uow.sessions.get(user, "never-issued") is None
 
 
-async def test_get_by_refresh_token_finds_a_session_the_instant_it_is_committed(
+async def test_a_rotation_lands_only_while_the_session_holds_the_token_it_rotates_away(
     new_uow: NewUow,
 ) -> None:
     user = await add(new_uow, new_user())
+    original = session("first")
+    await sign_in(new_uow, user, original)
+    rotated = replace(original, token_hash="second", previous_token_hash="first", rotated_at=T0)
+    async with new_uow() as winner, new_uow() as loser:
+        for uow in (winner, loser):
+            stored = await uow.users.require(user.id)
+            assert await uow.sessions.get(stored, original.session_id) == original
+            await uow.sessions.rotate(stored, original, rotated)
+        await winner.commit()
+        with pytest.raises(ConcurrentWrite):
+            await loser.commit()
+
     async with new_uow() as uow:
         stored = await uow.users.require(user.id)
-        _, token = stored.start_session(T0, SessionPolicy())
+        assert await uow.sessions.get(stored, original.session_id) == rotated
+    assert stored.version == 1  # a rotation is no change a caller sees
+
+
+async def test_a_removed_session_is_gone_and_the_others_stay(new_uow: NewUow) -> None:
+    user = await add(new_uow, new_user())
+    live, kept = session("live"), session("kept", minutes=1)
+    await sign_in(new_uow, user, live, kept)
+
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        await uow.sessions.remove(stored, live)
         await uow.users.update(stored)
         await uow.commit()
 
     async with new_uow() as uow:
-        found = await uow.users.get_by_refresh_token(parse_token(token.value))
-
-    assert found is not None and found.id == user.id
-    newest = found.newest_session()
-    assert newest is not None and newest.token_hash == token.token_hash
+        stored = await uow.users.require(user.id)
+        assert await uow.sessions.current(stored) == [kept]
+        assert await uow.sessions.get(stored, live.session_id) is None
 
 
-async def test_get_by_refresh_token_stops_finding_a_token_once_its_session_ends(
+async def test_moving_the_epoch_on_ends_every_session_but_the_one_moved_with_it(
     new_uow: NewUow,
 ) -> None:
-    user = new_user()
-    user.sessions = (session("live"), session("kept", minutes=1))
-    await add(new_uow, user)
+    user = await add(new_uow, new_user())
+    kept, ended = session("kept"), session("ended", minutes=1)
+    await sign_in(new_uow, user, kept, ended)
 
     async with new_uow() as uow:
-        stored = await uow.users.get_by_refresh_token(TokenLookup(user.id, "live"))
-        assert stored is not None and stored.end_session_holding("live", T0)
+        stored = await uow.users.require(user.id)
+        outcome = stored.end_sessions(
+            T0, SessionPolicy(), await uow.sessions.current(stored), keep_session_id="session-kept"
+        )
+        assert outcome.kept == kept and outcome.moved is not None
         await uow.users.update(stored)
+        await uow.sessions.move(stored, outcome.kept, outcome.moved)
         await uow.commit()
 
     async with new_uow() as uow:
-        assert await uow.users.get_by_refresh_token(TokenLookup(user.id, "live")) is None
-        assert await uow.users.get_by_refresh_token(TokenLookup(user.id, "kept")) is not None
+        stored = await uow.users.require(user.id)
+        assert stored.session_epoch == 1
+        assert await uow.sessions.current(stored) == [replace(kept, epoch=1)]
+        assert await uow.sessions.get(stored, ended.session_id) is None
 
 
 async def test_require_raises_user_not_found_for_an_unknown_id(new_uow: NewUow) -> None:
@@ -395,8 +432,9 @@ async def test_session_bookkeeping_keeps_the_version_but_still_guards_against_lo
         signing_in = await first.users.get_by_id(user.id)
         renaming = await second.users.get_by_id(user.id)
         assert signing_in is not None and renaming is not None
-        signing_in.start_session(T0, SessionPolicy())
+        start = signing_in.start_session(T0, SessionPolicy(), [])
         await first.users.update(signing_in)
+        await first.sessions.add(signing_in, start.session)
         await first.commit()
         renaming.update_profile(first_name=PersonName.parse("Late"), last_name=None, now=T0)
         await second.users.update(renaming)
@@ -406,7 +444,9 @@ async def test_session_bookkeeping_keeps_the_version_but_still_guards_against_lo
     stored = await by_id(new_uow, user)
     assert stored is not None
     assert signing_in.version == stored.version == 1  # no change a caller can see
-    assert len(stored.sessions) == 1 and stored.first_name.value == "Ada"
+    assert stored.first_name.value == "Ada"
+    async with new_uow() as uow:
+        assert len(await uow.sessions.current(stored)) == 1
 
 
 async def test_a_change_callers_see_moves_the_version_even_at_the_same_instant(
@@ -525,3 +565,34 @@ async def test_batch_get_users_answers_each_requested_id_in_place_duplicates_and
     found = [lookup.user for lookup in lookups]
     assert [user.id if user else None for user in found] == [second.id, None, first.id, second.id]
     assert found[0] is not None and state_of(found[0]) == state_of(second)
+
+
+async def test_moving_a_session_refreshed_since_it_was_read_fails_as_a_concurrent_write(
+    new_uow: NewUow,
+) -> None:
+    user = await add(new_uow, new_user())
+    kept, other = session("kept"), session("other", minutes=1)
+    await sign_in(new_uow, user, kept, other)
+    rotated = replace(kept, token_hash="kept-2", previous_token_hash="kept", rotated_at=T0)
+
+    async with new_uow() as changing, new_uow() as refreshing:
+        stored = await changing.users.require(user.id)
+        outcome = stored.end_sessions(
+            T0,
+            SessionPolicy(),
+            await changing.sessions.current(stored),
+            keep_session_id=kept.session_id,
+        )
+        assert outcome.kept is not None and outcome.moved is not None
+        await changing.users.update(stored)
+        await changing.sessions.move(stored, outcome.kept, outcome.moved)
+        # A refresh of the kept session lands in between.
+        await refreshing.sessions.rotate(await refreshing.users.require(user.id), kept, rotated)
+        await refreshing.commit()
+        with pytest.raises(ConcurrentWrite):
+            await changing.commit()
+
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        assert stored.session_epoch == 0  # nothing of the move landed
+        assert await uow.sessions.get(stored, kept.session_id) == rotated

@@ -1,13 +1,15 @@
-"""Refreshing one session from many requests at once against moto_server: exactly one rotates."""
+"""Refreshing one session from many requests at once against moto_server: exactly one rotates,
+with one conditional write on the session item alone."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from domain.errors import ConcurrentRefresh
 from domain.policies import AuthPolicy
-from domain.secret_tokens import parse_token
+from domain.secret_tokens import issue_token, parse_token
 from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from persistence.schema import TableNames
@@ -46,8 +48,10 @@ async def test_of_eight_concurrent_refreshes_with_one_token_exactly_one_rotates_
     user = await add_user_with_password(dynamodb_client, dynamodb_tables)
     async with uow(dynamodb_client, dynamodb_tables) as work:
         stored = await work.users.require(user.id)
-        session, token = stored.start_session(clock(), POLICY.sessions)
+        start = stored.start_session(clock(), POLICY.sessions, [])
+        session, token = start.session, start.token
         await work.users.update(stored)
+        await work.sessions.add(stored, session)
         await work.commit()
 
     outcomes = await asyncio.gather(
@@ -62,17 +66,17 @@ async def test_of_eight_concurrent_refreshes_with_one_token_exactly_one_rotates_
     # both end in ConcurrentRefresh, and none is mistaken for a stolen token.
     assert all(isinstance(error, ConcurrentRefresh) for error in losers), losers
     async with uow(dynamodb_client, dynamodb_tables) as work:
-        after = await work.users.require(user.id)
-    assert [s.session_id for s in after.sessions] == [session.session_id]
-    assert after.sessions[0].token_hash == parse_token(winners[0].refresh_token).token_hash
-    assert after.sessions[0].previous_token_hash == token.token_hash
+        after = await work.sessions.current(await work.users.require(user.id))
+    assert [s.session_id for s in after] == [session.session_id]
+    assert after[0].token_hash == parse_token(winners[0].refresh_token).token_hash
+    assert after[0].previous_token_hash == token.token_hash
 
     clock.now = T0 + POLICY.sessions.reuse_grace * 2
     again = await refresh(dynamodb_client, dynamodb_tables, clock, winners[0].refresh_token)
     assert again.session_id == session.session_id
 
 
-async def test_a_refresh_right_after_sign_in_finds_the_session_by_one_read_of_the_key(
+async def test_a_refresh_right_after_sign_in_reads_the_user_and_session_by_key_and_puts_once(
     dynamodb_client: Any, dynamodb_tables: TableNames
 ) -> None:
     clock = FixedClock(T0)
@@ -101,4 +105,26 @@ async def test_a_refresh_right_after_sign_in_finds_the_session_by_one_read_of_th
 
     assert refreshed.session_id == signed_in.session_id
     assert refreshed.user.id == user.id
-    assert calls == [("GetItem", True, None), ("PutItem", None, None)]  # eventless: one PutItem
+    # The user (status, epoch), the session, and one conditional PutItem of the session item.
+    assert calls == [("GetItem", True, None), ("GetItem", True, None), ("PutItem", None, None)]
+
+
+async def test_a_refresh_token_of_the_older_form_still_refreshes_its_session(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    clock = FixedClock(T0)
+    user = await add_user_with_password(dynamodb_client, dynamodb_tables)
+    async with uow(dynamodb_client, dynamodb_tables) as work:
+        stored = await work.users.require(user.id)
+        start = stored.start_session(clock(), POLICY.sessions, [])
+        # As issued before sessions had items: <user id>.<secret>, no session id.
+        legacy = issue_token(user.id)
+        session = replace(start.session, token_hash=legacy.token_hash)
+        await work.users.update(stored)
+        await work.sessions.add(stored, session)
+        await work.commit()
+
+    refreshed = await refresh(dynamodb_client, dynamodb_tables, clock, legacy.value)
+
+    assert refreshed.session_id == session.session_id
+    assert parse_token(refreshed.refresh_token).session_id == session.session_id

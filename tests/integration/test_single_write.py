@@ -27,7 +27,7 @@ POLICY = AuthPolicy()
 async def stored(dynamodb_client: Any, table_names: TableNames) -> AsyncIterator[User]:
     await ensure_tables(dynamodb_client, table_names)
     user = new_user()
-    user.start_session(T0, POLICY.sessions)
+    user.start_session(T0, POLICY.sessions, [])
     async with DynamoUnitOfWork(dynamodb_client, table_names) as uow:
         await uow.users.add(user)
         await uow.commit()
@@ -46,12 +46,7 @@ async def fail_a_sign_in(client: Any, tables: TableNames, user: User) -> None:
     async with DynamoUnitOfWork(client, tables) as uow:
         found = await uow.users.get_by_id(user.id)
         assert found is not None
-        found.record_failed_login(
-            T0,
-            POLICY.lockout,
-            reset_lifetime=POLICY.password_reset_lifetime,
-            mail=POLICY.security_mail,
-        )
+        found.record_failed_login(T0, POLICY.lockout)
         assert not found.events
         await uow.users.update(found)
         await uow.commit()
@@ -71,7 +66,7 @@ async def test_an_eventless_write_is_one_put_item_and_an_evented_one_a_transacti
         async with DynamoUnitOfWork(client, table_names) as uow:
             found = await uow.users.get_by_id(stored.id)
             assert found is not None
-            found.start_session(T0, POLICY.sessions)  # records SessionStarted
+            found.start_session(T0, POLICY.sessions, [])  # records SessionStarted
             await uow.users.update(found)
             await uow.commit()
         assert [r.operation for r in proxy.requests()] == ["GetItem", "TransactWriteItems"]
@@ -102,12 +97,7 @@ async def test_a_put_after_another_writer_is_a_version_conflict_and_changes_noth
         found = await late.users.get_by_id(stored.id)
         assert found is not None
         await fail_a_sign_in(dynamodb_client, table_names, stored)  # another writer, first
-        found.record_failed_login(
-            T0,
-            POLICY.lockout,
-            reset_lifetime=POLICY.password_reset_lifetime,
-            mail=POLICY.security_mail,
-        )
+        found.record_failed_login(T0, POLICY.lockout)
         await late.users.update(found)
         with pytest.raises(VersionConflict):
             await late.commit()

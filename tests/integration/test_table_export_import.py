@@ -22,7 +22,7 @@ from tests.data_tool_helpers import (
     PASSWORD,
     POLICY,
     SignedUp,
-    as_schema_3,
+    as_newer_schema,
     as_version_1,
     drop_tables,
     fresh_tables,
@@ -107,6 +107,9 @@ async def test_a_round_trip_copies_every_item_exactly_and_the_users_sign_in_and_
         refresh_token=users[1].refresh_token,
     )
     assert refreshed.user.id.value == users[1].user_id
+    # The sessions went with their users, as items of the target's sessions table.
+    assert len(await scan_all(dynamodb_client, target.sessions)) == 5 + 1
+    assert all("Sessions" in record.user for record in records)
 
 
 async def test_importing_the_same_users_again_changes_nothing(
@@ -161,7 +164,8 @@ async def test_an_older_revision_in_the_target_is_replaced_and_its_old_email_gua
     result = await import_user(dynamodb_client, target, new_record.user)
 
     assert result.outcome is Outcome.REPLACED_OLDER
-    assert await get_user_item(dynamodb_client, target, user.user_id) == new_record.user
+    exported = {k: v for k, v in new_record.user.items() if k != "Sessions"}
+    assert await get_user_item(dynamodb_client, target, user.user_id) == exported
     guards = await scan_all(dynamodb_client, target.emails)
     assert guards == [{"Email": {"S": "renamed@example.com"}, "UserId": {"S": user.user_id}}]
 
@@ -198,8 +202,9 @@ async def test_a_version_1_item_is_imported_upgraded_to_the_current_schema(
     assert result.outcome is Outcome.CREATED
     imported = await get_user_item(dynamodb_client, target, user.user_id)
     assert imported is not None
-    assert imported["SchemaVersion"] == {"N": "2"}
-    assert imported["EventSeq"] == {"N": "0"}
+    assert imported["SchemaVersion"] == {"N": "3"}
+    assert imported["EventSeq"] == {"N": "0"} and imported["SessionEpoch"] == {"N": "0"}
+    assert "Sessions" not in imported
     assert imported["Revision"] == current["Revision"]
 
 
@@ -210,8 +215,8 @@ async def test_an_item_of_a_newer_schema_is_refused_and_nothing_is_written(
     current = await get_user_item(dynamodb_client, dynamodb_tables, user.user_id)
     assert current is not None
 
-    with pytest.raises(ValueError, match="schema version 3"):
-        await import_user(dynamodb_client, target, as_schema_3(current))
+    with pytest.raises(ValueError, match="schema version 4"):
+        await import_user(dynamodb_client, target, as_newer_schema(current))
 
     assert await scan_all(dynamodb_client, target.users) == []
     assert await scan_all(dynamodb_client, target.emails) == []
@@ -222,7 +227,7 @@ async def test_an_item_of_a_newer_schema_in_the_target_is_kept(
 ) -> None:
     (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
     (record,) = await export_all(dynamodb_client, dynamodb_tables)
-    future = {**as_schema_3(record.user), "Revision": {"N": "1"}}
+    future = {**as_newer_schema(record.user), "Revision": {"N": "1"}}
     await put_raw(dynamodb_client, target.users, future)
 
     result = await import_user(dynamodb_client, target, record.user)
@@ -288,14 +293,15 @@ async def test_an_export_upgrades_version_1_items_and_exports_newer_ones_as_stor
     future_item = await get_user_item(dynamodb_client, dynamodb_tables, future.user_id)
     assert old_item is not None and future_item is not None
     await put_raw(dynamodb_client, dynamodb_tables.users, as_version_1(old_item))
-    await put_raw(dynamodb_client, dynamodb_tables.users, as_schema_3(future_item))
+    await put_raw(dynamodb_client, dynamodb_tables.users, as_newer_schema(future_item))
     records: list[UserRecord] = []
 
     report = await export_users(dynamodb_client, dynamodb_tables, records.append)
 
     by_id = {record.user_id: record.user for record in records}
-    assert by_id[old.user_id] == {**old_item, "EventSeq": {"N": "0"}}, "upgraded"
-    assert by_id[future.user_id] == as_schema_3(future_item)
+    # Upgraded: the version 1 item held no session (as_version_1 gives it an empty list).
+    assert by_id[old.user_id] == {**old_item, "EventSeq": {"N": "0"}, "Sessions": {"L": []}}
+    assert by_id[future.user_id] == as_newer_schema(future_item)
     assert report.newer_schema == [future.user_id]
 
 

@@ -26,7 +26,12 @@ async def test_creates_the_seed_users_table_and_the_email_guard_table(
 ) -> None:
     created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
 
-    assert created == [table_names.users, table_names.emails, table_names.events]
+    assert created == [
+        table_names.users,
+        table_names.emails,
+        table_names.events,
+        table_names.sessions,
+    ]
     users = await describe(dynamodb_client, table_names.users)
     assert users["TableStatus"] == "ACTIVE"
     assert hash_key(users["KeySchema"]) == "Id"
@@ -68,7 +73,7 @@ async def test_two_concurrent_runs_both_succeed_and_create_each_table_once(
     )
 
     assert sorted(first + second) == sorted(
-        [table_names.users, table_names.emails, table_names.events]
+        [table_names.users, table_names.emails, table_names.events, table_names.sessions]
     )
     indexes = (await describe(dynamodb_client, table_names.users))["GlobalSecondaryIndexes"]
     assert {index["IndexName"] for index in indexes} == {"EmailIndex", "RefreshTokenIndex"}
@@ -100,7 +105,7 @@ async def test_a_missing_index_is_added_to_an_existing_users_table(
 
     created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
 
-    assert created == [table_names.emails, table_names.events]
+    assert created == [table_names.emails, table_names.events, table_names.sessions]
     description = await describe(dynamodb_client, table_names.users)
     indexes = {index["IndexName"]: index for index in description["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"EmailIndex", "RefreshTokenIndex"}
@@ -209,7 +214,25 @@ async def test_a_missing_stream_index_is_added_to_an_existing_events_table(
 
     created = await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
 
-    assert created == [table_names.users, table_names.emails]
+    assert created == [table_names.users, table_names.emails, table_names.sessions]
     (index,) = (await describe(dynamodb_client, table_names.events))["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "EventStream"
     assert [key["AttributeName"] for key in index["KeySchema"]] == ["StreamDay", "StreamKey"]
+
+
+async def test_creates_the_sessions_table_keyed_by_user_and_session_key_with_ttl_on_expire_at(
+    dynamodb_client: Any, table_names: TableNames
+) -> None:
+    await ensure_tables(dynamodb_client, table_names, wait_seconds=10)
+
+    sessions = await describe(dynamodb_client, table_names.sessions)
+    assert sessions["KeySchema"] == [
+        {"AttributeName": "UserId", "KeyType": "HASH"},
+        {"AttributeName": "SessionKey", "KeyType": "RANGE"},
+    ]
+    assert not sessions.get("GlobalSecondaryIndexes")
+    assert sessions["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert await ttl_of(dynamodb_client, table_names.sessions) == {
+        "TimeToLiveStatus": "ENABLED",
+        "AttributeName": "ExpireAt",
+    }

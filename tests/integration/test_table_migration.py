@@ -8,20 +8,25 @@ from datetime import timedelta
 from typing import Any
 
 from datatools.table_migration import MigrationReport, migrate_table
+from domain.policies import AuthPolicy
+from domain.secret_tokens import parse_token
 from domain.use_cases.accounts import update_profile
+from domain.use_cases.sessions import refresh_session
 from domain.user import User
 from persistence.item_upgrades import item_schema_version
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0
+from tests.builders import T0, new_user
 from tests.data_tool_helpers import (
-    as_schema_3,
+    PASSWORD,
+    as_newer_schema,
     get_user_item,
     put_raw,
     put_version_1_user,
     scan_all,
 )
-from tests.fakes import FixedClock
+from tests.fakes import FakeAccessTokenIssuer, FixedClock
+from tests.v2_items import v2_item, v2_session
 
 Item = dict[str, Any]
 
@@ -93,11 +98,13 @@ async def test_migrate_upgrades_every_old_item_and_keeps_what_callers_see(
         item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
         old = before[user_id]
         assert item is not None
-        assert item["SchemaVersion"] == {"N": "2"} and item["EventSeq"] == {"N": "0"}
+        assert item["SchemaVersion"] == {"N": "3"} and item["EventSeq"] == {"N": "0"}
+        assert item["SessionEpoch"] == {"N": "0"} and "Sessions" not in item
         # The revision stays as it was (for items from before revisions: their Version).
         assert item["Revision"] == old.get("Revision", old["Version"])
-        assert {k: v for k, v in item.items() if k not in {"SchemaVersion", "EventSeq"}} == {
-            **{k: v for k, v in old.items() if k != "SchemaVersion"},
+        added = {"SchemaVersion", "EventSeq", "SessionEpoch"}
+        assert {k: v for k, v in item.items() if k not in added} == {
+            **{k: v for k, v in old.items() if k not in {"SchemaVersion", "Sessions"}},
             "Revision": item["Revision"],
         }
 
@@ -133,7 +140,7 @@ async def test_an_item_of_a_newer_schema_is_left_alone_and_reported(
     _, future_id = await users_as_version_1(dynamodb_client, dynamodb_tables, 2, with_revision=True)
     current = await get_user_item(dynamodb_client, dynamodb_tables, future_id)
     assert current is not None
-    stored_future = as_schema_3(current)
+    stored_future = as_newer_schema(current)
     await put_raw(dynamodb_client, dynamodb_tables.users, stored_future)
 
     report = await migrate_table(dynamodb_client, dynamodb_tables)
@@ -162,7 +169,7 @@ async def test_a_service_write_landing_between_scan_and_upgrade_wins_and_the_ite
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "Between"}
-    assert item["SchemaVersion"] == {"N": "2"}
+    assert item["SchemaVersion"] == {"N": "3"}
     assert item["Revision"] == {"N": str(version + 1)}
 
 
@@ -187,7 +194,7 @@ async def test_a_service_write_read_before_the_upgrade_lands_after_it_without_a_
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "After"}
-    assert item["SchemaVersion"] == {"N": "2"}
+    assert item["SchemaVersion"] == {"N": "3"}
     assert item["Revision"] == {"N": str(version + 1)}
 
 
@@ -217,6 +224,110 @@ async def test_migrate_running_alongside_service_writes_loses_no_update(
         item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
         assert item is not None
         assert item["FirstName"] == {"S": f"N{renames - 1}"}
-    assert set(await schema_versions(dynamodb_client, dynamodb_tables)) == {2}
+    assert set(await schema_versions(dynamodb_client, dynamodb_tables)) == {3}
     for report in reports:
         assert report.scanned == len(users)
+
+
+# --- version 2 items holding sessions --------------------------------------------------------
+
+
+async def users_as_version_2(
+    client: Any, tables: TableNames, count: int, sessions: int
+) -> list[tuple[User, list[Any]]]:
+    """``count`` users stored as version 2 wrote them, each holding ``sessions`` sessions (and
+    the refresh tokens of those, of the older form)."""
+    stored = []
+    for n in range(count):
+        user = new_user(f"v2-{n}@example.com")
+        user.password_hash = "fake$" + PASSWORD[::-1]
+        opened = [v2_session(user, T0, f"{n}{i}") for i in range(sessions)]
+        await put_raw(client, tables.users, v2_item(user, [s for s, _ in opened], revision=4))
+        guard = {"Email": {"S": user.email.normalized}, "UserId": {"S": user.id.value}}
+        await put_raw(client, tables.emails, guard)
+        stored.append((user, opened))
+    return stored
+
+
+async def session_items(client: Any, tables: TableNames, user: User) -> list[Item]:
+    response = await client.query(
+        TableName=tables.sessions,
+        KeyConditionExpression="UserId = :id",
+        ExpressionAttributeValues={":id": {"S": user.id.value}},
+        ConsistentRead=True,
+    )
+    return list(response["Items"])
+
+
+async def test_migrate_moves_the_sessions_of_v2_items_to_items_and_they_still_refresh(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    stored = await users_as_version_2(dynamodb_client, dynamodb_tables, 3, sessions=4)
+    await users_as_version_1(dynamodb_client, dynamodb_tables, 1, with_revision=True)
+
+    report = await migrate_table(dynamodb_client, dynamodb_tables, page_size=2)
+
+    assert (report.scanned, report.upgraded, report.already_current) == (4, 4, 0)
+    clock = FixedClock(T0 + timedelta(minutes=1))
+    for user, opened in stored:
+        item = await get_user_item(dynamodb_client, dynamodb_tables, user.id.value)
+        assert item is not None and "Sessions" not in item
+        assert item["SchemaVersion"] == {"N": "3"} and item["SessionEpoch"] == {"N": "0"}
+        assert item["Revision"] == {"N": "4"}  # no change a service write could have missed
+        keys = {
+            s["SessionKey"]["S"]
+            for s in await session_items(dynamodb_client, dynamodb_tables, user)
+        }
+        assert keys == {f"0000000000#{s.session_id}" for s, _ in opened}
+        refreshed = await refresh_session(
+            DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
+            FakeAccessTokenIssuer(),
+            clock,
+            AuthPolicy(),
+            refresh_token=opened[0][1].value,
+        )
+        assert refreshed.session_id == opened[0][0].session_id
+
+    again = await migrate_table(dynamodb_client, dynamodb_tables)
+    assert (again.upgraded, again.already_current) == (0, 4)
+
+
+async def test_a_service_write_racing_with_the_move_of_sessions_wins_and_nothing_is_lost(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    ((user, opened),) = await users_as_version_2(dynamodb_client, dynamodb_tables, 1, sessions=3)
+    clock = FixedClock(T0 + timedelta(minutes=1))
+    rotated: list[Any] = []
+
+    async def service_refresh() -> None:
+        # The service moves the sessions itself, rotating the first one.
+        rotated.append(
+            await refresh_session(
+                DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
+                FakeAccessTokenIssuer(),
+                clock,
+                AuthPolicy(),
+                refresh_token=opened[0][1].value,
+            )
+        )
+
+    racing = HookedClient(dynamodb_client, "transact_write_items", service_refresh)
+    report = await migrate_table(racing, dynamodb_tables)
+
+    assert racing.hooked
+    assert (report.upgraded, report.changed_concurrently, report.already_current) == (0, 1, 1)
+    items = await session_items(dynamodb_client, dynamodb_tables, user)
+    assert len(items) == 3
+    (first,) = [i for i in items if i["SessionId"]["S"] == opened[0][0].session_id]
+    assert first["TokenHash"] == {"S": parse_token(rotated[0].refresh_token).token_hash}
+
+
+async def test_a_dry_run_counts_v2_items_holding_sessions_and_moves_nothing(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    ((user, _),) = await users_as_version_2(dynamodb_client, dynamodb_tables, 1, sessions=2)
+
+    report = await migrate_table(dynamodb_client, dynamodb_tables, dry_run=True)
+
+    assert report.upgraded == 1
+    assert await session_items(dynamodb_client, dynamodb_tables, user) == []

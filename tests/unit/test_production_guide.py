@@ -198,6 +198,7 @@ def test_the_data_tools_write_email_guards_only_in_transactions_and_never_delete
     users = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/Users"
     emails = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEmails"
     events = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEvents"
+    sessions = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserSessions"
     on_users = {
         action
         for statement in statements(DATA_TOOLS_POLICY)
@@ -208,11 +209,11 @@ def test_the_data_tools_write_email_guards_only_in_transactions_and_never_delete
         "dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"
     }  # fmt: skip
     for statement in statements(DATA_TOOLS_POLICY):
-        assert set(as_list(statement["Resource"])) <= {users, emails, events}
+        assert set(as_list(statement["Resource"])) <= {users, emails, events, sessions}
         if events in as_list(statement["Resource"]):
             assert as_list(statement["Action"]) == ["dynamodb:Query"], "events are only read"
         writes = {"dynamodb:PutItem", "dynamodb:DeleteItem"} & set(as_list(statement["Action"]))
-        if emails in as_list(statement["Resource"]) and writes:
+        if {emails, sessions} & set(as_list(statement["Resource"])) and writes:
             assert _ENCLOSING_OPERATION in json.dumps(statement["Condition"])
 
 
@@ -227,11 +228,12 @@ def test_an_action_the_code_calls_outside_a_transaction_is_not_limited_to_transa
         assert needs.direct <= unconditional, f"{policy}: {sorted(needs.direct - unconditional)}"
 
 
-def test_the_dynamodb_policies_name_only_the_three_tables_by_their_default_names() -> None:
+def test_the_dynamodb_policies_name_only_the_four_tables_by_their_default_names() -> None:
     tables = {
         Settings.model_fields["table_name"].default,
         Settings.model_fields["email_table_name"].default,
         Settings.model_fields["events_table_name"].default,
+        Settings.model_fields["sessions_table_name"].default,
     }
     arn = re.compile(
         r"arn:aws:dynamodb:REGION:ACCOUNT_ID:table/([A-Za-z0-9_.-]+)(?:/index/[A-Za-z0-9_.-]+)?"
@@ -247,16 +249,18 @@ def test_the_dynamodb_policies_name_only_the_three_tables_by_their_default_names
         assert named == tables, name
 
 
-def test_the_service_queries_only_the_events_table_and_its_stream_index() -> None:
+def test_the_service_queries_only_the_events_and_sessions_tables_and_the_stream_index() -> None:
     events = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserEvents"
+    sessions = "arn:aws:dynamodb:REGION:ACCOUNT_ID:table/UserSessions"
     queried = {
         resource
         for statement in statements(SERVICE_POLICY)
         if "dynamodb:Query" in as_list(statement["Action"])
         for resource in as_list(statement["Resource"])
     }
-    # ListUserEvents reads the table (consistently); WatchEvents the EventStream index.
-    assert queried == {events, f"{events}/index/EventStream"}
+    # ListUserEvents reads the table (consistently); WatchEvents the EventStream index; sign-in,
+    # LogoutAll and the like a user's current sessions.
+    assert queried == {events, f"{events}/index/EventStream", sessions}
     indexed = [
         resource
         for statement in statements(SERVICE_POLICY)

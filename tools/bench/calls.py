@@ -56,7 +56,7 @@ class Calls:
         self.registered = 0
 
     def _any_user(self) -> int:
-        # Reads skip the reserved users: their items carry sessions, the others' do not.
+        # Reads skip the reserved users: they hold sessions, the others do not.
         first = min(RESERVED_USERS, len(self._seeded) - 1)
         return self._random.randrange(first, len(self._seeded))
 

@@ -72,7 +72,12 @@ async def measure_embedded_scale(
         exits.push_async_callback(stop_child, moto)
         await wait_until_answering(endpoint, moto, START_TIMEOUT_SECONDS)
         suffix = uuid4().hex[:8]
-        tables = Tables(f"Users-e-{suffix}", f"UserEmails-e-{suffix}", f"UserEvents-e-{suffix}")
+        tables = Tables(
+            f"Users-e-{suffix}",
+            f"UserEmails-e-{suffix}",
+            f"UserEvents-e-{suffix}",
+            f"UserSessions-e-{suffix}",
+        )
         port = free_port()
         environment = on_moto(port, endpoint, tables, plan.service_settings)
         service = await start_child(

@@ -46,11 +46,12 @@ BENCH_CONTROLLED = frozenset(
 
 @dataclass(frozen=True)
 class Tables:
-    """The users, email-guard and events tables one service uses."""
+    """The users, email-guard, events and sessions tables one service uses."""
 
     users: str
     emails: str
     events: str
+    sessions: str
 
 
 def parse_service_setting(text: str) -> tuple[str, str]:
@@ -98,6 +99,7 @@ def on_moto(
         USER_SERVICE_TABLE_NAME=tables.users,
         USER_SERVICE_EMAIL_TABLE_NAME=tables.emails,
         USER_SERVICE_EVENTS_TABLE_NAME=tables.events,
+        USER_SERVICE_SESSIONS_TABLE_NAME=tables.sessions,
         USER_SERVICE_PAGE_TOKEN_SECRET=PAGE_TOKEN_SECRET,
         USER_SERVICE_AWS_REGION="us-east-1",
     )

@@ -8,9 +8,12 @@ the aiobotocore floor) is compared row by row.
 
 - ``GetUser``: one GetItem (ConsistentRead) by ``Id``.
 - ``GetUserByEmail``: one GetItem on the email guard, then one on the users table.
-- ``RefreshSession``: one GetItem of the user; the presented token's SHA-256 compared in
-  constant time with the session's; the session's hash rotated in the item, which is written
-  back by one PutItem conditional on its revision; an Ed25519 JWT signed. Nothing else.
+- ``RefreshSession``: one GetItem of the user (active, and its session epoch); one GetItem of
+  the session the token names (``<user id>.<session id>.<secret>``) in the sessions table; the
+  presented token's SHA-256 compared in constant time with the session's; the session item
+  rotated (new hash, the presented one kept as the previous, the one before retired, times and
+  TTL moved on) and written back by one PutItem conditional on the hash read; an Ed25519 JWT
+  signed. Nothing else.
 
 ``python -m tools.bench.limit`` reads the same USER_SERVICE_* environment as the floor.
 """
@@ -38,6 +41,7 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from persistence.schema import session_key
 from server.from_settings import LOCAL_CREDENTIALS, table_names
 from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.settings import Settings
@@ -45,6 +49,7 @@ from server.settings import Settings
 SERVICE = "biome.user.v1.UserService"
 TARGET_PREFIX = "DynamoDB_20120810."
 ACCESS_TOKEN_SECONDS = 900
+RETIRED_KEPT = 5  # domain.policies.SessionPolicy.retired_tokens_kept
 
 
 def _b64(data: bytes) -> str:
@@ -80,8 +85,11 @@ class DynamoDb:
 class Limit:
     """The handlers."""
 
-    def __init__(self, dynamodb: DynamoDb, users: str, emails: str) -> None:
+    def __init__(
+        self, dynamodb: DynamoDb, users: str, emails: str, sessions: str, idle_seconds: int
+    ) -> None:
         self._db, self._users, self._emails = dynamodb, users, emails
+        self._sessions, self._idle_seconds = sessions, idle_seconds
         self._key = Ed25519PrivateKey.generate()
         self._header = _b64(b'{"alg":"EdDSA","typ":"JWT","kid":"limit"}')
 
@@ -106,35 +114,47 @@ class Limit:
     async def refresh_session(
         self, request: pb.RefreshSessionRequest, context: Any
     ) -> pb.RefreshSessionResponse:
-        user_id, _, _ = request.refresh_token.partition(".")
+        user_id, _, rest = request.refresh_token.partition(".")
+        session_id = rest.partition(".")[0]
         presented = hashlib.sha256(request.refresh_token.encode()).hexdigest()
-        item = await self._item(user_id, context)
-        for entry in item.get("Sessions", {"L": []})["L"]:
-            session = entry["M"]
-            if hmac.compare_digest(session["TokenHash"]["S"], presented):
-                break
-        else:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown refresh token")
-        token = f"{user_id}.{secrets.token_urlsafe(32)}"
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
-        session["PreviousTokenHash"] = session["TokenHash"]
+        user = await self._item(user_id, context)
+        if user["Status"]["S"] != "ACTIVE":
+            await _refuse(context)
+        epoch = int(user.get("SessionEpoch", {"N": "0"})["N"])
+        key = {"UserId": {"S": user_id}, "SessionKey": {"S": session_key(epoch, session_id)}}
+        reply = await self._db.call(
+            "GetItem", {"TableName": self._sessions, "Key": key, "ConsistentRead": True}
+        )
+        session: dict[str, Any] | None = reply.get("Item")
+        if session is None or not hmac.compare_digest(session["TokenHash"]["S"], presented):
+            await _refuse(context)
+            raise AssertionError("abort raises")
+        token = f"{user_id}.{session_id}.{secrets.token_urlsafe(32)}"
+        now = datetime.now(UTC)
+        held = session["TokenHash"]
+        if "PreviousTokenHash" in session:
+            retired = session.get("RetiredTokenHashes", {"L": []})["L"]
+            retired = [*retired, session["PreviousTokenHash"]][-RETIRED_KEPT:]
+            session["RetiredTokenHashes"] = {"L": retired}
+        session["PreviousTokenHash"] = held
         session["TokenHash"] = {"S": hashlib.sha256(token.encode()).hexdigest()}
-        session["RotatedAt"] = session["LastUsedAt"] = {"S": now}
-        revision = item["Revision"]["N"]
-        item["Revision"] = {"N": str(int(revision) + 1)}
+        session["RotatedAt"] = session["LastUsedAt"] = {"S": now.isoformat(timespec="microseconds")}
+        expire_at = min(int(session["ExpireAt"]["N"]), int(now.timestamp()) + self._idle_seconds)
+        session["ExpireAt"] = {"N": str(expire_at)}
         await self._db.call(
             "PutItem",
             {
-                "TableName": self._users,
-                "Item": item,
-                "ConditionExpression": "Revision = :r",
-                "ExpressionAttributeValues": {":r": {"N": revision}},
+                "TableName": self._sessions,
+                "Item": session,
+                "ConditionExpression": "#token = :held",
+                "ExpressionAttributeNames": {"#token": "TokenHash"},
+                "ExpressionAttributeValues": {":held": held},
             },
         )
         issued = int(time.time())
         claims = {
             "sub": user_id,
-            "sid": session["SessionId"]["S"],
+            "sid": session_id,
             "iat": issued,
             "exp": issued + ACCESS_TOKEN_SECONDS,
         }
@@ -177,6 +197,10 @@ class Limit:
         )
 
 
+async def _refuse(context: Any) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown refresh token")
+
+
 def _user_reply(item: dict[str, Any]) -> pb.User:
     return pb.User(
         id=item["Id"]["S"],
@@ -198,7 +222,13 @@ async def serve(settings: Settings) -> None:
     async with aiohttp.ClientSession(connector=connector) as session:
         tables = table_names(settings)
         dynamodb = DynamoDb(session, settings.dynamodb_endpoint, settings.aws_region)
-        limit = Limit(dynamodb, tables.users, tables.emails)
+        limit = Limit(
+            dynamodb,
+            tables.users,
+            tables.emails,
+            tables.sessions,
+            settings.session_idle_lifetime_seconds,
+        )
         server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)]
         )

@@ -67,6 +67,7 @@ async def running_stack(
                 users=f"Users-bench-{suffix}",
                 emails=f"UserEmails-bench-{suffix}",
                 events=f"UserEvents-bench-{suffix}",
+                sessions=f"UserSessions-bench-{suffix}",
             )
             port = free_port()
             environment = on_moto(port, endpoint, tables, settings)

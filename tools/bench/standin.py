@@ -4,10 +4,16 @@ moto as the bench serves it speaks HTTP/1.0 (a TCP connection per call) and spen
 per call, while the service idles and then runs cold. Real DynamoDB keeps connections alive and
 answers in a few milliseconds without our CPU. This server answers over HTTP/1.1 keep-alive,
 on loopback only, from a dictionary of items: the items the benchmark wrote into a seed file
-with the service's own mapper (``tools.bench.standin_seed``), and whatever a PutItem or a
-transaction's Put stores over a seeded key afterwards (so sign-ins and refresh chains work).
-Conditions are not checked; a write to a key that was not seeded is answered and dropped, so
-memory stays bounded. Replies carry ``x-amz-crc32`` as DynamoDB's do, which botocore checks.
+with the service's own mappers (``tools.bench.standin_stack``), and whatever a PutItem or a
+transaction's Put stores afterwards under a partition key that holds seeded items (so sign-ins,
+which add a session item to their user's partition of the sessions table, and refresh chains
+work). It answers GetItem, PutItem, DeleteItem, Query (a key condition on the partition key,
+optionally with ``begins_with`` on the sort key: how sign-in reads a user's current sessions),
+TransactWriteItems (Put and Delete) and DescribeTable.
+Conditions are not checked; a write under a partition key that holds no seeded item is answered
+and dropped, and a partition keeps at most ``MAX_ITEMS_PER_PARTITION`` items (the oldest written
+go first), so memory stays bounded. Replies carry ``x-amz-crc32`` as DynamoDB's do, which
+botocore checks.
 
 ``python -m tools.bench.standin --port N --seed-file F``; it serves until SIGTERM or SIGINT.
 """
@@ -18,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import uuid
 import zlib
@@ -28,34 +35,86 @@ HOST = "127.0.0.1"
 MAX_CONNECTIONS = 256
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 4 * 1024 * 1024  # DynamoDB's largest request is a 4 MB TransactWriteItems
+# A user's sessions are at most max_sessions_per_user (50 at most); room for those and more.
+MAX_ITEMS_PER_PARTITION = 64
 Item = dict[str, Any]
 VALIDATION = "com.amazon.coral.validate#ValidationException"
 
 
 class Store:
-    """Items by table and key, with each table's key attributes; only seeded keys are kept."""
+    """Items by table and key, with each table's key attributes (partition key, then sort key if
+    any); only partitions that hold seeded items keep what is written to them."""
 
     def __init__(self, keys: dict[str, list[str]], items: dict[str, list[Item]]) -> None:
         self._keys = keys
-        self._items: dict[tuple[str, str], Item] = {}
+        # (table, partition) -> {key: item}, in the order written (the oldest first)
+        self._partitions: dict[tuple[str, str], dict[str, Item]] = {}
         for table, table_items in items.items():
             for item in table_items:
-                self._items[(table, self._key_of(table, item))] = item
+                self._partitions.setdefault((table, self._partition_of(table, item)), {})
+                self._store(table, item)
+
+    def _partition_of(self, table: str, key_or_item: Item) -> str:
+        return json.dumps(key_or_item[self._keys[table][0]], sort_keys=True)
 
     def _key_of(self, table: str, key_or_item: Item) -> str:
         return json.dumps([key_or_item[name] for name in self._keys[table]], sort_keys=True)
 
-    def get(self, table: str, key: Item) -> Item | None:
+    def _partition(self, table: str, key_or_item: Item) -> dict[str, Item] | None:
         if table not in self._keys:
             return None
-        return self._items.get((table, self._key_of(table, key)))
+        return self._partitions.get((table, self._partition_of(table, key_or_item)))
+
+    def _store(self, table: str, item: Item) -> None:
+        partition = self._partitions[(table, self._partition_of(table, item))]
+        key = self._key_of(table, item)
+        partition.pop(key, None)
+        partition[key] = item
+        while len(partition) > MAX_ITEMS_PER_PARTITION:
+            del partition[next(iter(partition))]
+
+    def get(self, table: str, key: Item) -> Item | None:
+        partition = self._partition(table, key)
+        return None if partition is None else partition.get(self._key_of(table, key))
 
     def put(self, table: str, item: Item) -> None:
-        if table not in self._keys:
-            return
-        where = (table, self._key_of(table, item))
-        if where in self._items:
-            self._items[where] = item
+        if self._partition(table, item) is not None:
+            self._store(table, item)
+
+    def delete(self, table: str, key: Item) -> None:
+        partition = self._partition(table, key)
+        if partition is not None:
+            partition.pop(self._key_of(table, key), None)
+
+    def query(self, request: Item) -> list[Item]:
+        """The items a Query's key condition selects, in sort key order."""
+        table = request["TableName"]
+        match = _KEY_CONDITION.fullmatch(request["KeyConditionExpression"].strip())
+        if match is None or table not in self._keys:
+            raise ValueError("a key condition the stand-in does not read")
+        names = request.get("ExpressionAttributeNames", {})
+        values = request["ExpressionAttributeValues"]
+        keys = self._keys[table]
+        if names.get(match["hash"], match["hash"]) != keys[0]:
+            raise ValueError("the key condition is not on the partition key")
+        partition = self._partition(table, {keys[0]: values[match["value"]]}) or {}
+        found = list(partition.values())
+        if match["sort"] is not None:
+            if len(keys) < 2 or names.get(match["sort"], match["sort"]) != keys[1]:
+                raise ValueError("begins_with is not on the sort key")
+            prefix = values[match["prefix"]]["S"]
+            found = [item for item in found if item[keys[1]]["S"].startswith(prefix)]
+        if len(keys) > 1:
+            found.sort(key=lambda item: next(iter(item[keys[1]].values())))
+        return found
+
+
+# "#a = :v", optionally "AND begins_with(#b, :p)": the key conditions the service sends.
+_KEY_CONDITION = re.compile(
+    r"(?P<hash>[#\w]+)\s*=\s*(?P<value>:\w+)"
+    r"(?:\s+AND\s+begins_with\(\s*(?P<sort>[#\w]+)\s*,\s*(?P<prefix>:\w+)\s*\))?",
+    re.IGNORECASE,
+)
 
 
 def reply_to(store: Store, operation: str, request: Item) -> tuple[int, Item]:
@@ -66,10 +125,18 @@ def reply_to(store: Store, operation: str, request: Item) -> tuple[int, Item]:
     if operation == "PutItem":
         store.put(request["TableName"], request["Item"])
         return 200, {}
+    if operation == "DeleteItem":
+        store.delete(request["TableName"], request["Key"])
+        return 200, {}
+    if operation == "Query":
+        items = store.query(request)
+        return 200, {"Items": items, "Count": len(items), "ScannedCount": len(items)}
     if operation == "TransactWriteItems":
         for entry in request["TransactItems"]:
             if "Put" in entry:
                 store.put(entry["Put"]["TableName"], entry["Put"]["Item"])
+            elif "Delete" in entry:
+                store.delete(entry["Delete"]["TableName"], entry["Delete"]["Key"])
         return 200, {}
     if operation == "DescribeTable":
         description = {"TableName": request["TableName"], "TableStatus": "ACTIVE"}

@@ -2,8 +2,9 @@
 
 Every service row gets two ratios of server CPU per RPC at its concurrency: to its limit (the
 bare handler plus the minimal signed requests, ``tools.bench.limit``) and to its floor (the same
-handler doing aiobotocore calls: one GetItem, or guard + user for GetUserByEmail; RefreshSession
-is compared with the one-GetItem floor, which does only its read).
+handler doing aiobotocore calls: one GetItem, or guard + user for GetUserByEmail; RefreshSession,
+which reads the user and its session and writes the session, is compared with the one-GetItem
+floor).
 """
 
 from __future__ import annotations

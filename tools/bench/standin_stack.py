@@ -1,8 +1,12 @@
 """The CPU rows' processes: the keep-alive stand-in, and the floor, the service and the limit on it.
 
-The stand-in's items are written here with the service's own mapper (``persistence.user_mapper``,
-through ``tools.bench.seed``), in the layout the service reads: a user item and an email guard
-per seeded user, all sharing the seeded password hash so the reserved users can sign in.
+The stand-in's items are written here with the service's own mappers (``persistence.user_mapper``
+through ``tools.bench.seed``, and ``persistence.session_mapper``), in the layout the service reads:
+per seeded user a user item, an email guard and one session item of the user's current epoch (a
+signed-in user, as sign-in's Query of the user's sessions finds one), all sharing the seeded
+password hash so the reserved users can sign in. A sign-in's new session item lands in a
+partition that holds a seeded one, so the stand-in keeps it, and the refresh chain that starts
+with it works.
 """
 
 from __future__ import annotations
@@ -13,10 +17,14 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
+from domain.secret_tokens import issue_token
+from domain.values import Session, UserId
+from persistence.session_mapper import session_to_item
 from persistence.user_mapper import user_to_item
 from tools.bench.environment import Tables, default_environment, on_moto
 from tools.bench.processes import (
@@ -30,6 +38,7 @@ from tools.bench.processes import (
 )
 from tools.bench.seed import Seeded, seeded_user
 
+SESSION_LIFETIME = timedelta(days=7)
 STANDIN_USERS = 200  # the reserved users (sign-ins, refresh chains) and 150 or so to read
 
 
@@ -50,7 +59,7 @@ class StandInStack:
 def write_seed_file(path: Path, tables: Tables, password_hash: str, count: int) -> Seeded:
     """The stand-in's tables (their key attributes) and items; the users, as ``Seeded``."""
     seeded = Seeded()
-    users, guards = [], []
+    users, guards, sessions = [], [], []
     now = datetime.now(UTC)
     for number in range(count):
         user = seeded_user(number, password_hash, now)
@@ -58,13 +67,35 @@ def write_seed_file(path: Path, tables: Tables, password_hash: str, count: int) 
         seeded.emails.append(user.email.value)
         users.append(user_to_item(user, version=1, revision=1, event_seq=0))
         guards.append({"Email": {"S": user.email.normalized}, "UserId": {"S": user.id.value}})
+        sessions.append(seeded_session_item(user.id.value, user.session_epoch, now))
     seed = {
-        "keys": {tables.users: ["Id"], tables.emails: ["Email"], tables.events: ["UserId", "Seq"]},
-        "items": {tables.users: users, tables.emails: guards},
+        "keys": {
+            tables.users: ["Id"],
+            tables.emails: ["Email"],
+            tables.events: ["UserId", "Seq"],
+            tables.sessions: ["UserId", "SessionKey"],
+        },
+        "items": {tables.users: users, tables.emails: guards, tables.sessions: sessions},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(seed))
     return seeded
+
+
+def seeded_session_item(user_id: str, epoch: int, now: datetime) -> dict[str, Any]:
+    """A session of ``user_id`` opened at ``now`` in ``epoch``, as the sessions table holds it
+    (its token is not kept: the bench's refresh chains start with sign-ins of their own)."""
+    session_id = str(uuid4())
+    token = issue_token(UserId(user_id), session_id)
+    session = Session(
+        session_id=session_id,
+        token_hash=token.token_hash,
+        created_at=now,
+        expires_at=now + SESSION_LIFETIME,
+        last_used_at=now,
+        epoch=epoch,
+    )
+    return session_to_item(user_id, session, idle_lifetime=SESSION_LIFETIME)
 
 
 @contextlib.asynccontextmanager
@@ -83,7 +114,12 @@ async def running_standin_stack(
             return child
 
         suffix = uuid4().hex[:8]
-        tables = Tables(f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}")
+        tables = Tables(
+            f"Users-{suffix}",
+            f"UserEmails-{suffix}",
+            f"UserEvents-{suffix}",
+            f"UserSessions-{suffix}",
+        )
         seed_file = logs / "standin-seed.json"
         seeded = write_seed_file(seed_file, tables, password_hash, STANDIN_USERS)
         port = free_port()

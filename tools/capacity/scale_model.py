@@ -27,6 +27,7 @@ from domain.event_cursors import STREAM_SHARDS
 from persistence.schema import (
     emails_table_definition,
     events_table_definition,
+    sessions_table_definition,
     users_table_definition,
 )
 from tools.capacity import prices
@@ -116,6 +117,7 @@ def key_spreads() -> dict[Target, KeySpread]:
         users_table_definition("Users"),
         emails_table_definition("UserEmails"),
         events_table_definition("UserEvents"),
+        sessions_table_definition("UserSessions"),
     ):
         table = TableModel.from_definition(definition)
         keys: dict[Target, str] = {(table.name, None): table.key[0]}

@@ -18,14 +18,16 @@ from datatools.file_format import (
     parse_line,
     user_line,
 )
+from persistence.session_mapper import session_to_embedded
 from persistence.user_mapper import user_to_item
 from tests.builders import new_user, session
 
 
 def record(**changes: object) -> UserRecord:
     user = new_user("Ada@Example.com")
-    user.sessions = (session("a" * 64, previous="b" * 64),)
     item = user_to_item(user, version=2, revision=7, event_seq=3)
+    # A user line holds the user's sessions in the item, as schema version 2 kept them.
+    item["Sessions"] = {"L": [session_to_embedded(session("a" * 64, previous="b" * 64))]}
     return UserRecord(user=item, guard=guard_of(item), **changes)  # type: ignore[arg-type]
 
 

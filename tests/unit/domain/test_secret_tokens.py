@@ -1,4 +1,5 @@
-"""Opaque tokens: '<user id>.<secret>', 256 random bits, only a SHA-256 is kept, compared safely."""
+"""Opaque tokens: '<user id>.<secret>' (reset) or '<user id>.<session id>.<secret>' (refresh),
+256 random bits, only a SHA-256 is kept, compared safely."""
 
 from __future__ import annotations
 
@@ -85,3 +86,41 @@ def test_hashes_compare_equal_only_when_they_are_equal() -> None:
     assert same_hash(stored, hash_token("a"))
     assert not same_hash(stored, hash_token("b"))
     assert not same_hash(None, stored)
+
+
+SESSION = "7d0c1c55-2b7e-4a4e-9f0e-3a1b2c3d4e5f"
+
+
+def test_a_refresh_token_names_its_user_and_its_session() -> None:
+    token = issue_token(USER, SESSION)
+
+    user_part, session_part, secret = token.value.split(".")
+    lookup = parse_token(token.value)
+
+    assert (user_part, session_part) == (USER.value, SESSION)
+    assert len(secret) >= 43
+    assert (lookup.user_id, lookup.session_id) == (USER, SESSION)
+    assert lookup.token_hash == token.token_hash
+
+
+def test_a_token_of_the_older_form_names_no_session() -> None:
+    assert parse_token(issue_token(USER).value).session_id is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"{USER.value}.not-a-uuid.{'A' * 43}",
+        f"{USER.value}..{'A' * 43}",
+        f"{USER.value}.{SESSION}.{'A' * 43}.more",
+        f"{USER.value}.{SESSION}.",
+    ],
+)
+def test_a_refresh_token_with_a_malformed_session_part_is_not_ours(raw: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_token(raw)
+
+
+def test_the_session_id_is_read_in_its_canonical_form() -> None:
+    lookup = parse_token(f"{USER.value}.{SESSION.upper()}.{'A' * 43}")
+    assert lookup.session_id == SESSION

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,18 +14,20 @@ from domain.events import (
     PasswordResetRequested,
     ProfileUpdated,
     SessionEndReason,
-    SessionRevoked,
+    SessionsRevoked,
     UserDeleted,
     UserDisabled,
     UserEnabled,
     UserRegistered,
 )
+from domain.policies import SessionPolicy
 from domain.secret_tokens import issue_token, parse_token
 from domain.user import User, UserStatus
-from domain.values import Email, PersonName, Session, UserId
-from tests.builders import session
+from domain.values import Email, PersonName, UserId
+from tests.builders import T0, session
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+POLICY = SessionPolicy()
 
 
 def make_user() -> User:
@@ -100,36 +101,21 @@ def test_mark_deleted_records_user_deleted() -> None:
     assert user.events[-1] == UserDeleted(user_id=user.id.value, occurred_at=NOW)
 
 
-def test_newest_session_is_the_one_whose_token_was_issued_last() -> None:
-    user = make_user()
-    assert user.newest_session() is None
-    signed_in_later = session("later", minutes=5)
-    rotated_last = session("rotated", minutes=0, previous="before")
-    rotated_last = dataclasses.replace(rotated_last, last_used_at=NOW + timedelta(days=1))
-    user.sessions = (session("first"), signed_in_later, rotated_last)
-    assert user.newest_session() == rotated_last
-    user.sessions = (session("first"), signed_in_later)
-    assert user.newest_session() == signed_in_later
-
-
 def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
     user = make_user()
-    # Typed as the attribute is: mypy keeps an assigned attribute's narrower type past the
-    # method calls that change it (here disable()), and would find the checks below impossible.
-    sessions: tuple[Session, ...] = (session("a"), session("b", minutes=1))
-    user.sessions = sessions
+    current = (session("a"), session("b", minutes=1))
     user.events.clear()
-    later = NOW + timedelta(hours=1)
+    later = T0 + timedelta(hours=1)
 
-    user.disable(later)
+    user.disable(later, POLICY, current)
 
-    assert user.status is UserStatus.DISABLED and user.sessions == ()
+    assert user.status is UserStatus.DISABLED
+    assert user.session_epoch == 1  # the sessions of epoch 0 are over
     assert user.updated_at == later
     uid = user.id.value
     assert user.events == [
         UserDisabled(uid, later),
-        SessionRevoked(uid, later, session_id="session-a", reason=SessionEndReason.USER_DISABLED),
-        SessionRevoked(uid, later, session_id="session-b", reason=SessionEndReason.USER_DISABLED),
+        SessionsRevoked(uid, later, reason=SessionEndReason.USER_DISABLED, sessions_ended=2),
     ]
     user.events.clear()
     user.enable(later + timedelta(hours=1))
@@ -141,13 +127,14 @@ def test_disable_ends_every_session_and_enable_lets_the_user_in_again() -> None:
 
 def test_disabling_a_disabled_user_records_nothing() -> None:
     user = make_user()
-    user.disable(NOW)
+    user.disable(NOW, POLICY, ())
     user.events.clear()
 
-    user.disable(NOW + timedelta(hours=1))
+    user.disable(NOW + timedelta(hours=1), POLICY, ())
 
     assert user.events == []
     assert user.updated_at == NOW
+    assert user.session_epoch == 0  # no session was live: the epoch stays
 
 
 def test_enabling_an_active_user_changes_nothing() -> None:
@@ -190,19 +177,19 @@ def test_a_reset_request_records_its_expiry_but_never_the_token() -> None:
 
 def test_a_reset_records_password_changed_by_reset_and_ends_every_session() -> None:
     user = make_user()
-    token = user.request_password_reset(NOW, timedelta(hours=1))
-    user.sessions = (session("a"), session("b", minutes=1))
+    token = user.request_password_reset(T0, timedelta(hours=1))
+    current = (session("a"), session("b", minutes=1))
     user.events.clear()
-    later = NOW + timedelta(minutes=5)
+    later = T0 + timedelta(minutes=5)
 
-    user.reset_password(parse_token(token.value), "new-hash", later)
+    user.reset_password(parse_token(token.value), "new-hash", later, POLICY, current)
 
     uid = user.id.value
     assert user.events == [
         PasswordChanged(uid, later, PasswordChangeReason.RESET),
-        SessionRevoked(uid, later, session_id="session-a", reason=SessionEndReason.PASSWORD_RESET),
-        SessionRevoked(uid, later, session_id="session-b", reason=SessionEndReason.PASSWORD_RESET),
+        SessionsRevoked(uid, later, reason=SessionEndReason.PASSWORD_RESET, sessions_ended=2),
     ]
+    assert user.session_epoch == 1
 
 
 def test_a_refused_reset_records_nothing() -> None:
@@ -211,6 +198,6 @@ def test_a_refused_reset_records_nothing() -> None:
     user.events.clear()
 
     with pytest.raises(InvalidResetToken):
-        user.reset_password(parse_token(issue_token(user.id).value), "new-hash", NOW)
+        user.reset_password(parse_token(issue_token(user.id).value), "new-hash", NOW, POLICY, ())
 
     assert user.events == []

@@ -1,16 +1,24 @@
-"""Sessions on the User aggregate: start, rotate, tolerate a lost race, detect reuse, expire;
-and the events each of those records (a rotation or a lost race records none)."""
+"""Sessions on the User aggregate: start, rotate, tolerate a lost race, detect reuse, expire, end
+them all by moving the session epoch on; and the events each of those records (a rotation or a
+lost race records none). The sessions are held by a SessionBook, as the store holds them."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from domain.events import DomainEvent, SessionEndReason, SessionRevoked, SessionStarted
+from domain.events import (
+    DomainEvent,
+    SessionEndReason,
+    SessionRevoked,
+    SessionsRevoked,
+    SessionStarted,
+)
 from domain.policies import SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, parse_token
 from domain.user import RefreshResult, User
 from domain.values import Session
 from tests.builders import T0, new_user
+from tests.session_book import SessionBook
 
 POLICY = SessionPolicy()
 SECOND = timedelta(seconds=1)
@@ -20,10 +28,10 @@ def lookup(token: IssuedToken) -> TokenLookup:
     return parse_token(token.value)
 
 
-def signed_in(user: User | None = None) -> tuple[User, Session, IssuedToken]:
-    user = user or new_user()
-    session, token = user.start_session(T0, POLICY)
-    return user, session, token
+def signed_in() -> tuple[SessionBook, Session, IssuedToken]:
+    book = SessionBook(new_user(), POLICY)
+    session, token = book.start(T0)
+    return book, session, token
 
 
 def events_after(user: User) -> list[DomainEvent]:
@@ -41,44 +49,46 @@ def revoked(user: User, session_id: str, reason: SessionEndReason, at: datetime)
     return SessionRevoked(user.id.value, at, session_id=session_id, reason=reason)
 
 
-def rotate(user: User, token: IssuedToken, at: timedelta) -> IssuedToken:
-    outcome = user.refresh_session(lookup(token), T0 + at, POLICY)
+def rotate(book: SessionBook, token: IssuedToken, at: timedelta) -> IssuedToken:
+    outcome = book.refresh(token, T0 + at)
     assert outcome.result is RefreshResult.ROTATED and outcome.token is not None
     return outcome.token
 
 
-def test_a_new_session_keeps_only_the_hash_of_a_token_naming_the_user() -> None:
-    user = new_user()
+def test_a_new_session_keeps_only_the_hash_of_a_token_naming_the_user_and_session() -> None:
+    book = SessionBook(new_user(), POLICY)
+    user = book.user
     user.events.clear()
-    session, token = user.start_session(T0, POLICY)
+    session, token = book.start(T0)
 
     assert user.events == [started(user, session, T0)]
-    assert user.sessions == (session,)
+    assert book.sessions() == (session,)
     assert session.token_hash == token.token_hash != token.value
     assert lookup(token).user_id == user.id
+    assert lookup(token).session_id == session.session_id
+    assert session.epoch == user.session_epoch == 0
     assert (session.created_at, session.last_used_at) == (T0, T0)
     assert session.expires_at == T0 + timedelta(days=30)
     assert session.previous_token_hash is None and session.retired_token_hashes == ()
 
 
 def test_every_sign_in_opens_a_session_of_its_own() -> None:
-    user, first, _ = signed_in()
-    second, _ = user.start_session(T0 + SECOND, POLICY)
+    book, first, _ = signed_in()
+    second, _ = book.start(T0 + SECOND)
     assert first.session_id != second.session_id
-    assert user.sessions == (first, second)
+    assert book.sessions() == (first, second)
 
 
 def test_the_eleventh_session_evicts_the_oldest() -> None:
-    user = new_user()
-    opened = [user.start_session(T0 + i * SECOND, POLICY)[0] for i in range(10)]
+    book = SessionBook(new_user(), POLICY)
+    user = book.user
+    opened = [book.start(T0 + i * SECOND)[0] for i in range(10)]
     events_after(user)
 
-    eleventh, _ = user.start_session(T0 + 10 * SECOND, POLICY)
+    eleventh, _ = book.start(T0 + 10 * SECOND)
 
-    assert len(user.sessions) == POLICY.max_sessions == 10
-    assert [s.session_id for s in user.sessions] == [s.session_id for s in opened[1:]] + [
-        eleventh.session_id
-    ]
+    assert len(book.sessions()) == POLICY.max_sessions == 10
+    assert book.sessions() == (*opened[1:], eleventh)
     at = T0 + 10 * SECOND
     assert events_after(user) == [
         revoked(user, opened[0].session_id, SessionEndReason.EVICTED, at),
@@ -87,14 +97,15 @@ def test_the_eleventh_session_evicts_the_oldest() -> None:
 
 
 def test_a_lowered_limit_evicts_as_many_of_the_oldest_as_it_takes() -> None:
-    user = new_user()
-    opened = [user.start_session(T0 + i * SECOND, POLICY)[0] for i in range(4)]
+    book = SessionBook(new_user(), POLICY)
+    user = book.user
+    opened = [book.start(T0 + i * SECOND)[0] for i in range(4)]
     events_after(user)
     at = T0 + timedelta(minutes=1)
 
-    newest, _ = user.start_session(at, SessionPolicy(max_sessions=2))
+    newest, _ = book.start(at, SessionPolicy(max_sessions=2))
 
-    assert user.sessions == (opened[3], newest)
+    assert book.sessions() == (opened[3], newest)
     assert events_after(user) == [
         *(revoked(user, s.session_id, SessionEndReason.EVICTED, at) for s in opened[:3]),
         started(user, newest, at),
@@ -102,33 +113,63 @@ def test_a_lowered_limit_evicts_as_many_of_the_oldest_as_it_takes() -> None:
 
 
 def test_a_new_session_drops_the_expired_ones_as_expired() -> None:
-    user, old, _ = signed_in()
+    book, old, _ = signed_in()
+    user = book.user
     events_after(user)
     at = T0 + timedelta(days=8)
 
-    newer, _ = user.start_session(at, POLICY)
+    newer, _ = book.start(at)
 
-    assert user.sessions == (newer,)
+    assert book.sessions() == (newer,)
     assert events_after(user) == [
         revoked(user, old.session_id, SessionEndReason.EXPIRED, at),
         started(user, newer, at),
     ]
 
 
+def test_a_sign_in_ends_at_most_48_sessions_and_leaves_further_expired_ones_for_later() -> None:
+    book = SessionBook(new_user(), SessionPolicy(max_sessions=50))
+    opened = [book.start(T0 + i * SECOND)[0] for i in range(50)]
+    events_after(book.user)
+    at = T0 + timedelta(days=8)
+
+    newer, _ = book.start(at)
+
+    ended = [e for e in events_after(book.user) if isinstance(e, SessionRevoked)]
+    assert len(ended) == 48
+    assert book.sessions() == (*opened[48:], newer)
+
+
+def test_sessions_of_an_earlier_epoch_are_neither_counted_nor_ended_at_sign_in() -> None:
+    book, old, _ = signed_in()
+    book.end_all(T0 + SECOND)
+    events_after(book.user)
+
+    newer, _ = book.start(T0 + 2 * SECOND, SessionPolicy(max_sessions=1))
+
+    assert book.sessions() == (newer,)
+    assert newer.epoch == book.user.session_epoch == 1
+    assert events_after(book.user) == [started(book.user, newer, T0 + 2 * SECOND)]
+    assert old in book.stored  # left for the store's TTL
+
+
 def test_refreshing_with_the_current_token_rotates_it_within_the_same_session() -> None:
-    user, session, token = signed_in()
+    book, session, token = signed_in()
+    user = book.user
     events_after(user)
     at = T0 + timedelta(minutes=5)
 
-    outcome = user.refresh_session(lookup(token), at, POLICY)
+    outcome = book.refresh(token, at)
 
     assert events_after(user) == []  # a rotation is no event
     assert outcome.result is RefreshResult.ROTATED
     assert outcome.token is not None and outcome.session is not None
     assert outcome.token.value != token.value
-    rotated = user.sessions[0]
+    assert outcome.previous == session
+    rotated = book.sessions()[0]
     assert outcome.session == rotated
     assert rotated.session_id == session.session_id
+    assert lookup(outcome.token).session_id == session.session_id
     assert rotated.token_hash == outcome.token.token_hash
     assert rotated.previous_token_hash == token.token_hash
     assert rotated.rotated_at == rotated.last_used_at == at
@@ -136,158 +177,212 @@ def test_refreshing_with_the_current_token_rotates_it_within_the_same_session() 
 
 
 def test_the_previous_token_within_the_grace_is_a_lost_race_and_changes_nothing() -> None:
-    user, _, token = signed_in()
-    newer = rotate(user, token, SECOND)
-    before = user.sessions
+    book, _, token = signed_in()
+    newer = rotate(book, token, SECOND)
+    before = book.sessions()
 
-    events_after(user)
-    outcome = user.refresh_session(lookup(token), T0 + SECOND + POLICY.reuse_grace, POLICY)
+    events_after(book.user)
+    outcome = book.refresh(token, T0 + SECOND + POLICY.reuse_grace)
 
     assert outcome.result is RefreshResult.RACED
     assert outcome.token is None
-    assert user.sessions == before
-    assert events_after(user) == []
-    assert user.holds_token(newer.token_hash)
+    assert book.sessions() == before
+    assert events_after(book.user) == []
+    assert book.holds(newer.token_hash)
 
 
 def test_the_previous_token_after_the_grace_ends_the_session_as_reused() -> None:
-    user, session, token = signed_in()
-    newer = rotate(user, token, SECOND)
+    book, session, token = signed_in()
+    newer = rotate(book, token, SECOND)
     after_grace = T0 + SECOND + POLICY.reuse_grace + timedelta(microseconds=1)
-    events_after(user)
+    events_after(book.user)
 
-    outcome = user.refresh_session(lookup(token), after_grace, POLICY)
+    outcome = book.refresh(token, after_grace)
 
     assert outcome.result is RefreshResult.REUSED
-    assert user.sessions == ()
-    assert not user.holds_token(newer.token_hash)
-    assert events_after(user) == [
-        revoked(user, session.session_id, SessionEndReason.TOKEN_REUSED, after_grace)
+    assert book.sessions() == ()
+    assert not book.holds(newer.token_hash)
+    assert events_after(book.user) == [
+        revoked(book.user, session.session_id, SessionEndReason.TOKEN_REUSED, after_grace)
     ]
 
 
 def test_a_retired_token_ends_the_session_even_within_the_grace() -> None:
-    user, _, first = signed_in()
-    second = rotate(user, first, SECOND)
-    rotate(user, second, 2 * SECOND)
+    book, _, first = signed_in()
+    second = rotate(book, first, SECOND)
+    rotate(book, second, 2 * SECOND)
 
-    outcome = user.refresh_session(lookup(first), T0 + 2 * SECOND, POLICY)
+    outcome = book.refresh(first, T0 + 2 * SECOND)
 
     assert outcome.result is RefreshResult.REUSED
-    assert user.sessions == ()
+    assert book.sessions() == ()
 
 
 def test_reuse_ends_only_the_session_it_belongs_to() -> None:
-    user, _, token = signed_in()
-    other, _ = user.start_session(T0, POLICY)
-    rotate(user, token, SECOND)
+    book, _, token = signed_in()
+    other, _ = book.start(T0)
+    rotate(book, token, SECOND)
 
-    user.refresh_session(lookup(token), T0 + timedelta(minutes=1), POLICY)
+    book.refresh(token, T0 + timedelta(minutes=1))
 
-    assert user.sessions == (other,)
+    assert book.sessions() == (other,)
+
+
+def test_a_token_naming_a_session_that_never_held_it_changes_nothing() -> None:
+    book, session, _ = signed_in()
+    forged = issue_token(book.user.id, session.session_id)  # right ids, a secret never issued
+    events_after(book.user)
+
+    outcome = book.refresh(forged, T0 + SECOND)
+
+    assert outcome.result is RefreshResult.UNKNOWN
+    assert book.sessions() == (session,)
+    assert events_after(book.user) == []
 
 
 def test_a_session_remembers_only_the_latest_retired_tokens() -> None:
-    user, _, token = signed_in()
+    book, _, token = signed_in()
     issued = [token]
     for i in range(1, 9):
-        issued.append(rotate(user, issued[-1], i * SECOND))
+        issued.append(rotate(book, issued[-1], i * SECOND))
 
-    session = user.sessions[0]
+    session = book.sessions()[0]
     kept = POLICY.retired_tokens_kept
     assert session.retired_token_hashes == tuple(t.token_hash for t in issued[-2 - kept : -2])
     assert session.previous_token_hash == issued[-2].token_hash
 
 
 def test_an_unknown_token_changes_nothing() -> None:
-    user, _, _ = signed_in()
-    before = user.sessions
+    book, _, _ = signed_in()
+    before = book.sessions()
 
-    events_after(user)
-    outcome = user.refresh_session(lookup(issue_token(user.id)), T0, POLICY)
+    events_after(book.user)
+    outcome = book.refresh(issue_token(book.user.id), T0)
 
     assert outcome.result is RefreshResult.UNKNOWN
-    assert user.sessions == before
-    assert events_after(user) == []
+    assert book.sessions() == before
+    assert events_after(book.user) == []
 
 
 def test_a_session_past_its_absolute_lifetime_expires_and_ends_even_if_in_use() -> None:
-    user, session, token = signed_in()
+    book, session, token = signed_in()
     for day in range(6, 30, 6):
-        token = rotate(user, token, timedelta(days=day))
-    events_after(user)
+        token = rotate(book, token, timedelta(days=day))
+    events_after(book.user)
     at = T0 + POLICY.absolute_lifetime
 
-    outcome = user.refresh_session(lookup(token), at, POLICY)
+    outcome = book.refresh(token, at)
 
     assert outcome.result is RefreshResult.EXPIRED
-    assert user.sessions == ()
-    assert events_after(user) == [revoked(user, session.session_id, SessionEndReason.EXPIRED, at)]
+    assert book.sessions() == ()
+    assert events_after(book.user) == [
+        revoked(book.user, session.session_id, SessionEndReason.EXPIRED, at)
+    ]
 
 
 def test_a_session_used_within_its_idle_lifetime_stays_alive() -> None:
-    user, _, token = signed_in()
-    token = rotate(user, token, timedelta(days=6))
-    rotate(user, token, timedelta(days=12))
-    assert len(user.sessions) == 1
+    book, _, token = signed_in()
+    token = rotate(book, token, timedelta(days=6))
+    rotate(book, token, timedelta(days=12))
+    assert len(book.sessions()) == 1
 
 
 def test_a_session_idle_for_its_idle_lifetime_expires_and_ends() -> None:
-    user, session, token = signed_in()
-    events_after(user)
+    book, session, token = signed_in()
+    events_after(book.user)
     at = T0 + POLICY.idle_lifetime
 
-    outcome = user.refresh_session(lookup(token), at, POLICY)
+    outcome = book.refresh(token, at)
 
     assert outcome.result is RefreshResult.EXPIRED
-    assert user.sessions == ()
-    assert events_after(user) == [revoked(user, session.session_id, SessionEndReason.EXPIRED, at)]
+    assert book.sessions() == ()
+    assert events_after(book.user) == [
+        revoked(book.user, session.session_id, SessionEndReason.EXPIRED, at)
+    ]
+
+
+def test_a_session_ends_at_its_absolute_end_or_idle_lifetime_after_its_last_use() -> None:
+    book, session, token = signed_in()
+    assert session.ends_at(POLICY.idle_lifetime) == T0 + POLICY.idle_lifetime
+    for day in range(6, 30, 6):
+        token = rotate(book, token, timedelta(days=day))
+    rotated = book.sessions()[0]
+    assert rotated.ends_at(POLICY.idle_lifetime) == session.expires_at
 
 
 def test_ending_the_session_holding_a_token_works_with_its_previous_token_too() -> None:
-    user, session, token = signed_in()
-    other, _ = user.start_session(T0, POLICY)
-    rotate(user, token, SECOND)
+    book, session, token = signed_in()
+    other, _ = book.start(T0)
+    rotate(book, token, SECOND)
+    events_after(book.user)
+    at = T0 + timedelta(minutes=1)
+
+    assert book.logout(token, at)
+    assert book.sessions() == (other,)
+    assert events_after(book.user) == [
+        revoked(book.user, session.session_id, SessionEndReason.LOGOUT, at)
+    ]
+    assert not book.logout(token, at)
+    assert events_after(book.user) == []
+
+
+def test_ending_every_session_moves_the_epoch_on_and_records_one_event() -> None:
+    book, kept, _ = signed_in()
+    book.start(T0)
+    book.start(T0)
+    user = book.user
     events_after(user)
     at = T0 + timedelta(minutes=1)
 
-    assert user.end_session_holding(token.token_hash, at)
-    assert user.sessions == (other,)
-    assert events_after(user) == [revoked(user, session.session_id, SessionEndReason.LOGOUT, at)]
-    assert not user.end_session_holding(token.token_hash, at)
-    assert events_after(user) == []
-
-
-def test_ending_every_session_can_keep_one_and_records_each_with_its_reason() -> None:
-    user, kept, _ = signed_in()
-    second, _ = user.start_session(T0, POLICY)
-    third, _ = user.start_session(T0, POLICY)
-    events_after(user)
-    at = T0 + timedelta(minutes=1)
-
-    ended = user.end_sessions(
-        at, SessionEndReason.PASSWORD_CHANGED, keep_session_id=kept.session_id
-    )
+    ended = book.end_all(at, SessionEndReason.PASSWORD_CHANGED, keep_session_id=kept.session_id)
 
     assert ended == 2
-    assert user.sessions == (kept,)
+    assert user.session_epoch == 1
+    assert [s.session_id for s in book.sessions()] == [kept.session_id]
+    assert book.sessions()[0].epoch == 1  # the kept one moved to the new epoch, token and all
+    assert book.sessions()[0].token_hash == kept.token_hash
     assert events_after(user) == [
-        revoked(user, second.session_id, SessionEndReason.PASSWORD_CHANGED, at),
-        revoked(user, third.session_id, SessionEndReason.PASSWORD_CHANGED, at),
+        SessionsRevoked(
+            user.id.value,
+            at,
+            reason=SessionEndReason.PASSWORD_CHANGED,
+            sessions_ended=2,
+            kept_session_id=kept.session_id,
+        )
     ]
-    assert user.end_sessions(at) == 1
-    sessions: tuple[Session, ...] = user.sessions  # not the (kept,) that mypy keeps from above
-    assert sessions == ()
-    assert events_after(user) == [revoked(user, kept.session_id, SessionEndReason.LOGOUT_ALL, at)]
-    assert user.end_sessions(at) == 0
+    assert book.end_all(at) == 1
+    assert book.sessions() == ()
+    assert user.session_epoch == 2
+    assert events_after(user) == [
+        SessionsRevoked(user.id.value, at, reason=SessionEndReason.LOGOUT_ALL, sessions_ended=1)
+    ]
+    assert book.end_all(at) == 0
+    assert user.session_epoch == 2  # nothing live to end: nothing changes
     assert events_after(user) == []
+
+
+def test_ending_every_session_counts_only_the_live_ones() -> None:
+    book, _, _ = signed_in()
+    book.start(T0 + timedelta(days=5))
+    events_after(book.user)
+
+    assert book.end_all(T0 + timedelta(days=8)) == 1
+
+
+def test_a_session_of_an_earlier_epoch_no_longer_refreshes() -> None:
+    book, session, token = signed_in()
+    book.end_all(T0 + SECOND)
+
+    outcome = book.user.refresh_session(session, lookup(token), T0 + 2 * SECOND, POLICY)
+
+    assert outcome.result is RefreshResult.UNKNOWN
 
 
 def test_a_user_holds_its_current_previous_and_retired_tokens_only() -> None:
-    user, _, first = signed_in()
-    second = rotate(user, first, SECOND)
-    third = rotate(user, second, 2 * SECOND)
+    book, _, first = signed_in()
+    second = rotate(book, first, SECOND)
+    third = rotate(book, second, 2 * SECOND)
 
-    assert all(user.holds_token(t.token_hash) for t in (first, second, third))
-    assert not user.holds_token(issue_token(user.id).token_hash)
-    assert not user.holds_token(third.value)  # a raw token is never what is stored
+    assert all(book.holds(t.token_hash) for t in (first, second, third))
+    assert not book.holds(issue_token(book.user.id).token_hash)
+    assert not book.holds(third.value)  # a raw token is never what is stored

@@ -7,16 +7,18 @@ from typing import Any
 import pytest
 
 from domain.errors import StorageError
+from domain.values import Session
 from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
 from persistence.schema import SCHEMA_VERSION
+from persistence.session_mapper import item_embedded_sessions, session_to_embedded
 from persistence.user_mapper import item_event_seq, item_revision, item_to_user, user_to_item
-from tests.builders import new_user, state_of
+from tests.builders import new_user, session, state_of
 
 
 def version_1_item(*, with_revision: bool, with_schema_version: bool = True) -> dict[str, Any]:
     """A user item as schema version 1 wrote it: no EventSeq, Revision only after sign-in came."""
     item = user_to_item(new_user("Old@Example.com"), version=3, revision=5, event_seq=0)
-    del item["EventSeq"]
+    del item["EventSeq"], item["SessionEpoch"]
     item["SchemaVersion"] = {"N": "1"}
     if not with_revision:
         del item["Revision"]
@@ -25,11 +27,20 @@ def version_1_item(*, with_revision: bool, with_schema_version: bool = True) -> 
     return item
 
 
-def test_the_current_schema_is_version_2_and_new_items_carry_it() -> None:
+def version_2_item(*sessions: Session) -> dict[str, Any]:
+    """A user item as schema version 2 wrote it: its sessions in ``Sessions``, no epoch."""
+    item = user_to_item(new_user("Old@Example.com"), version=3, revision=5, event_seq=2)
+    del item["SessionEpoch"]
+    item["SchemaVersion"] = {"N": "2"}
+    item["Sessions"] = {"L": [session_to_embedded(s) for s in sessions]}
+    return item
+
+
+def test_the_current_schema_is_version_3_and_new_items_carry_it() -> None:
     item = user_to_item(new_user(), version=1, revision=1, event_seq=4)
 
-    assert SCHEMA_VERSION == 2
-    assert item_schema_version(item) == 2
+    assert SCHEMA_VERSION == 3
+    assert item_schema_version(item) == 3
     assert not needs_upgrade(item)
     assert upgrade_item(item) is item
 
@@ -40,8 +51,9 @@ def test_a_version_1_item_gains_an_empty_event_sequence_and_keeps_its_revision()
     upgraded = upgrade_item(item)
 
     assert needs_upgrade(item)
-    assert upgraded["SchemaVersion"] == {"N": "2"}
+    assert upgraded["SchemaVersion"] == {"N": "3"}
     assert upgraded["EventSeq"] == {"N": "0"}
+    assert upgraded["SessionEpoch"] == {"N": "0"}
     assert upgraded["Revision"] == {"N": "5"}
     assert "EventSeq" not in item, "the stored item as read is left as it was"
 
@@ -68,12 +80,26 @@ def test_a_version_1_item_reads_as_the_same_user_as_a_current_one() -> None:
     assert state_of(item_to_user(old)) == state_of(item_to_user(current))
 
 
-@pytest.mark.parametrize("version", ["3", "99"])
+def test_a_version_2_item_is_at_session_epoch_0_and_keeps_its_sessions_for_the_move() -> None:
+    held = (session("a"), session("b", minutes=1, previous="a0"))
+    item = version_2_item(*held)
+
+    upgraded = upgrade_item(item)
+
+    assert needs_upgrade(item)
+    assert upgraded["SchemaVersion"] == {"N": "3"}
+    assert upgraded["SessionEpoch"] == {"N": "0"}
+    assert item_to_user(item).session_epoch == 0
+    assert item_embedded_sessions(item) == list(held)  # moved by the user's next write
+    assert item_revision(item) == 5 and item_event_seq(item) == 2
+
+
+@pytest.mark.parametrize("version", ["4", "99"])
 def test_an_item_of_a_newer_schema_is_refused_not_read(version: str) -> None:
     item = {**user_to_item(new_user(), version=1, revision=1, event_seq=0)}
     item["SchemaVersion"] = {"N": version}
 
-    with pytest.raises(ValueError, match=r"knows up to 2"):
+    with pytest.raises(ValueError, match=r"knows up to 3"):
         upgrade_item(item)
     with pytest.raises(StorageError):
         item_to_user(item)

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from domain.errors import StorageError
+from persistence.session_mapper import (
+    item_embedded_sessions,
+    item_to_session,
+    session_to_embedded,
+    session_to_item,
+)
 from persistence.user_mapper import item_to_user, user_to_item
 from tests.builders import T0, new_user, password_reset, session, state_of
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "Sessions", "FailedLogins", "SchemaVersion",
-    "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
+    "FailedGuesses", "SchemaVersion", "EventSeq",
 }  # fmt: skip
 
 
-def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -> None:
+def test_a_user_with_a_session_epoch_a_reset_and_a_lock_out_survives_the_round_trip() -> None:
     user = new_user("Ada.Lovelace@Example.com")
-    user.sessions = (session("a"), session("b", minutes=3, previous="a-before"))
+    user.session_epoch = 3
     user.password_reset = password_reset("r")
     user.failed_logins = 7
     user.locked_until = T0 + timedelta(minutes=20)
@@ -29,7 +36,7 @@ def test_a_user_with_sessions_a_reset_and_a_lock_out_survives_the_round_trip() -
 
     assert state_of(restored) == {**state_of(user), "version": 4}
     assert restored.email.normalized == "ada.lovelace@example.com"
-    assert restored.sessions[1].retired_token_hashes == ("r1b", "r2b")
+    assert restored.session_epoch == 3
 
 
 def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None:
@@ -42,8 +49,8 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
     assert item["Email"] == {"S": "Grace@Example.com"}
     assert item["EmailIndex"] == {"S": "grace@example.com"}
     assert item["Status"] == {"S": "ACTIVE"}
-    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "2"}
-    assert item["Sessions"] == {"L": []}
+    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "3"}
+    assert item["SessionEpoch"] == {"N": "0"}  # no sessions in the user item: their own table
     assert item["FailedLogins"] == {"N": "0"}
 
 
@@ -51,33 +58,54 @@ def test_the_refresh_token_index_key_is_never_written_so_that_index_stays_empty(
     # Its key changed on every sign-in and refresh (an index delete and insert) for an index
     # no request path reads (persistence.schema).
     user = new_user()
-    user.sessions = (session("signed-in-last", minutes=9), session("first", minutes=1))
     assert "RefreshTokenIndex" not in user_to_item(user, version=1, revision=1, event_seq=0)
 
 
-def test_a_session_stores_its_previous_and_retired_hashes_only_once_rotated() -> None:
+def test_a_session_item_stores_its_previous_and_retired_hashes_only_once_rotated() -> None:
     user = new_user()
-    user.sessions = (session("fresh"), session("rotated", previous="older"))
+    idle = timedelta(days=7)
 
-    fresh, rotated = (
-        entry["M"]
-        for entry in user_to_item(user, version=1, revision=1, event_seq=0)["Sessions"]["L"]
+    fresh = session_to_item(user.id.value, session("fresh"), idle_lifetime=idle)
+    rotated = session_to_item(
+        user.id.value, replace(session("rotated", previous="older"), epoch=12), idle_lifetime=idle
     )
 
-    assert set(fresh) == {"SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt"}
+    assert set(fresh) == {
+        "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
+        "ExpireAt",
+    }  # fmt: skip
+    assert fresh["SessionKey"] == {"S": "0000000000#session-fresh"}
+    assert fresh["ExpireAt"] == {"N": str(int((T0 + idle).timestamp()))}
+    assert rotated["SessionKey"] == {"S": "0000000012#session-rotated"}
     assert rotated["PreviousTokenHash"] == {"S": "older"}
     assert rotated["RotatedAt"] == {"S": "2026-11-26T09:30:16.123456+00:00"}
     assert rotated["RetiredTokenHashes"] == {"L": [{"S": "r1rotated"}, {"S": "r2rotated"}]}
+    assert item_to_session(rotated) == replace(session("rotated", previous="older"), epoch=12)
+
+
+def test_the_sessions_a_version_2_item_holds_read_as_sessions_of_epoch_0() -> None:
+    user = new_user()
+    held = (session("a"), session("b", minutes=3, previous="a-before"))
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+    item["SchemaVersion"] = {"N": "2"}
+    del item["SessionEpoch"]
+    item["Sessions"] = {"L": [session_to_embedded(s) for s in held]}
+
+    assert item_to_user(item).session_epoch == 0
+    assert item_embedded_sessions(item) == list(held)
+    assert item_embedded_sessions(user_to_item(user, version=1, revision=1, event_seq=0)) == []
 
 
 def test_lock_out_times_are_stored_only_while_set() -> None:
     user = new_user()
-    user.failed_logins = 6
+    user.failed_logins, user.failed_guesses = 9, 6
     user.locked_until = T0 + timedelta(minutes=15)
 
     item = user_to_item(user, version=1, revision=1, event_seq=0)
 
-    assert item["FailedLogins"] == {"N": "6"}
+    assert item["FailedLogins"] == {"N": "9"}
+    assert item["FailedGuesses"] == {"N": "6"}
+    assert item_to_user(item).failed_guesses == 6
     assert item["LockedUntil"] == {"S": "2026-11-26T09:45:15.123456+00:00"}
     assert "FailuresStartedAt" not in item  # the flat lock's window: no longer written
     user.record_successful_login()
@@ -92,10 +120,12 @@ def test_an_item_from_the_flat_lock_reads_its_count_and_lock_and_drops_the_windo
         "FailuresStartedAt": {"S": "2026-11-26T09:30:15.123456+00:00"},
         "LockedUntil": {"S": "2026-11-26T09:45:15.123456+00:00"},
     }
+    del item["FailedGuesses"]
 
     restored = item_to_user(item)
 
     assert restored.failed_logins == 3
+    assert restored.failed_guesses == 3  # no FailedGuesses yet: every failure was a guess
     assert restored.locked_until == T0 + timedelta(minutes=15)
     rewritten = user_to_item(restored, version=1, revision=2, event_seq=0)
     assert "FailuresStartedAt" not in rewritten
@@ -164,7 +194,7 @@ def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
 def test_an_item_of_a_newer_schema_version_is_a_storage_error() -> None:
     item = {
         **user_to_item(new_user(), version=1, revision=1, event_seq=0),
-        "SchemaVersion": {"N": "3"},
+        "SchemaVersion": {"N": "4"},
     }
 
     with pytest.raises(StorageError):

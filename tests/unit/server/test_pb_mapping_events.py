@@ -31,6 +31,7 @@ KIND_FIELD = {
     "UserDisabled": "user_disabled",
     "UserEnabled": "user_enabled",
     "UserDeleted": "user_deleted",
+    "SessionsRevoked": "sessions_revoked",
 }
 
 
@@ -43,8 +44,10 @@ def sample(kind: type[DomainEvent], member: int = 0) -> DomainEvent:
         annotation = str(field.type)
         if annotation == "datetime":
             values[field.name] = LATER
-        elif annotation == "str":
+        elif annotation in ("str", "str | None"):
             values[field.name] = f"{field.name}-value"
+        elif annotation == "int":
+            values[field.name] = 7
         else:
             enum_type = next(
                 t for t in _enums() if t.__name__ == annotation

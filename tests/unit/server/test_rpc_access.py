@@ -49,14 +49,16 @@ def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None
         "GetUser": "id",
         "UpdateProfile": "id",
         "ChangePassword": "user_id",
-        "DeleteUser": "id",
         "LogoutAll": "user_id",
         "ListUserEvents": "user_id",
     }
 
 
 def test_rpcs_over_every_user_need_a_role() -> None:
-    for rpc in ("GetUserByEmail", "BatchGetUsers", "ListUsers", "DisableUser", "EnableUser"):
+    # DeleteUser too: a user token outlives a logout or a disable, so it must open nothing
+    # irreversible.
+    rpcs = ("GetUserByEmail", "BatchGetUsers", "ListUsers", "DeleteUser", "DisableUser")
+    for rpc in (*rpcs, "EnableUser"):
         rule = RULE_BY_RPC[rpc]
         assert rule.roles and rule.own_user_field is None and not rule.any_caller, rpc
     assert RULE_BY_RPC["WatchEvents"].roles == {"events:read"}

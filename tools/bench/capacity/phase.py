@@ -18,6 +18,7 @@ from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 from persistence.schema import (
     emails_table_definition,
     events_table_definition,
+    sessions_table_definition,
     users_table_definition,
 )
 from tools.bench.capacity.recording_proxy import Recorded, RecordingProxy
@@ -40,7 +41,7 @@ from tools.capacity.tables import TableModel
 MANY_SESSIONS = 50  # the heavy user; USER_SERVICE_MAX_SESSIONS_PER_USER's highest
 QUICK_MANY_SESSIONS = 5
 # Logical names (persistence.schema's defaults), for the report and the scale model.
-ROLES = ("Users", "UserEmails", "UserEvents")
+ROLES = ("Users", "UserEmails", "UserEvents", "UserSessions")
 
 
 def table_models(tables: Tables) -> dict[str, TableModel]:
@@ -49,6 +50,7 @@ def table_models(tables: Tables) -> dict[str, TableModel]:
         users_table_definition(tables.users),
         emails_table_definition(tables.emails),
         events_table_definition(tables.events),
+        sessions_table_definition(tables.sessions),
     )
     return {d["TableName"]: TableModel.from_definition(d) for d in definitions}
 

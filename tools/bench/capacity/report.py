@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tools.bench.capacity.results import CapacityResults, CrossCheck
 from tools.capacity.consumption import Target, target_name
+from tools.capacity.scale_model import Workload, model
+from tools.capacity.scale_report import scale_table
 
 # What moto 5.2's dynamodb/responses.py reports, read from its source: fixed figures per request.
 MOTO_NOTE = (
@@ -50,7 +52,19 @@ def capacity_section(capacity: CapacityResults | None) -> list[str]:
         "| --- | ---: | ---: | --- |",
     ]
     lines += [_check_line(check) for check in capacity.cross_checks]
-    return lines
+    return lines + _scale_model(capacity)
+
+
+def _scale_model(capacity: CapacityResults) -> list[str]:
+    """The scale model (as `make capacity` prints it) of this run's units, default workload."""
+    units = {scenario.name: scenario.units for scenario in capacity.scenarios}
+    workload = Workload()
+    try:
+        loads = model(workload, units)
+    except ValueError as error:  # a scenario the model needs was not measured (a quick run)
+        return ["", "## Scale model", "", f"Not computed: {error}."]
+    table = scale_table(workload, loads, "measured by this run's capacity phase")
+    return ["", "## Scale model", "", *table.rstrip("\n").splitlines()]
 
 
 def _check_line(check: CrossCheck) -> str:

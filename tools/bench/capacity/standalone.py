@@ -39,7 +39,12 @@ async def measure_alone(logs: Path, *, quick: bool = False) -> CapacityResults:
         stack.push_async_callback(stop_child, moto)
         await wait_until_answering(endpoint, moto, START_TIMEOUT_SECONDS)
         suffix = uuid4().hex[:8]
-        tables = Tables(f"Users-{suffix}", f"UserEmails-{suffix}", f"UserEvents-{suffix}")
+        tables = Tables(
+            f"Users-{suffix}",
+            f"UserEmails-{suffix}",
+            f"UserEvents-{suffix}",
+            f"UserSessions-{suffix}",
+        )
         options = DynamoDbOptions(
             region="us-east-1",
             endpoint_url=endpoint,
@@ -47,7 +52,9 @@ async def measure_alone(logs: Path, *, quick: bool = False) -> CapacityResults:
             secret_access_key=LOCAL_CREDENTIALS[1],
         )
         client = await stack.enter_async_context(open_dynamodb_client(options))
-        await ensure_tables(client, TableNames(tables.users, tables.emails, tables.events))
+        await ensure_tables(
+            client, TableNames(tables.users, tables.emails, tables.events, tables.sessions)
+        )
         await seed_users(
             client,
             tables,

@@ -10,6 +10,7 @@ from domain.policies import AuthPolicy
 from domain.ports import LockNotices
 from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
+from domain.values import Session
 from tests.builders import T0, new_user
 from tests.fakes import (
     DeferredTasks,
@@ -64,6 +65,11 @@ class AuthKit:
     def stored(self, user: User) -> User:
         """The user as committed now."""
         return self.store.users[user.id.value]
+
+    def sessions(self, user: User) -> tuple[Session, ...]:
+        """The user's stored sessions of its current epoch (expired ones included), oldest
+        first."""
+        return tuple(self.store.live_sessions(user.id))
 
     def events(self, user: User) -> list[DomainEvent]:
         """The events stored for the user so far, in sequence order (registration first)."""

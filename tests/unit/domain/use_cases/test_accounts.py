@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -21,13 +22,14 @@ from domain.events import (
     DomainEvent,
     ProfileUpdated,
     SessionEndReason,
-    SessionRevoked,
+    SessionsRevoked,
     UserDeleted,
     UserDisabled,
     UserEnabled,
     UserRegistered,
 )
 from domain.pagination import PageTokenCodec
+from domain.policies import SessionPolicy
 from domain.use_cases import accounts
 from domain.use_cases.retry import ATTEMPTS
 from domain.user import User, UserStatus
@@ -345,16 +347,18 @@ async def test_disable_user_ends_every_session_and_blocks_sign_in_and_refresh() 
     signed_in = await kit.sign_in()
     kit.later(minutes=1)
 
-    disabled = await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    disabled = await accounts.disable_user(
+        kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value
+    )
 
     assert disabled.status is UserStatus.DISABLED and disabled.updated_at == kit.clock.now
     now, uid = kit.clock.now, user.id.value
     assert kit.events(user)[-2:] == [
         UserDisabled(uid, now),
-        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.USER_DISABLED),
+        SessionsRevoked(uid, now, SessionEndReason.USER_DISABLED, 1),
     ]
     stored = kit.stored(user)
-    assert stored.status is UserStatus.DISABLED and stored.sessions == ()
+    assert stored.status is UserStatus.DISABLED and kit.sessions(user) == ()
     with pytest.raises(InvalidRefreshToken):
         await kit.refresh(signed_in.refresh_token)
     with pytest.raises(AccountDisabled):
@@ -374,7 +378,7 @@ async def test_refresh_of_a_disabled_user_is_refused_even_if_a_session_survived(
 async def test_enable_user_lets_a_disabled_user_sign_in_again() -> None:
     kit = AuthKit()
     user = await kit.add_user()
-    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
 
     enabled = await accounts.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
 
@@ -395,8 +399,8 @@ async def test_disable_and_enable_write_nothing_when_nothing_changes() -> None:
     await accounts.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
     assert kit.store.commits == commits
 
-    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
-    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
     assert kit.store.commits == commits + 1
     assert kit.stored(user).version == 2
     assert kit.new_events(user) == [UserDisabled(user.id.value, kit.clock.now)]
@@ -413,7 +417,7 @@ async def test_the_unit_of_work_reports_the_events_of_each_commit_that_landed(
             store, clock=clock, on_committed=lambda events: heard.append(list(events))
         )
 
-    await accounts.disable_user(uow(), clock, user_id=user.id.value)
+    await accounts.disable_user(uow(), clock, SessionPolicy(), user_id=user.id.value)
     with pytest.raises(VersionConflict):
         await accounts.delete_user(uow(), clock, user_id=user.id.value, expected_version=1)
     await accounts.enable_user(uow(), clock, user_id=user.id.value)
@@ -423,7 +427,8 @@ async def test_the_unit_of_work_reports_the_events_of_each_commit_that_landed(
 
 async def test_disable_and_enable_an_unknown_or_malformed_user_id() -> None:
     kit = AuthKit()
-    for switch in (accounts.disable_user, accounts.enable_user):
+    disable = partial(accounts.disable_user, policy=kit.policy.sessions)
+    for switch in (disable, accounts.enable_user):
         with pytest.raises(UserNotFound):
             await switch(kit.uow(), kit.clock, user_id="3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b")
         with pytest.raises(InvalidArgument) as error:

@@ -9,13 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from domain.errors import AccountDisabled, AuthenticationFailed
+from domain.errors import AccountDisabled, AuthenticationFailed, ConcurrentWrite
 from domain.events import AccountLocked, PasswordResetRequested
-from domain.policies import LockoutPolicy, SecurityMailPolicy
-from domain.secret_tokens import hash_token
+from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
+from domain.secret_tokens import IssuedToken, hash_token
 from domain.use_cases.accounts import disable_user
 from domain.user import User
+from domain.values import Password
 from tests.builders import T0, new_user
+from tests.fakes import FakeUnitOfWork
 from tests.unit.domain.use_cases.auth_kit import PASSWORD, WRONG_PASSWORD, AuthKit
 
 POLICY = LockoutPolicy()
@@ -33,7 +35,11 @@ def unsaved_user() -> User:
 
 def fail(user: User, times: int, *, at: timedelta = timedelta(0)) -> None:
     for _ in range(times):
-        user.record_failed_login(T0 + at, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
+        user.record_failed_login(T0 + at, POLICY)
+
+
+def notify(user: User, at: timedelta = timedelta(0)) -> IssuedToken | None:
+    return user.notify_lock(T0 + at, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
 
 
 # --- the aggregate ---------------------------------------------------------------------------
@@ -42,23 +48,35 @@ def fail(user: User, times: int, *, at: timedelta = timedelta(0)) -> None:
 def test_four_failures_count_but_delay_nothing_and_record_no_event() -> None:
     user = unsaved_user()
     fail(user, 4)
-    assert user.failed_logins == 4
+    assert (user.failed_logins, user.failed_guesses) == (4, 4)
     assert user.lock_remaining(T0) is None
     assert user.events == []
 
 
-def test_the_fifth_failure_delays_the_next_attempt_one_second_and_issues_a_reset() -> None:
+def test_the_fifth_failure_delays_the_next_attempt_one_second_and_begins_a_lock() -> None:
     user = unsaved_user()
     fail(user, 4)
 
-    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
+    began = user.record_failed_login(T0, POLICY)
 
+    assert began is True
     assert user.locked_until == T0 + SECOND
+    assert user.events == []  # the count is an eventless write; the notice follows the reply
+
+
+def test_the_lock_notice_records_the_lock_and_issues_a_reset() -> None:
+    user = unsaved_user()
+    fail(user, 5)
+
+    token = notify(user, at=SECOND / 10)
+
     assert token is not None and user.password_reset is not None
     assert user.password_reset.token_hash == token.token_hash  # in the same change
     assert user.events == [
-        AccountLocked(user.id.value, T0, locked_until=T0 + SECOND),
-        PasswordResetRequested(user.id.value, T0, expires_at=T0 + RESET_LIFETIME),
+        AccountLocked(user.id.value, T0 + SECOND / 10, locked_until=T0 + SECOND),
+        PasswordResetRequested(
+            user.id.value, T0 + SECOND / 10, expires_at=T0 + SECOND / 10 + RESET_LIFETIME
+        ),
     ]
 
 
@@ -69,28 +87,23 @@ def test_each_failure_after_a_delay_doubles_the_next_one_up_to_the_cap() -> None
     for _ in range(12):
         assert user.locked_until is not None
         at = user.locked_until - T0  # the delay has just passed: this failure is a real one
-        fail(user, 1, at=at)
+        assert user.record_failed_login(T0 + at, POLICY) is False  # no second notice
         delays.append((user.locked_until - (T0 + at)).total_seconds())
 
     assert delays == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
 
 
-def test_failures_during_a_delay_count_without_moving_its_end_nor_telling_again() -> None:
+def test_attempts_during_a_delay_count_but_neither_move_its_end_nor_lengthen_the_next() -> None:
     user = unsaved_user()
     fail(user, 5)
-    user.events.clear()
 
-    results = [
-        user.record_failed_login(T0 + SECOND / 2, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
-        for _ in range(3)
-    ]
+    results = [user.record_failed_login(T0 + SECOND / 2, POLICY) for _ in range(30)]
 
-    assert results == [None, None, None]
-    assert user.failed_logins == 8
+    assert results == [False] * 30
+    assert (user.failed_logins, user.failed_guesses) == (35, 5)
     assert user.locked_until == T0 + SECOND
-    assert user.events == []
-    fail(user, 1, at=SECOND)  # the 9th, after the delay: 2 ** (9 - 5) seconds
-    assert user.locked_until == T0 + 17 * SECOND
+    fail(user, 1, at=SECOND)  # the 6th wrong password tried, after the delay: 2 seconds
+    assert user.locked_until == T0 + 3 * SECOND
 
 
 def test_the_delay_ends_once_the_clock_reaches_its_end() -> None:
@@ -100,26 +113,28 @@ def test_the_delay_ends_once_the_clock_reaches_its_end() -> None:
     assert user.lock_remaining(T0 + SECOND) is None
 
 
-def test_a_success_clears_the_count_and_the_delay_and_a_new_run_tells_again() -> None:
+def test_a_success_clears_the_counts_and_the_delay_and_a_new_run_tells_again() -> None:
     later = MAIL.cooldown + SECOND  # past the first notice's mail cool-down
     user = unsaved_user()
     fail(user, 7)
+    assert notify(user) is not None
     user.record_successful_login()
-    assert (user.failed_logins, user.locked_until) == (0, None)
+    assert (user.failed_logins, user.failed_guesses, user.locked_until) == (0, 0, None)
+    assert notify(user) is None  # the run has ended: nothing to tell
 
     fail(user, 4, at=later)
     assert user.lock_remaining(T0 + later) is None
-    token = user.record_failed_login(T0 + later, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
-    assert token is not None
+    assert user.record_failed_login(T0 + later, POLICY) is True
+    assert notify(user, at=later) is not None
 
 
 def test_a_disabled_account_locks_but_gets_no_reset_link() -> None:
     user = unsaved_user()
-    user.disable(T0)
+    user.disable(T0, SessionPolicy(), ())
     user.events.clear()
-    fail(user, 4)
+    fail(user, 5)
 
-    token = user.record_failed_login(T0, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
+    token = notify(user)
 
     assert token is None and user.password_reset is None
     assert user.events == [AccountLocked(user.id.value, T0, locked_until=T0 + SECOND)]
@@ -129,9 +144,9 @@ def test_a_lock_within_the_mail_cool_down_mails_nothing_and_keeps_the_link_sent(
     user = unsaved_user()
     earlier = user.request_password_reset(T0, RESET_LIFETIME)
     user.record_security_mail(T0, MAIL)
-    fail(user, 4)
+    fail(user, 5, at=SECOND)
 
-    token = user.record_failed_login(T0 + SECOND, POLICY, reset_lifetime=RESET_LIFETIME, mail=MAIL)
+    token = notify(user, at=SECOND)
 
     assert token is None
     assert user.password_reset is not None
@@ -142,6 +157,7 @@ def test_a_lock_within_the_mail_cool_down_mails_nothing_and_keeps_the_link_sent(
 def test_the_lock_notice_counts_towards_the_security_mail_limit() -> None:
     user = unsaved_user()
     fail(user, 5)
+    notify(user)
 
     assert user.security_mail_sent_at == (T0,)
     assert not user.may_send_security_mail(T0 + SECOND, MAIL)  # a reset now would wait
@@ -246,7 +262,7 @@ async def test_a_disabled_account_is_told_as_disabled_only_after_the_delay() -> 
     kit = AuthKit()
     user = await kit.add_user()
     await fail_sign_in(kit, 5)
-    await disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
 
     await fail_sign_in(kit, 1, password=PASSWORD)  # during the delay: as any password
     kit.later(seconds=1)
@@ -273,3 +289,44 @@ async def test_the_lock_out_does_not_affect_other_accounts() -> None:
     await fail_sign_in(kit, 5)
 
     assert await kit.sign_in("grace@example.com")
+
+
+async def test_a_count_that_keeps_losing_to_other_writes_is_refused_like_any_other(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A burst of attempts on one account: every count meets another write. The reply must not
+    # change (an ABORTED here told the account exists, unknown addresses never conflict).
+    kit = AuthKit()
+    await kit.add_user()
+
+    class Contended(FakeUnitOfWork):
+        async def commit(self) -> None:
+            raise ConcurrentWrite()
+
+    monkeypatch.setattr(kit, "uow", lambda: Contended(kit.store, clock=kit.clock))
+    with pytest.raises(AuthenticationFailed) as error:
+        await kit.sign_in(password=WRONG_PASSWORD)
+
+    assert str(error.value) == str(AuthenticationFailed())
+    assert any("uncounted" in record.getMessage() for record in caplog.records)
+
+
+async def test_the_right_password_meeting_a_wait_begun_meanwhile_is_refused_and_counted() -> None:
+    kit = AuthKit()
+    user = await kit.add_user()
+    check = kit.hasher.verify
+
+    async def verify_while_others_fail(password_hash: str, password: Password) -> bool:
+        monkeypatch_back()
+        await fail_sign_in(kit, 5)  # while this password is being checked: a wait begins
+        return await check(password_hash, password)
+
+    def monkeypatch_back() -> None:
+        kit.hasher.verify = check  # type: ignore[method-assign]
+
+    kit.hasher.verify = verify_while_others_fail  # type: ignore[method-assign]
+    with pytest.raises(AuthenticationFailed):
+        await kit.sign_in()
+
+    stored = kit.stored(user)
+    assert stored.failed_logins == 6 and kit.sessions(user) == ()

@@ -19,7 +19,7 @@ from domain.events import (
     PasswordChangeReason,
     PasswordResetRequested,
     SessionEndReason,
-    SessionRevoked,
+    SessionsRevoked,
     SessionStarted,
     UserDisabled,
     UserEnabled,
@@ -72,7 +72,14 @@ async def request_reset(kit: AuthKit, email: str = EMAIL) -> None:
 
 
 async def reset(kit: AuthKit, token: str, new: str = NEW_PASSWORD) -> None:
-    await reset_password(kit.uow(), kit.hasher, kit.clock, reset_token=token, new_password=new)
+    await reset_password(
+        kit.uow(),
+        kit.hasher,
+        kit.clock,
+        kit.policy.sessions,
+        reset_token=token,
+        new_password=new,
+    )
 
 
 def mailed_token(kit: AuthKit) -> str:
@@ -93,11 +100,14 @@ async def test_change_password_replaces_the_hash_and_ends_every_other_session(ki
     now, uid = kit.clock.now, user.id.value
     assert kit.new_events(user) == [
         PasswordChanged(uid, now, PasswordChangeReason.CHANGED),
-        SessionRevoked(uid, now, elsewhere.session_id, SessionEndReason.PASSWORD_CHANGED),
+        SessionsRevoked(
+            uid, now, SessionEndReason.PASSWORD_CHANGED, 1, kept_session_id=here.session_id
+        ),
     ]
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(NEW_PASSWORD)
-    assert [s.session_id for s in stored.sessions] == [here.session_id]
+    assert [s.session_id for s in kit.sessions(user)] == [here.session_id]
+    assert kit.sessions(user)[0].epoch == stored.session_epoch == 1
     assert await kit.refresh(here.refresh_token)
     with pytest.raises(InvalidRefreshToken):
         await kit.refresh(elsewhere.refresh_token)
@@ -113,11 +123,13 @@ async def test_change_password_without_a_session_to_keep_ends_them_all(kit: Auth
 
     await change(kit, user)
 
-    assert kit.stored(user).sessions == ()
+    with pytest.raises(InvalidRefreshToken):
+        await kit.refresh(signed_in.refresh_token)
+    assert kit.sessions(user) == ()
     now, uid = kit.clock.now, user.id.value
     assert kit.new_events(user) == [
         PasswordChanged(uid, now, PasswordChangeReason.CHANGED),
-        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_CHANGED),
+        SessionsRevoked(uid, now, SessionEndReason.PASSWORD_CHANGED, 1),
     ]
 
 
@@ -235,7 +247,7 @@ async def test_a_reset_request_for_a_disabled_account_sends_and_writes_nothing(
     kit: AuthKit,
 ) -> None:
     user = await kit.add_user()
-    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
     commits = kit.store.commits
     kit.new_events(user)
 
@@ -337,7 +349,7 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
 
     stored = kit.stored(user)
     assert stored.password_hash == fake_hash(NEW_PASSWORD)
-    assert stored.sessions == () and stored.password_reset is None
+    assert kit.sessions(user) == () and stored.password_reset is None
     assert (stored.failed_logins, stored.locked_until) == (0, None)
     t0, now, uid = kit.clock.now - timedelta(minutes=1), kit.clock.now, user.id.value
     lifetime, lock = kit.policy.password_reset_lifetime, timedelta(seconds=1)
@@ -346,7 +358,7 @@ async def test_a_reset_sets_the_password_ends_every_session_and_lifts_the_lock(
         AccountLocked(uid, t0, locked_until=t0 + lock),
         PasswordResetRequested(uid, t0, expires_at=t0 + lifetime),  # with the lock notice
         PasswordChanged(uid, now, PasswordChangeReason.RESET),
-        SessionRevoked(uid, now, signed_in.session_id, SessionEndReason.PASSWORD_RESET),
+        SessionsRevoked(uid, now, SessionEndReason.PASSWORD_RESET, 1),
     ]
     with pytest.raises(InvalidRefreshToken):
         await kit.refresh(signed_in.refresh_token)
@@ -428,7 +440,7 @@ async def test_disabling_an_account_voids_its_pending_reset(kit: AuthKit) -> Non
     token = mailed_token(kit)
     kit.new_events(user)
 
-    await accounts.disable_user(kit.uow(), kit.clock, user_id=user.id.value)
+    await accounts.disable_user(kit.uow(), kit.clock, kit.policy.sessions, user_id=user.id.value)
     await accounts.enable_user(kit.uow(), kit.clock, user_id=user.id.value)
 
     now, uid = kit.clock.now, user.id.value

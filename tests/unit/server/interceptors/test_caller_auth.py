@@ -16,7 +16,8 @@ from biome.user.v1 import user_service_pb2, user_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
-from server.crypto.access_token_verifier import AccessTokenVerifier
+from domain.errors import StorageUnavailable
+from server.crypto.access_token_verifier import AccessTokenVerifier, TokenUser
 from server.crypto.access_tokens import JwtAccessTokenIssuer, generate_signing_keys
 from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.crypto.tls import server_credentials
@@ -69,6 +70,7 @@ class Start(Protocol):
         public_services: Sequence[str] = PUBLIC,
         credentials: grpc.ServerCredentials | None = None,
         access: Callable[[str], Rule | None] | None = None,
+        session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
     ) -> str: ...
 
 
@@ -167,6 +169,7 @@ async def start() -> AsyncIterator[Start]:
         public_services: Sequence[str] = PUBLIC,
         credentials: grpc.ServerCredentials | None = None,
         access: Callable[[str], Rule | None] | None = None,
+        session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
     ) -> str:
         interceptor = CallerAuthInterceptor(
             api_keys=api_keys,
@@ -174,6 +177,7 @@ async def start() -> AsyncIterator[Start]:
             client_certs_required=client_certs_required,
             public_services=public_services,
             user_tokens=VERIFIER,
+            session_in_force=session_in_force,
             access=access or with_test_streams,
         )
         server = grpc.aio.server(interceptors=[interceptor, DomainErrorInterceptor()])
@@ -591,3 +595,33 @@ async def test_a_user_token_never_identifies_the_caller(start: Start) -> None:
     target = await start()
     code, _ = await get_user_outcome(target, ADA, user_token(ADA))
     assert code == UNAUTHENTICATED
+
+
+async def test_a_user_token_whose_session_has_ended_is_unauthenticated_whatever_the_roles(
+    start: Start,
+) -> None:
+    asked: list[TokenUser] = []
+
+    async def ended(token: TokenUser) -> bool:
+        asked.append(token)
+        return False
+
+    target = await start(session_in_force=ended)
+    for key in (SERVICE_KEY, ADMIN_KEY):
+        code, message = await get_user_outcome(target, ADA, bearer(key) + user_token(ADA))
+        assert code is grpc.StatusCode.UNAUTHENTICATED
+        assert "session has ended" in message
+    assert [token.user_id for token in asked] == [ADA, ADA]
+    # Without a token nothing is asked of the store.
+    assert (await get_user_outcome(target, ADA, bearer(ADMIN_KEY)))[0] is grpc.StatusCode.OK
+    assert len(asked) == 2
+
+
+async def test_a_store_that_cannot_tell_makes_a_token_call_unavailable(start: Start) -> None:
+    async def unreachable(token: TokenUser) -> bool:
+        raise StorageUnavailable("DynamoDB GetItem failed (ReadTimeoutError); retry later")
+
+    target = await start(session_in_force=unreachable)
+    code, _ = await get_user_outcome(target, ADA, bearer(SERVICE_KEY) + user_token(ADA))
+
+    assert code is grpc.StatusCode.UNAVAILABLE

@@ -10,7 +10,13 @@ import grpc
 import pytest
 from pydantic import ValidationError
 
-from domain.events import RecordedEvent, SessionEndReason, SessionRevoked, SessionStarted
+from domain.events import (
+    RecordedEvent,
+    SessionEndReason,
+    SessionRevoked,
+    SessionsRevoked,
+    SessionStarted,
+)
 from server.operations.metrics import AUTHENTICATE, Metrics
 from server.settings import Settings, describe_invalid_settings
 
@@ -54,7 +60,7 @@ def test_a_finished_call_is_counted_by_method_and_code_timed_and_leaves_the_in_f
         (grpc.StatusCode.OK, "success"),
         (grpc.StatusCode.UNAUTHENTICATED, "failed"),
         (grpc.StatusCode.INVALID_ARGUMENT, "failed"),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, "locked"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded"),
         (grpc.StatusCode.PERMISSION_DENIED, "disabled"),
         (grpc.StatusCode.UNAVAILABLE, "error"),
         (grpc.StatusCode.INTERNAL, "error"),
@@ -72,7 +78,7 @@ def test_an_authenticate_call_counts_as_a_sign_in_by_its_status(
 
     logins = {
         name: value(metrics, "user_service_logins_total", outcome=name)
-        for name in ("success", "failed", "locked", "disabled", "error")
+        for name in ("success", "failed", "overloaded", "disabled", "error")
     }
     assert logins == {name: (1 if name == outcome else 0) for name in logins}
 
@@ -166,3 +172,19 @@ def test_metrics_are_off_by_default_and_listen_on_the_service_host_unless_told()
     assert Settings(metrics_port=9100).metrics_address == "127.0.0.1"
     assert Settings(profile="production", metrics_port=9100).metrics_address == "0.0.0.0"
     assert Settings(metrics_port=9100, metrics_host="10.0.0.5").metrics_address == "10.0.0.5"
+
+
+def test_sessions_ended_at_once_are_counted_as_many_by_their_reason() -> None:
+    metrics = Metrics()
+
+    metrics.record_committed_events(
+        [
+            SessionsRevoked("u", NOW, SessionEndReason.LOGOUT_ALL, 7),
+            SessionsRevoked("u", NOW, SessionEndReason.PASSWORD_CHANGED, 2, kept_session_id="s"),
+            SessionsRevoked("u", NOW, SessionEndReason.USER_DISABLED, 0),
+        ]
+    )
+
+    assert value(metrics, "user_service_sessions_revoked_total", reason="logout_all") == 7
+    assert value(metrics, "user_service_sessions_revoked_total", reason="password_changed") == 2
+    assert value(metrics, "user_service_sessions_revoked_total", reason="user_disabled") == 0

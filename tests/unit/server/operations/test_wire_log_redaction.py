@@ -140,6 +140,36 @@ def test_bearer_credentials_and_pem_private_keys_are_redacted() -> None:
     assert pem.splitlines()[1] not in clean
 
 
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQDexample+abc/def=="
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # STS AssumeRoleWithWebIdentity (IRSA), as botocore logs the response body at DEBUG
+        "Response body:\nb'<Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId>"
+        f"<SecretAccessKey>{SECRET_KEY}</SecretAccessKey>"
+        f"<SessionToken>{SESSION_TOKEN}</SessionToken></Credentials>'",
+        # the container / instance metadata credentials document
+        f'Response body: {{"AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"{SECRET_KEY}",'
+        f'"Token":"{SESSION_TOKEN}","Expiration":"2026-12-06T22:00:00Z"}}',
+        # a shared credentials file's lines
+        f"aws_secret_access_key = {SECRET_KEY}\naws_session_token={SESSION_TOKEN}",
+    ],
+)
+def test_temporary_aws_credentials_are_redacted_and_the_key_id_kept(line: str) -> None:
+    clean = redact(line)
+    assert SECRET_KEY not in clean and SESSION_TOKEN not in clean
+    assert "ASIAEXAMPLE" in clean or "aws_secret_access_key" in clean
+
+
+def test_smtp_auth_arguments_are_redacted() -> None:
+    assert redact("send: 'AUTH PLAIN AHVzZXIAc2VjcmV0cGFzc3dvcmQ='") == (
+        f"send: 'AUTH PLAIN {REDACTED}"
+    )
+
+
 @pytest.mark.parametrize(
     "line",
     [

@@ -1,0 +1,91 @@
+"""Maps a Session to its item in the sessions table and back, and reads the sessions a user item
+of schema version 2 still holds; see persistence.schema."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from domain.errors import StorageError
+from domain.values import Session
+from persistence.schema import session_key
+from persistence.user_mapper import optional_time_value, parse_time_value, time_value
+
+Item = dict[str, Any]
+
+
+def session_to_item(user_id: str, session: Session, *, idle_lifetime: timedelta) -> Item:
+    """The item that stores ``session`` of user ``user_id``; its ExpireAt (the table's TTL) is
+    when the session ends unless used again."""
+    item: Item = {
+        "UserId": {"S": user_id},
+        "SessionKey": {"S": session_key(session.epoch, session.session_id)},
+        **_session_fields(session),
+        "ExpireAt": {"N": str(int(session.ends_at(idle_lifetime).timestamp()))},
+    }
+    return item
+
+
+def item_to_session(item: Item) -> Session:
+    """The session an item of the sessions table stores; StorageError if it is malformed."""
+    try:
+        epoch = int(item["SessionKey"]["S"].partition("#")[0])
+        return _fields_to_session(item, epoch)
+    except (KeyError, TypeError, ValueError) as error:
+        raise StorageError(f"stored session item is malformed ({type(error).__name__})") from error
+
+
+def item_embedded_sessions(user_item: Item) -> list[Session]:
+    """The sessions a user item holds in ``Sessions`` (schema version 2, or an item an import
+    wrote from a file), as sessions of the item's epoch (0 for version 2); [] for an item
+    without them."""
+    try:
+        epoch = int(user_item.get("SessionEpoch", {"N": "0"})["N"])
+        return [_fields_to_session(entry["M"], epoch) for entry in user_item["Sessions"]["L"]]
+    except KeyError:
+        if "Sessions" not in user_item:
+            return []
+        raise StorageError("stored user item has malformed Sessions") from None
+    except (TypeError, ValueError) as error:
+        raise StorageError(f"stored user item has malformed Sessions ({error!r})") from error
+
+
+def session_to_embedded(session: Session) -> Item:
+    """A session as a user item holds it in ``Sessions`` (schema version 2, and the lines of an
+    export file)."""
+    return {"M": _session_fields(session)}
+
+
+def _session_fields(session: Session) -> Item:
+    fields: Item = {
+        "SessionId": {"S": session.session_id},
+        "TokenHash": {"S": session.token_hash},
+        "CreatedAt": time_value(session.created_at),
+        "ExpiresAt": time_value(session.expires_at),
+        "LastUsedAt": time_value(session.last_used_at),
+    }
+    if session.previous_token_hash is not None and session.rotated_at is not None:
+        fields["PreviousTokenHash"] = {"S": session.previous_token_hash}
+        fields["RotatedAt"] = time_value(session.rotated_at)
+    if session.retired_token_hashes:
+        # A list, not a string set: the order says which hashes are the oldest to drop.
+        fields["RetiredTokenHashes"] = {"L": [{"S": h} for h in session.retired_token_hashes]}
+    return fields
+
+
+def _fields_to_session(fields: Item, epoch: int) -> Session:
+    return Session(
+        session_id=fields["SessionId"]["S"],
+        token_hash=fields["TokenHash"]["S"],
+        created_at=parse_time_value(fields["CreatedAt"]),
+        expires_at=parse_time_value(fields["ExpiresAt"]),
+        last_used_at=parse_time_value(fields["LastUsedAt"]),
+        previous_token_hash=fields["PreviousTokenHash"]["S"]
+        if "PreviousTokenHash" in fields
+        else None,
+        rotated_at=optional_time_value(fields, "RotatedAt"),
+        retired_token_hashes=tuple(
+            h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]
+        ),
+        epoch=epoch,
+    )
