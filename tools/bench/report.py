@@ -101,13 +101,13 @@ def _standin_section(results: Results) -> list[str]:
         "## CPU per RPC on the keep-alive stand-in",
         "",
         "The same closed loops against a DynamoDB stand-in (`tools/bench/standin.py`: HTTP/1.1 "
-        "keep-alive on loopback, replies built by the service's mapper), so client CPU is "
+        "keep-alive on loopback, replies built by the service's mappers), so client CPU is "
         "measured without moto's cost or a TCP connection per call. The limit "
         "(`tools/bench/limit.py`) is a bare grpc.aio handler plus the minimal requests the RPC "
         "must make, signed by botocore's SigV4Auth on one aiohttp keep-alive session and mapped "
         "straight to the reply. x limit divides a row's server CPU per RPC by its RPC's limit "
         "row; x floor by the aiobotocore floor doing the same reads (GetUserByEmail: guard + "
-        "user; RefreshSession: the one-GetItem floor, its read only).",
+        "user; RefreshSession: the one-GetItem floor, one of its two reads).",
         "",
         "| Row | Concurrency | RPCs | Errors | RPC/s | p50 ms | p99 ms "
         "| Server CPU ms/RPC | x limit | x floor | stand-in CPU ms/RPC |",
