@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from typing import Any
 
 import grpc
 from biome.user.v1 import user_service_pb2 as pb
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.from_settings import dynamodb_options, table_names
-from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.settings import Settings
+from tools.bench.bare_server import serve_until, stop_on_signals
 
 SERVICE = "biome.user.v1.UserService"
 
@@ -93,27 +91,12 @@ async def serve(settings: Settings) -> None:
     """Serves the floor (and the standard health service) until SIGTERM or SIGINT."""
     from persistence.dynamodb_client import open_dynamodb_client
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     options = dynamodb_options(settings, settings.dynamodb_endpoint)
     async with open_dynamodb_client(options) as client:
         tables = table_names(settings)
         floor = Floor(client, tables.users, tables.emails)
-        server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)]
-        )
-        server.add_generic_rpc_handlers((floor.handler(),))
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        server.add_insecure_port(f"{settings.host}:{settings.port}")
-        await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        try:
-            await stop.wait()
-        finally:
-            await server.stop(1.0)
+        await serve_until(stop, floor.handler(), host=settings.host, port=settings.port)
 
 
 def main() -> None:

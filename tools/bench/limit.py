@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import signal
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -39,12 +38,11 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from persistence.schema import session_key
 from server.from_settings import LOCAL_CREDENTIALS, table_names
-from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.settings import Settings
+from tools.bench.bare_server import serve_until, stop_on_signals
 
 SERVICE = "biome.user.v1.UserService"
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -212,10 +210,7 @@ def _user_reply(item: dict[str, Any]) -> pb.User:
 
 async def serve(settings: Settings) -> None:
     """Serves the limit (and the standard health service) until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     if settings.dynamodb_endpoint is None:
         raise SystemExit("the limit needs USER_SERVICE_DYNAMODB_ENDPOINT")
     connector = aiohttp.TCPConnector(limit=64)
@@ -229,19 +224,7 @@ async def serve(settings: Settings) -> None:
             tables.sessions,
             settings.session_idle_lifetime_seconds,
         )
-        server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)]
-        )
-        server.add_generic_rpc_handlers((limit.handler(),))
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        server.add_insecure_port(f"{settings.host}:{settings.port}")
-        await server.start()
-        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        try:
-            await stop.wait()
-        finally:
-            await server.stop(1.0)
+        await serve_until(stop, limit.handler(), host=settings.host, port=settings.port)
 
 
 def main() -> None:
