@@ -268,13 +268,15 @@ class AccessTokenIssuer(Protocol):
 class PasswordResetMail:
     """What a password-reset message says: to whom, and the single-use token (a secret).
 
-    Nothing the registrant chose (such as a name) goes into security mail: the address
-    owner may be someone else, and such text could be made to read like a phishing lure.
+    ``name`` (the user's first name) is the one text a registrant chose that mail may show, and
+    only escaped, in the greeting: the address owner may be someone else, and longer chosen text
+    could be made to read like a phishing lure.
     """
 
     to: str
     token: str
     expires_at: datetime
+    name: str = ""
 
     def __repr__(self) -> str:
         return f"PasswordResetMail(to=..., expires_at={self.expires_at.isoformat()})"
@@ -289,9 +291,55 @@ class LockNoticeMail:
     locked_at: datetime
     token: str
     expires_at: datetime
+    name: str = ""
 
     def __repr__(self) -> str:
         return f"LockNoticeMail(to=..., locked_at={self.locked_at.isoformat()})"
+
+
+@dataclass(frozen=True, repr=False)
+class VerificationMail:
+    """Asks the owner of ``to`` to confirm it: a link with the single-use ``token`` and, for
+    mail read on another device, the 6-digit ``code`` (both secrets), valid until ``expires_at``."""
+
+    to: str
+    name: str
+    token: str
+    code: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"VerificationMail(to=..., expires_at={self.expires_at.isoformat()})"
+
+
+@dataclass(frozen=True, repr=False)
+class EmailChangeMail:
+    """Sent to the address a user asked to move to: the link (single-use ``token``, a secret)
+    that confirms the change, valid until ``expires_at``."""
+
+    to: str
+    name: str
+    token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"EmailChangeMail(to=..., expires_at={self.expires_at.isoformat()})"
+
+
+@dataclass(frozen=True, repr=False)
+class EmailChangeNoticeMail:
+    """Sent to the address in use when a change away from it is asked: the new address only as a
+    hint (``new_address_hint``, masked: ``j***@example.com``), and a link with the single-use
+    ``cancel_token`` (a secret) that cancels the change, valid until ``expires_at``."""
+
+    to: str
+    name: str
+    new_address_hint: str
+    cancel_token: str
+    expires_at: datetime
+
+    def __repr__(self) -> str:
+        return f"EmailChangeNoticeMail(to=..., expires_at={self.expires_at.isoformat()})"
 
 
 class TaskRunner(Protocol):
@@ -315,6 +363,12 @@ class Notifier(Protocol):
     async def send_password_reset(self, mail: PasswordResetMail) -> None: ...
 
     async def send_lock_notice(self, mail: LockNoticeMail) -> None: ...
+
+    async def send_verification(self, mail: VerificationMail) -> None: ...
+
+    async def send_email_change(self, mail: EmailChangeMail) -> None: ...
+
+    async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None: ...
 
 
 @dataclass(frozen=True)

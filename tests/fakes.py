@@ -14,6 +14,8 @@ from domain.event_cursors import stream_key
 from domain.events import DomainEvent, RecordedEvent
 from domain.ports import (
     AccessToken,
+    EmailChangeMail,
+    EmailChangeNoticeMail,
     LockNoticeMail,
     LockNotices,
     PasswordResetMail,
@@ -21,6 +23,7 @@ from domain.ports import (
     StoredUserPage,
     UnitOfWork,
     UserRepository,
+    VerificationMail,
 )
 from domain.user import User
 from domain.values import Email, Password, Session, UserId
@@ -348,17 +351,29 @@ class FakeAccessTokenIssuer:
 
 
 class RecordingNotifier:
-    """Keeps every password-reset mail and lock notice it is asked to send."""
+    """Keeps every message it is asked to send, by kind."""
 
     def __init__(self) -> None:
         self.sent: list[PasswordResetMail] = []
         self.lock_notices: list[LockNoticeMail] = []
+        self.verifications: list[VerificationMail] = []
+        self.email_changes: list[EmailChangeMail] = []
+        self.email_change_notices: list[EmailChangeNoticeMail] = []
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
         self.sent.append(mail)
 
     async def send_lock_notice(self, mail: LockNoticeMail) -> None:
         self.lock_notices.append(mail)
+
+    async def send_verification(self, mail: VerificationMail) -> None:
+        self.verifications.append(mail)
+
+    async def send_email_change(self, mail: EmailChangeMail) -> None:
+        self.email_changes.append(mail)
+
+    async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
+        self.email_change_notices.append(mail)
 
 
 class FixedClock:

@@ -11,8 +11,19 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from domain.ports import LockNoticeMail, PasswordResetMail
+from domain.ports import (
+    EmailChangeMail,
+    EmailChangeNoticeMail,
+    LockNoticeMail,
+    PasswordResetMail,
+    VerificationMail,
+)
 from server.mail.delivery import NotificationError
+from server.mail.identity_mail import (
+    build_email_change_message,
+    build_email_change_notice,
+    build_verification_message,
+)
 from server.mail.lock_notice import build_lock_notice
 from server.mail.reset_mail import build_reset_message
 from server.mail.security_message import check_link_template
@@ -46,6 +57,24 @@ class OutboxNotifier:
     async def send_lock_notice(self, mail: LockNoticeMail) -> None:
         message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
         await self._deliver(message, "lock notice")
+
+    async def send_verification(self, mail: VerificationMail) -> None:
+        message = build_verification_message(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "verification mail")
+
+    async def send_email_change(self, mail: EmailChangeMail) -> None:
+        message = build_email_change_message(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "email-change mail")
+
+    async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
+        message = build_email_change_notice(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "email-change notice")
 
     async def _deliver(self, message: EmailMessage, kind: str) -> None:
         try:

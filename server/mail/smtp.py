@@ -9,8 +9,19 @@ from typing import Literal
 
 import aiosmtplib
 
-from domain.ports import LockNoticeMail, PasswordResetMail
+from domain.ports import (
+    EmailChangeMail,
+    EmailChangeNoticeMail,
+    LockNoticeMail,
+    PasswordResetMail,
+    VerificationMail,
+)
 from server.mail.delivery import NotificationError, recipient_domain
+from server.mail.identity_mail import (
+    build_email_change_message,
+    build_email_change_notice,
+    build_verification_message,
+)
 from server.mail.lock_notice import build_lock_notice
 from server.mail.reset_mail import build_reset_message
 from server.mail.security_message import check_link_template
@@ -71,6 +82,24 @@ class SmtpNotifier:
     async def send_lock_notice(self, mail: LockNoticeMail) -> None:
         message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
         await self._deliver(message, "lock notice", to=mail.to, token=mail.token)
+
+    async def send_verification(self, mail: VerificationMail) -> None:
+        message = build_verification_message(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "verification mail", to=mail.to, token=mail.token)
+
+    async def send_email_change(self, mail: EmailChangeMail) -> None:
+        message = build_email_change_message(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "email-change mail", to=mail.to, token=mail.token)
+
+    async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
+        message = build_email_change_notice(
+            mail, sender=self._sender, link_template=self._link_template
+        )
+        await self._deliver(message, "email-change notice", to=mail.to, token=mail.cancel_token)
 
     async def _deliver(self, message: EmailMessage, kind: str, *, to: str, token: str) -> None:
         domain = recipient_domain(to)
