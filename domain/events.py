@@ -45,6 +45,13 @@ class EmailChanged(DomainEvent):
     new_email: str
 
 
+@dataclass(frozen=True)
+class EmailVerified(DomainEvent):
+    """The owner of ``email`` showed they receive mail there (or an administrator vouched)."""
+
+    email: str
+
+
 class PasswordChangeReason(enum.StrEnum):
     """How a password came to change."""
 
@@ -132,6 +139,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         UserRegistered,
         ProfileUpdated,
         EmailChanged,
+        EmailVerified,
         PasswordChanged,
         PasswordResetRequested,
         SessionStarted,

@@ -15,6 +15,7 @@ from domain.events import (
     AccountLocked,
     DomainEvent,
     EmailChanged,
+    EmailVerified,
     PasswordChanged,
     PasswordChangeReason,
     PasswordResetRequested,
@@ -82,6 +83,10 @@ class User:
     # When security mail last went to this user's address, oldest first: only those still inside
     # the policy's window are kept (see may_send_security_mail).
     security_mail_sent_at: tuple[datetime, ...] = ()
+    # Whether the owner of ``email`` has shown they receive mail there, and since when; a new
+    # address starts unverified unless an administrator vouches for it.
+    email_verified: bool = False
+    email_verified_at: datetime | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -146,6 +151,15 @@ class User:
                 user_id=self.id.value, occurred_at=now, old_email=old.value, new_email=email.value
             )
         )
+
+    def mark_email_verified(self, now: datetime) -> None:
+        """Record that the owner of the current address has shown they receive mail there (or an
+        administrator vouched for it): EmailVerified. Nothing when it is verified already."""
+        if self.email_verified:
+            return
+        self.email_verified, self.email_verified_at = True, now
+        self._touch(now)
+        self._record(EmailVerified(self.id.value, now, email=self.email.value))
 
     def mark_deleted(self, *, now: datetime) -> None:
         self.events.append(UserDeleted(user_id=self.id.value, occurred_at=now))

@@ -23,6 +23,10 @@ Versions:
      refuses a version 3 item (never overwriting it): a user written by version 3 errors on a
      version 2 replica, so every replica runs version 3 before users are written by it
      (docs/production.md).
+  4  verified addresses: ``EmailVerified`` (a boolean, absent: not verified) and
+     ``EmailVerifiedAt``, and the pending verification and email change of a user. An item of
+     version 3 has none of them: its address reads as unverified. Code of version 3 refuses a
+     version 4 item, so it never overwrites one and drops what version 4 recorded.
 """
 
 from __future__ import annotations
@@ -79,5 +83,12 @@ def _v2_to_v3(item: Item) -> Item:
     return upgraded
 
 
+def _v3_to_v4(item: Item) -> Item:
+    # Nothing to add: every attribute version 4 introduced is optional, absent meaning "none".
+    upgraded = dict(item)
+    upgraded["SchemaVersion"] = {"N": "4"}
+    return upgraded
+
+
 # _STEPS[n] turns an item of version n into one of version n + 1.
-_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2, 2: _v2_to_v3}
+_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}

@@ -35,6 +35,10 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         "EventSeq": _n(event_seq),
         "SchemaVersion": _n(SCHEMA_VERSION),
     }
+    if user.email_verified:
+        item["EmailVerified"] = {"BOOL": True}
+    if user.email_verified_at is not None:
+        item["EmailVerifiedAt"] = _time(user.email_verified_at)
     if user.locked_until is not None:
         item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
@@ -72,6 +76,9 @@ def item_to_user(item: Item) -> User:
                 (item.get("FailedGuesses") or item.get("FailedLogins") or _n(0))["N"]
             ),
             locked_until=_optional_time(item, "LockedUntil"),
+            # Absent until verified (and on every item written before verification existed).
+            email_verified=bool(item.get("EmailVerified", {"BOOL": False})["BOOL"]),
+            email_verified_at=_optional_time(item, "EmailVerifiedAt"),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
                 _parse_time(sent) for sent in item.get("SecurityMailSentAt", {"L": []})["L"]

@@ -35,6 +35,10 @@ def user_to_pb(user: User) -> pb.User:
         version=user.version,
         created_at=_timestamp(user.created_at),
         updated_at=_timestamp(user.updated_at),
+        email_verified=user.email_verified,
+        email_verified_at=(
+            _timestamp(user.email_verified_at) if user.email_verified_at is not None else None
+        ),
     )
 
 

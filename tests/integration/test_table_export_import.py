@@ -202,7 +202,7 @@ async def test_a_version_1_item_is_imported_upgraded_to_the_current_schema(
     assert result.outcome is Outcome.CREATED
     imported = await get_user_item(dynamodb_client, target, user.user_id)
     assert imported is not None
-    assert imported["SchemaVersion"] == {"N": "3"}
+    assert imported["SchemaVersion"] == {"N": "4"}
     assert imported["EventSeq"] == {"N": "0"} and imported["SessionEpoch"] == {"N": "0"}
     assert "Sessions" not in imported
     assert imported["Revision"] == current["Revision"]
@@ -215,7 +215,7 @@ async def test_an_item_of_a_newer_schema_is_refused_and_nothing_is_written(
     current = await get_user_item(dynamodb_client, dynamodb_tables, user.user_id)
     assert current is not None
 
-    with pytest.raises(ValueError, match="schema version 4"):
+    with pytest.raises(ValueError, match="schema version 5"):
         await import_user(dynamodb_client, target, as_newer_schema(current))
 
     assert await scan_all(dynamodb_client, target.users) == []

@@ -9,6 +9,7 @@ import pytest
 from domain.errors import InvalidResetToken
 from domain.events import (
     EmailChanged,
+    EmailVerified,
     PasswordChanged,
     PasswordChangeReason,
     PasswordResetRequested,
@@ -201,3 +202,13 @@ def test_a_refused_reset_records_nothing() -> None:
         user.reset_password(parse_token(issue_token(user.id).value), "new-hash", NOW, POLICY, ())
 
     assert user.events == []
+
+
+def test_marking_the_email_verified_records_it_once() -> None:
+    user = make_user()
+    later = NOW + timedelta(minutes=5)
+    user.mark_email_verified(later)
+    user.mark_email_verified(later + timedelta(minutes=1))
+    assert (user.email_verified, user.email_verified_at) == (True, later)
+    assert user.events[-1] == EmailVerified(user.id.value, later, email=user.email.value)
+    assert [type(e) for e in user.events].count(EmailVerified) == 1

@@ -49,7 +49,7 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
     assert item["Email"] == {"S": "Grace@Example.com"}
     assert item["EmailIndex"] == {"S": "grace@example.com"}
     assert item["Status"] == {"S": "ACTIVE"}
-    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "3"}
+    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "4"}
     assert item["SessionEpoch"] == {"N": "0"}  # no sessions in the user item: their own table
     assert item["FailedLogins"] == {"N": "0"}
 
@@ -194,8 +194,23 @@ def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
 def test_an_item_of_a_newer_schema_version_is_a_storage_error() -> None:
     item = {
         **user_to_item(new_user(), version=1, revision=1, event_seq=0),
-        "SchemaVersion": {"N": "4"},
+        "SchemaVersion": {"N": "5"},
     }
 
     with pytest.raises(StorageError):
         item_to_user(item)
+
+
+def test_a_verified_address_survives_the_round_trip_and_an_older_item_reads_unverified() -> None:
+    user = new_user()
+    verified_at = user.created_at + timedelta(hours=1)
+    user.mark_email_verified(verified_at)
+    item = user_to_item(user, version=2, revision=2, event_seq=2)
+    restored = item_to_user(item)
+    assert (restored.email_verified, restored.email_verified_at) == (True, verified_at)
+    older = {k: v for k, v in item.items() if k not in ("EmailVerified", "EmailVerifiedAt")}
+    older["SchemaVersion"] = {"N": "3"}
+    assert (item_to_user(older).email_verified, item_to_user(older).email_verified_at) == (
+        False,
+        None,
+    )

@@ -32,6 +32,7 @@ KIND_FIELD = {
     "UserEnabled": "user_enabled",
     "UserDeleted": "user_deleted",
     "SessionsRevoked": "sessions_revoked",
+    "EmailVerified": "email_verified",
 }
 
 
