@@ -34,7 +34,8 @@ COPY server/ server/
 COPY datatools/ datatools/
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps -c constraints.txt . \
     && /opt/venv/bin/python -c 'import biome.user.v1.user_service_pb2_grpc, server.cli' \
-    && /opt/venv/bin/python -c 'from domain.password_policy import common_passwords; assert common_passwords()'
+    && /opt/venv/bin/python -c 'from domain.password_policy import common_passwords; assert common_passwords()' \
+    && /opt/venv/bin/python -I -c 'from server.mail.templates import MailTemplates; MailTemplates()'
 
 
 FROM ${PYTHON_IMAGE} AS runtime
