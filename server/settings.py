@@ -257,7 +257,8 @@ class Settings(BaseSettings):
     @classmethod
     def _product_name_is_one_line_of_text(cls, value: str) -> str:
         # It heads every mail and sits in the plain-text part unescaped.
-        if value != value.strip() or any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
+        odd = any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value)
+        if odd or value != value.strip():
             raise ValueError("must be one line of text without control characters or edge spaces")
         return value
 
@@ -327,9 +328,7 @@ class Settings(BaseSettings):
                     "(the default points at http://localhost)"
                 )
             if urlsplit(getattr(self, field)).scheme != "https":
-                return (
-                    f"production needs an https:// {variable}: the link carries a live token"
-                )
+                return f"production needs an https:// {variable}: the link carries a live token"
         if self.notifier_kind == "outbox":
             return (
                 "USER_SERVICE_NOTIFIER=outbox is for development: it writes live reset tokens "
