@@ -27,7 +27,8 @@ RUN python -m venv /opt/codegen \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 # The runtime dependencies are in the layer above; a code change only
-# reinstalls the project itself.
+# reinstalls the project itself. The last check runs in isolated mode (-I),
+# so it loads the installed package: the wheel must carry the mail templates.
 COPY domain/ domain/
 COPY persistence/ persistence/
 COPY server/ server/
