@@ -30,6 +30,8 @@ MAIL_KINDS: Mapping[str, tuple[str, ...]] = {
 }
 LAYOUTS = ("base.txt", "base.html")
 PARTS = ("subject.txt", "txt", "html")
+# What both parts of a mail must show, beyond the link, for the mail to serve its purpose.
+REQUIRED_EXTRAS: Mapping[str, tuple[str, ...]] = {"verification": ("code",)}
 TEMPLATE_NAMES = frozenset([*LAYOUTS, *(f"{kind}.{part}" for kind in MAIL_KINDS for part in PARTS)])
 
 _SAMPLE_LINK = "https://accounts.example.com/page?a=1&token=SAMPLE-TOKEN"
@@ -113,29 +115,32 @@ class MailTemplates:
     def _try_out(self) -> None:
         """Render each kind with sample values (with and without a name) and check that what a
         mail must carry (the link; the code of a verification) is in both parts."""
-        for kind, extras in MAIL_KINDS.items():
+        for kind in MAIL_KINDS:
             for name in ("Ada", ""):
                 values = {"name": name, **_SAMPLE_VALUES}
                 try:
                     rendered = self.render(kind, values)
-                except jinja2.TemplateError as error:
+                except Exception as error:  # a template's own arithmetic may fail too
                     raise MailTemplateError(
                         f"mail template {self._file_at_fault(error, kind)} does not render: "
                         f"{_reason(error)}"
                     ) from None
-                self._check_carries(kind, rendered, [_SAMPLE_LINK, *(values[e] for e in extras)])
+                needed = {"link": _SAMPLE_LINK} | {
+                    extra: values[extra] for extra in REQUIRED_EXTRAS.get(kind, ())
+                }
+                self._check_carries(kind, rendered, needed)
 
-    def _check_carries(self, kind: str, rendered: RenderedMail, needed: list[str]) -> None:
+    def _check_carries(self, kind: str, rendered: RenderedMail, needed: Mapping[str, str]) -> None:
         if not rendered.subject:
             raise MailTemplateError(
                 f"mail template {self._sources[kind + '.subject.txt']} is empty"
             )
         for part, content, escape in (("txt", rendered.text, str), ("html", rendered.html, _attr)):
-            for value in needed:
+            for what, value in needed.items():
                 if escape(value) not in content:
                     raise MailTemplateError(
                         f"mail template {self._sources[f'{kind}.{part}']} leaves out a value the "
-                        f"mail needs: {'the link' if value == _SAMPLE_LINK else 'the code'}"
+                        f"mail needs: the {what}"
                     )
 
     def _file_at_fault(self, error: BaseException, kind: str) -> str:

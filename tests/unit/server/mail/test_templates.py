@@ -174,6 +174,17 @@ def test_the_sandbox_refuses_a_template_that_reaches_for_python_internals(tmp_pa
     assert "SecurityError" in message
 
 
+def test_a_template_that_fails_while_rendering_is_refused_naming_it(tmp_path: Path) -> None:
+    directory = folder(tmp_path, {"lock_notice.txt": "{{ link }} {{ 1 // 0 }}\n"})
+
+    message = refusal(directory)
+
+    assert message == (
+        f"mail template {directory / 'lock_notice.txt'} does not render: "
+        "ZeroDivisionError: integer division or modulo by zero"
+    )
+
+
 def test_a_file_that_replaces_no_template_is_refused(tmp_path: Path) -> None:
     directory = folder(tmp_path, {"pasword_reset.txt": "{{ link }}\n"})
     (tmp_path / ".hidden").write_text("editors and Kubernetes keep such files")
