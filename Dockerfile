@@ -27,14 +27,16 @@ RUN python -m venv /opt/codegen \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 # The runtime dependencies are in the layer above; a code change only
-# reinstalls the project itself.
+# reinstalls the project itself. The last check runs in isolated mode (-I),
+# so it loads the installed package: the wheel must carry the mail templates.
 COPY domain/ domain/
 COPY persistence/ persistence/
 COPY server/ server/
 COPY datatools/ datatools/
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps -c constraints.txt . \
     && /opt/venv/bin/python -c 'import biome.user.v1.user_service_pb2_grpc, server.cli' \
-    && /opt/venv/bin/python -c 'from domain.password_policy import common_passwords; assert common_passwords()'
+    && /opt/venv/bin/python -c 'from domain.password_policy import common_passwords; assert common_passwords()' \
+    && /opt/venv/bin/python -I -c 'from server.mail.templates import MailTemplates; MailTemplates()'
 
 
 FROM ${PYTHON_IMAGE} AS runtime

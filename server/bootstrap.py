@@ -80,6 +80,8 @@ async def build_service(
 
     ``clock`` replaces the system clock (tests move time to end lock-outs and sessions).
     """
+    # Reads and tries out the mail templates first: a broken one stops the start at once.
+    notifier = await asyncio.to_thread(from_settings.notifier, settings)
     endpoint = settings.dynamodb_endpoint
     if settings.uses_embedded_dynamodb:
         embedded = EmbeddedDynamoDb()
@@ -147,7 +149,7 @@ async def build_service(
         page_tokens=PageTokenCodec(page_token_key),
         issuer=issuer,
         jwks=issuer.jwks,
-        notifier=from_settings.notifier(settings),
+        notifier=notifier,
         policy=policy,
         later=background,
         event_log=event_log,

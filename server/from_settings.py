@@ -25,8 +25,11 @@ from server.crypto.access_tokens import (
 )
 from server.crypto.tls import server_credentials
 from server.interceptors.caller_auth import CallerAuthInterceptor
+from server.mail.compose import MailComposer
+from server.mail.links import LinkTemplates
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
+from server.mail.templates import MailTemplates
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,15 +84,31 @@ def signing_keys(settings: Settings) -> SigningKeys:
     return keys
 
 
+def mail_composer(settings: Settings) -> MailComposer:
+    """What writes security mail: the templates (loaded and tried out now, so that a broken
+    replacement stops the start), the links of each kind, the sender and the product name."""
+    templates = MailTemplates(settings.mail_templates_dir)
+    if settings.mail_templates_dir is not None:
+        log.info("Mail templates from %s: %r", settings.mail_templates_dir, templates)
+    return MailComposer(
+        sender=settings.smtp_sender,
+        product=settings.product_name,
+        links=LinkTemplates(
+            password_reset=settings.password_reset_link_template,
+            email_verification=settings.email_verification_link_template,
+            email_change=settings.email_change_link_template,
+            email_change_cancel=settings.email_change_cancel_link_template,
+        ),
+        templates=templates,
+    )
+
+
 def notifier(settings: Settings) -> Notifier:
-    """Where password-reset mail goes: the outbox folder or the SMTP server."""
+    """Where security mail goes: the outbox folder or the SMTP server."""
+    composer = mail_composer(settings)
     if settings.notifier_kind == "outbox":
-        log.info("Password-reset mail is written to the outbox folder %s", settings.outbox_dir)
-        return OutboxNotifier(
-            directory=settings.outbox_dir,
-            sender=settings.smtp_sender,
-            link_template=settings.password_reset_link_template,
-        )
+        log.info("Security mail is written to the outbox folder %s", settings.outbox_dir)
+        return OutboxNotifier(directory=settings.outbox_dir, composer=composer)
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     return SmtpNotifier(
         host=settings.smtp_host,
@@ -97,8 +116,7 @@ def notifier(settings: Settings) -> Notifier:
         security=settings.smtp_security,
         username=settings.smtp_username,
         password=password,
-        sender=settings.smtp_sender,
-        link_template=settings.password_reset_link_template,
+        composer=composer,
         timeout=settings.smtp_timeout_seconds,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
-from server.mail.security_message import check_link_template
+from server.mail.links import check_link_template
 from server.roles import check_roles
 
 ENV_PREFIX = "USER_SERVICE_"
@@ -38,6 +39,15 @@ _ARGON2_MINIMUMS = {
     "argon2_time_cost": ARGON2_MIN_TIME_COST,
     "argon2_memory_kib": ARGON2_MIN_MEMORY_KIB,
     "argon2_parallelism": ARGON2_MIN_PARALLELISM,
+}
+
+
+# Each link template of security mail, and the page it leads to.
+LINK_TEMPLATE_FIELDS = {
+    "password_reset_link_template": "the reset page",
+    "email_verification_link_template": "the page that verifies an address",
+    "email_change_link_template": "the page that confirms an email change",
+    "email_change_cancel_link_template": "the page that cancels an email change",
 }
 
 
@@ -128,6 +138,14 @@ class Settings(BaseSettings):
     # Password reset and its mail.
     password_reset_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     password_reset_link_template: str = "http://localhost:8080/reset-password?token={token}"
+    # The other links of security mail, and what every mail says (server.mail).
+    email_verification_link_template: str = "http://localhost:8080/verify-email?token={token}"
+    email_change_link_template: str = "http://localhost:8080/confirm-email-change?token={token}"
+    email_change_cancel_link_template: str = (
+        "http://localhost:8080/cancel-email-change?token={token}"
+    )
+    product_name: str = Field(default="Biome", min_length=1, max_length=100)
+    mail_templates_dir: Path | None = None
     notifier: Literal["outbox", "smtp"] | None = None
     outbox_dir: Path = Path("outbox")
     smtp_host: str = "localhost"
@@ -230,10 +248,19 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("password_reset_link_template")
+    @field_validator(*LINK_TEMPLATE_FIELDS)
     @classmethod
     def _link_has_token_placeholder(cls, value: str) -> str:
         return check_link_template(value)
+
+    @field_validator("product_name")
+    @classmethod
+    def _product_name_is_one_line_of_text(cls, value: str) -> str:
+        # It heads every mail and sits in the plain-text part unescaped.
+        odd = any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value)
+        if odd or value != value.strip():
+            raise ValueError("must be one line of text without control characters or edge spaces")
+        return value
 
     @model_validator(mode="after")
     def _listen_on_all_interfaces_in_production(self) -> Settings:
@@ -292,17 +319,16 @@ class Settings(BaseSettings):
     # --- production refusals of mail settings (issue 13) ---------------------------------------
 
     def _unsafe_mail_in_production(self) -> str | None:
-        """Why the reset mail settings are unsafe in production (checked only when serving)."""
-        if "password_reset_link_template" not in self.model_fields_set:
-            return (
-                "production needs USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE, an https:// link "
-                "to the reset page (the default points at http://localhost)"
-            )
-        if urlsplit(self.password_reset_link_template).scheme != "https":
-            return (
-                "production needs an https:// USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE: "
-                "the link carries a live reset token"
-            )
+        """Why the mail settings are unsafe in production (checked only when serving)."""
+        for field, page in LINK_TEMPLATE_FIELDS.items():
+            variable = f"{ENV_PREFIX}{field.upper()}"
+            if field not in self.model_fields_set:
+                return (
+                    f"production needs {variable}, an https:// link to {page} "
+                    "(the default points at http://localhost)"
+                )
+            if urlsplit(getattr(self, field)).scheme != "https":
+                return f"production needs an https:// {variable}: the link carries a live token"
         if self.notifier_kind == "outbox":
             return (
                 "USER_SERVICE_NOTIFIER=outbox is for development: it writes live reset tokens "

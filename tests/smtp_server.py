@@ -24,6 +24,7 @@ from tests.tls_material import make_tls_material
 
 LOOPBACK = "127.0.0.1"
 _TOKEN_IN_LINK = re.compile(r"[?&]token=([^\s&#]+)")
+_CODE = re.compile(r"\bcode\b[^\n]*?\b(\d{6})\b")
 
 
 class CapturingSmtpServer:
@@ -202,12 +203,22 @@ class _LoopbackController(Controller):
 
 
 def reset_token_from(message: EmailMessage) -> str:
-    """The raw reset token carried by the ``token=`` parameter of the link in a reset message."""
+    """The raw token carried by the ``token=`` parameter of the link in a security message (reset,
+    lock notice, verification, email change or its notice, with the default link templates)."""
     body = message.get_body(preferencelist=("plain", "html"))
     assert body is not None, "the message has no text body"
     match = _TOKEN_IN_LINK.search(body.get_content())
     assert match is not None, "the message has no link with a token= parameter"
     return urllib.parse.unquote(match.group(1))
+
+
+def verification_code_from(message: EmailMessage) -> str:
+    """The 6-digit code in the plain text of a verification message."""
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None, "the message has no plain-text body"
+    match = _CODE.search(body.get_content())
+    assert match is not None, "the message has no 6-digit code"
+    return match.group(1)
 
 
 def loopback_tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:

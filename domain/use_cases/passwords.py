@@ -136,6 +136,7 @@ async def _issue_reset(
             await uow.commit()
         return PasswordResetMail(
             to=user.email.value,
+            name=user.first_name.value,
             token=token.value,
             expires_at=now + policy.password_reset_lifetime,
         )

@@ -327,6 +327,7 @@ async def _notify_lock(
             return None
         return LockNoticeMail(
             to=current.email.value,
+            name=current.first_name.value,
             locked_at=now,
             token=reset.value,
             expires_at=now + policy.password_reset_lifetime,

@@ -1,2 +1,3 @@
-"""Mail to users: security messages (password reset, lock notice) built by one builder, and the
-two notifiers that send them (SMTP, or the development outbox folder)."""
+"""Mail to users about their account's security (reset, lock notice, verification, email change
+and its notice), written from templates (templates.py, compose.py), and the two notifiers that
+send it (SMTP, or the development outbox folder)."""

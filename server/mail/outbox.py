@@ -18,15 +18,8 @@ from domain.ports import (
     PasswordResetMail,
     VerificationMail,
 )
+from server.mail.compose import MailComposer
 from server.mail.delivery import NotificationError
-from server.mail.identity_mail import (
-    build_email_change_message,
-    build_email_change_notice,
-    build_verification_message,
-)
-from server.mail.lock_notice import build_lock_notice
-from server.mail.reset_mail import build_reset_message
-from server.mail.security_message import check_link_template
 
 log = logging.getLogger(__name__)
 
@@ -38,42 +31,37 @@ class OutboxNotifier:
     Each file appears whole or not at all (written to a temporary file, then renamed).
     """
 
-    def __init__(self, *, directory: Path, sender: str, link_template: str) -> None:
+    def __init__(self, *, directory: Path, composer: MailComposer) -> None:
         self._directory = Path(directory)
-        self._sender = sender
-        self._link_template = check_link_template(link_template)
+        self._composer = composer
 
     def __repr__(self) -> str:
-        return f"OutboxNotifier(directory={str(self._directory)!r}, sender={self._sender!r})"
+        return (
+            f"OutboxNotifier(directory={str(self._directory)!r}, sender={self._composer.sender!r})"
+        )
 
     @property
     def directory(self) -> Path:
         return self._directory
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
-        message = build_reset_message(mail, sender=self._sender, link_template=self._link_template)
+        message = self._composer.password_reset(mail)
         await self._deliver(message, "password-reset mail")
 
     async def send_lock_notice(self, mail: LockNoticeMail) -> None:
-        message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
+        message = self._composer.lock_notice(mail)
         await self._deliver(message, "lock notice")
 
     async def send_verification(self, mail: VerificationMail) -> None:
-        message = build_verification_message(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.verification(mail)
         await self._deliver(message, "verification mail")
 
     async def send_email_change(self, mail: EmailChangeMail) -> None:
-        message = build_email_change_message(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.email_change(mail)
         await self._deliver(message, "email-change mail")
 
     async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
-        message = build_email_change_notice(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.email_change_notice(mail)
         await self._deliver(message, "email-change notice")
 
     async def _deliver(self, message: EmailMessage, kind: str) -> None:

@@ -1,4 +1,4 @@
-"""domain.ports.Notifier that delivers password-reset mail through an SMTP server (aiosmtplib)."""
+"""domain.ports.Notifier that delivers security mail through an SMTP server (aiosmtplib)."""
 
 from __future__ import annotations
 
@@ -16,15 +16,8 @@ from domain.ports import (
     PasswordResetMail,
     VerificationMail,
 )
+from server.mail.compose import MailComposer
 from server.mail.delivery import NotificationError, recipient_domain
-from server.mail.identity_mail import (
-    build_email_change_message,
-    build_email_change_notice,
-    build_verification_message,
-)
-from server.mail.lock_notice import build_lock_notice
-from server.mail.reset_mail import build_reset_message
-from server.mail.security_message import check_link_template
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +44,7 @@ class SmtpNotifier:
         security: SmtpSecurity,
         username: str | None,
         password: str | None,
-        sender: str,
-        link_template: str,
+        composer: MailComposer,
         timeout: float,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
@@ -63,8 +55,7 @@ class SmtpNotifier:
         self._security: SmtpSecurity = security
         self._username = username
         self._password = password
-        self._sender = sender
-        self._link_template = check_link_template(link_template)
+        self._composer = composer
         self._timeout = timeout
         self._tls_context = tls_context
 
@@ -72,33 +63,27 @@ class SmtpNotifier:
         password = "None" if self._password is None else "'***'"
         return (
             f"SmtpNotifier(host={self._host!r}, port={self._port}, security={self._security!r}, "
-            f"username={self._username!r}, password={password}, sender={self._sender!r})"
+            f"username={self._username!r}, password={password}, sender={self._composer.sender!r})"
         )
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
-        message = build_reset_message(mail, sender=self._sender, link_template=self._link_template)
+        message = self._composer.password_reset(mail)
         await self._deliver(message, "password-reset mail", to=mail.to, token=mail.token)
 
     async def send_lock_notice(self, mail: LockNoticeMail) -> None:
-        message = build_lock_notice(mail, sender=self._sender, link_template=self._link_template)
+        message = self._composer.lock_notice(mail)
         await self._deliver(message, "lock notice", to=mail.to, token=mail.token)
 
     async def send_verification(self, mail: VerificationMail) -> None:
-        message = build_verification_message(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.verification(mail)
         await self._deliver(message, "verification mail", to=mail.to, token=mail.token)
 
     async def send_email_change(self, mail: EmailChangeMail) -> None:
-        message = build_email_change_message(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.email_change(mail)
         await self._deliver(message, "email-change mail", to=mail.to, token=mail.token)
 
     async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
-        message = build_email_change_notice(
-            mail, sender=self._sender, link_template=self._link_template
-        )
+        message = self._composer.email_change_notice(mail)
         await self._deliver(message, "email-change notice", to=mail.to, token=mail.cancel_token)
 
     async def _deliver(self, message: EmailMessage, kind: str, *, to: str, token: str) -> None:

@@ -31,7 +31,12 @@ from tests.e2e.secured_service import (
 from tests.tls_material import TlsMaterial
 
 PASSWORD = "correct horse battery"
-HTTPS_RESET_LINK = "https://accounts.example.com/reset-password?token={token}"
+HTTPS_MAIL_LINKS = {
+    "password_reset_link_template": "https://accounts.example.com/reset-password?token={token}",
+    "email_verification_link_template": "https://accounts.example.com/verify-email?token={token}",
+    "email_change_link_template": "https://accounts.example.com/confirm-email?token={token}",
+    "email_change_cancel_link_template": "https://accounts.example.com/cancel-email?token={token}",
+}
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
@@ -292,7 +297,7 @@ def production_settings(moto_endpoint: str, tls: TlsMaterial | None, **fields: A
     """Production settings over moto, with the harness's fields; TLS files when ``tls`` is given."""
     if tls is not None:
         fields = {"tls_cert_file": tls.server_cert, "tls_key_file": tls.server_key, **fields}
-    fields = {"password_reset_link_template": HTTPS_RESET_LINK, **fields}
+    fields = {**HTTPS_MAIL_LINKS, **fields}
     return service_settings(moto_endpoint, profile="production", allow_plaintext=False, **fields)
 
 

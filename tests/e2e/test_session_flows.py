@@ -312,7 +312,11 @@ async def test_the_owner_is_mailed_once_when_the_account_locks_with_a_reset_link
 
     assert notice["Subject"] == "Your account was locked after failed sign-ins"
     assert notice.get_content_type() == "multipart/alternative"
-    assert "Ada" not in str(notice.get_body(preferencelist=("plain",)))  # nothing they chose
+    plain = notice.get_body(preferencelist=("plain",))
+    assert plain is not None
+    # The first name in the greeting, and nothing else they chose (the last name).
+    assert plain.get_content().startswith("Hello Ada,")  # registered as Ada Byron by register()
+    assert "Byron" not in plain.get_content()
     service.clock.advance(seconds=1)
     await sign_in_error(service, account.email, WRONG_PASSWORD)  # the 6th: no second notice
     with pytest.raises(AssertionError, match="no new message"):

@@ -14,10 +14,14 @@ import pytest
 
 from domain.ports import LockNoticeMail, PasswordResetMail
 from server.mail.smtp import NotificationError, SmtpNotifier, SmtpSecurity
-from tests.smtp_server import CapturingSmtpServer, loopback_tls_contexts, reset_token_from
+from tests.mail_kit import CODE, KINDS, LINK_OF_KIND, PRODUCT, SENDER, composer, mails, part, send
+from tests.smtp_server import (
+    CapturingSmtpServer,
+    loopback_tls_contexts,
+    reset_token_from,
+    verification_code_from,
+)
 
-SENDER = "Biome <no-reply@biome.example>"
-TEMPLATE = "https://app.biome.example/reset-password?token={token}"
 TOKEN = "tok-3n/with+odd=chars"
 LOGIN = "mailer"
 PASSWORD = "smtp-Pa55word-never-shown"
@@ -48,8 +52,7 @@ def notifier(
         security=security,
         username=username,
         password=password,
-        sender=SENDER,
-        link_template=TEMPLATE,
+        composer=composer(),
         timeout=timeout,
         tls_context=tls_context,
     )
@@ -98,6 +101,28 @@ async def test_a_reset_mail_is_delivered_over_plain_smtp() -> None:
     assert message["From"] == SENDER
     assert message["Subject"] == "Reset your password"
     assert reset_token_from(message) == TOKEN
+
+
+async def test_each_kind_of_mail_arrives_readable_as_text_and_html_with_its_own_link() -> None:
+    async with CapturingSmtpServer() as smtp:
+        smtp_notifier = notifier(smtp.port, "none")
+        for kind in KINDS:
+            await send(
+                smtp_notifier, mails(to=f"{kind}@example.com", name="Zoë", token=TOKEN)[kind]
+            )
+        received = {kind: await smtp.wait_for_message(to=f"{kind}@example.com") for kind in KINDS}
+
+    for kind, message in received.items():
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+        text, rich = part(message, "plain"), part(message, "html")
+        link = LINK_OF_KIND[kind].replace("{token}", "tok-3n%2Fwith%2Bodd%3Dchars")
+        assert text.startswith("Hello Zoë,\n") and "<p>Hello Zoë,</p>" in rich
+        assert f"\n{link}\n" in text and f'href="{link}"' in rich
+        assert PRODUCT in text and PRODUCT in rich
+        assert reset_token_from(message) == TOKEN
+    assert verification_code_from(received["verification"]) == CODE
+    assert CODE in part(received["verification"], "html")
 
 
 async def test_a_lock_notice_is_delivered_with_its_reset_link_and_logged_without_it(

@@ -21,6 +21,18 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 HTTPS_RESET_LINK = "https://accounts.example.com/reset-password?token={token}"
+HTTPS_MAIL_LINKS = {
+    "USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE": HTTPS_RESET_LINK,
+    "USER_SERVICE_EMAIL_VERIFICATION_LINK_TEMPLATE": (
+        "https://accounts.example.com/verify-email?token={token}"
+    ),
+    "USER_SERVICE_EMAIL_CHANGE_LINK_TEMPLATE": (
+        "https://accounts.example.com/confirm-email-change?token={token}"
+    ),
+    "USER_SERVICE_EMAIL_CHANGE_CANCEL_LINK_TEMPLATE": (
+        "https://accounts.example.com/cancel-email-change?token={token}"
+    ),
+}
 API_KEY_ENTRY = '[{"name": "billing", "sha256": "' + "ab" * 32 + '", "roles": ["admin"]}]'
 
 
@@ -31,7 +43,7 @@ def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
         "USER_SERVICE_ALLOW_PLAINTEXT": "true",
         "USER_SERVICE_API_KEYS": API_KEY_ENTRY,
         "USER_SERVICE_JWT_SIGNING_KEYS_FILE": "/run/secrets/jwt-signing-keys.pem",
-        "USER_SERVICE_PASSWORD_RESET_LINK_TEMPLATE": HTTPS_RESET_LINK,
+        **HTTPS_MAIL_LINKS,
     }
     variables.update(overrides)
     for name, value in variables.items():

@@ -250,6 +250,7 @@ async def test_the_owner_is_mailed_once_per_lock_out_after_the_write() -> None:
     (notice,) = kit.notifier.lock_notices
     stored = kit.stored(user)
     assert notice.to == user.email.value and notice.locked_at == T0
+    assert notice.name == user.first_name.value
     assert stored.password_reset is not None
     assert hash_token(notice.token) == stored.password_reset.token_hash
     assert notice.expires_at == T0 + kit.policy.password_reset_lifetime

@@ -221,6 +221,7 @@ async def test_a_reset_request_mails_one_single_use_token_to_an_active_account(
 
     (mail,) = kit.notifier.sent
     assert mail.to == EMAIL
+    assert mail.name == user.first_name.value  # the greeting's, and nothing else they chose
     assert mail.expires_at == kit.clock.now + kit.policy.password_reset_lifetime
     lookup = parse_token(mail.token)
     assert lookup.user_id == user.id

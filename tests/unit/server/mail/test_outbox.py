@@ -16,10 +16,10 @@ import pytest
 from domain.ports import LockNoticeMail, PasswordResetMail
 from server.mail.delivery import NotificationError
 from server.mail.outbox import OutboxNotifier
+from tests.mail_kit import SENDER, composer, send
+from tests.mail_kit import mails as kit_mails
 from tests.smtp_server import reset_token_from
 
-SENDER = "Biome <no-reply@biome.example>"
-TEMPLATE = "http://localhost:8080/reset-password?token={token}"
 FILE_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{8}\.eml$")
 
 
@@ -32,7 +32,7 @@ def reset_mail(token: str = "s3cret-Token/+=", to: str = "ann@example.com") -> P
 
 
 def outbox(directory: Path) -> OutboxNotifier:
-    return OutboxNotifier(directory=directory, sender=SENDER, link_template=TEMPLATE)
+    return OutboxNotifier(directory=directory, composer=composer())
 
 
 def read_eml(path: Path) -> EmailMessage:
@@ -148,6 +148,21 @@ async def test_a_folder_that_cannot_be_written_is_a_notification_error_without_t
     assert "hidden-token" not in str(raised.value)
 
 
-def test_a_template_without_the_placeholder_is_refused_at_once(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="exactly once"):
-        OutboxNotifier(directory=tmp_path, sender=SENDER, link_template="http://localhost/reset")
+async def test_each_kind_of_mail_is_written_with_its_link(tmp_path: Path) -> None:
+    notifier = outbox(tmp_path)
+
+    await send(notifier, kit_mails(token="verify-me")["verification"])
+    await send(notifier, kit_mails(token="move-me")["email_change"])
+    await send(notifier, kit_mails(token="stop-me")["email_change_notice"])
+
+    messages = [read_eml(path) for path in files_in(tmp_path)]
+    assert [reset_token_from(message) for message in messages] == [
+        "verify-me",
+        "move-me",
+        "stop-me",
+    ]
+    assert [message["Subject"] for message in messages] == [
+        "Confirm your email address",
+        "Confirm your new email address",
+        "Your account's email address is about to change",
+    ]
