@@ -36,6 +36,13 @@ class UserNotFound(DomainError):
         super().__init__(message)
 
 
+class SessionNotFound(DomainError):
+    """The user has no live session with the given id (unknown, another user's, or ended)."""
+
+    def __init__(self) -> None:
+        super().__init__("the user has no live session with this id")
+
+
 class EmailAlreadyRegistered(DomainError):
     """Another user already has this email, in some letter case."""
 

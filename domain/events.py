@@ -91,6 +91,8 @@ class SessionEndReason(enum.StrEnum):
     TOKEN_REUSED = "token_reused"  # an exchanged refresh token came back: a copy is in other hands
     EXPIRED = "expired"  # outlived its absolute or idle lifetime
     EVICTED = "evicted"  # the oldest session, ended to make room under the per-user limit
+    REVOKED_BY_USER = "revoked_by_user"  # EndSession, with the user's own access token
+    REVOKED_BY_ADMIN = "revoked_by_admin"  # EndSession, by a service acting through its role
 
 
 @dataclass(frozen=True)

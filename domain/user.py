@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.errors import InvalidResetToken
+from domain.errors import InvalidResetToken, SessionNotFound
 from domain.events import (
     AccountLocked,
     DomainEvent,
@@ -31,7 +31,16 @@ from domain.events import (
 )
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
-from domain.values import Email, PasswordReset, PersonName, Session, UserId
+from domain.values import (
+    NO_CLIENT_DETAILS,
+    ClientDetails,
+    Email,
+    PasswordReset,
+    PersonName,
+    Requester,
+    Session,
+    UserId,
+)
 
 # The most sessions one sign-in ends (evicted and expired ones); expired ones beyond it end at a
 # later sign-in (they are over already). Each costs a delete and an event in the sign-in's write,
@@ -225,11 +234,16 @@ class User:
     # ``session_epoch``: ending them all moves the epoch on, whatever their number.
 
     def start_session(
-        self, now: datetime, policy: SessionPolicy, current: Sequence[Session]
+        self,
+        now: datetime,
+        policy: SessionPolicy,
+        current: Sequence[Session],
+        client: ClientDetails = NO_CLIENT_DETAILS,
     ) -> SessionStart:
         """A new session with a fresh refresh token, given the sessions of the current epoch;
         beyond the limit the oldest live session ends (EVICTED), and those found expired end too
-        (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in)."""
+        (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in).
+        ``client``: the device it is opened from, kept with it."""
         session_id = str(uuid.uuid4())
         token = issue_token(self.id, session_id)
         session = Session(
@@ -239,6 +253,7 @@ class User:
             expires_at=now + policy.absolute_lifetime,
             last_used_at=now,
             epoch=self.session_epoch,
+            client=client,
         )
         mine = [s for s in current if s.epoch == self.session_epoch]
         live = sorted(
@@ -298,6 +313,34 @@ class User:
     def end_session(self, session: Session, reason: SessionEndReason, now: datetime) -> None:
         """Record that ``session`` ends (the caller drops it from the store)."""
         self._record_revoked(session.session_id, reason, now)
+
+    def live_sessions(
+        self, current: Sequence[Session], now: datetime, policy: SessionPolicy
+    ) -> list[Session]:
+        """The sessions of ``current`` that are live (of the current epoch, not expired), newest
+        first."""
+        live = [
+            s
+            for s in current
+            if s.epoch == self.session_epoch and s.is_live(now, policy.idle_lifetime)
+        ]
+        return sorted(live, key=lambda s: (s.created_at, s.session_id), reverse=True)
+
+    def revoke_session(
+        self, session: Session | None, by: Requester, now: datetime, policy: SessionPolicy
+    ) -> Session:
+        """End one session on request (REVOKED_BY_USER or REVOKED_BY_ADMIN, as ``by`` says):
+        ``session``, the one the request names as stored (None: none is). SessionNotFound unless
+        it is live; the caller drops the session returned."""
+        if session is None or not self.live_sessions([session], now, policy):
+            raise SessionNotFound()
+        reason = (
+            SessionEndReason.REVOKED_BY_USER
+            if by is Requester.USER
+            else SessionEndReason.REVOKED_BY_ADMIN
+        )
+        self._record_revoked(session.session_id, reason, now)
+        return session
 
     def end_sessions(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import re
 import unicodedata
 import uuid
@@ -16,6 +18,8 @@ NAME_MAX_LENGTH = 100
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 PASSWORD_PRESENTED_MAX_LENGTH = 1024
+USER_AGENT_MAX_LENGTH = 512
+DEVICE_LABEL_MAX_LENGTH = 64
 
 # Pragmatic, not RFC 5322: one "@", no white space or control characters, a
 # dotted domain whose labels are letters, digits and inner hyphens. Unicode
@@ -149,6 +153,75 @@ class Password:
     __str__ = __repr__
 
 
+class Requester(enum.Enum):
+    """Who asked for a change to a user's sessions: the user, through their own access token,
+    or an administrator (a service acting through its role)."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+def parse_session_id(raw: str) -> str:
+    """A session's id as the service issues it: a UUID, in canonical lower-case form."""
+    return UserId.parse(raw).value
+
+
+@dataclass(frozen=True)
+class ClientDetails:
+    """What the calling service knows of the device a session was opened from; each part may
+    be unknown (empty). Validated: at most a user agent's worth of printable text, an IP address
+    in canonical form, a short printable label."""
+
+    user_agent: str = ""
+    ip_address: str = ""
+    device_label: str = ""
+
+    @staticmethod
+    def parse_user_agent(raw: str) -> str:
+        raw = raw.strip()
+        if len(raw) > USER_AGENT_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {USER_AGENT_MAX_LENGTH} characters")
+        if not raw.isprintable():
+            raise InvalidValue("must be printable, without control characters")
+        return raw
+
+    @staticmethod
+    def parse_ip_address(raw: str) -> str:
+        if not raw:
+            return ""
+        # ipaddress takes no white space, port, zone or prefix, and only ASCII digits (3.11+).
+        if len(raw) > 64 or not raw.isascii():
+            raise InvalidValue("must be an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1")
+        try:
+            address = ipaddress.ip_address(raw)
+        except ValueError:
+            raise InvalidValue(
+                "must be an IPv4 or IPv6 address such as 192.0.2.1 or 2001:db8::1"
+            ) from None
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.scope_id is not None:
+                raise InvalidValue("must be an address without a zone (%...)")
+            if address.ipv4_mapped is not None:  # RFC 5952 section 5: the IPv4 part dotted
+                return f"::ffff:{address.ipv4_mapped}"
+        return address.compressed
+
+    @staticmethod
+    def parse_device_label(raw: str) -> str:
+        text = unicodedata.normalize("NFC", raw.strip())
+        if len(text) > DEVICE_LABEL_MAX_LENGTH:
+            raise InvalidValue(f"must be at most {DEVICE_LABEL_MAX_LENGTH} characters")
+        if not text.isprintable():
+            raise InvalidValue("must be printable, without control characters")
+        return text
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.user_agent or self.ip_address or self.device_label)
+
+
+NO_CLIENT_DETAILS = ClientDetails()
+
+
 @dataclass(frozen=True)
 class Session:
     """One signed-in device: its current refresh token (as a hash) and the tokens it replaced.
@@ -172,6 +245,8 @@ class Session:
     rotated_at: datetime | None = None
     retired_token_hashes: tuple[str, ...] = ()
     epoch: int = 0
+    # The device it was opened from, as the calling service told at sign-in; kept on refresh.
+    client: ClientDetails = NO_CLIENT_DETAILS
 
     def is_live(self, now: datetime, idle_lifetime: timedelta) -> bool:
         return now < self.ends_at(idle_lifetime)

@@ -76,6 +76,9 @@ one costs the same however many its user holds, and ending them all is one write
   PreviousTokenHash, RotatedAt   S  after a rotation: the token it replaced, and when
   RetiredTokenHashes L  of S: the last few tokens exchanged before that (reuse detection)
   CreatedAt, ExpiresAt, LastUsedAt   S  ISO-8601 UTC: opened, absolute end, last refresh
+  UserAgent, IpAddress, DeviceLabel   S  the client details given at sign-in, each only when
+                        given: a user agent (<= 512 printable), an IP address (canonical form),
+                        a device label (<= 64 printable); kept across refreshes
   ExpireAt           N  epoch seconds: min(ExpiresAt, LastUsedAt + idle lifetime), the table's TTL
                         attribute: DynamoDB deletes the item some time after (free); sessions of
                         an earlier epoch are left to it

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.errors import StorageError
-from domain.values import Session
+from domain.values import ClientDetails, Session
 from persistence.schema import session_key
 from persistence.user_mapper import optional_time_value, parse_time_value, time_value
 
@@ -70,7 +70,27 @@ def _session_fields(session: Session) -> Item:
     if session.retired_token_hashes:
         # A list, not a string set: the order says which hashes are the oldest to drop.
         fields["RetiredTokenHashes"] = {"L": [{"S": h} for h in session.retired_token_hashes]}
+    # Each only when given (DynamoDB keeps no empty key attributes; an absent one reads as "").
+    for name, value in _client_fields(session.client):
+        if value:
+            fields[name] = {"S": value}
     return fields
+
+
+def _client_fields(client: ClientDetails) -> tuple[tuple[str, str], ...]:
+    return (
+        ("UserAgent", client.user_agent),
+        ("IpAddress", client.ip_address),
+        ("DeviceLabel", client.device_label),
+    )
+
+
+def _fields_to_client(fields: Item) -> ClientDetails:
+    return ClientDetails(
+        user_agent=fields["UserAgent"]["S"] if "UserAgent" in fields else "",
+        ip_address=fields["IpAddress"]["S"] if "IpAddress" in fields else "",
+        device_label=fields["DeviceLabel"]["S"] if "DeviceLabel" in fields else "",
+    )
 
 
 def _fields_to_session(fields: Item, epoch: int) -> Session:
@@ -88,4 +108,5 @@ def _fields_to_session(fields: Item, epoch: int) -> Session:
             h["S"] for h in fields.get("RetiredTokenHashes", {"L": []})["L"]
         ),
         epoch=epoch,
+        client=_fields_to_client(fields),
     )

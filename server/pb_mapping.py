@@ -15,8 +15,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from domain.events import DomainEvent, RecordedEvent
 from domain.use_cases.accounts import UserLookup, UsersPage
 from domain.use_cases.events import UserEventsPage
-from domain.use_cases.sessions import SessionTokens
+from domain.use_cases.sessions import SessionTokens, SessionView
 from domain.user import User, UserStatus
+from domain.values import ClientDetails
 
 _STATUS_TO_PB: dict[UserStatus, pb.UserStatus.ValueType] = {
     UserStatus.ACTIVE: pb.USER_STATUS_ACTIVE,
@@ -73,6 +74,29 @@ def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
         access_token=tokens.access_token.value,
         refresh_token=tokens.refresh_token,
         expires_in=tokens.access_token.expires_in,
+    )
+
+
+def sessions_to_pb(listed: list[SessionView]) -> pb.ListSessionsResponse:
+    return pb.ListSessionsResponse(sessions=[_session_to_pb(view) for view in listed])
+
+
+def _session_to_pb(view: SessionView) -> pb.SessionInfo:
+    """A live session as callers see it: no token, no hash."""
+    return pb.SessionInfo(
+        session_id=view.session_id,
+        created_at=_timestamp(view.created_at),
+        last_used_at=_timestamp(view.last_used_at),
+        expires_at=_timestamp(view.ends_at),
+        client=_client_to_pb(view.client),
+    )
+
+
+def _client_to_pb(client: ClientDetails) -> pb.ClientDetails:
+    return pb.ClientDetails(
+        user_agent=client.user_agent,
+        ip_address=client.ip_address,
+        device_label=client.device_label,
     )
 
 

@@ -31,8 +31,8 @@ class UserTokenRejected(Exception):
             reason = "the x-user-token has expired; refresh the session for a new access token"
         elif session_ended:
             reason = (
-                "the x-user-token's session has ended (a logout, a password change, a disabled "
-                "account); sign in again"
+                "the x-user-token's session has ended (a logout, EndSession, a password change, "
+                "a disabled account); sign in again"
             )
         else:
             reason = "the x-user-token is not a valid access token of this service"

@@ -18,7 +18,7 @@ ROLES: Mapping[str, str] = {
     USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
     USERS_WRITE: "change any user's profile, or password (given the current one)",
     USERS_ADMIN: "delete, disable and enable any user",
-    SESSIONS_ADMIN: "end every session of any user",
+    SESSIONS_ADMIN: "list the sessions of any user, end one or every one of them",
     EVENTS_READ: "read any user's domain events, or watch every user's",
 }
 

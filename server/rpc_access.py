@@ -92,6 +92,8 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "RefreshSession": ANY_CALLER,
     "Logout": ANY_CALLER,
     "LogoutAll": own_user_or("user_id", SESSIONS_ADMIN),
+    "ListSessions": own_user_or("user_id", SESSIONS_ADMIN),
+    "EndSession": own_user_or("user_id", SESSIONS_ADMIN),
     "GetJwks": ANY_CALLER,
     # Passwords: ChangePassword also needs the current password; a reset, the mailed token.
     "ChangePassword": own_user_or("user_id", USERS_WRITE),

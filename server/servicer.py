@@ -21,13 +21,16 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.use_cases import accounts, events, passwords, sessions
+from domain.values import Requester
 from server.event_stream import EventStreams
+from server.interceptors.caller_auth import on_own_user_token
 from server.pb_mapping import (
     authenticated_to_pb,
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
     refreshed_to_pb,
+    sessions_to_pb,
     user_events_page_to_pb,
     user_to_pb,
     users_page_to_pb,
@@ -150,6 +153,9 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._lock_notices,
             email=request.email,
             password=request.password,
+            user_agent=request.client.user_agent,
+            ip_address=request.client.ip_address,
+            device_label=request.client.device_label,
         )
         return authenticated_to_pb(tokens)
 
@@ -182,6 +188,31 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(), self._clock, self._policy.sessions, user_id=request.user_id
         )
         return pb.LogoutAllResponse(sessions_ended=ended)
+
+    async def ListSessions(
+        self,
+        request: pb.ListSessionsRequest,
+        context: Context[pb.ListSessionsRequest, pb.ListSessionsResponse],
+    ) -> pb.ListSessionsResponse:
+        listed = await sessions.list_sessions(
+            self._uow(), self._clock, self._policy.sessions, user_id=request.user_id
+        )
+        return sessions_to_pb(listed)
+
+    async def EndSession(
+        self,
+        request: pb.EndSessionRequest,
+        context: Context[pb.EndSessionRequest, pb.EndSessionResponse],
+    ) -> pb.EndSessionResponse:
+        await sessions.end_session(
+            self._uow(),
+            self._clock,
+            self._policy.sessions,
+            user_id=request.user_id,
+            session_id=request.session_id,
+            by=Requester.USER if on_own_user_token.get() else Requester.ADMIN,
+        )
+        return pb.EndSessionResponse()
 
     async def ChangePassword(
         self,

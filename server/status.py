@@ -21,6 +21,7 @@ from domain.errors import (
     InvalidArgument,
     InvalidRefreshToken,
     InvalidResetToken,
+    SessionNotFound,
     StorageUnavailable,
     UserNotFound,
     VersionConflict,
@@ -56,7 +57,7 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
             ]
         )
         return status_with(code_pb2.INVALID_ARGUMENT, str(error), bad_request)
-    if isinstance(error, UserNotFound):
+    if isinstance(error, (UserNotFound, SessionNotFound)):
         return status_with(code_pb2.NOT_FOUND, str(error))
     if isinstance(error, EmailAlreadyRegistered):
         return status_with(code_pb2.ALREADY_EXISTS, str(error))

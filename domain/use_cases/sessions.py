@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.errors import (
     AccountDisabled,
@@ -29,7 +30,15 @@ from domain.secret_tokens import TokenLookup, parse_token
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
-from domain.values import Email, Password, Session, UserId
+from domain.values import (
+    ClientDetails,
+    Email,
+    Password,
+    Requester,
+    Session,
+    UserId,
+    parse_session_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +70,20 @@ async def authenticate(
     *,
     email: str,
     password: str,
+    user_agent: str = "",
+    ip_address: str = "",
+    device_label: str = "",
 ) -> SessionTokens:
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
         presented = check.parse("password", Password.presented, password)
+        client = ClientDetails(
+            user_agent=check.parse("client.user_agent", ClientDetails.parse_user_agent, user_agent),
+            ip_address=check.parse("client.ip_address", ClientDetails.parse_ip_address, ip_address),
+            device_label=check.parse(
+                "client.device_label", ClientDetails.parse_device_label, device_label
+            ),
+        )
     async with uow:
         user = await uow.users.get_by_email(parsed_email)
     if user is None:
@@ -101,7 +120,7 @@ async def authenticate(
                 user.upgrade_password_hash(rehashed)
             # Read only now: a failed sign-in never gets this far, and costs no sessions read.
             current = await uow.sessions.current(user)
-            start = user.start_session(now, policy.sessions, current)
+            start = user.start_session(now, policy.sessions, current, client)
             # The user's write (its revision checked) serializes concurrent sign-ins: the loser
             # reads the user and its sessions again.
             await uow.users.update(user)
@@ -251,6 +270,63 @@ async def logout_all(uow: UnitOfWork, clock: Clock, policy: SessionPolicy, *, us
         return ended.count
 
     return await retry_on_conflict(end_all)
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A live session as ListSessions shows it: never its token or a hash of one."""
+
+    session_id: str
+    created_at: datetime
+    last_used_at: datetime
+    ends_at: datetime  # unless used again
+    client: ClientDetails
+
+
+async def list_sessions(
+    uow: UnitOfWork, clock: Clock, policy: SessionPolicy, *, user_id: str
+) -> list[SessionView]:
+    """The user's live sessions, newest first; read strongly consistent."""
+    with Violations() as check:
+        parsed_id = check.parse("user_id", UserId.parse, user_id)
+    async with uow:
+        user = await uow.users.require(parsed_id)
+        current = await uow.sessions.current(user)
+    return [
+        SessionView(
+            s.session_id, s.created_at, s.last_used_at, s.ends_at(policy.idle_lifetime), s.client
+        )
+        for s in user.live_sessions(current, clock(), policy)
+    ]
+
+
+async def end_session(
+    uow: UnitOfWork,
+    clock: Clock,
+    policy: SessionPolicy,
+    *,
+    user_id: str,
+    session_id: str,
+    by: Requester,
+) -> None:
+    """End one live session of a user, on the request of ``by``; SessionNotFound when it is not
+    one."""
+    with Violations() as check:
+        parsed_id = check.parse("user_id", UserId.parse, user_id)
+        parsed_session = check.parse("session_id", parse_session_id, session_id)
+
+    async def end(attempt: int) -> None:
+        async with uow:
+            user = await uow.users.require(parsed_id)
+            stored = await uow.sessions.get(user, parsed_session)
+            ended = user.revoke_session(stored, by, clock(), policy)
+            # One write: the session's item goes with the user's, which carries the event and
+            # is checked against its revision (a concurrent end of it loses and reads again).
+            await uow.sessions.remove(user, ended)
+            await uow.users.update(user)
+            await uow.commit()
+
+    await retry_on_conflict(end)
 
 
 def _parse_refresh_token(raw: str) -> TokenLookup | None:

@@ -15,6 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -43,6 +44,12 @@ _AUTHORIZATION = "authorization"
 USER_TOKEN = "x-user-token"
 _BEARER = "bearer"
 _TLS = [b"ssl"]
+
+
+# Set for the length of each call it admits: whether the call carries the x-user-token of the very
+# user its request names (the end user asked), as opposed to a role acting on any user, or no
+# check at all (development). A handler that records who acted reads it (EndSession).
+on_own_user_token: ContextVar[bool] = ContextVar("on_own_user_token", default=False)
 
 
 @dataclass(frozen=True)
@@ -150,22 +157,29 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
 
     def authorize(
         self, caller: Caller, user: TokenUser | None, method: str, request: object
-    ) -> None:
+    ) -> bool:
         """Raises CallerNotPermitted unless ``caller`` (perhaps for ``user``) has what ``method``
         needs, as server.rpc_access says, and NotTheTokensUser when ``user`` may call it but
-        ``request`` names another user. A method not classified there is refused to everyone."""
+        ``request`` names another user. A method not classified there is refused to everyone.
+        Whether the call acts on the token's own user: ``user`` is the user of a self-service
+        method's request (then the end user asked, whatever roles the caller also holds)."""
         rule = self._access(method)
         if rule is None:
             raise CallerNotPermitted(None)
-        if rule.public or rule.any_caller or rule.allows_any_user(caller.roles):
-            return
         field = rule.own_user_field
+        # The id as the use case reads it: another spelling of the token's UUID is the same
+        # user; a malformed id, or a streamed request (None), names none.
+        own = (
+            field is not None
+            and user is not None
+            and request is not None
+            and _named_user(getattr(request, field, None)) == user.user_id
+        )
+        if own or rule.public or rule.any_caller or rule.allows_any_user(caller.roles):
+            return own
         if field is None or user is None:
             raise CallerNotPermitted(rule.describe_needs())
-        # The id as the use case reads it: another spelling of the token's UUID is the same
-        # user; a malformed id, or a streamed request (None), names none and is refused.
-        if request is None or _named_user(getattr(request, field, None)) != user.user_id:
-            raise NotTheTokensUser(field)
+        raise NotTheTokensUser(field)
 
     def _caller_with_key(self, headers: Sequence[str | bytes]) -> Caller:
         if len(headers) != 1 or not isinstance(headers[0], str):
@@ -193,7 +207,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
                 # After the signature: a store read only for a token this service signed.
                 if not await self._session_in_force(user):
                     raise UserTokenRejected(expired=False, session_ended=True)
-            self.authorize(caller, user, method, request)
+            on_own_user_token.set(self.authorize(caller, user, method, request))
         except DomainError as error:  # the store could not tell (StorageUnavailable)
             await _abort(context, error, method)
         except (CallerUnauthenticated, UserTokenRejected) as error:

@@ -105,6 +105,8 @@ class Known:
     # ListUserEvents' next_page_token for user_ids[0], and cursors of recorded events.
     event_page_tokens: tuple[str, ...] = ()
     cursors: tuple[str, ...] = ()
+    # Sessions of user_ids[1] (session_ids are user_ids[0]'s): another user's, for EndSession.
+    other_session_ids: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -427,6 +429,95 @@ def id_lists(known: Known) -> SearchStrategy[list[str]]:
     )
 
 
+PLAUSIBLE_USER_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15",
+    "okhttp/4.12.0",
+    "",
+)
+IP_ADDRESSES = (
+    "192.0.2.1", "0.0.0.0", "255.255.255.255", "::", "::1", "2001:db8::1", "2001:DB8::0001",
+    "2001:0db8:0000:0000:0000:0000:0000:0001", "::ffff:192.0.2.1", "::FFFF:C000:0201",
+    "fe80::1", "64:ff9b::192.0.2.1", "",
+)  # fmt: skip
+BAD_IP_ADDRESSES = (
+    "256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1.2.3.4:80", "[::1]", "[::1]:443",
+    "fe80::1%eth0", "fe80::1%25eth0", "192.0.2.0/24", "::1/128", "2001:db8:::1", "2001:db8::g",
+    "1:2:3:4:5:6:7:8:9", " 192.0.2.1", "192.0.2.1\n", "\uff11.2.3.4", "\u0661.2.3.4",
+    "localhost", "0x7f.0.0.1", "1" * 100, "::ffff:1.2.3.4.5",
+)  # fmt: skip
+
+
+def user_agents() -> SearchStrategy[str]:
+    """Real user agents, and ones at and over 512 characters or with control characters."""
+    plausible = st.sampled_from(PLAUSIBLE_USER_AGENTS)
+    return st.one_of(
+        plausible,
+        spiked(plausible),
+        st.sampled_from((511, 512, 513, 5_000)).map(lambda n: "A" * n),
+        st.sampled_from((" ", "\t")).map(lambda pad: pad + "a" * 512 + pad),
+        hostile_text(),
+    )
+
+
+def ip_addresses() -> SearchStrategy[str]:
+    """IPv4 and IPv6 addresses in canonical and other forms, almost-addresses, and junk."""
+    return st.one_of(
+        st.sampled_from(IP_ADDRESSES),
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda a: a.exploded.upper()),
+        st.sampled_from(BAD_IP_ADDRESSES),
+        edited(st.sampled_from(IP_ADDRESSES)),
+        hostile_text(),
+    )
+
+
+def device_labels() -> SearchStrategy[str]:
+    """Names people give devices, around 64 characters, and hostile text."""
+    plausible = st.sampled_from(("Phone", "Ada's laptop", "  Büro-PC  ", "电话", ""))
+    return st.one_of(
+        plausible,
+        spiked(plausible),
+        st.sampled_from((63, 64, 65)).flatmap(
+            lambda n: st.sampled_from(("a", "é", "中", "😀")).map(lambda unit: unit * n)
+        ),
+        hostile_text(),
+    )
+
+
+def client_details() -> SearchStrategy[pb.ClientDetails | None]:
+    """Client details, hostile in every field or in one among plausible ones, or none at all."""
+    hostile = {
+        "user_agent": user_agents(),
+        "ip_address": ip_addresses(),
+        "device_label": device_labels(),
+    }
+    plausible = {
+        "user_agent": st.sampled_from(PLAUSIBLE_USER_AGENTS),
+        "ip_address": st.sampled_from(IP_ADDRESSES),
+        "device_label": st.just("Phone"),
+    }
+    return st.one_of(st.none(), _fuzzed(pb.ClientDetails, hostile, plausible))
+
+
+def plausible_client_details() -> SearchStrategy[pb.ClientDetails | None]:
+    return st.one_of(
+        st.none(),
+        st.builds(
+            pb.ClientDetails,
+            user_agent=st.sampled_from(PLAUSIBLE_USER_AGENTS),
+            ip_address=st.sampled_from(IP_ADDRESSES),
+            device_label=st.just("Phone"),
+        ),
+    )
+
+
+def session_ids(known: Known) -> SearchStrategy[str]:
+    """The known sessions' ids (of one user; the other user's too), random UUIDs in every
+    spelling, and junk."""
+    return user_ids(Known((*known.session_ids, *known.other_session_ids), (), (), (), (), (), ()))
+
+
 def _update_profile(user_id: str, first: str | None, last: str | None, version: int) -> Message:
     fields: dict[str, Any] = {"id": user_id, "expected_version": version}
     if first is not None:
@@ -494,8 +585,12 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
         ),
         "Authenticate": _fuzzed(
             pb.AuthenticateRequest,
-            {"email": email, "password": password},
-            {"email": known_email, "password": known_password},
+            {"email": email, "password": password, "client": client_details()},
+            {
+                "email": known_email,
+                "password": known_password,
+                "client": plausible_client_details(),
+            },
         ),
         "RefreshSession": st.builds(
             pb.RefreshSessionRequest, refresh_token=secret_tokens(known, known.refresh_tokens)
@@ -504,6 +599,17 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
             pb.LogoutRequest, refresh_token=secret_tokens(known, known.refresh_tokens)
         ),
         "LogoutAll": st.builds(pb.LogoutAllRequest, user_id=ids),
+        "ListSessions": st.builds(pb.ListSessionsRequest, user_id=ids),
+        "EndSession": _fuzzed(
+            pb.EndSessionRequest,
+            {"user_id": ids, "session_id": session_ids(known)},
+            {
+                "user_id": known_id,
+                "session_id": st.one_of(
+                    known_session, _from(known.other_session_ids, known_session)
+                ),
+            },
+        ),
         "ChangePassword": _fuzzed(
             pb.ChangePasswordRequest,
             {

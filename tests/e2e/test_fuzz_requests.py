@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import unicodedata
 import uuid
@@ -22,12 +23,17 @@ from grpc_status import rpc_status
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from domain.values import EMAIL_MAX_LENGTH, NAME_MAX_LENGTH
+from domain.values import (
+    DEVICE_LABEL_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    USER_AGENT_MAX_LENGTH,
+)
 from server.app import running_service
 from server.interceptors.request_size import MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
-from tests.e2e.request_strategies import Known, requests
+from tests.e2e.request_strategies import Known, client_details, requests
 from tests.smtp_server import CapturingSmtpServer, reset_token_from
 
 pytestmark = pytest.mark.slow
@@ -55,6 +61,8 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "RefreshSession": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ABORTED}),
     "Logout": frozenset({Code.INVALID_ARGUMENT}),
     "LogoutAll": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "ListSessions": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "EndSession": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "ChangePassword": frozenset(
         {
             Code.INVALID_ARGUMENT,
@@ -90,6 +98,7 @@ class Target:
 
     service: Service
     strategies: dict[str, st.SearchStrategy[Message]] = field(default_factory=dict)
+    client_fuzz_email: str = ""  # the account signed in with hostile client details
 
     async def requests_for(self, method: str) -> st.SearchStrategy[Message]:
         """Hostile requests for ``method``; its own accounts, since other RPCs may spoil theirs
@@ -134,6 +143,9 @@ async def _seed(service: Service) -> Known:
         )
         for _ in range(2)
     ]
+    theirs = await stub.Authenticate(
+        pb.AuthenticateRequest(email=emails[1], password=PASSWORD), timeout=RPC_TIMEOUT
+    )
     rotated = await stub.RefreshSession(
         pb.RefreshSessionRequest(refresh_token=sign_ins[0].refresh_token), timeout=RPC_TIMEOUT
     )
@@ -160,6 +172,7 @@ async def _seed(service: Service) -> Known:
         page_tokens=(page.next_page_token,),
         event_page_tokens=(events.next_page_token,) if events.next_page_token else (),
         cursors=tuple(event.cursor for event in events.events),
+        other_session_ids=(theirs.session_id,),
     )
 
 
@@ -195,6 +208,9 @@ async def test_hostile_requests_get_only_documented_status_codes(
     _check_ids_refused(request, set())
     assert request.ByteSize() <= MAX_REQUEST_BYTES, "an oversized request was served"
     _check_reply(request, reply)
+    if isinstance(request, pb.AuthenticateRequest):
+        assert isinstance(reply, pb.AuthenticateResponse)
+        await _check_stored_client(target.service, request, reply)
 
 
 async def _first_reply(stream: grpc.aio.UnaryStreamCall[Message, Message]) -> Message | None:
@@ -231,7 +247,13 @@ def _check_refusal(method: str, request: Message, error: grpc.aio.AioRpcError) -
 
 
 def _field_of(violation: str, request: Message) -> str:
-    """The field a violation names: ``ids[3]`` names ``ids``, at an index the request has."""
+    """The field a violation names: ``ids[3]`` names ``ids``, at an index the request has;
+    ``client.ip_address`` names ``client``, whose message has that field."""
+    name, dot, inner = violation.partition(".")
+    if dot:
+        message_type = request.DESCRIPTOR.fields_by_name[name].message_type
+        assert message_type is not None and inner in message_type.fields_by_name, violation
+        return name
     name, bracket, index = violation.partition("[")
     if bracket:
         assert index.endswith("]") and 0 <= int(index[:-1]) < len(getattr(request, name)), violation
@@ -300,12 +322,53 @@ def _check_reply(request: Message, reply: Message) -> None:
         assert isinstance(request, pb.WatchEventsRequest)
         assert reply.WhichOneof("kind") is not None and reply.sequence >= 1
         assert not request.after_cursor or reply.cursor > request.after_cursor
+    if isinstance(request, pb.ListSessionsRequest):
+        assert isinstance(reply, pb.ListSessionsResponse)
+        created = [s.created_at.ToDatetime() for s in reply.sessions]
+        assert created == sorted(created, reverse=True)
+        for session in reply.sessions:
+            assert str(uuid.UUID(session.session_id)) == session.session_id
+            _check_client(session.client)
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
         assert reply.email == unicodedata.normalize("NFC", request.email.strip())
         assert reply.first_name == unicodedata.normalize("NFC", request.first_name.strip())
         assert reply.last_name == unicodedata.normalize("NFC", request.last_name.strip())
         assert reply.version == 1
+
+
+async def _check_stored_client(
+    service: Service, request: pb.AuthenticateRequest, reply: pb.AuthenticateResponse
+) -> None:
+    """The client details a sign-in took are stored as given, trimmed, the address canonical."""
+    listed = await service.stub.ListSessions(
+        pb.ListSessionsRequest(user_id=reply.user.id), timeout=RPC_TIMEOUT
+    )
+    (stored,) = [s.client for s in listed.sessions if s.session_id == reply.session_id]
+    _check_client(stored)
+    given = request.client
+    assert stored.user_agent == given.user_agent.strip()
+    assert stored.device_label == unicodedata.normalize("NFC", given.device_label.strip())
+    expected_ip = _canonical_ip(given.ip_address) if given.ip_address else ""
+    assert stored.ip_address == expected_ip
+
+
+def _check_client(client: pb.ClientDetails) -> None:
+    """Stored client details meet the API's rules, checked independently."""
+    assert len(client.user_agent) <= USER_AGENT_MAX_LENGTH
+    assert len(client.device_label) <= DEVICE_LABEL_MAX_LENGTH
+    for text in (client.user_agent, client.device_label):
+        assert text == text.strip() and text.isprintable(), repr(text)
+    if client.ip_address:
+        assert client.ip_address == _canonical_ip(client.ip_address), client.ip_address
+
+
+def _canonical_ip(text: str) -> str:
+    """RFC 5952: lower case, zeros compressed, an IPv4-mapped address with its IPv4 part dotted."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return address.compressed
 
 
 def _check_user(user: pb.User) -> None:
@@ -318,6 +381,43 @@ def _check_user(user: pb.User) -> None:
     for text in (user.email, user.first_name, user.last_name):
         assert text and text == text.strip() and text == unicodedata.normalize("NFC", text)
         assert not any(unicodedata.category(ch).startswith("C") for ch in text), repr(text)
+
+
+@in_module_loop
+@FUZZ
+@given(client=client_details())
+async def test_hostile_client_details_are_refused_on_their_field_or_stored_canonical(
+    target: Target, client: pb.ClientDetails | None
+) -> None:
+    """The right password with hostile client details: refused on a ``client.*`` field before the
+    password is checked (no session), or signed in with the details stored in canonical form."""
+    service = target.service
+    email = target.client_fuzz_email or await _client_fuzz_account(target)
+    request = pb.AuthenticateRequest(email=email, password=PASSWORD, client=client)
+    try:
+        reply = await service.stub.Authenticate(request, timeout=RPC_TIMEOUT)
+    except grpc.aio.AioRpcError as error:
+        event(error.code().name)
+        assert error.code() is Code.INVALID_ARGUMENT, f"{error.code()} {error.details()!r}"
+        status = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
+        assert status is not None
+        fields = _violated_fields(status.details)
+        assert fields and all(f.startswith("client.") for f in fields), fields
+        for violation in fields:
+            _field_of(violation, request)
+        return
+    event("OK")
+    await _check_stored_client(service, request, reply)
+
+
+async def _client_fuzz_account(target: Target) -> str:
+    email = unique_email("fuzz-client")
+    await target.service.stub.RegisterUser(
+        pb.RegisterUserRequest(email=email, password=PASSWORD, first_name="F", last_name="Z"),
+        timeout=RPC_TIMEOUT,
+    )
+    target.client_fuzz_email = email
+    return email
 
 
 @in_module_loop

@@ -97,6 +97,9 @@ async def test_readme_sign_in_session_works_as_pasted(moto_endpoint: str, tmp_pa
                 stub.GetUserByEmail(pb.GetUserByEmailRequest(email="grace@example.com"))
             )
     assert '"kty": "OKP"' in output and '"crv": "Ed25519"' in output
+    assert '"device_label": "Work phone"' in output
+    assert '2001:db8::42"' in output  # stored in canonical form
+    assert "the phone's refresh token is refused" in output
     assert '"sessions_ended": 1' in output  # the one opened with the reset password
     assert '"status": "USER_STATUS_DISABLED"' in output
     assert len(list(outbox.glob("*.eml"))) == 1

@@ -13,7 +13,7 @@ from domain.policies import SessionPolicy
 from domain.ports import UnitOfWork
 from domain.use_cases import accounts
 from domain.user import User
-from domain.values import Email, PersonName, Session, UserId
+from domain.values import ClientDetails, Email, PersonName, Session, UserId
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0, new_user, password_reset, session, state_of
 from tests.fakes import FakeUnitOfWork, InMemoryStore
@@ -340,7 +340,9 @@ async def test_sessions_are_read_by_key_and_as_the_current_ones_the_instant_they
 ) -> None:
     holder = await add(new_uow, new_user("holder@example.com"))
     other = await add(new_uow, new_user("other@example.com"))
-    current, newer = session("current", previous="previous"), session("other", minutes=5)
+    phone = ClientDetails("Mozilla/5.0 (iPhone)", "2001:db8::42", "Phone")
+    current = replace(session("current", previous="previous"), client=phone)
+    newer = session("other", minutes=5)
     await sign_in(new_uow, holder, current, newer)
     await sign_in(new_uow, other, session("theirs"))
 

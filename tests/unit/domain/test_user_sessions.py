@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
+from domain.errors import SessionNotFound
 from domain.events import (
     DomainEvent,
     SessionEndReason,
@@ -16,7 +19,7 @@ from domain.events import (
 from domain.policies import SessionPolicy
 from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, parse_token
 from domain.user import RefreshResult, User
-from domain.values import Session
+from domain.values import ClientDetails, Requester, Session
 from tests.builders import T0, new_user
 from tests.session_book import SessionBook
 
@@ -386,3 +389,66 @@ def test_a_user_holds_its_current_previous_and_retired_tokens_only() -> None:
     assert all(book.holds(t.token_hash) for t in (first, second, third))
     assert not book.holds(issue_token(book.user.id).token_hash)
     assert not book.holds(third.value)  # a raw token is never what is stored
+
+
+# --- sessions by device ------------------------------------------------------------------------
+
+PHONE = ClientDetails(user_agent="Phone/1.0", ip_address="2001:db8::1", device_label="Phone")
+
+
+def test_a_session_keeps_its_client_details_through_rotations_and_an_epoch_move() -> None:
+    book = SessionBook(new_user(), POLICY)
+    start = book.user.start_session(T0, POLICY, (), PHONE)
+    book.stored.append(start.session)
+    assert start.session.client == PHONE
+
+    token = rotate(book, start.token, SECOND)
+    rotate(book, token, 2 * SECOND)
+    book.start(T0 + 2 * SECOND)  # another, so that ending all but one moves the epoch on
+    book.end_all(
+        T0 + 3 * SECOND, SessionEndReason.PASSWORD_CHANGED, keep_session_id=start.session.session_id
+    )
+
+    (kept,) = book.sessions()
+    assert kept.client == PHONE and kept.epoch == 1
+
+
+def test_the_live_sessions_are_those_of_the_current_epoch_not_expired_newest_first() -> None:
+    book, _, _ = signed_in()
+    second, _ = book.start(T0 + timedelta(days=1))
+    third, _ = book.start(T0 + timedelta(days=2))
+    at = T0 + timedelta(days=7, hours=12)  # first idle for 7.5 days: over
+
+    assert book.user.live_sessions(book.stored, at, POLICY) == [third, second]
+    book.end_all(at)
+    assert book.user.live_sessions(book.stored, at, POLICY) == []
+
+
+def test_a_session_revoked_on_request_records_who_asked() -> None:
+    book, session, _ = signed_in()
+    other, _ = book.start(T0 + SECOND)
+    events_after(book.user)
+    at = T0 + 2 * SECOND
+
+    assert book.user.revoke_session(session, Requester.USER, at, POLICY) == session
+    assert book.user.revoke_session(other, Requester.ADMIN, at, POLICY) == other
+
+    assert events_after(book.user) == [
+        revoked(book.user, session.session_id, SessionEndReason.REVOKED_BY_USER, at),
+        revoked(book.user, other.session_id, SessionEndReason.REVOKED_BY_ADMIN, at),
+    ]
+
+
+def test_only_a_live_session_can_be_revoked_on_request() -> None:
+    book, session, _ = signed_in()
+    expired_at = T0 + POLICY.idle_lifetime
+    events_after(book.user)
+
+    for gone, at in ((None, T0), (session, expired_at)):
+        with pytest.raises(SessionNotFound):
+            book.user.revoke_session(gone, Requester.USER, at, POLICY)
+    book.end_all(T0 + SECOND)
+    events_after(book.user)
+    with pytest.raises(SessionNotFound):  # of an ended epoch
+        book.user.revoke_session(session, Requester.ADMIN, T0 + SECOND, POLICY)
+    assert events_after(book.user) == []

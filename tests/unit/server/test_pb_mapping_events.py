@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from biome.user.v1 import user_service_pb2 as pb
@@ -19,6 +20,7 @@ OCCURRED = datetime(2026, 11, 26, 12, 0, 0, 250000, tzinfo=UTC)
 RECORDED = datetime(2026, 11, 26, 12, 0, 0, 260000, tzinfo=UTC)
 LATER = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
 USER = str(uuid.uuid4())
+PROTO = Path(__file__).resolve().parents[3] / "protos/biome/user/v1/user_service.proto"
 KIND_FIELD = {
     "UserRegistered": "user_registered",
     "ProfileUpdated": "profile_updated",
@@ -119,6 +121,20 @@ def test_every_reason_has_its_own_enum_value(enum_type: type[enum.Enum]) -> None
         sent.add(getattr(message, KIND_FIELD[kind.__name__]).reason)
 
     assert len(sent) == len(enum_type) and 0 not in sent  # UNSPECIFIED is never sent
+
+
+@pytest.mark.parametrize("enum_type", _enums(), ids=lambda t: t.__name__)
+def test_the_proto_documents_every_reason(enum_type: type[enum.Enum]) -> None:
+    lines = PROTO.read_text().splitlines()
+    prefix = _snake_case(enum_type.__name__).upper()
+    for member in enum_type:
+        name = f"{prefix}_{member.name}"
+        (at,) = [i for i, line in enumerate(lines) if line.strip().startswith(f"{name} = ")]
+        assert lines[at - 1].strip().startswith("//"), f"{name} has no comment in the proto"
+
+
+def _snake_case(name: str) -> str:
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(name))
 
 
 def test_no_event_message_has_a_field_for_a_secret() -> None:

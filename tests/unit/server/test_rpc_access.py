@@ -50,8 +50,15 @@ def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None
         "UpdateProfile": "id",
         "ChangePassword": "user_id",
         "LogoutAll": "user_id",
+        "ListSessions": "user_id",
+        "EndSession": "user_id",
         "ListUserEvents": "user_id",
     }
+
+
+def test_a_user_s_sessions_are_listed_and_ended_by_the_user_or_the_sessions_admin_role() -> None:
+    for rpc in ("ListSessions", "EndSession"):
+        assert RULE_BY_RPC[rpc].roles == {"sessions:admin"}, rpc
 
 
 def test_rpcs_over_every_user_need_a_role() -> None:

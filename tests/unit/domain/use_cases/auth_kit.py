@@ -85,7 +85,10 @@ class AuthKit:
     def later(self, **delta: float) -> None:
         self.clock.now += timedelta(**delta)
 
-    async def sign_in(self, email: str = EMAIL, password: str = PASSWORD) -> SessionTokens:
+    async def sign_in(
+        self, email: str = EMAIL, password: str = PASSWORD, **client: str
+    ) -> SessionTokens:
+        """Authenticate; ``client``: user_agent, ip_address, device_label, as given."""
         return await authenticate(
             self.uow(),
             self.hasher,
@@ -95,6 +98,7 @@ class AuthKit:
             self.notices,
             email=email,
             password=password,
+            **client,
         )
 
     async def refresh(self, refresh_token: str) -> SessionTokens:

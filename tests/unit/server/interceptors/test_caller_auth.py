@@ -21,7 +21,7 @@ from server.crypto.access_token_verifier import AccessTokenVerifier, TokenUser
 from server.crypto.access_tokens import JwtAccessTokenIssuer, generate_signing_keys
 from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.crypto.tls import server_credentials
-from server.interceptors.caller_auth import CallerAuthInterceptor
+from server.interceptors.caller_auth import Caller, CallerAuthInterceptor, on_own_user_token
 from server.interceptors.errors import DomainErrorInterceptor
 from server.rpc_access import ADMIN_ROLE, ANY_CALLER, Rule, rule_of, service_of
 from server.settings import ApiKey
@@ -77,7 +77,9 @@ class Start(Protocol):
 async def get_user(
     request: user_service_pb2.GetUserRequest, context: grpc.aio.ServicerContext[Any, Any]
 ) -> user_service_pb2.User:
-    return user_service_pb2.User(id=request.id, email="ada@example.com")
+    # first_name tells the test what the handler learnt of how the call was let through.
+    own = "own user token" if on_own_user_token.get() else "not on its own token"
+    return user_service_pb2.User(id=request.id, email="ada@example.com", first_name=own)
 
 
 async def get_jwks(
@@ -615,6 +617,46 @@ async def test_a_user_token_whose_session_has_ended_is_unauthenticated_whatever_
     # Without a token nothing is asked of the store.
     assert (await get_user_outcome(target, ADA, bearer(ADMIN_KEY)))[0] is grpc.StatusCode.OK
     assert len(asked) == 2
+
+
+async def told_the_handler(target: str, user_id: str, metadata: Sequence[tuple[str, str]]) -> str:
+    """What GetUser's handler learnt of how the call was let through."""
+    async with channel(target) as ch:
+        stub = user_service_pb2_grpc.UserServiceStub(ch)
+        request = user_service_pb2.GetUserRequest(id=user_id)
+        reply = await stub.GetUser(request, metadata=metadata, timeout=TIMEOUT)
+        return reply.first_name
+
+
+@pytest.mark.parametrize("api_keys", [API_KEYS, ()], ids=["with keys", "development"])
+async def test_the_handler_learns_whether_the_call_carries_the_named_user_s_own_token(
+    start: Start, api_keys: Sequence[ApiKey]
+) -> None:
+    target = await start(api_keys=api_keys)
+    own, role = "own user token", "not on its own token"
+    assert await told_the_handler(target, ADA, bearer(SERVICE_KEY) + user_token(ADA)) == own
+    # A role that also holds the user's own token: the end user asked all the same.
+    assert await told_the_handler(target, ADA, bearer(ADMIN_KEY) + user_token(ADA)) == own
+    assert await told_the_handler(target, ADA, bearer(ADMIN_KEY)) == role
+    assert await told_the_handler(target, GRACE, bearer(ADMIN_KEY) + user_token(ADA)) == role
+    assert await told_the_handler(target, GRACE, bearer(READER_KEY)) == role
+
+
+def test_authorize_says_whether_a_call_acts_on_the_token_s_own_user() -> None:
+    interceptor = CallerAuthInterceptor(
+        api_keys=API_KEYS, client_cert_roles={}, client_certs_required=False, public_services=()
+    )
+    method = f"/{USER_SERVICE}/GetUser"
+    roleless, admin = Caller("billing", frozenset()), Caller("ops", frozenset({ADMIN_ROLE}))
+    ada = TokenUser(ADA, "s-1")
+    request = user_service_pb2.GetUserRequest(id=ADA.upper())
+    assert interceptor.authorize(roleless, ada, method, request) is True
+    assert interceptor.authorize(admin, ada, method, request) is True
+    assert interceptor.authorize(admin, None, method, request) is False
+    grace = user_service_pb2.GetUserRequest(id=GRACE)
+    assert interceptor.authorize(admin, ada, method, grace) is False
+    list_users = user_service_pb2.ListUsersRequest()
+    assert interceptor.authorize(admin, ada, f"/{USER_SERVICE}/ListUsers", list_users) is False
 
 
 async def test_a_store_that_cannot_tell_makes_a_token_call_unavailable(start: Start) -> None:
