@@ -76,6 +76,10 @@ def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
     )
 
 
+def email_change_requested_to_pb(expires_at: datetime) -> pb.RequestEmailChangeResponse:
+    return pb.RequestEmailChangeResponse(expires_at=_timestamp(expires_at))
+
+
 def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:
     return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
 

@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     # Password reset and its mail.
     password_reset_lifetime_seconds: int = Field(default=3600, ge=60, le=86400)
     password_reset_link_template: str = "http://localhost:8080/reset-password?token={token}"
+    # Email change: how long its confirm and cancel links work.
+    email_change_lifetime_seconds: int = Field(default=86400, ge=300, le=7 * 86400)
     notifier: Literal["outbox", "smtp"] | None = None
     outbox_dir: Path = Path("outbox")
     smtp_host: str = "localhost"
