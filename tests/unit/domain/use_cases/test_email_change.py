@@ -21,7 +21,7 @@ from domain.events import EmailChangeCancelled, EmailChanged, EmailChangeRequest
 from domain.secret_tokens import hash_token, issue_token
 from domain.use_cases import email_change
 from domain.use_cases.passwords import request_password_reset
-from domain.user import User
+from domain.user import User, UserStatus
 from domain.values import UserId
 from tests.builders import T0, state_of
 from tests.unit.domain.use_cases.auth_kit import EMAIL, AuthKit
@@ -240,7 +240,7 @@ async def test_a_stale_version_an_unknown_user_and_a_taken_address_are_refused(
 
 async def test_a_disabled_account_cannot_ask_for_a_change(kit: AuthKit) -> None:
     user = await kit.add_user()
-    kit.store.users[user.id.value].status = type(user.status)("DISABLED")
+    kit.store.users[user.id.value].status = UserStatus.DISABLED
     with pytest.raises(AccountDisabled):
         await request(kit, user)
 
