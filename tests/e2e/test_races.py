@@ -575,4 +575,8 @@ async def test_two_users_confirming_the_same_new_address_at_once_one_wins_the_ot
     assert guards == {
         Email.parse(item["Email"]["S"]).normalized: user_id for user_id, item in stored.items()
     }
+    # Retried after a conflict, a loser reads the taken guard and is told so: ABORTED is the
+    # exception, never the rule.
+    outcomes_seen = Counter(by_pair[i][side][0] for i in by_pair for side in (0, 1))
+    assert outcomes_seen[Code.ALREADY_EXISTS] > outcomes_seen[Code.ABORTED], outcomes_seen
     assert (backend.refused() > 0) is backend.conflicts_injected
