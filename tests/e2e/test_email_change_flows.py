@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tests.e2e.auth_helpers import (
+    NEW_PASSWORD,
     PASSWORD,
     TIMEOUT,
     Account,
@@ -75,6 +76,13 @@ async def stored_user(service: Service, user_id: str) -> dict[str, Any]:
     return item
 
 
+async def mailed_reset(service: Service, email: str) -> str:
+    await service.stub.RequestPasswordReset(
+        pb.RequestPasswordResetRequest(email=email), timeout=TIMEOUT
+    )
+    return reset_token_from(await service.smtp.wait_for_message(to=email))
+
+
 def body_of(message: Any) -> str:
     body = message.get_body(preferencelist=("plain",))
     assert body is not None
@@ -105,14 +113,31 @@ async def test_a_change_is_mailed_to_both_addresses_and_confirmed_from_the_new_o
     assert (unchanged.email, unchanged.version) == (account.email, 1)
     await sign_in(service, account.email, PASSWORD)
     assert (await sign_in_error(service, new_email, PASSWORD)).code() == Code.UNAUTHENTICATED
+    service.clock.advance(seconds=61)  # past the security mail cool-down the request started
+    used_reset = await mailed_reset(service, account.email)
+    await service.stub.ResetPassword(
+        pb.ResetPasswordRequest(reset_token=used_reset, new_password=NEW_PASSWORD),
+        timeout=TIMEOUT,
+    )
+    service.clock.advance(seconds=61)
+    pending_reset = await mailed_reset(service, account.email)
 
     moved = await confirm(service, confirm_token)
 
-    assert (moved.email, moved.email_verified, moved.version) == (new_email, True, 2)
+    assert (moved.email, moved.email_verified, moved.version) == (new_email, True, 3)
     assert moved.HasField("email_verified_at")
     assert await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT) == moved
-    assert (await sign_in(service, new_email.upper(), PASSWORD)).user.id == account.id
-    assert (await sign_in_error(service, account.email, PASSWORD)).code() == Code.UNAUTHENTICATED
+    assert (await sign_in(service, new_email.upper(), NEW_PASSWORD)).user.id == account.id
+    refused = await sign_in_error(service, account.email, NEW_PASSWORD)
+    assert refused.code() == Code.UNAUTHENTICATED
+    # The reset link mailed to the old address stopped working with the move.
+    voided = await rpc_error(
+        service.stub.ResetPassword(
+            pb.ResetPasswordRequest(reset_token=pending_reset, new_password=PASSWORD),
+            timeout=TIMEOUT,
+        )
+    )
+    assert voided.code() == Code.UNAUTHENTICATED
     gone = await rpc_error(
         service.stub.GetUserByEmail(pb.GetUserByEmailRequest(email=account.email), timeout=TIMEOUT)
     )
@@ -130,6 +155,9 @@ async def test_a_change_is_mailed_to_both_addresses_and_confirmed_from_the_new_o
         used = await rpc_error(rpc(service, token))
         assert used.code() == Code.UNAUTHENTICATED and field_violations(used).keys() == {"token"}
     # The old address is free again.
+    assert account.email not in {
+        guard["Email"]["S"] for guard in await service.scan(service.tables.emails)
+    }
     await service.stub.RegisterUser(
         pb.RegisterUserRequest(
             email=account.email, password=PASSWORD, first_name="New", last_name="Owner"
