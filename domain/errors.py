@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 class DomainError(Exception):
@@ -133,3 +134,23 @@ class InvalidResetToken(DomainError):
 
     def __init__(self) -> None:
         super().__init__("the password-reset token is not valid; request a new one")
+
+
+class InvalidEmailChangeToken(DomainError):
+    """The email-change token (to confirm or to cancel) is unknown, expired, used or superseded
+    by a newer request."""
+
+    def __init__(self) -> None:
+        super().__init__("the email-change token is not valid; request the change again")
+
+
+class SecurityMailLimited(DomainError):
+    """Security mail went to this user too recently, or too often within the hour; nothing was
+    changed. ``retry_after``: when more may go."""
+
+    def __init__(self, retry_after: timedelta) -> None:
+        self.retry_after = retry_after
+        seconds = max(1, int(-(-retry_after.total_seconds() // 1)))
+        super().__init__(
+            f"security mail went to this account too recently; retry in {seconds} seconds"
+        )

@@ -46,6 +46,22 @@ class EmailChanged(DomainEvent):
 
 
 @dataclass(frozen=True)
+class EmailChangeRequested(DomainEvent):
+    """A move to ``new_email`` was asked; it happens (EmailChanged) once confirmed from there,
+    before ``expires_at``. Never the tokens mailed for it."""
+
+    new_email: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class EmailChangeCancelled(DomainEvent):
+    """The pending move to ``new_email`` was cancelled from the address in use."""
+
+    new_email: str
+
+
+@dataclass(frozen=True)
 class EmailVerified(DomainEvent):
     """The owner of ``email`` showed they receive mail there (or an administrator vouched)."""
 
@@ -142,6 +158,8 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ProfileUpdated,
         EmailChanged,
         EmailVerified,
+        EmailChangeRequested,
+        EmailChangeCancelled,
         PasswordChanged,
         PasswordResetRequested,
         SessionStarted,

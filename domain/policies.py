@@ -65,3 +65,5 @@ class AuthPolicy:
     lockout: LockoutPolicy = LockoutPolicy()
     password_reset_lifetime: timedelta = timedelta(hours=1)
     security_mail: SecurityMailPolicy = SecurityMailPolicy()
+    # How long the links of a requested email change work (to confirm, to cancel).
+    email_change_lifetime: timedelta = timedelta(hours=24)

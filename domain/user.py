@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.errors import InvalidResetToken, SessionNotFound
+from domain.errors import InvalidEmailChangeToken, InvalidResetToken, InvalidValue, SessionNotFound
 from domain.events import (
     AccountLocked,
     DomainEvent,
+    EmailChangeCancelled,
     EmailChanged,
+    EmailChangeRequested,
     EmailVerified,
     PasswordChanged,
     PasswordChangeReason,
@@ -36,6 +38,7 @@ from domain.values import (
     ClientDetails,
     Email,
     PasswordReset,
+    PendingEmailChange,
     PersonName,
     Requester,
     Session,
@@ -96,6 +99,9 @@ class User:
     # address starts unverified unless an administrator vouches for it.
     email_verified: bool = False
     email_verified_at: datetime | None = None
+    # A move to another address, asked and not yet confirmed (or cancelled); the address in use
+    # keeps working meanwhile.
+    pending_email_change: PendingEmailChange | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -150,10 +156,15 @@ class User:
         )
 
     def change_email(self, email: Email, *, now: datetime) -> None:
+        """Move to ``email``: EmailChanged. A new address starts unverified (a change of letter
+        case alone keeps the state): see confirm_email_change and change_email_verified for the
+        ways it is proven or vouched for."""
         if email.value == self.email.value:
             return
         old = self.email
         self.email = email
+        if email.normalized != old.normalized:
+            self.email_verified, self.email_verified_at = False, None
         self._touch(now)
         self.events.append(
             EmailChanged(
@@ -169,6 +180,74 @@ class User:
         self.email_verified, self.email_verified_at = True, now
         self._touch(now)
         self._record(EmailVerified(self.id.value, now, email=self.email.value))
+
+    # --- email change ------------------------------------------------------------------------
+
+    def request_email_change(
+        self, new_email: Email, now: datetime, lifetime: timedelta
+    ) -> EmailChangeTokens:
+        """A pending move to ``new_email``, replacing any earlier one, and its two single-use
+        tokens: ``confirm`` for the new address, ``cancel`` for the one in use (which keeps
+        working until the move is confirmed). InvalidValue when ``new_email`` is the address in
+        use, in any letter case; nothing changes then."""
+        if new_email.normalized == self.email.normalized:
+            raise InvalidValue("is the address the account already has")
+        confirm, cancel = issue_token(self.id), issue_token(self.id)
+        expires_at = now + lifetime
+        self.pending_email_change = PendingEmailChange(
+            new_email,
+            confirm_token_hash=confirm.token_hash,
+            cancel_token_hash=cancel.token_hash,
+            requested_at=now,
+            expires_at=expires_at,
+        )
+        self._record(
+            EmailChangeRequested(
+                self.id.value, now, new_email=new_email.value, expires_at=expires_at
+            )
+        )
+        return EmailChangeTokens(confirm, cancel, expires_at)
+
+    def confirm_email_change(self, presented: TokenLookup, now: datetime) -> None:
+        """Move to the pending address with the token mailed there, which proves it: EmailChanged
+        and EmailVerified. A pending password reset is void (its link went to the old address).
+        InvalidEmailChangeToken unless ``presented`` is the pending change's confirm token,
+        unexpired."""
+        pending = self._pending_change(presented, confirming=True, now=now)
+        self.change_email(pending.new_email, now=now)
+        self.mark_email_verified(now)
+        self.pending_email_change = None
+        self.password_reset = None
+
+    def cancel_email_change(self, presented: TokenLookup, now: datetime) -> None:
+        """Drop the pending change with the token mailed to the address in use:
+        EmailChangeCancelled. InvalidEmailChangeToken unless ``presented`` is its cancel token,
+        unexpired."""
+        pending = self._pending_change(presented, confirming=False, now=now)
+        self.pending_email_change = None
+        self._record(EmailChangeCancelled(self.id.value, now, new_email=pending.new_email.value))
+
+    def change_email_verified(self, new_email: Email, now: datetime) -> None:
+        """An administrator moves the account to ``new_email`` and vouches for it (support):
+        EmailChanged and EmailVerified; any pending change and pending reset are void.
+        InvalidValue when it is the address in use, in any letter case."""
+        if new_email.normalized == self.email.normalized:
+            raise InvalidValue("is the address the account already has")
+        self.change_email(new_email, now=now)
+        self.mark_email_verified(now)
+        self.pending_email_change = None
+        self.password_reset = None
+
+    def _pending_change(
+        self, presented: TokenLookup, *, confirming: bool, now: datetime
+    ) -> PendingEmailChange:
+        pending = self.pending_email_change
+        if pending is None:
+            raise InvalidEmailChangeToken()
+        stored = pending.confirm_token_hash if confirming else pending.cancel_token_hash
+        if not same_hash(stored, presented.token_hash) or not pending.is_usable(now):
+            raise InvalidEmailChangeToken()
+        return pending
 
     def mark_deleted(self, *, now: datetime) -> None:
         self.events.append(UserDeleted(user_id=self.id.value, occurred_at=now))
@@ -443,6 +522,17 @@ class User:
             -policy.max_per_window :
         ]
 
+    def security_mail_wait(self, now: datetime, policy: SecurityMailPolicy) -> timedelta | None:
+        """How long until security mail may go to this user again (None: it may now)."""
+        recent = self._recent_security_mail(now, policy)
+        if not recent:
+            return None
+        until = recent[-1] + policy.cooldown
+        if len(recent) >= policy.max_per_window:
+            # The oldest mails that must leave the window before one more fits.
+            until = max(until, recent[len(recent) - policy.max_per_window] + policy.window)
+        return until - now if until > now else None
+
     def _recent_security_mail(self, now: datetime, policy: SecurityMailPolicy) -> list[datetime]:
         return [sent for sent in self.security_mail_sent_at if now - sent < policy.window]
 
@@ -456,6 +546,7 @@ class User:
             self._record(UserDisabled(self.id.value, now))
         self.end_sessions(now, policy, current, SessionEndReason.USER_DISABLED)
         self.password_reset = None
+        self.pending_email_change = None
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:
@@ -517,6 +608,15 @@ class RefreshOutcome:
     session: Session | None = None
     token: IssuedToken | None = None
     previous: Session | None = None
+
+
+@dataclass(frozen=True)
+class EmailChangeTokens:
+    """The two tokens of a requested email change (secrets, to mail once) and their expiry."""
+
+    confirm: IssuedToken
+    cancel: IssuedToken
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

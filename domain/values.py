@@ -90,6 +90,11 @@ class Email:
             raise InvalidValue("has an invalid domain after the @")
         return cls(text)
 
+    def masked(self) -> str:
+        """The address as a hint that does not give it away: ``j***@example.com``."""
+        local, _, domain = self.value.rpartition("@")
+        return f"{local[:1]}***@{domain}"
+
     def __str__(self) -> str:
         return self.value
 
@@ -262,6 +267,22 @@ class PasswordReset:
     """A pending password reset, kept only as a hash of the single-use token."""
 
     token_hash: str
+    requested_at: datetime
+    expires_at: datetime
+
+    def is_usable(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class PendingEmailChange:
+    """A move to ``new_email`` that its owner has yet to confirm: kept only as hashes of the two
+    single-use tokens, the one mailed to the new address (it confirms) and the one mailed to the
+    address in use (it cancels)."""
+
+    new_email: Email
+    confirm_token_hash: str = field(repr=False)
+    cancel_token_hash: str = field(repr=False)
     requested_at: datetime
     expires_at: datetime
 

@@ -20,6 +20,8 @@ reads only users:
   LockedUntil        S  until when sign-in is refused (the current delay); absent when never
                         (items written before growing delays may hold FailuresStartedAt, unread)
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
+  PendingEmailChange M  {NewEmail, ConfirmTokenHash, CancelTokenHash, RequestedAt, ExpiresAt}:
+                        a move to NewEmail asked and not yet confirmed; absent when none
   RefreshTokenIndex  S  no longer written (hash key of GSI ``RefreshTokenIndex``, which stays
                         empty: sparse); items written before still carry it until their next
                         write, and it is ignored on read

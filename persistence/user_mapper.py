@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.user import User, UserStatus
-from domain.values import Email, PasswordReset, PersonName, UserId
+from domain.values import Email, PasswordReset, PendingEmailChange, PersonName, UserId
 from persistence.item_upgrades import upgrade_item
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
@@ -43,6 +43,8 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
         item["PasswordReset"] = _reset_to_map(user.password_reset)
+    if user.pending_email_change is not None:
+        item["PendingEmailChange"] = _pending_change_to_map(user.pending_email_change)
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -57,6 +59,7 @@ def item_to_user(item: Item) -> User:
     try:
         item = upgrade_item(item)
         reset = item.get("PasswordReset")
+        pending_change = item.get("PendingEmailChange")
         return User(
             id=UserId(item["Id"]["S"]),
             email=Email(item["Email"]["S"]),
@@ -79,6 +82,10 @@ def item_to_user(item: Item) -> User:
             # Absent until verified (and on every item written before verification existed).
             email_verified=bool(item.get("EmailVerified", {"BOOL": False})["BOOL"]),
             email_verified_at=_optional_time(item, "EmailVerifiedAt"),
+            # Absent when no change is pending (and on every item from before changes existed).
+            pending_email_change=(
+                _map_to_pending_change(pending_change) if pending_change is not None else None
+            ),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
                 _parse_time(sent) for sent in item.get("SecurityMailSentAt", {"L": []})["L"]
@@ -114,6 +121,29 @@ def _map_to_reset(value: Item) -> PasswordReset:
     fields = value["M"]
     return PasswordReset(
         token_hash=fields["TokenHash"]["S"],
+        requested_at=_parse_time(fields["RequestedAt"]),
+        expires_at=_parse_time(fields["ExpiresAt"]),
+    )
+
+
+def _pending_change_to_map(pending: PendingEmailChange) -> Item:
+    return {
+        "M": {
+            "NewEmail": _s(pending.new_email.value),
+            "ConfirmTokenHash": _s(pending.confirm_token_hash),
+            "CancelTokenHash": _s(pending.cancel_token_hash),
+            "RequestedAt": _time(pending.requested_at),
+            "ExpiresAt": _time(pending.expires_at),
+        }
+    }
+
+
+def _map_to_pending_change(value: Item) -> PendingEmailChange:
+    fields = value["M"]
+    return PendingEmailChange(
+        new_email=Email(fields["NewEmail"]["S"]),
+        confirm_token_hash=fields["ConfirmTokenHash"]["S"],
+        cancel_token_hash=fields["CancelTokenHash"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
     )

@@ -57,6 +57,7 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             max_per_window=settings.security_mail_max_per_hour,
             window=timedelta(hours=1),
         ),
+        email_change_lifetime=timedelta(seconds=settings.email_change_lifetime_seconds),
     )
 
 

@@ -100,6 +100,10 @@ def _client_to_pb(client: ClientDetails) -> pb.ClientDetails:
     )
 
 
+def email_change_requested_to_pb(expires_at: datetime) -> pb.RequestEmailChangeResponse:
+    return pb.RequestEmailChangeResponse(expires_at=_timestamp(expires_at))
+
+
 def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:
     return pb.GetJwksResponse(keys=[pb.Jwk(**key) for key in keys])
 

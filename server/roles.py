@@ -16,8 +16,11 @@ EVENTS_READ = "events:read"
 ROLES: Mapping[str, str] = {
     ADMIN: "every RPC, on any user",
     USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
-    USERS_WRITE: "change any user's profile, or password (given the current one)",
-    USERS_ADMIN: "delete, disable and enable any user",
+    USERS_WRITE: (
+        "change any user's profile, or password (given the current one), or ask to move it to "
+        "another email address (confirmed from there)"
+    ),
+    USERS_ADMIN: "delete, disable and enable any user, or set its email address, verified",
     SESSIONS_ADMIN: "list the sessions of any user, end one or every one of them",
     EVENTS_READ: "read any user's domain events, or watch every user's",
 }

@@ -102,6 +102,12 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     # Events: they carry emails and names
     "ListUserEvents": own_user_or("user_id", EVENTS_READ),
     "WatchEvents": role_only(EVENTS_READ),
+    # Email: a change is confirmed, or cancelled, by the token mailed for it, whoever passes it
+    # on; support sets a verified address without mail, so only an admin role may.
+    "RequestEmailChange": own_user_or("id", USERS_WRITE),
+    "ConfirmEmailChange": ANY_CALLER,
+    "CancelEmailChange": ANY_CALLER,
+    "ChangeEmail": role_only(USERS_ADMIN),
 }
 
 

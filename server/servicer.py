@@ -20,12 +20,13 @@ from domain.ports import (
     TaskRunner,
     UnitOfWorkFactory,
 )
-from domain.use_cases import accounts, events, passwords, sessions
+from domain.use_cases import accounts, email_change, events, passwords, sessions
 from domain.values import Requester
 from server.event_stream import EventStreams
 from server.interceptors.caller_auth import on_own_user_token
 from server.pb_mapping import (
     authenticated_to_pb,
+    email_change_requested_to_pb,
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
@@ -295,3 +296,50 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         after = events.watch_position(after_cursor=request.after_cursor)
         async for event in self._event_streams.follow(after):
             yield event_to_pb(event)
+
+    async def RequestEmailChange(
+        self,
+        request: pb.RequestEmailChangeRequest,
+        context: Context[pb.RequestEmailChangeRequest, pb.RequestEmailChangeResponse],
+    ) -> pb.RequestEmailChangeResponse:
+        expires_at = await email_change.request_email_change(
+            self._uow(),
+            self._notifier,
+            self._clock,
+            self._policy,
+            self._later,
+            user_id=request.id,
+            new_email=request.new_email,
+            expected_version=request.expected_version,
+        )
+        return email_change_requested_to_pb(expires_at)
+
+    async def ConfirmEmailChange(
+        self,
+        request: pb.ConfirmEmailChangeRequest,
+        context: Context[pb.ConfirmEmailChangeRequest, pb.User],
+    ) -> pb.User:
+        user = await email_change.confirm_email_change(
+            self._uow(), self._clock, token=request.token
+        )
+        return user_to_pb(user)
+
+    async def CancelEmailChange(
+        self,
+        request: pb.CancelEmailChangeRequest,
+        context: Context[pb.CancelEmailChangeRequest, pb.CancelEmailChangeResponse],
+    ) -> pb.CancelEmailChangeResponse:
+        await email_change.cancel_email_change(self._uow(), self._clock, token=request.token)
+        return pb.CancelEmailChangeResponse()
+
+    async def ChangeEmail(
+        self, request: pb.ChangeEmailRequest, context: Context[pb.ChangeEmailRequest, pb.User]
+    ) -> pb.User:
+        user = await email_change.change_email(
+            self._uow(),
+            self._clock,
+            user_id=request.id,
+            email=request.email,
+            expected_version=request.expected_version,
+        )
+        return user_to_pb(user)

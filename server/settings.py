@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     )
     product_name: str = Field(default="Biome", min_length=1, max_length=100)
     mail_templates_dir: Path | None = None
+    # Email change: how long its confirm and cancel links work.
+    email_change_lifetime_seconds: int = Field(default=86400, ge=300, le=7 * 86400)
     notifier: Literal["outbox", "smtp"] | None = None
     outbox_dir: Path = Path("outbox")
     smtp_host: str = "localhost"

@@ -4,6 +4,7 @@ with the google.rpc details (field violations, RetryInfo) a caller acts on."""
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, NoReturn
 
 import grpc
@@ -19,8 +20,10 @@ from domain.errors import (
     DeadlineExceeded,
     EmailAlreadyRegistered,
     InvalidArgument,
+    InvalidEmailChangeToken,
     InvalidRefreshToken,
     InvalidResetToken,
+    SecurityMailLimited,
     SessionNotFound,
     StorageUnavailable,
     UserNotFound,
@@ -65,6 +68,18 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.ABORTED, str(error))
     if isinstance(error, (AuthenticationFailed, InvalidRefreshToken, InvalidResetToken)):
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
+    if isinstance(error, InvalidEmailChangeToken):
+        # As a bad reset token (UNAUTHENTICATED), naming the field the token came in.
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field="token", description="is not a valid email-change token"
+        )
+        bad_request = error_details_pb2.BadRequest(field_violations=[violation])
+        return status_with(code_pb2.UNAUTHENTICATED, str(error), bad_request)
+    if isinstance(error, SecurityMailLimited):
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=Duration(seconds=math.ceil(error.retry_after.total_seconds()))
+        )
+        return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error), retry)
     if isinstance(error, AccountDisabled):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
     if isinstance(error, UndecodableRequest):

@@ -209,14 +209,19 @@ async def _switch_status(
     async def apply(attempt: int) -> User:
         async with uow:
             user = await uow.users.require(parsed_id)
-            before = (user.status, user.session_epoch, user.password_reset)
+            before = _switched_state(user)
             await switch(uow, user)
-            if (user.status, user.session_epoch, user.password_reset) != before:
+            if _switched_state(user) != before:
                 await uow.users.update(user)
                 await uow.commit()
         return user
 
     return await retry_on_conflict(apply)
+
+
+def _switched_state(user: User) -> tuple[object, ...]:
+    """What enabling or disabling may change: a write is needed when any of it did."""
+    return (user.status, user.session_epoch, user.password_reset, user.pending_email_change)
 
 
 async def list_users(

@@ -107,6 +107,8 @@ class Known:
     cursors: tuple[str, ...] = ()
     # Sessions of user_ids[1] (session_ids are user_ids[0]'s): another user's, for EndSession.
     other_session_ids: tuple[str, ...] = ()
+    # A pending email change's confirm and cancel tokens (of user_ids[1]).
+    email_change_tokens: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -407,6 +409,18 @@ def secret_tokens(known: Known, real: Sequence[str]) -> SearchStrategy[str]:
     )
 
 
+def change_tokens(known: Known) -> SearchStrategy[str]:
+    """Email-change tokens: ``secret_tokens`` around the real ones, and a real one's secret
+    under another known user's id (a token names its user)."""
+    real = known.email_change_tokens
+    spliced = st.builds(
+        lambda token, user_id: f"{user_id}.{token.partition('.')[2]}",
+        _from(real, st.just(f"{uuid.uuid4()}.{'A' * 43}")),
+        _from(known.user_ids, st.uuids().map(str)),
+    )
+    return st.one_of(secret_tokens(known, real), spliced)
+
+
 def id_lists(known: Known) -> SearchStrategy[list[str]]:
     """Lists of ids around the 1..100 limit: hostile ids, plausible ones (known users, unknown
     UUIDs in any spelling) with duplicates, and a few malformed ones among plausible ones."""
@@ -650,4 +664,18 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
             },
         ),
         "WatchEvents": st.builds(pb.WatchEventsRequest, after_cursor=cursors(known)),
+        "RequestEmailChange": _fuzzed(
+            pb.RequestEmailChangeRequest,
+            {"id": ids, "new_email": email, "expected_version": versions()},
+            {"id": known_id, "new_email": fresh_email, "expected_version": recent_version},
+        ),
+        # Real tokens (confirm and cancel, each given to both RPCs), edited, spliced onto
+        # another user, of every length; a real one may land once, then it is used.
+        "ConfirmEmailChange": st.builds(pb.ConfirmEmailChangeRequest, token=change_tokens(known)),
+        "CancelEmailChange": st.builds(pb.CancelEmailChangeRequest, token=change_tokens(known)),
+        "ChangeEmail": _fuzzed(
+            pb.ChangeEmailRequest,
+            {"id": ids, "email": email, "expected_version": versions()},
+            {"id": known_id, "email": fresh_email, "expected_version": recent_version},
+        ),
     }

@@ -78,6 +78,23 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "GetJwks": frozenset(),
     "ListUserEvents": frozenset({Code.INVALID_ARGUMENT}),
     "WatchEvents": frozenset({Code.INVALID_ARGUMENT, Code.RESOURCE_EXHAUSTED}),
+    "RequestEmailChange": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.NOT_FOUND,
+            Code.ABORTED,
+            Code.ALREADY_EXISTS,
+            Code.PERMISSION_DENIED,
+            Code.RESOURCE_EXHAUSTED,
+        }
+    ),
+    "ConfirmEmailChange": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ALREADY_EXISTS}
+    ),
+    "CancelEmailChange": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED}),
+    "ChangeEmail": frozenset(
+        {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED, Code.ALREADY_EXISTS}
+    ),
 }
 METHODS = sorted(DOCUMENTED)
 # Server-streaming RPCs: a request they take opens an endless stream; the test reads its first
@@ -127,7 +144,8 @@ async def target(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> AsyncI
 
 
 async def _seed(service: Service) -> Known:
-    """Two users; the first with two sessions (one token already rotated) and a pending reset."""
+    """Two users; the first with two sessions (one token already rotated) and a pending reset,
+    the second with a pending email change."""
     stub = service.stub
     emails = (unique_email("fuzz-a"), unique_email("fuzz-b"))
     users = [
@@ -153,6 +171,13 @@ async def _seed(service: Service) -> Known:
         pb.RequestPasswordResetRequest(email=emails[0]), timeout=RPC_TIMEOUT
     )
     reset = reset_token_from(await service.smtp.wait_for_message(to=emails[0], timeout=10))
+    moving_to = unique_email("fuzz-moved")
+    await stub.RequestEmailChange(
+        pb.RequestEmailChangeRequest(id=users[1].id, new_email=moving_to, expected_version=1),
+        timeout=RPC_TIMEOUT,
+    )
+    confirm = reset_token_from(await service.smtp.wait_for_message(to=moving_to, timeout=10))
+    cancel = reset_token_from(await service.smtp.wait_for_message(to=emails[1], timeout=10))
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
     events = await stub.ListUserEvents(
@@ -168,6 +193,7 @@ async def _seed(service: Service) -> Known:
             sign_ins[1].refresh_token,
         ),
         reset_tokens=(reset,),
+        email_change_tokens=(confirm, cancel),
         session_ids=tuple(sign_in.session_id for sign_in in sign_ins),
         page_tokens=(page.next_page_token,),
         event_page_tokens=(events.next_page_token,) if events.next_page_token else (),

@@ -27,17 +27,13 @@ from domain.errors import (
     ConcurrentWrite,
     EmailAlreadyRegistered,
     StaleVersion,
-    UserNotFound,
 )
-from domain.use_cases.retry import retry_on_conflict
-from domain.values import Email, UserId
-from persistence.unit_of_work import DynamoUnitOfWork
-from server.status import rpc_status_for
+from domain.values import Email
 from tests.e2e.auth_helpers import PASSWORD, register, sign_in, token_hash, verify_access_token
 from tests.e2e.conftest import serving
 from tests.e2e.harness import Service, service_settings
 from tests.fault_proxy import FaultProxy, Outcome
-from tests.smtp_server import CapturingSmtpServer
+from tests.smtp_server import CapturingSmtpServer, reset_token_from
 
 Code = grpc.StatusCode
 TIMEOUT = 60  # seconds per RPC: generous, as a couple of shared cores serve every racer
@@ -384,33 +380,6 @@ ROUNDS = 20
 LEGITIMATE = {Code.OK, Code.NOT_FOUND, Code.ABORTED}
 
 
-async def change_email(service: Service, user_id: str, email: str, expected_version: int) -> Code:
-    """Move a user to another email, as an email-changing update would; the status a caller gets.
-
-    No RPC changes the email yet, so this runs the repository's email-changing write (the user
-    and both guards in one transaction, retried on conflicts like every use case) on the
-    service's own DynamoDB client and tables, racing the RPCs.
-    """
-
-    async def apply(attempt: int) -> None:
-        async with DynamoUnitOfWork(service.dynamodb, service.tables) as uow:
-            user = await uow.users.get_by_id(UserId(user_id))
-            if user is None:
-                raise UserNotFound()
-            if user.version != expected_version:
-                raise StaleVersion(expected=expected_version, actual=user.version)
-            user.change_email(Email.parse(email), now=service.clock())
-            await uow.users.update(user)
-            await uow.commit()
-
-    try:
-        await retry_on_conflict(apply)
-    except Exception as error:  # the status the RPC would end with, as server.status maps it
-        status = rpc_status_for(error, "change_email")
-        return next(code for code in Code if code.value[0] == status.code)
-    return Code.OK
-
-
 @dataclass(frozen=True)
 class Round:
     """One user, the writers racing its deletion, and the status each got."""
@@ -435,6 +404,10 @@ def rivals(
         request = pb.DeleteUserRequest(id=user.id, expected_version=version)
         return (await outcome(stub.DeleteUser(request, timeout=TIMEOUT)))[0]
 
+    async def change_email(stub: Any, user: pb.User, email: str) -> Code:
+        request = pb.ChangeEmailRequest(id=user.id, email=email, expected_version=1)
+        return (await outcome(stub.ChangeEmail(request, timeout=TIMEOUT)))[0]
+
     async def rename(**names: str) -> Code:
         request = pb.UpdateProfileRequest(id=user.id, expected_version=1, **names)
         return (await outcome(stub.UpdateProfile(request, timeout=TIMEOUT)))[0]
@@ -443,7 +416,7 @@ def rivals(
         "delete at v1": delete(1),
         "rename first": rename(first_name=f"Renamed{i}"),
         "rename last": rename(last_name=f"Changed{i}"),
-        "change email": change_email(service, user.id, new_email, expected_version=1),
+        "change email": change_email(stub, user, new_email),
         # Lands only after one of the version-1 changes won (and no deletion did).
         "delete at v2": delete(2),
     }
@@ -523,4 +496,87 @@ async def test_deletes_racing_updates_and_email_changes_never_resurrect_a_user_o
         Email.parse(item["Email"]["S"]).normalized: user_id for user_id, item in stored.items()
     }
     assert len(stored) == sum(not round_.deleted for round_ in rounds)
+    assert (backend.refused() > 0) is backend.conflicts_injected
+
+
+# --- email change: two users confirming one new address -----------------------------------------
+
+PAIRS = 6
+
+
+async def pending_change(service: Service, users: Sequence[pb.User], address: str) -> list[str]:
+    """Each of ``users`` asks to move to ``address``; their confirm tokens, in the same order
+    (a token begins with its user's id)."""
+    for user in users:
+        await service.stub.RequestEmailChange(
+            pb.RequestEmailChangeRequest(id=user.id, new_email=address, expected_version=1),
+            timeout=TIMEOUT,
+        )
+    mailed = [
+        reset_token_from(await service.smtp.wait_for_message(to=address, timeout=30)) for _ in users
+    ]
+    return [next(token for token in mailed if token.startswith(user.id)) for user in users]
+
+
+@pytest.mark.slow
+async def test_two_users_confirming_the_same_new_address_at_once_one_wins_the_other_unchanged(
+    service: Service, backend: Backend
+) -> None:
+    rng = random.Random(15)
+    pairs = []
+    for i in range(PAIRS):
+        first = await register(service, label=f"mover{i}a")
+        second = await register(service, label=f"mover{i}b")
+        address = f"wanted-{uuid4().hex[:10]}@example.com"
+        tokens = await pending_change(service, [first.user, second.user], address)
+        pairs.append(((first, second), address, tokens))
+    before = await user_items(service)
+    calls = [
+        (i, side, pb.ConfirmEmailChangeRequest(token=token))
+        for i, (_, _, tokens) in enumerate(pairs)
+        for side, token in enumerate(tokens)
+    ]
+    rng.shuffle(calls)
+
+    async with racing_stubs(service) as stubs:
+        results = await race(
+            outcome(stubs[n % len(stubs)].ConfirmEmailChange(request, timeout=TIMEOUT))
+            for n, (_, _, request) in enumerate(calls)
+        )
+
+    by_pair: dict[int, dict[int, tuple[Code, Any]]] = {}
+    for (i, side, _), result in zip(calls, results, strict=True):
+        by_pair.setdefault(i, {})[side] = result
+    stored = await user_items(service)
+    guards = await guard_items(service)
+    for i, ((first, second), address, _) in enumerate(pairs):
+        outcomes = [by_pair[i][0], by_pair[i][1]]
+        assert codes(outcomes)[Code.OK] == 1, (i, outcomes)
+        [(winner_side, winner)] = [(s, r) for s, (c, r) in enumerate(outcomes) if c is Code.OK]
+        loser_code, loser_error = outcomes[1 - winner_side]
+        # The loser is told the address is taken; with conflicts injected it may instead have
+        # met concurrent writes on every attempt (ABORTED, retry).
+        assert loser_code in (Code.ALREADY_EXISTS, Code.ABORTED), (i, outcomes)
+        if loser_code is Code.ABORTED:
+            assert loser_error.details() in backend.lost_to(), loser_error
+        won, lost = (first, second) if winner_side == 0 else (second, first)
+        assert (winner.id, winner.email, winner.email_verified, winner.version) == (
+            won.id,
+            address,
+            True,
+            2,
+        )
+        # The loser is as it was: its address, its version, its change still pending.
+        assert stored[lost.id] == before[lost.id], i
+        assert guards[Email.parse(address).normalized] == won.id
+        assert guards[Email.parse(lost.email).normalized] == lost.id
+        assert Email.parse(won.email).normalized not in guards  # the winner's old one is free
+    # Every guard belongs to a user who has that address, and every user has its guard.
+    assert guards == {
+        Email.parse(item["Email"]["S"]).normalized: user_id for user_id, item in stored.items()
+    }
+    # Retried after a conflict, a loser reads the taken guard and is told so: ABORTED is the
+    # exception, never the rule.
+    outcomes_seen = Counter(by_pair[i][side][0] for i in by_pair for side in (0, 1))
+    assert outcomes_seen[Code.ALREADY_EXISTS] > outcomes_seen[Code.ABORTED], outcomes_seen
     assert (backend.refused() > 0) is backend.conflicts_injected

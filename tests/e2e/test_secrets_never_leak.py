@@ -151,14 +151,59 @@ async def run_every_flow(service: Service) -> Secrets:
     secrets.reset_tokens.append(reset_token_from(notice))
     await secrets.fails(authenticate(locked.email, WRONG_PASSWORD), unauthenticated)
 
-    # What stays stored: one live session, rotated once, and a pending reset.
+    # Email changes: one confirmed (its tokens then reused), one cancelled, one left pending.
+    change_tokens = {}
+    for label in ("moved", "cancelled", "pending"):
+        mover = await register(service, label=f"email-{label}")
+        change_tokens[label] = await requested_email_change(service, mover)
+        secrets.reset_tokens.extend(change_tokens[label])
+    moved_confirm, moved_cancel = change_tokens["moved"]
+    await stub.ConfirmEmailChange(
+        pb.ConfirmEmailChangeRequest(token=moved_confirm), timeout=TIMEOUT
+    )
+    await secrets.fails(
+        stub.ConfirmEmailChange(pb.ConfirmEmailChangeRequest(token=moved_confirm), timeout=TIMEOUT),
+        unauthenticated,
+    )
+    await secrets.fails(
+        stub.CancelEmailChange(pb.CancelEmailChangeRequest(token=moved_cancel), timeout=TIMEOUT),
+        unauthenticated,
+    )
+    cancelled_confirm, cancelled_cancel = change_tokens["cancelled"]
+    cancelling = pb.CancelEmailChangeRequest(token=cancelled_cancel)
+    await stub.CancelEmailChange(cancelling, timeout=TIMEOUT)
+    await secrets.fails(
+        stub.ConfirmEmailChange(
+            pb.ConfirmEmailChangeRequest(token=cancelled_confirm), timeout=TIMEOUT
+        ),
+        unauthenticated,
+    )
+
+    # What stays stored: one live session, rotated once, a pending reset, a pending change.
     live = secrets.keep(await sign_in(service, account.email, RESET_PASSWORD))
     current = secrets.keep(await refresh(service, live))
     service.clock.advance(seconds=61)  # past the security mail cool-down of the first reset
     pending = await requested_reset_token(service, account)
     secrets.reset_tokens.append(pending)
-    secrets.live_token_hashes = [token_hash(live), token_hash(current), token_hash(pending)]
+    secrets.live_token_hashes = [
+        token_hash(live),
+        token_hash(current),
+        token_hash(pending),
+        *(token_hash(token) for token in change_tokens["pending"]),
+    ]
     return secrets
+
+
+async def requested_email_change(service: Service, account: Account) -> tuple[str, str]:
+    """Ask to move ``account`` to a fresh address: the confirm and the cancel token mailed."""
+    new_email = unique_email("moved-to")
+    await service.stub.RequestEmailChange(
+        pb.RequestEmailChangeRequest(id=account.id, new_email=new_email, expected_version=1),
+        timeout=TIMEOUT,
+    )
+    confirm = reset_token_from(await service.smtp.wait_for_message(to=new_email))
+    cancel = reset_token_from(await service.smtp.wait_for_message(to=account.email))
+    return confirm, cancel
 
 
 async def requested_reset_token(service: Service, account: Account) -> str:

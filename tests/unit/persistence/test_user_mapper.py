@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.errors import StorageError
+from domain.values import Email
 from persistence.session_mapper import (
     item_embedded_sessions,
     item_to_session,
@@ -37,6 +38,31 @@ def test_a_user_with_a_session_epoch_a_reset_and_a_lock_out_survives_the_round_t
     assert state_of(restored) == {**state_of(user), "version": 4}
     assert restored.email.normalized == "ada.lovelace@example.com"
     assert restored.session_epoch == 3
+
+
+def test_a_pending_email_change_survives_the_round_trip_as_a_map_of_hashes() -> None:
+    user = new_user("Ada@Example.com")
+    user.request_email_change(Email.parse("Ada.New@Example.org"), T0, timedelta(hours=24))
+
+    item = user_to_item(user, version=2, revision=3, event_seq=2)
+    restored = item_to_user(item)
+
+    assert state_of(restored) == {**state_of(user), "version": 2}
+    pending = item["PendingEmailChange"]["M"]
+    assert set(pending) == {
+        "NewEmail", "ConfirmTokenHash", "CancelTokenHash", "RequestedAt", "ExpiresAt",
+    }  # fmt: skip
+    assert pending["NewEmail"] == {"S": "Ada.New@Example.org"}
+    assert pending["ExpiresAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
+    assert len(pending["ConfirmTokenHash"]["S"]) == 64 != pending["CancelTokenHash"]
+    assert item["SchemaVersion"] == {"N": "4"}
+
+
+def test_an_item_without_a_pending_email_change_reads_as_none() -> None:
+    user = new_user()
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+    assert "PendingEmailChange" not in item
+    assert item_to_user(item).pending_email_change is None
 
 
 def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from server.crypto.access_token_verifier import AccessTokenVerifier
 from server.crypto.access_tokens import SigningKeyError, generate_signing_keys, signing_key_pem
@@ -71,6 +71,15 @@ def test_the_policy_follows_the_settings() -> None:
     assert policy.sessions.reuse_grace.total_seconds() == 2.5
     assert policy.lockout.max_failures == 7
     assert policy.password_reset_lifetime.total_seconds() == 600
+
+
+def test_the_email_change_links_live_a_day_unless_set_within_five_minutes_and_a_week() -> None:
+    assert auth_policy(Settings()).email_change_lifetime.total_seconds() == 86400
+    changed = auth_policy(Settings(email_change_lifetime_seconds=3600))
+    assert changed.email_change_lifetime.total_seconds() == 3600
+    for outside in (299, 7 * 86400 + 1):
+        with pytest.raises(ValidationError, match="email_change_lifetime_seconds"):
+            Settings(email_change_lifetime_seconds=outside)
 
 
 def test_reset_mail_goes_to_the_outbox_in_development_and_smtp_when_asked(

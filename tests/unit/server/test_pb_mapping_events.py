@@ -35,6 +35,8 @@ KIND_FIELD = {
     "UserDeleted": "user_deleted",
     "SessionsRevoked": "sessions_revoked",
     "EmailVerified": "email_verified",
+    "EmailChangeRequested": "email_change_requested",
+    "EmailChangeCancelled": "email_change_cancelled",
 }
 
 

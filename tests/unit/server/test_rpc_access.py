@@ -40,6 +40,8 @@ def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> N
         "RequestPasswordReset",
         "ResetPassword",
         "GetJwks",
+        "ConfirmEmailChange",
+        "CancelEmailChange",
     }
 
 
@@ -53,6 +55,7 @@ def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None
         "ListSessions": "user_id",
         "EndSession": "user_id",
         "ListUserEvents": "user_id",
+        "RequestEmailChange": "id",
     }
 
 
@@ -64,7 +67,14 @@ def test_a_user_s_sessions_are_listed_and_ended_by_the_user_or_the_sessions_admi
 def test_rpcs_over_every_user_need_a_role() -> None:
     # DeleteUser too: a user token outlives a logout or a disable, so it must open nothing
     # irreversible.
-    rpcs = ("GetUserByEmail", "BatchGetUsers", "ListUsers", "DeleteUser", "DisableUser")
+    rpcs = (
+        "GetUserByEmail",
+        "BatchGetUsers",
+        "ListUsers",
+        "DeleteUser",
+        "DisableUser",
+        "ChangeEmail",
+    )
     for rpc in (*rpcs, "EnableUser"):
         rule = RULE_BY_RPC[rpc]
         assert rule.roles and rule.own_user_field is None and not rule.any_caller, rpc

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -22,8 +23,10 @@ from domain.errors import (
     EmailAlreadyRegistered,
     FieldViolation,
     InvalidArgument,
+    InvalidEmailChangeToken,
     InvalidRefreshToken,
     InvalidResetToken,
+    SecurityMailLimited,
     StorageError,
     StorageUnavailable,
     UserNotFound,
@@ -110,6 +113,8 @@ def raising(error: BaseException) -> Behaviour:
         (AuthenticationFailed(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidRefreshToken(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidResetToken(), grpc.StatusCode.UNAUTHENTICATED),
+        (InvalidEmailChangeToken(), grpc.StatusCode.UNAUTHENTICATED),
+        (SecurityMailLimited(timedelta(seconds=5)), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
@@ -174,6 +179,30 @@ async def test_an_overload_refusal_tells_the_caller_when_to_retry(
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry)
     assert retry.retry_delay.ToTimedelta().total_seconds() > 0
+
+
+async def test_a_bad_email_change_token_is_refused_like_a_bad_reset_token_naming_the_field(
+    call: Invoke,
+) -> None:
+    failure = await call(raising(InvalidEmailChangeToken()))
+
+    status = rich_status(failure)
+    assert status is not None and status.code == code_pb2.UNAUTHENTICATED
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == ["token"]
+
+
+async def test_held_back_security_mail_says_when_more_may_go_in_whole_seconds(
+    call: Invoke,
+) -> None:
+    failure = await call(raising(SecurityMailLimited(timedelta(seconds=41, milliseconds=200))))
+
+    status = rich_status(failure)
+    assert status is not None and "retry in 42 seconds" in status.message
+    retry = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(retry)
+    assert retry.retry_delay.ToTimedelta() == timedelta(seconds=42)
 
 
 async def test_unexpected_errors_are_logged_with_traceback_and_hidden_from_the_caller(
