@@ -328,13 +328,13 @@ class EmailChangeMail:
 
 @dataclass(frozen=True, repr=False)
 class EmailChangeNoticeMail:
-    """Sent to the address in use when a change away from it is asked: the new address only as a
-    hint (``new_address_hint``, masked: ``j***@example.com``), and a link with the single-use
-    ``cancel_token`` (a secret) that cancels the change, valid until ``expires_at``."""
+    """Sent to the address in use when a change away from it is asked: a link with the
+    single-use ``cancel_token`` (a secret) that cancels the change, valid until ``expires_at``.
+    It does not name the new address, not even masked: that is text the requester chose, and the
+    mail goes to whoever owns the old one."""
 
     to: str
     name: str
-    new_address_hint: str
     cancel_token: str
     expires_at: datetime
 

@@ -90,11 +90,6 @@ class Email:
             raise InvalidValue("has an invalid domain after the @")
         return cls(text)
 
-    def masked(self) -> str:
-        """The address as a hint that does not give it away: ``j***@example.com``."""
-        local, _, domain = self.value.rpartition("@")
-        return f"{local[:1]}***@{domain}"
-
     def __str__(self) -> str:
         return self.value
 

@@ -69,7 +69,6 @@ def mails(
         "email_change_notice": EmailChangeNoticeMail(
             to=to,
             name=name,
-            new_address_hint="m***@evil.example",
             cancel_token=token,
             expires_at=EXPIRES,
         ),

@@ -71,9 +71,7 @@ async def request_email_change(
         name, expires_at = user.first_name.value, tokens.expires_at
         return (
             EmailChangeMail(parsed_email.value, name, tokens.confirm.value, expires_at),
-            EmailChangeNoticeMail(
-                old.value, name, parsed_email.masked(), tokens.cancel.value, expires_at
-            ),
+            EmailChangeNoticeMail(old.value, name, tokens.cancel.value, expires_at),
         )
 
     to_new, to_old = await retry_on_conflict(apply)

@@ -101,10 +101,11 @@ async def test_a_change_is_mailed_to_both_addresses_and_confirmed_from_the_new_o
     to_new = await service.smtp.wait_for_message(to=new_email)
     to_old = await service.smtp.wait_for_message(to=account.email)
     assert to_new["Subject"] == "Confirm your new email address"
-    assert "move an account to this address" in body_of(to_new)
+    assert "account to this address" in " ".join(body_of(to_new).split())
     assert to_old["Subject"] == "Your account's email address is about to change"
-    notice = body_of(to_old)
-    assert f"{new_email[0]}***@example.com" in notice and new_email not in notice
+    notice = " ".join(body_of(to_old).split())
+    # The notice names neither the new address nor its domain: text the requester chose.
+    assert "to another email address" in notice and new_email.split("@")[0] not in notice
     confirm_token, cancel_token = reset_token_from(to_new), reset_token_from(to_old)
     assert confirm_token != cancel_token
     assert reply.expires_at.ToDatetime().timestamp() > service.clock().timestamp() + 23 * 3600

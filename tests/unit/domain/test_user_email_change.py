@@ -209,8 +209,3 @@ def test_the_security_mail_wait_says_when_the_next_mail_may_go() -> None:
         assert (user.security_mail_wait(now, policy) is None) is user.may_send_security_mail(
             now, policy
         ), minutes
-
-
-def test_a_masked_address_shows_its_first_letter_and_its_domain() -> None:
-    assert Email.parse("jane.doe@example.com").masked() == "j***@example.com"
-    assert Email.parse("x@b.co").masked() == "x***@b.co"
