@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.tool_runs import run_tool, tool_environment
 from tools.bench.__main__ import main
+from tools.bench.profile_layers import LAYER_NAMES
+from tools.bench.profiling import find_py_spy
 
 ROW_NAMES = (
     "floor",
@@ -150,6 +153,60 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
         assert f"| {goal['name']} | {goal['target']} | **{goal['verdict']}** |" in markdown
         assert f"{goal['verdict'].upper()}  {goal['name']}:" in stdout
     assert (tmp_path / ".gitignore").read_text().strip().endswith("*")
+
+
+PROFILED_RPCS = ("GetUser", "RefreshSession")
+PROFILERS = (
+    "cprofile",
+    pytest.param(
+        "py-spy",
+        marks=pytest.mark.skipif(find_py_spy() is None, reason="py-spy is not installed"),
+    ),
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profiler", PROFILERS)
+async def test_a_quick_profile_groups_the_service_cpu_by_layer(
+    tmp_path: Path, profiler: str
+) -> None:
+    code, stdout, stderr = await run_bench(
+        "--profile", "--quick", f"--profiler={profiler}", f"--out={tmp_path}", "--seed=20"
+    )
+
+    assert code == 0, stderr[-4000:]
+    document = json.loads((tmp_path / "profile.json").read_text())
+    profiles = {profile["rpc"]: profile for profile in document["profiles"]}
+    assert set(profiles) == set(PROFILED_RPCS)
+    for name, profile in profiles.items():
+        assert profile["concurrency"] == 1 and profile["errors"] == {}, (name, profile)
+        assert profile["rpcs"] > 0 and profile["cpu_ms_per_rpc"] > 0, (name, profile)
+        assert profile["profiler"].lower().startswith(profiler.replace("cprofile", "cprofile,"))
+        assert profile["samples"] > 0
+        layers = {layer["name"]: layer for layer in profile["layers"]}
+        assert list(layers) == list(LAYER_NAMES)
+        # Every sample (or second) is some layer's; the service's own code is on the stacks.
+        assert sum(layer["self_percent"] for layer in layers.values()) == pytest.approx(100, abs=1)
+        assert (
+            layers["handler & mapping (servicer, items, domain values, protobuf)"][
+                "inclusive_percent"
+            ]
+            > 0
+        )
+        assert any(
+            layer["self_percent"] > 0 for name, layer in layers.items() if "aiobotocore" in name
+        )
+        assert profile["top_self"] and profile["top_inclusive"]
+    assert layers_named(profiles["RefreshSession"], "PyJWT & crypto")["inclusive_percent"] > 0
+    markdown = (tmp_path / "profile.md").read_text()
+    assert markdown in stdout
+    for name in PROFILED_RPCS:
+        assert f"## {name}, concurrency 1" in markdown
+    assert all(f"| {layer} | " in markdown for layer in LAYER_NAMES)
+
+
+def layers_named(profile: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(layer for layer in profile["layers"] if layer["name"] == name)
 
 
 def test_the_bench_refuses_to_change_the_settings_it_controls(
