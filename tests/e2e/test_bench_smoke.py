@@ -156,6 +156,8 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
 
 
 PROFILED_RPCS = ("GetUser", "RefreshSession")
+SERVERS = ("service", "limit")
+HANDLER_LAYER = "handler & mapping (servicer, items, domain values, protobuf)"
 PROFILERS = (
     "cprofile",
     pytest.param(
@@ -176,37 +178,41 @@ async def test_a_quick_profile_groups_the_service_cpu_by_layer(
 
     assert code == 0, stderr[-4000:]
     document = json.loads((tmp_path / "profile.json").read_text())
-    profiles = {profile["rpc"]: profile for profile in document["profiles"]}
-    assert set(profiles) == set(PROFILED_RPCS)
-    for name, profile in profiles.items():
-        assert profile["concurrency"] == 1 and profile["errors"] == {}, (name, profile)
-        assert profile["rpcs"] > 0 and profile["cpu_ms_per_rpc"] > 0, (name, profile)
+    profiles = {(p["server"], p["rpc"]): p for p in document["profiles"]}
+    # The service and its limit, each RPC kind profiled on both.
+    assert set(profiles) == {(server, rpc) for server in SERVERS for rpc in PROFILED_RPCS}
+    for key, profile in profiles.items():
+        assert profile["concurrency"] == 1 and profile["errors"] == {}, (key, profile)
+        assert profile["rpcs"] > 0 and profile["cpu_ms_per_rpc"] > 0, (key, profile)
         assert profile["profiler"].lower().startswith(profiler.replace("cprofile", "cprofile,"))
         assert profile["samples"] > 0
         layers = {layer["name"]: layer for layer in profile["layers"]}
         assert list(layers) == list(LAYER_NAMES)
-        # Every sample (or second) is some layer's; the service's own code is on the stacks.
+        # Every sample (or second) is some layer's; the handler's code is on the stacks.
         assert sum(layer["self_percent"] for layer in layers.values()) == pytest.approx(100, abs=1)
-        assert (
-            layers["handler & mapping (servicer, items, domain values, protobuf)"][
-                "inclusive_percent"
-            ]
-            > 0
-        )
-        assert any(
-            layer["self_percent"] > 0 for name, layer in layers.items() if "aiobotocore" in name
-        )
+        assert layers[HANDLER_LAYER]["inclusive_percent"] > 0, (key, layers)
         assert profile["top_self"] and profile["top_inclusive"]
-    assert layers_named(profiles["RefreshSession"], "PyJWT & crypto")["inclusive_percent"] > 0
+    for rpc in PROFILED_RPCS:  # the service's calls go through aiobotocore, the limit's do not
+        service = layers_of(profiles["service", rpc])
+        assert any(
+            share["self_percent"] > 0
+            for name, share in service.items()
+            if "aiobotocore:" in name and "HTTP" not in name
+        )
+        assert service["access log, request id & metrics"]["inclusive_percent"] > 0
+    assert (
+        layers_of(profiles["service", "RefreshSession"])["PyJWT & crypto"]["inclusive_percent"] > 0
+    )
     markdown = (tmp_path / "profile.md").read_text()
     assert markdown in stdout
     for name in PROFILED_RPCS:
         assert f"## {name}, concurrency 1" in markdown
     assert all(f"| {layer} | " in markdown for layer in LAYER_NAMES)
+    assert "| **all** | 100 | " in markdown
 
 
-def layers_named(profile: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(layer for layer in profile["layers"] if layer["name"] == name)
+def layers_of(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {layer["name"]: layer for layer in profile["layers"]}
 
 
 def test_the_bench_refuses_to_change_the_settings_it_controls(

@@ -213,7 +213,8 @@ def breakdown_of_stacks(stacks: Mapping[tuple[Frame, ...], int], *, top: int = 1
     layer_inclusive: defaultdict[str, float] = defaultdict(float)
     function_self: defaultdict[str, float] = defaultdict(float)
     function_inclusive: defaultdict[str, float] = defaultdict(float)
-    for stack, count in stacks.items():
+    for whole_stack, count in stacks.items():
+        stack = _from_the_loop(whole_stack)
         layers = [layer_of(module) for _, module in stack]
         innermost = next((layer for layer in reversed(layers) if layer is not None), None)
         if innermost is None:
@@ -308,6 +309,19 @@ def _owners(
         if caller == func:
             continue
         yield from _owners(caller, own * weight / whole, stats, modules, depth=depth + 1)
+
+
+def _from_the_loop(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
+    """The stack from the event loop's ``_run_once`` on: what starts the process and the loop
+    (the service's ``main``, the limit's, asyncio.run) is on every stack and no layer's cost."""
+    at = [index for index, frame in enumerate(stack) if frame in _LOOP_FRAMES]
+    return stack[at[-1] :] if at else stack
+
+
+_LOOP_FRAMES = {
+    ("BaseEventLoop._run_once", "std:asyncio/base_events.py"),
+    ("_run_once", "std:asyncio/base_events.py"),
+}
 
 
 def _unseen(modules: Iterable[str]) -> str:

@@ -1,19 +1,25 @@
-"""``make bench BENCH_ARGS=--profile``: where the service's CPU goes, by layer, on the stand-in.
+"""``make bench BENCH_ARGS=--profile``: where the service's CPU goes, by layer, beside its limit.
 
 The service runs as ``make run`` would (a process of its own, the access log and metrics on, as
-in the CPU rows) against the keep-alive DynamoDB stand-in (``tools.bench.standin``), and the
-benchmark sends it GetUser, then RefreshSession, at concurrency 1. For each, one window is
-measured without a profiler (server CPU per RPC, as the CPU rows measure it) and one under it:
+in the CPU rows), and its limit (``tools.bench.limit``) beside it, both against the keep-alive
+DynamoDB stand-in (``tools.bench.standin``). The benchmark sends each GetUser, then
+RefreshSession, at concurrency 1. For each, one window is measured without a profiler (server
+CPU per RPC, user and system, as the CPU rows measure it) and one under it:
 
-- **py-spy** when it is installed (``pip install py-spy``; it samples the process from outside,
-  ``--nonblocking``, at ``PY_SPY_RATE`` a second, counting only samples of running threads), the
-  better profile: it costs the service nothing it would see;
-- else **cProfile**, inside the service (``tools.bench.profiled_service``, switched on and off
-  by signals around the window): every call is counted, but its own cost per call inflates the
-  small functions, so its shares lean towards code that makes many small calls.
+- **py-spy** when it is installed (``.venv/bin/pip install py-spy``), the better profile: it
+  samples the process from outside (``--nonblocking``, at ``PY_SPY_RATE`` a second), so the
+  server runs as it would. It samples with ``--gil``, only the thread holding the GIL: without
+  it a thread that is runnable but waiting for a CPU counts as busy, which on this shared
+  2-core machine put a third of the service's samples in ``epoll_wait``. With it, the time a
+  thread spends in the kernel (sockets, epoll) is not sampled; that is the process's system
+  time, shown as a row of its own, and the layers share its user time.
+- else **cProfile**, inside the server (``tools.bench.profiled_service``, switched on and off by
+  signals around the window, timed by the thread's CPU clock): every call is counted, but its
+  own cost per call inflates the small functions, so its shares lean towards code that makes
+  many small calls, and its inclusive times are rough for coroutines. The layers share the
+  whole CPU per RPC.
 
-The profile is then grouped by layer (``tools.bench.profile_layers``), and each layer's self
-share turned into milliseconds of the unprofiled CPU per RPC. It writes ``profile.json`` and
+The profile is grouped by layer (``tools.bench.profile_layers``). It writes ``profile.json`` and
 ``profile.md`` into ``--out`` and prints the Markdown.
 """
 
@@ -65,6 +71,7 @@ PROFILE_FILE_TIMEOUT_SECONDS = 30.0
 PY_SPY_ATTACH_TIMEOUT_SECONDS = 20.0
 TOP_FUNCTIONS = 15
 PROFILERS = ("auto", "py-spy", "cprofile")
+KERNEL_ROW = "kernel (system time: sockets, epoll)"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -83,10 +90,15 @@ class Profile:
     user_ms_per_rpc: float  # of which user time
     system_ms_per_rpc: float  # and system time (the kernel: sockets, epoll)
     profiled_cpu_ms_per_rpc: float  # in the profiled window (py-spy's own CPU is not in it)
-    # py-spy's samples per RPC as milliseconds: a thread that is runnable but waiting for a
-    # CPU counts as busy, so on a loaded machine this is above the CPU per RPC
+    # py-spy's samples per RPC as milliseconds (the GIL held, including while waiting for a CPU)
     sampled_ms_per_rpc: float
     breakdown: Breakdown
+
+    @property
+    def layers_share_ms(self) -> float:
+        """The CPU per RPC the layers' self shares divide: py-spy --gil samples user time (the
+        system time is a row of its own), cProfile's thread clock counts both."""
+        return self.user_ms_per_rpc if self.breakdown.unit == "samples" else self.cpu_ms_per_rpc
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -225,7 +237,7 @@ async def _under_py_spy(window: Window, logs: Path) -> tuple[Row, Breakdown, str
             window.kind, window.loop(), server=window.child, backend=window.backend
         )
     stacks = parse_collapsed(_read(output))
-    label = f"py-spy, {PY_SPY_RATE} Hz, non-blocking"
+    label = f"py-spy --gil, {PY_SPY_RATE} Hz, non-blocking"
     return row, breakdown_of_stacks(stacks, top=TOP_FUNCTIONS), label
 
 
@@ -240,6 +252,7 @@ async def _py_spy_recording(executable: str, pid: int, output: Path) -> AsyncIte
         "--rate",
         str(PY_SPY_RATE),
         "--nonblocking",
+        "--gil",
         "--full-filenames",
         "--format",
         "raw",
@@ -332,9 +345,10 @@ def profile_markdown(profiles: list[Profile], machine: dict[str, Any] | None = N
         f"{machine['python']}; load average at the start {load}",
         "- Self %: each sample (or second) given to the innermost layer on its stack (the "
         "standard library counts as its caller); they add up to 100. ms/RPC: that share of the "
-        "server CPU per RPC measured without the profiler. Inclusive %: the layer and all it "
-        "calls. The limit (tools/bench/limit.py) is the bare handler plus the minimal signed "
-        "requests, for the same RPC.",
+        "server CPU per RPC measured without the profiler (py-spy: of its user time, the "
+        "system time being the kernel row; cProfile: of all of it). Inclusive %: the layer and "
+        "all it calls. The limit (tools/bench/limit.py) is the bare handler plus the minimal "
+        "signed requests, for the same RPC.",
     ]
     for kind in dict.fromkeys(profile.rpc for profile in profiles):
         by_server = {profile.server: profile for profile in profiles if profile.rpc == kind}
@@ -356,6 +370,18 @@ def profile_markdown(profiles: list[Profile], machine: dict[str, Any] | None = N
                 f"| {name} | {limit_share[0]:.1f} | {limit_share[1]:.3f} | "
                 f"{service_share[0]:.1f} | {service_share[1]:.3f} | {difference:+.3f} | "
                 f"{inclusive:.1f} |"
+            )
+        if service is not None and limit is not None and service.breakdown.unit == "samples":
+            system = service.system_ms_per_rpc, limit.system_ms_per_rpc
+            lines.append(
+                f"| {KERNEL_ROW} | | {system[1]:.3f} | | {system[0]:.3f} | "
+                f"{system[0] - system[1]:+.3f} | |"
+            )
+        if service is not None and limit is not None:
+            total = service.cpu_ms_per_rpc, limit.cpu_ms_per_rpc
+            lines.append(
+                f"| **all** | 100 | {total[1]:.3f} | 100 | {total[0]:.3f} | "
+                f"{total[0] - total[1]:+.3f} | |"
             )
         for profile in (service, limit):
             if profile is None:
@@ -386,13 +412,13 @@ def _share(profile: Profile | None, index: int) -> tuple[float, float]:
     if profile is None:
         return 0.0, 0.0
     percent = profile.breakdown.layers[index].self_percent
-    return percent, percent / 100 * profile.cpu_ms_per_rpc
+    return percent, percent / 100 * profile.layers_share_ms
 
 
 def _summary(profile: Profile) -> str:
     errors = f", errors {profile.errors}" if profile.errors else ""
     sampled = (
-        f"; py-spy saw it busy {profile.sampled_ms_per_rpc:.3f} ms per RPC"
+        f"; py-spy saw it hold the GIL {profile.sampled_ms_per_rpc:.3f} ms per RPC"
         if math.isfinite(profile.sampled_ms_per_rpc)
         else ""
     )
