@@ -160,3 +160,17 @@ def test_cprofile_statistics_are_grouped_the_same_way(tmp_path: Path) -> None:
     assert sum(share.self_percent for share in breakdown.layers) == pytest.approx(100, abs=0.5)
     top_self = [share.name for share in breakdown.top_self]
     assert any(name.startswith("dumps (json") or "encode" in name for name in top_self[:3])
+
+
+def test_what_starts_the_process_and_its_loop_is_no_layer_even_in_a_layer_file() -> None:
+    # The limit's main() is in tools/bench/limit.py, whose handlers are the handler layer.
+    limit_main = frame("main", f"{ROOT}/tools/bench/limit.py")
+    handler = frame("Limit.get_user", f"{ROOT}/tools/bench/limit.py")
+    loop = [limit_main, *LOOP[2:]]
+    stacks = parse_collapsed(collapsed((loop, 6), ([*loop, handler], 4)))
+
+    layers = {share.name: share for share in breakdown_of_stacks(stacks).layers}
+
+    assert layers[EVENT_LOOP].self_percent == 60.0
+    assert layers[MAPPING].self_percent == 40.0
+    assert layers[MAPPING].inclusive_percent == 40.0
