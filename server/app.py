@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -152,6 +153,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with running_service(settings):
+            freeze_startup_objects()
             await stop.wait()
             log.info(
                 "Shutting down: finishing in-flight calls (at most %.1f s)",
@@ -161,6 +163,21 @@ async def serve(settings: Settings) -> None:
         for signum in signals:
             loop.remove_signal_handler(signum)
     log.info("user-service stopped")
+
+
+def freeze_startup_objects() -> int:
+    """Collects the start-up's garbage, then moves every object left (botocore's service model,
+    the gRPC server, settings, modules: about 100,000, alive until the process ends) out of the
+    garbage collector's sight; returns how many are frozen.
+
+    Without it, each full collection walks them all: on the keep-alive stand-in one came every
+    few thousand GetUser calls and held the event loop about 60 ms (issue 20's profile). Young
+    objects are collected as before. Only ``serve`` calls it, once the service runs: tests that
+    start many services in one process would otherwise keep the cycles of stopped ones.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 class _ShutdownGrace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from biome.user.v1 import user_service_pb2 as pb
@@ -19,6 +19,7 @@ from domain.use_cases.sessions import SessionTokens, SessionView
 from domain.user import User, UserStatus
 from domain.values import ClientDetails
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _STATUS_TO_PB: dict[UserStatus, pb.UserStatus.ValueType] = {
     UserStatus.ACTIVE: pb.USER_STATUS_ACTIVE,
     UserStatus.DISABLED: pb.USER_STATUS_DISABLED,
@@ -159,6 +160,11 @@ def _snake_case(name: str) -> str:
 
 
 def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    """``moment`` as a Timestamp, as ``Timestamp.FromDatetime`` makes it (a naive moment is
+    UTC), by arithmetic on the difference from the epoch: FromDatetime builds a time tuple and
+    calls ``calendar.timegm``, about 5 us a timestamp, three in every User (issue 20's profile)."""
+    since_epoch = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(
+        seconds=since_epoch.days * 86_400 + since_epoch.seconds,
+        nanos=since_epoch.microseconds * 1_000,
+    )

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.mail.links import check_link_template
+from server.operations.cpus import usable_cpus
 from server.roles import check_roles
 
 ENV_PREFIX = "USER_SERVICE_"
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = ARGON2_MIN_TIME_COST
     argon2_memory_kib: int = ARGON2_MIN_MEMORY_KIB
     argon2_parallelism: int = ARGON2_MIN_PARALLELISM
-    password_hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    password_hash_workers: int = Field(default_factory=usable_cpus, ge=1)
     page_token_secret: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] | None = None

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.tool_runs import run_tool, tool_environment
 from tools.bench.__main__ import main
+from tools.bench.profile_layers import LAYER_NAMES
 
 ROW_NAMES = (
     "floor",
@@ -150,6 +152,61 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
         assert f"| {goal['name']} | {goal['target']} | **{goal['verdict']}** |" in markdown
         assert f"{goal['verdict'].upper()}  {goal['name']}:" in stdout
     assert (tmp_path / ".gitignore").read_text().strip().endswith("*")
+
+
+PROFILED_RPCS = ("GetUser", "RefreshSession")
+SERVERS = ("service", "limit")
+HANDLER_LAYER = "handler & mapping (servicer, items, domain values, protobuf)"
+# py-spy comes with the test dependencies: its run is never skipped.
+PROFILERS = ("cprofile", "py-spy")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profiler", PROFILERS)
+async def test_a_quick_profile_groups_the_service_cpu_by_layer(
+    tmp_path: Path, profiler: str
+) -> None:
+    code, stdout, stderr = await run_bench(
+        "--profile", "--quick", f"--profiler={profiler}", f"--out={tmp_path}", "--seed=20"
+    )
+
+    assert code == 0, stderr[-4000:]
+    document = json.loads((tmp_path / "profile.json").read_text())
+    profiles = {(p["server"], p["rpc"]): p for p in document["profiles"]}
+    # The service and its limit, each RPC kind profiled on both.
+    assert set(profiles) == {(server, rpc) for server in SERVERS for rpc in PROFILED_RPCS}
+    for key, profile in profiles.items():
+        assert profile["concurrency"] == 1 and profile["errors"] == {}, (key, profile)
+        assert profile["rpcs"] > 0 and profile["cpu_ms_per_rpc"] > 0, (key, profile)
+        assert profile["profiler"].lower().startswith(profiler.replace("cprofile", "cprofile,"))
+        assert profile["samples"] > 0
+        layers = {layer["name"]: layer for layer in profile["layers"]}
+        assert list(layers) == list(LAYER_NAMES)
+        # Every sample (or second) is some layer's; the handler's code is on the stacks.
+        assert sum(layer["self_percent"] for layer in layers.values()) == pytest.approx(100, abs=1)
+        assert layers[HANDLER_LAYER]["inclusive_percent"] > 0, (key, layers)
+        assert profile["top_self"] and profile["top_inclusive"]
+    for rpc in PROFILED_RPCS:  # the service's calls go through aiobotocore, the limit's do not
+        service = layers_of(profiles["service", rpc])
+        assert any(
+            share["self_percent"] > 0
+            for name, share in service.items()
+            if "aiobotocore:" in name and "HTTP" not in name
+        )
+        assert service["access log, request id & metrics"]["inclusive_percent"] > 0
+    assert (
+        layers_of(profiles["service", "RefreshSession"])["PyJWT & crypto"]["inclusive_percent"] > 0
+    )
+    markdown = (tmp_path / "profile.md").read_text()
+    assert markdown in stdout
+    for name in PROFILED_RPCS:
+        assert f"## {name}, concurrency 1" in markdown
+    assert all(f"| {layer} | " in markdown for layer in LAYER_NAMES)
+    assert "| **all** | 100 | " in markdown
+
+
+def layers_of(profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {layer["name"]: layer for layer in profile["layers"]}
 
 
 def test_the_bench_refuses_to_change_the_settings_it_controls(

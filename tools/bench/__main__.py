@@ -8,10 +8,10 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from biome.user.v1.user_service_pb2_grpc import UserServiceStub
@@ -29,6 +29,14 @@ from tools.bench.measure import Row
 from tools.bench.memory import measure_long_run
 from tools.bench.plan import FULL, QUICK, Plan
 from tools.bench.processes import ROOT
+from tools.bench.profiling import (
+    PROFILERS,
+    Profile,
+    choose_profiler,
+    measure_profiles,
+    profile_markdown,
+    write_profiles,
+)
 from tools.bench.report import markdown, write
 from tools.bench.results import Results
 from tools.bench.rows import measure_rows, measure_scale
@@ -45,6 +53,7 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 PROG = "python -m tools.bench"
 DEFAULT_OUT = ROOT / "bench-results"
 EXIT_DONE, EXIT_FAILED = 0, 1  # argparse exits 2 on a usage error
+_T = TypeVar("_T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = _plan(args)
     if plan.base_users < RESERVED_USERS:
         parser.error(f"--base-users must be at least {RESERVED_USERS}")
+    if args.profile:
+        return _profile(plan, args)
     started = time.monotonic()
     try:
         results = asyncio.run(_run_until_stopped(plan, args.out, args.seed, started))
@@ -79,17 +90,50 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_DONE
 
 
-async def _run_until_stopped(
-    plan: Plan, out: Path, random_seed: int | None, started: float
-) -> Results:
-    """Runs the benchmark; SIGTERM cancels it as Ctrl-C does, so the child processes still stop."""
+def _profile(plan: Plan, args: argparse.Namespace) -> int:
+    """--profile: GetUser and RefreshSession by layer on the stand-in (tools.bench.profiling)."""
+    machine = describe_machine()
+    try:
+        profiler = choose_profiler(args.profiler)
+        profiles = asyncio.run(
+            _until_stopped(_measure_profiles(plan, args.out / "logs", args.seed, profiler))
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except (InstanceNotReady, TimeoutError, RuntimeError, OSError) as error:
+        print(f"{PROG}: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"{PROG}: the processes' logs are in {args.out / 'logs'}", file=sys.stderr)
+        return EXIT_FAILED
+    paths = write_profiles(profiles, machine, args.out)
+    print(profile_markdown(profiles, machine))
+    print(f"Written: {', '.join(map(str, paths))}")
+    return EXIT_DONE
+
+
+async def _measure_profiles(
+    plan: Plan, logs: Path, random_seed: int | None, profiler: str
+) -> list[Profile]:
+    password_hash = await seeded_password_hash(dict(plan.service_settings))
+    return await measure_profiles(plan, logs, password_hash, random_seed, profiler=profiler)
+
+
+async def _until_stopped(work: Awaitable[_T]) -> _T:
+    """Awaits ``work``; SIGTERM cancels it as Ctrl-C does, so the child processes still stop."""
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     assert task is not None
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await _run(plan, out, random_seed, started)
+        return await work
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_until_stopped(
+    plan: Plan, out: Path, random_seed: int | None, started: float
+) -> Results:
+    """Runs the benchmark; SIGTERM cancels it as Ctrl-C does, so the child processes still stop."""
+    return await _until_stopped(_run(plan, out, random_seed, started))
 
 
 async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -> Results:
@@ -351,6 +395,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="measure only the event loop under sign-ins (moto, the service, the floor, the "
         "base users; about a minute); every other goal is then 'not measured'",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the service instead: GetUser and RefreshSession at concurrency 1 on the "
+        "keep-alive stand-in, grouped by layer (gRPC, access log and metrics, mapping, "
+        "aiobotocore's signing, parsing and HTTP, PyJWT and crypto, the unit of work); writes "
+        "profile.json and profile.md. About two minutes; with --quick, seconds",
+    )
+    parser.add_argument(
+        "--profiler",
+        choices=PROFILERS,
+        default="auto",
+        help="with --profile: py-spy (sampling from outside the service; `.venv/bin/pip "
+        "install py-spy`), cprofile (inside the service, inflates small functions), or auto "
+        "(py-spy when installed, else cprofile; the default)",
     )
     parser.add_argument("--seed", type=int, help="random seed, to repeat a run's choices")
     parser.add_argument(

@@ -98,52 +98,85 @@ def seeded_session_item(user_id: str, epoch: int, now: datetime) -> dict[str, An
     return session_to_item(user_id, session, idle_lifetime=SESSION_LIFETIME)
 
 
+@dataclass(frozen=True)
+class RunningStandIn:
+    """The stand-in, where it listens, its tables and the users seeded into it."""
+
+    child: Child
+    endpoint: str
+    tables: Tables
+    seeded: Seeded
+
+
+@contextlib.asynccontextmanager
+async def running_standin(logs: Path, password_hash: str) -> AsyncIterator[RunningStandIn]:
+    """Seeds and starts the stand-in (tables of a name of their own); stops it on exit."""
+    suffix = uuid4().hex[:8]
+    tables = Tables(
+        f"Users-{suffix}",
+        f"UserEmails-{suffix}",
+        f"UserEvents-{suffix}",
+        f"UserSessions-{suffix}",
+    )
+    seed_file = logs / "standin-seed.json"
+    seeded = write_seed_file(seed_file, tables, password_hash, STANDIN_USERS)
+    port = free_port()
+    args = ["-m", "tools.bench.standin", "--port", str(port), "--seed-file", str(seed_file)]
+    standin = await start_child("standin", args, default_environment(port), logs)
+    try:
+        await _wait_until_listening(port, standin)
+        yield RunningStandIn(standin, f"http://{HOST}:{port}", tables, seeded)
+    finally:
+        await stop_child(standin)
+
+
+async def start_on_standin(
+    name: str,
+    args: list[str],
+    port: int,
+    standin: RunningStandIn,
+    logs: Path,
+    settings: Sequence[tuple[str, str]] = (),
+) -> Child:
+    """Starts ``python <args>`` (a server) on ``port`` against the stand-in; returns once it is
+    SERVING. The caller stops it."""
+    environment = on_moto(port, standin.endpoint, standin.tables, settings)
+    environment["USER_SERVICE_ENSURE_TABLES_CREATED"] = "false"  # nothing to create
+    child = await start_child(name, args, environment, logs)
+    try:
+        await wait_until_serving(f"{HOST}:{port}", child, START_TIMEOUT_SECONDS)
+    except BaseException:
+        await stop_child(child)
+        raise
+    return child
+
+
 @contextlib.asynccontextmanager
 async def running_standin_stack(
     logs: Path, password_hash: str, settings: Sequence[tuple[str, str]] = ()
 ) -> AsyncIterator[StandInStack]:
     """Starts the stand-in, then the service, the floor and the limit on it; stops them all."""
     async with contextlib.AsyncExitStack() as stack:
+        standin = await stack.enter_async_context(running_standin(logs, password_hash))
 
-        async def start(name: str, args: list[str], port: int, endpoint: str) -> Child:
-            environment = on_moto(port, endpoint, tables, settings)
-            environment["USER_SERVICE_ENSURE_TABLES_CREATED"] = "false"  # nothing to create
-            child = await start_child(name, args, environment, logs)
+        async def start(name: str, args: list[str], port: int) -> Child:
+            child = await start_on_standin(name, args, port, standin, logs, settings)
             stack.push_async_callback(stop_child, child)
-            await wait_until_serving(f"{HOST}:{port}", child, START_TIMEOUT_SECONDS)
             return child
 
-        suffix = uuid4().hex[:8]
-        tables = Tables(
-            f"Users-{suffix}",
-            f"UserEmails-{suffix}",
-            f"UserEvents-{suffix}",
-            f"UserSessions-{suffix}",
-        )
-        seed_file = logs / "standin-seed.json"
-        seeded = write_seed_file(seed_file, tables, password_hash, STANDIN_USERS)
-        port = free_port()
-        endpoint = f"http://{HOST}:{port}"
-        args = ["-m", "tools.bench.standin", "--port", str(port), "--seed-file", str(seed_file)]
-        standin = await start_child("standin", args, default_environment(port), logs)
-        stack.push_async_callback(stop_child, standin)
-        await _wait_until_listening(port, standin)
-
         ports = {name: free_port() for name in ("service", "floor", "limit")}
-        service = await start(
-            "service-standin", ["-m", "server", "serve"], ports["service"], endpoint
-        )
-        floor = await start("floor-standin", ["-m", "tools.bench.floor"], ports["floor"], endpoint)
-        limit = await start("limit-standin", ["-m", "tools.bench.limit"], ports["limit"], endpoint)
+        service = await start("service-standin", ["-m", "server", "serve"], ports["service"])
+        floor = await start("floor-standin", ["-m", "tools.bench.floor"], ports["floor"])
+        limit = await start("limit-standin", ["-m", "tools.bench.limit"], ports["limit"])
         yield StandInStack(
-            standin,
+            standin.child,
             service,
             f"{HOST}:{ports['service']}",
             floor,
             f"{HOST}:{ports['floor']}",
             limit,
             f"{HOST}:{ports['limit']}",
-            seeded,
+            standin.seeded,
         )
 
 
