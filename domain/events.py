@@ -52,6 +52,14 @@ class EmailVerified(DomainEvent):
     email: str
 
 
+@dataclass(frozen=True)
+class EmailVerificationRequested(DomainEvent):
+    """A verification link and code were issued for the address and mailed; the event never
+    holds either."""
+
+    expires_at: datetime
+
+
 class PasswordChangeReason(enum.StrEnum):
     """How a password came to change."""
 
@@ -140,6 +148,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         ProfileUpdated,
         EmailChanged,
         EmailVerified,
+        EmailVerificationRequested,
         PasswordChanged,
         PasswordResetRequested,
         SessionStarted,

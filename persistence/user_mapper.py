@@ -7,7 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.user import User, UserStatus
-from domain.values import Email, PasswordReset, PersonName, UserId
+from domain.values import Email, EmailVerification, PasswordReset, PersonName, UserId
 from persistence.item_upgrades import upgrade_item
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
@@ -43,6 +43,8 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["LockedUntil"] = _time(user.locked_until)
     if user.password_reset is not None:
         item["PasswordReset"] = _reset_to_map(user.password_reset)
+    if user.email_verification is not None:
+        item["EmailVerification"] = _verification_to_map(user.email_verification)
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -57,6 +59,7 @@ def item_to_user(item: Item) -> User:
     try:
         item = upgrade_item(item)
         reset = item.get("PasswordReset")
+        verification = item.get("EmailVerification")
         return User(
             id=UserId(item["Id"]["S"]),
             email=Email(item["Email"]["S"]),
@@ -79,6 +82,9 @@ def item_to_user(item: Item) -> User:
             # Absent until verified (and on every item written before verification existed).
             email_verified=bool(item.get("EmailVerified", {"BOOL": False})["BOOL"]),
             email_verified_at=_optional_time(item, "EmailVerifiedAt"),
+            email_verification=(
+                _map_to_verification(verification) if verification is not None else None
+            ),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
                 _parse_time(sent) for sent in item.get("SecurityMailSentAt", {"L": []})["L"]
@@ -116,6 +122,33 @@ def _map_to_reset(value: Item) -> PasswordReset:
         token_hash=fields["TokenHash"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
+    )
+
+
+def _verification_to_map(verification: EmailVerification) -> Item:
+    return {
+        "M": {
+            "Email": _s(verification.email),
+            "TokenHash": _s(verification.token_hash),
+            "CodeHash": _s(verification.code_hash),
+            "CodeSalt": _s(verification.code_salt),
+            "RequestedAt": _time(verification.requested_at),
+            "ExpiresAt": _time(verification.expires_at),
+            "WrongCodes": _n(verification.wrong_codes),
+        }
+    }
+
+
+def _map_to_verification(value: Item) -> EmailVerification:
+    fields = value["M"]
+    return EmailVerification(
+        email=fields["Email"]["S"],
+        token_hash=fields["TokenHash"]["S"],
+        code_hash=fields["CodeHash"]["S"],
+        code_salt=fields["CodeSalt"]["S"],
+        requested_at=_parse_time(fields["RequestedAt"]),
+        expires_at=_parse_time(fields["ExpiresAt"]),
+        wrong_codes=int(fields["WrongCodes"]["N"]),
     )
 
 

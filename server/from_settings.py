@@ -12,7 +12,13 @@ import grpc
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
-from domain.policies import AuthPolicy, LockoutPolicy, SecurityMailPolicy, SessionPolicy
+from domain.policies import (
+    AuthPolicy,
+    LockoutPolicy,
+    SecurityMailPolicy,
+    SessionPolicy,
+    VerificationPolicy,
+)
 from domain.ports import Notifier
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
@@ -53,6 +59,11 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             cooldown=timedelta(seconds=settings.security_mail_cooldown_seconds),
             max_per_window=settings.security_mail_max_per_hour,
             window=timedelta(hours=1),
+        ),
+        verification=VerificationPolicy(
+            lifetime=timedelta(seconds=settings.email_verification_lifetime_seconds),
+            max_code_attempts=settings.verification_code_max_attempts,
+            required_for_sign_in=settings.requires_verified_email,
         ),
     )
 

@@ -17,7 +17,7 @@ ROLES: Mapping[str, str] = {
     ADMIN: "every RPC, on any user",
     USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
     USERS_WRITE: "change any user's profile, or password (given the current one)",
-    USERS_ADMIN: "delete, disable and enable any user",
+    USERS_ADMIN: "delete, disable and enable any user; register one with a verified address",
     SESSIONS_ADMIN: "end every session of any user",
     EVENTS_READ: "read any user's domain events, or watch every user's",
 }

@@ -152,11 +152,15 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         self, caller: Caller, user: TokenUser | None, method: str, request: object
     ) -> None:
         """Raises CallerNotPermitted unless ``caller`` (perhaps for ``user``) has what ``method``
-        needs, as server.rpc_access says, and NotTheTokensUser when ``user`` may call it but
+        needs, as server.rpc_access says (a field of ``request`` only some roles may set
+        included), and NotTheTokensUser when ``user`` may call it but
         ``request`` names another user. A method not classified there is refused to everyone."""
         rule = self._access(method)
         if rule is None:
             raise CallerNotPermitted(None)
+        refused_field = rule.field_refused(caller.roles, request)
+        if refused_field is not None:
+            raise CallerNotPermitted(refused_field.describe_needs())
         if rule.public or rule.any_caller or rule.allows_any_user(caller.roles):
             return
         field = rule.own_user_field

@@ -25,6 +25,7 @@ from tests.fakes import (
     FakePasswordHasher,
     FixedClock,
     RecordingNotifier,
+    unsent_verification_mailing,
 )
 
 PASSWORD = "Zebra-Quill-42"
@@ -61,6 +62,8 @@ class OutboxWorld:
             self.uow(client),
             self.hasher,
             self.clock,
+            AuthPolicy(),
+            unsent_verification_mailing(),
             email=email,
             password=PASSWORD,
             first_name="Ada",

@@ -19,6 +19,7 @@ from tests.fakes import (
     FakePasswordHasher,
     FixedClock,
     recorded_lock_notices,
+    unsent_verification_mailing,
 )
 
 CLEAR_PASSWORD = "correct horse battery staple"
@@ -62,6 +63,8 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
         DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
         FakePasswordHasher(),
         FixedClock(T0),
+        AuthPolicy(),
+        unsent_verification_mailing(),
         email="  Ada.Lovelace@Example.COM ",
         password=CLEAR_PASSWORD,
         first_name="Ada",
@@ -91,7 +94,8 @@ async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
         return DynamoUnitOfWork(dynamodb_client, dynamodb_tables)
 
     user = await register_user(
-        uow(), FakePasswordHasher(), clock, email="ada@example.com", password=CLEAR_PASSWORD,
+        uow(), FakePasswordHasher(), clock, policy, unsent_verification_mailing(),
+        email="ada@example.com", password=CLEAR_PASSWORD,
         first_name="Ada", last_name="Lovelace",
     )  # fmt: skip
 

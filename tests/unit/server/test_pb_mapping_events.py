@@ -33,6 +33,7 @@ KIND_FIELD = {
     "UserDeleted": "user_deleted",
     "SessionsRevoked": "sessions_revoked",
     "EmailVerified": "email_verified",
+    "EmailVerificationRequested": "email_verification_requested",
 }
 
 
