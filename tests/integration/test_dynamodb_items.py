@@ -73,7 +73,8 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
 
-    assert set(item) == BASE_ATTRIBUTES
+    # Registration mails a verification: it is pending, and counts as security mail.
+    assert set(item) == BASE_ATTRIBUTES | {"EmailVerification", "SecurityMailSentAt"}
     assert item["Email"] == {"S": "Ada.Lovelace@Example.COM"}
     assert item["EmailIndex"] == {"S": "ada.lovelace@example.com"}
     assert item["PasswordHash"] == {"S": user.password_hash}
@@ -114,7 +115,8 @@ async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
     )
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
-    assert set(item) == BASE_ATTRIBUTES  # no sessions in the user item
+    # No sessions in the user item (the pending verification of registration is).
+    assert set(item) == BASE_ATTRIBUTES | {"EmailVerification", "SecurityMailSentAt"}
     assert item["SessionEpoch"] == {"N": "0"}
     assert item["Version"] == {"N": "1"}  # sign-ins and refreshes are no change callers see
     sessions = await raw_sessions(dynamodb_client, dynamodb_tables, user.id.value)
