@@ -28,7 +28,7 @@ from server.interceptors.request_size import MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
 from tests.e2e.request_strategies import Known, requests
-from tests.smtp_server import CapturingSmtpServer, reset_token_from
+from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
 
 pytestmark = pytest.mark.slow
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop the module's service runs in
@@ -42,7 +42,7 @@ Code: TypeAlias = grpc.StatusCode
 # and DEADLINE_EXCEEDED, documented for a store that fails or is slow, are left out on purpose:
 # the store here is healthy, so either would mean that an input broke the path to it.
 DOCUMENTED: dict[str, frozenset[Code]] = {
-    "RegisterUser": frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS}),
+    "RegisterUser": frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS, Code.PERMISSION_DENIED}),
     "GetUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetUserByEmail": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "BatchGetUsers": frozenset({Code.INVALID_ARGUMENT}),
@@ -50,7 +50,12 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "ListUsers": frozenset({Code.INVALID_ARGUMENT}),
     "DeleteUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED}),
     "Authenticate": frozenset(
-        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED}
+        {
+            Code.INVALID_ARGUMENT,
+            Code.UNAUTHENTICATED,
+            Code.PERMISSION_DENIED,
+            Code.FAILED_PRECONDITION,
+        }
     ),
     "RefreshSession": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ABORTED}),
     "Logout": frozenset({Code.INVALID_ARGUMENT}),
@@ -65,6 +70,10 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     ),
     "RequestPasswordReset": frozenset({Code.INVALID_ARGUMENT}),
     "ResetPassword": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED}),
+    "VerifyEmail": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION, Code.ABORTED}
+    ),
+    "ResendVerification": frozenset({Code.INVALID_ARGUMENT}),
     "DisableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "EnableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetJwks": frozenset(),
@@ -118,16 +127,27 @@ async def target(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> AsyncI
 
 
 async def _seed(service: Service) -> Known:
-    """Two users; the first with two sessions (one token already rotated) and a pending reset."""
+    """Two users; the first with two sessions (one token already rotated) and a pending reset,
+    registered with a vouched-for address; the second unverified, with its verification mail;
+    and a third whose verification link was used."""
     stub = service.stub
-    emails = (unique_email("fuzz-a"), unique_email("fuzz-b"))
+    emails = (unique_email("fuzz-a"), unique_email("fuzz-b"), unique_email("fuzz-c"))
     users = [
         await stub.RegisterUser(
-            pb.RegisterUserRequest(email=email, password=PASSWORD, first_name="F", last_name="Z"),
+            pb.RegisterUserRequest(
+                email=email,
+                password=PASSWORD,
+                first_name="F",
+                last_name="Z",
+                email_verified=email == emails[0],
+            ),
             timeout=RPC_TIMEOUT,
         )
         for email in emails
     ]
+    mails = [await service.smtp.wait_for_message(to=email, timeout=10) for email in emails[1:]]
+    pending, used = (reset_token_from(mail) for mail in mails)
+    await stub.VerifyEmail(pb.VerifyEmailRequest(token=used), timeout=RPC_TIMEOUT)
     sign_ins = [
         await stub.Authenticate(
             pb.AuthenticateRequest(email=emails[0], password=PASSWORD), timeout=RPC_TIMEOUT
@@ -160,6 +180,9 @@ async def _seed(service: Service) -> Known:
         page_tokens=(page.next_page_token,),
         event_page_tokens=(events.next_page_token,) if events.next_page_token else (),
         cursors=tuple(event.cursor for event in events.events),
+        verification_tokens=(pending, used),
+        verification_codes=tuple(verification_code_from(mail) for mail in mails),
+        unverified_emails=emails[1:],
     )
 
 
@@ -300,8 +323,11 @@ def _check_reply(request: Message, reply: Message) -> None:
         assert isinstance(request, pb.WatchEventsRequest)
         assert reply.WhichOneof("kind") is not None and reply.sequence >= 1
         assert not request.after_cursor or reply.cursor > request.after_cursor
+    if isinstance(request, pb.VerifyEmailRequest):
+        assert isinstance(reply, pb.User) and reply.email_verified
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
+        assert reply.email_verified is request.email_verified
         assert reply.email == unicodedata.normalize("NFC", request.email.strip())
         assert reply.first_name == unicodedata.normalize("NFC", request.first_name.strip())
         assert reply.last_name == unicodedata.normalize("NFC", request.last_name.strip())
