@@ -67,6 +67,8 @@ async def test_user_reply_never_carries_the_password_or_its_hash(service: Servic
         "version",
         "created_at",
         "updated_at",
+        "email_verified",
+        "email_verified_at",
     }
     assert PASSWORD.encode() not in user.SerializeToString()
     [item] = await service.scan(service.tables.users)
