@@ -129,9 +129,9 @@ async def target(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> AsyncI
 async def _seed(service: Service) -> Known:
     """Two users; the first with two sessions (one token already rotated) and a pending reset,
     registered with a vouched-for address; the second unverified, with its verification mail;
-    and a third whose verification link was used."""
+    a third whose verification link was used, and a fourth whose verification has expired."""
     stub = service.stub
-    emails = (unique_email("fuzz-a"), unique_email("fuzz-b"), unique_email("fuzz-c"))
+    emails = tuple(unique_email(f"fuzz-{label}") for label in "abcd")
     users = [
         await stub.RegisterUser(
             pb.RegisterUserRequest(
@@ -146,8 +146,9 @@ async def _seed(service: Service) -> Known:
         for email in emails
     ]
     mails = [await service.smtp.wait_for_message(to=email, timeout=10) for email in emails[1:]]
-    pending, used = (reset_token_from(mail) for mail in mails)
+    pending, used, expired = (reset_token_from(mail) for mail in mails)
     await stub.VerifyEmail(pb.VerifyEmailRequest(token=used), timeout=RPC_TIMEOUT)
+    await _expire_verification(service, users[3].id)
     sign_ins = [
         await stub.Authenticate(
             pb.AuthenticateRequest(email=emails[0], password=PASSWORD), timeout=RPC_TIMEOUT
@@ -180,9 +181,19 @@ async def _seed(service: Service) -> Known:
         page_tokens=(page.next_page_token,),
         event_page_tokens=(events.next_page_token,) if events.next_page_token else (),
         cursors=tuple(event.cursor for event in events.events),
-        verification_tokens=(pending, used),
+        verification_tokens=(pending, used, expired),
         verification_codes=tuple(verification_code_from(mail) for mail in mails),
         unverified_emails=emails[1:],
+    )
+
+
+async def _expire_verification(service: Service, user_id: str) -> None:
+    """Moves the user's pending verification's expiry into the past, as a day would."""
+    await service.dynamodb.update_item(
+        TableName=service.tables.users,
+        Key={"Id": {"S": user_id}},
+        UpdateExpression="SET EmailVerification.ExpiresAt = :past",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00.000000+00:00"}},
     )
 
 
