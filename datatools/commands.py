@@ -18,7 +18,12 @@ def run_data_command(settings: Settings, command: str, args: Any) -> int:
         if command == "export":
             return export_command(settings, args.file, resume=args.resume, page_size=args.page_size)
         if command == "import":
-            return import_command(settings, args.file, concurrency=args.concurrency)
+            return import_command(
+                settings,
+                args.file,
+                concurrency=args.concurrency,
+                mark_verified=args.mark_verified,
+            )
         return migrate_command(settings, dry_run=args.dry_run, page_size=args.page_size)
     except CommandFailed as error:
         _fail(command, str(error))

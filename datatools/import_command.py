@@ -10,7 +10,7 @@ import asyncio
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from datatools.command_support import (
@@ -29,7 +29,7 @@ from datatools.file_format import (
     parse_line,
 )
 from datatools.progress import Progress
-from datatools.table_import import ImportResult, Outcome, import_user
+from datatools.table_import import ImportResult, Outcome, import_user, marked_verified
 from domain.errors import DomainError
 from persistence.schema import SCHEMA_VERSION, TableNames
 from server.from_settings import table_names
@@ -48,17 +48,22 @@ class _ImportTally:
             self.problems.append(text)
 
 
-def import_command(settings: Settings, source: str, *, concurrency: int) -> int:
+def import_command(
+    settings: Settings, source: str, *, concurrency: int, mark_verified: bool = False
+) -> int:
+    """Import the users of ``source``; with ``mark_verified``, each user written has a verified
+    address (the operator vouches for the file's addresses, as an admin does at RegisterUser)."""
     tables = table_names(settings)
+    verified_at = datetime.now(UTC) if mark_verified else None
     if source == STDIO:
-        tally = asyncio.run(_import(settings, tables, sys.stdin, concurrency))
+        tally = asyncio.run(_import(settings, tables, sys.stdin, concurrency, verified_at))
     else:
         try:
             stream = open(source, encoding="utf-8")
         except OSError as error:
             raise CommandFailed(f"cannot read {source}: {error.strerror}") from error
         with stream:
-            tally = asyncio.run(_import(settings, tables, stream, concurrency))
+            tally = asyncio.run(_import(settings, tables, stream, concurrency, verified_at))
     counts = ", ".join(
         f"{count} {outcome.value}" for outcome, count in tally.outcomes.items() if count
     )
@@ -80,7 +85,11 @@ def _numbered(stream: TextIO) -> Iterator[tuple[int, str]]:
 
 
 async def _import(
-    settings: Settings, tables: TableNames, stream: TextIO, concurrency: int
+    settings: Settings,
+    tables: TableNames,
+    stream: TextIO,
+    concurrency: int,
+    verified_at: datetime | None,
 ) -> _ImportTally:
     tally = _ImportTally()
     lines = _numbered(stream)
@@ -105,10 +114,11 @@ async def _import(
 
     async def one(client: Any, number: int, record: UserRecord) -> None:
         try:
+            item = record.user if verified_at is None else marked_verified(record.user, verified_at)
             result = await import_user(
                 client,
                 tables,
-                record.user,
+                item,
                 session_idle_lifetime=timedelta(seconds=settings.session_idle_lifetime_seconds),
             )
         except (ValueError, KeyError, TypeError) as error:  # newer schema, or not a user item

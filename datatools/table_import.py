@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,7 @@ from persistence.item_upgrades import item_schema_version, upgrade_item
 from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.session_mapper import item_embedded_sessions, session_to_item
 from persistence.transaction import new_request_token
+from persistence.user_mapper import time_value
 
 Item = dict[str, Any]
 
@@ -143,6 +144,18 @@ async def import_user(
                 continue
             raise to_storage_error(error, "TransactWriteItems") from error
     raise StorageUnavailable(f"user {user_id} kept changing in the target; import it again")
+
+
+def marked_verified(item: Item, verified_at: datetime) -> Item:
+    """``item`` (upgraded to the current schema) with a verified address: verified at
+    ``verified_at`` unless it was already, and without a pending verification (void once
+    verified). Its revision stays the file's, so importing it again still finds it present; no
+    EmailVerified event is recorded (an import records no events)."""
+    item = {k: v for k, v in upgrade_item(item).items() if k != "EmailVerification"}
+    if not item.get("EmailVerified", {}).get("BOOL", False):
+        item["EmailVerified"] = {"BOOL": True}
+        item["EmailVerifiedAt"] = time_value(verified_at)
+    return item
 
 
 async def _last_event_number(client: Any, tables: TableNames, user_id: str) -> int:

@@ -113,6 +113,17 @@ class AccountDisabled(DomainError):
         super().__init__("this account is disabled")
 
 
+class EmailNotVerified(DomainError):
+    """Sign-in needs a verified address and this account's is not (said only to a caller who
+    proved the password)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this account's email address is not verified yet; follow the link or enter the code "
+            "from the verification mail (ResendVerification sends a new one)"
+        )
+
+
 class InvalidRefreshToken(DomainError):
     """The refresh token is unknown, expired, revoked or was already used."""
 
@@ -153,4 +164,32 @@ class SecurityMailLimited(DomainError):
         seconds = max(1, int(-(-retry_after.total_seconds() // 1)))
         super().__init__(
             f"security mail went to this account too recently; retry in {seconds} seconds"
+        )
+
+
+class InvalidVerificationToken(DomainError):
+    """The verification link's token is unknown, expired, used, superseded by a newer one, or was
+    issued for an address the account no longer has."""
+
+    def __init__(self) -> None:
+        super().__init__("the verification token is not valid; request a new verification mail")
+
+
+class InvalidVerificationCode(DomainError):
+    """The verification code is wrong, or no usable verification is pending for the address
+    (none, expired, used, or issued for another address)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the verification code is not valid for this address; check it, or request a new "
+            "verification mail"
+        )
+
+
+class VerificationCodeAttemptsExhausted(DomainError):
+    """Too many wrong codes were tried: the pending code is void (its link still works)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many wrong verification codes; use the link from the mail, or request a new one"
         )

@@ -68,6 +68,14 @@ class EmailVerified(DomainEvent):
     email: str
 
 
+@dataclass(frozen=True)
+class EmailVerificationRequested(DomainEvent):
+    """A verification link and code were issued for the address and mailed; the event never
+    holds either."""
+
+    expires_at: datetime
+
+
 class PasswordChangeReason(enum.StrEnum):
     """How a password came to change."""
 
@@ -160,6 +168,7 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         EmailVerified,
         EmailChangeRequested,
         EmailChangeCancelled,
+        EmailVerificationRequested,
         PasswordChanged,
         PasswordResetRequested,
         SessionStarted,

@@ -1,5 +1,5 @@
-"""The tunable rules of authentication: session lifetimes, lock-out, password-reset expiry, and how
-often security mail may go to one address."""
+"""The tunable rules of authentication: session lifetimes, lock-out, password-reset expiry, email
+verification, and how often security mail may go to one address."""
 
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ class SecurityMailPolicy:
 
 
 @dataclass(frozen=True)
+class VerificationPolicy:
+    """Email verification: how long a mailed link and code stay valid, how many wrong codes void
+    the code (its only defence: six digits are a million values), and whether an account must
+    have a verified address to sign in."""
+
+    lifetime: timedelta = timedelta(hours=24)
+    max_code_attempts: int = 5
+    required_for_sign_in: bool = False
+
+
+@dataclass(frozen=True)
 class AuthPolicy:
     """Every authentication rule in one value, as the use cases take it."""
 
@@ -67,3 +78,4 @@ class AuthPolicy:
     security_mail: SecurityMailPolicy = SecurityMailPolicy()
     # How long the links of a requested email change work (to confirm, to cancel).
     email_change_lifetime: timedelta = timedelta(hours=24)
+    verification: VerificationPolicy = VerificationPolicy()

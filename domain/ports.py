@@ -261,7 +261,12 @@ class AccessToken:
 class AccessTokenIssuer(Protocol):
     """Signs short-lived access tokens for a user's session."""
 
-    def issue(self, *, user_id: str, session_id: str, now: datetime) -> AccessToken: ...
+    def issue(
+        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+    ) -> AccessToken:
+        """A token for the session, whose ``email_verified`` claim says whether the user's
+        address was verified when it was issued."""
+        ...
 
 
 @dataclass(frozen=True, repr=False)
@@ -375,6 +380,15 @@ class Notifier(Protocol):
 class LockNotices:
     """How a lock-out reaches its owner: mailed by ``notifier``, in work ``later`` runs after the
     reply (so that neither the reply nor its timing waits for, or depends on, the mail)."""
+
+    notifier: Notifier
+    later: TaskRunner
+
+
+@dataclass(frozen=True)
+class VerificationMailing:
+    """How verification mail reaches an address: sent by ``notifier``, in work ``later`` runs
+    after the reply (so that neither the reply nor its timing waits for, or depends on, it)."""
 
     notifier: Notifier
     later: TaskRunner

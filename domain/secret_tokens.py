@@ -1,4 +1,5 @@
-"""Secret tokens (refresh, password reset): made, parsed, compared; stored only as hashes.
+"""Secret tokens (refresh, password reset, email verification) and verification codes: made,
+parsed, compared; stored only as hashes.
 
 A reset token reads ``<user id>.<secret>``, a refresh token ``<user id>.<session id>.<secret>``:
 the ids are its lookup keys, so finding the account (and the session) needs strongly consistent
@@ -18,6 +19,8 @@ from domain.errors import InvalidValue
 from domain.values import UserId
 
 SECRET_BYTES = 32  # 256 bits
+CODE_DIGITS = 6
+_CODE_SALT_BYTES = 16
 _MAX_TOKEN_LENGTH = 200
 
 
@@ -75,3 +78,40 @@ def parse_token(raw: str) -> TokenLookup:
 def same_hash(stored: str | None, presented: str) -> bool:
     """Constant-time comparison, so response times reveal nothing about a stored hash."""
     return stored is not None and hmac.compare_digest(stored, presented)
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedCode:
+    """A fresh verification code (the digits to mail once), and its salted hash and the salt,
+    to store. Six digits are a million values, guessed offline from the hash in an instant: the
+    hash only keeps the code out of the store and the logs, and the code is only as strong as
+    the limit on the attempts made online."""
+
+    value: str
+    code_hash: str
+    salt: str
+
+    def __repr__(self) -> str:
+        return "IssuedCode(***)"
+
+
+def issue_code() -> IssuedCode:
+    """A new 6-digit code, uniformly drawn, and its hash under a random salt of its own."""
+    value = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    salt = secrets.token_hex(_CODE_SALT_BYTES)
+    return IssuedCode(value=value, code_hash=hash_code(value, salt), salt=salt)
+
+
+def hash_code(value: str, salt: str) -> str:
+    """The hash a code is stored as: HMAC-SHA-256 keyed with the salt of its issue."""
+    return hmac.new(bytes.fromhex(salt), value.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_code(raw: str) -> str:
+    """A presented code: its 6 ASCII digits (surrounding white space dropped); InvalidValue."""
+    text = raw.strip()
+    if not text:
+        raise InvalidValue("must not be empty")
+    if len(text) != CODE_DIGITS or not (text.isascii() and text.isdigit()):
+        raise InvalidValue(f"must be the {CODE_DIGITS} digits from the verification mail")
+    return text

@@ -10,13 +10,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from domain.errors import InvalidEmailChangeToken, InvalidResetToken, InvalidValue, SessionNotFound
+from domain.errors import (
+    InvalidEmailChangeToken,
+    InvalidResetToken,
+    InvalidValue,
+    InvalidVerificationCode,
+    InvalidVerificationToken,
+    SessionNotFound,
+    VerificationCodeAttemptsExhausted,
+)
 from domain.events import (
     AccountLocked,
     DomainEvent,
     EmailChangeCancelled,
     EmailChanged,
     EmailChangeRequested,
+    EmailVerificationRequested,
     EmailVerified,
     PasswordChanged,
     PasswordChangeReason,
@@ -32,11 +41,20 @@ from domain.events import (
     UserRegistered,
 )
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
-from domain.secret_tokens import IssuedToken, TokenLookup, issue_token, same_hash
+from domain.secret_tokens import (
+    IssuedCode,
+    IssuedToken,
+    TokenLookup,
+    hash_code,
+    issue_code,
+    issue_token,
+    same_hash,
+)
 from domain.values import (
     NO_CLIENT_DETAILS,
     ClientDetails,
     Email,
+    EmailVerification,
     PasswordReset,
     PendingEmailChange,
     PersonName,
@@ -102,6 +120,8 @@ class User:
     # A move to another address, asked and not yet confirmed (or cancelled); the address in use
     # keeps working meanwhile.
     pending_email_change: PendingEmailChange | None = None
+    # The verification mailed last, until it is used (or voided: a newer one, a disable).
+    email_verification: EmailVerification | None = None
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -174,12 +194,72 @@ class User:
 
     def mark_email_verified(self, now: datetime) -> None:
         """Record that the owner of the current address has shown they receive mail there (or an
-        administrator vouched for it): EmailVerified. Nothing when it is verified already."""
+        administrator vouched for it): EmailVerified. Nothing when it is verified already. A
+        pending verification is void from then on."""
+        self.email_verification = None
         if self.email_verified:
             return
         self.email_verified, self.email_verified_at = True, now
         self._touch(now)
         self._record(EmailVerified(self.id.value, now, email=self.email.value))
+
+    def request_email_verification(
+        self, now: datetime, lifetime: timedelta
+    ) -> tuple[IssuedToken, IssuedCode]:
+        """A new verification of the current address: a single-use link token and a 6-digit code
+        (the secrets to mail, once), valid for ``lifetime``; it replaces any earlier one."""
+        token, code = issue_token(self.id), issue_code()
+        self.email_verification = EmailVerification(
+            email=self.email.normalized,
+            token_hash=token.token_hash,
+            code_hash=code.code_hash,
+            code_salt=code.salt,
+            requested_at=now,
+            expires_at=now + lifetime,
+        )
+        self._record(EmailVerificationRequested(self.id.value, now, expires_at=now + lifetime))
+        return token, code
+
+    def verify_email(
+        self, presented: TokenLookup | str, now: datetime, max_code_attempts: int
+    ) -> bool:
+        """Verify the address with the link's token (a TokenLookup) or the code (its digits):
+        True when verified (EmailVerified; the pending verification is spent). False when the
+        code was wrong: it is counted, and the caller stores that before refusing (each wrong
+        code in the write that checked it, so that concurrent guesses cannot exceed the limit).
+
+        InvalidVerificationToken or InvalidVerificationCode when nothing usable is pending for
+        the current address (none, used, expired, or issued for an address the account no
+        longer has) or the token is not its token; VerificationCodeAttemptsExhausted once
+        ``max_code_attempts`` wrong codes were tried (the link still works).
+        """
+        pending = self.email_verification
+        usable = (
+            pending is not None
+            and pending.is_usable(now)
+            and pending.email == self.email.normalized
+        )
+        if isinstance(presented, TokenLookup):
+            if (
+                not usable
+                or pending is None
+                or presented.session_id is not None
+                or presented.user_id != self.id
+                or not same_hash(pending.token_hash, presented.token_hash)
+            ):
+                raise InvalidVerificationToken()
+        else:
+            if not usable or pending is None:
+                raise InvalidVerificationCode()
+            if pending.wrong_codes >= max_code_attempts:
+                raise VerificationCodeAttemptsExhausted()
+            if not same_hash(pending.code_hash, hash_code(presented, pending.code_salt)):
+                self.email_verification = dataclasses.replace(
+                    pending, wrong_codes=pending.wrong_codes + 1
+                )
+                return False
+        self.mark_email_verified(now)
+        return True
 
     # --- email change ------------------------------------------------------------------------
 
@@ -539,7 +619,8 @@ class User:
     # --- administration ----------------------------------------------------------------------
 
     def disable(self, now: datetime, policy: SessionPolicy, current: Sequence[Session]) -> None:
-        """Block sign-in and refresh: every session ends, and a pending reset is void."""
+        """Block sign-in and refresh: every session ends, and a pending reset or verification is
+        void."""
         if self.status is not UserStatus.DISABLED:
             self.status = UserStatus.DISABLED
             self._touch(now)
@@ -547,6 +628,7 @@ class User:
         self.end_sessions(now, policy, current, SessionEndReason.USER_DISABLED)
         self.password_reset = None
         self.pending_email_change = None
+        self.email_verification = None
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:

@@ -283,3 +283,29 @@ class PendingEmailChange:
 
     def is_usable(self, now: datetime) -> bool:
         return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class EmailVerification:
+    """A pending verification of the address ``email`` (its normalized form) was issued for:
+    a single-use link token, kept only as its SHA-256 (``token_hash``), and a 6-digit code for
+    mail read on another device, kept only as a salted hash (``code_hash``, with the random
+    ``code_salt`` of this issue), never raw.
+
+    A 6-digit code has a million values: it is only as strong as its online attempt limit.
+    ``wrong_codes`` counts the wrong codes tried; at the limit the code is void (the link still
+    works), and each is counted in the same conditional write as its check, so concurrent
+    guesses cannot exceed it. Once the account's address is another one, the verification is
+    void: it vouches for the address it was mailed to, and only that one.
+    """
+
+    email: str
+    token_hash: str = field(repr=False)
+    code_hash: str = field(repr=False)
+    code_salt: str = field(repr=False)
+    requested_at: datetime
+    expires_at: datetime
+    wrong_codes: int = 0
+
+    def is_usable(self, now: datetime) -> bool:
+        return now < self.expires_at

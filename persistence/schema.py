@@ -20,6 +20,12 @@ reads only users:
   LockedUntil        S  until when sign-in is refused (the current delay); absent when never
                         (items written before growing delays may hold FailuresStartedAt, unread)
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
+  EmailVerified      BOOL  true once the address is verified; absent: not verified
+  EmailVerifiedAt    S  when it was verified; absent while it is not
+  EmailVerification  M  {Email (normalized, the address it was mailed to), TokenHash, CodeHash,
+                        CodeSalt, RequestedAt, ExpiresAt, WrongCodes}: the pending verification;
+                        the code only as HMAC-SHA-256 under its own random salt; absent when
+                        none is pending
   PendingEmailChange M  {NewEmail, ConfirmTokenHash, CancelTokenHash, RequestedAt, ExpiresAt}:
                         a move to NewEmail asked and not yet confirmed; absent when none
   RefreshTokenIndex  S  no longer written (hash key of GSI ``RefreshTokenIndex``, which stays
@@ -29,7 +35,7 @@ reads only users:
                         number of the last one in the events table (0: none yet)
   WriteId            S  a random id set by a write sent as a single PutItem, to recognise
                         itself when retried (persistence.single_write); ignored on read
-  SchemaVersion      N  3 (see persistence.item_upgrades for the versions and how older items
+  SchemaVersion      N  4 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
 keys and project KEYS_ONLY (tables created before projected ALL; DynamoDB cannot change a

@@ -7,7 +7,14 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.user import User, UserStatus
-from domain.values import Email, PasswordReset, PendingEmailChange, PersonName, UserId
+from domain.values import (
+    Email,
+    EmailVerification,
+    PasswordReset,
+    PendingEmailChange,
+    PersonName,
+    UserId,
+)
 from persistence.item_upgrades import upgrade_item
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
@@ -45,6 +52,8 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PasswordReset"] = _reset_to_map(user.password_reset)
     if user.pending_email_change is not None:
         item["PendingEmailChange"] = _pending_change_to_map(user.pending_email_change)
+    if user.email_verification is not None:
+        item["EmailVerification"] = _verification_to_map(user.email_verification)
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -60,6 +69,7 @@ def item_to_user(item: Item) -> User:
         item = upgrade_item(item)
         reset = item.get("PasswordReset")
         pending_change = item.get("PendingEmailChange")
+        verification = item.get("EmailVerification")
         return User(
             id=UserId(item["Id"]["S"]),
             email=Email(item["Email"]["S"]),
@@ -85,6 +95,9 @@ def item_to_user(item: Item) -> User:
             # Absent when no change is pending (and on every item from before changes existed).
             pending_email_change=(
                 _map_to_pending_change(pending_change) if pending_change is not None else None
+            ),
+            email_verification=(
+                _map_to_verification(verification) if verification is not None else None
             ),
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
@@ -138,6 +151,20 @@ def _pending_change_to_map(pending: PendingEmailChange) -> Item:
     }
 
 
+def _verification_to_map(verification: EmailVerification) -> Item:
+    return {
+        "M": {
+            "Email": _s(verification.email),
+            "TokenHash": _s(verification.token_hash),
+            "CodeHash": _s(verification.code_hash),
+            "CodeSalt": _s(verification.code_salt),
+            "RequestedAt": _time(verification.requested_at),
+            "ExpiresAt": _time(verification.expires_at),
+            "WrongCodes": _n(verification.wrong_codes),
+        }
+    }
+
+
 def _map_to_pending_change(value: Item) -> PendingEmailChange:
     fields = value["M"]
     return PendingEmailChange(
@@ -146,6 +173,19 @@ def _map_to_pending_change(value: Item) -> PendingEmailChange:
         cancel_token_hash=fields["CancelTokenHash"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
+    )
+
+
+def _map_to_verification(value: Item) -> EmailVerification:
+    fields = value["M"]
+    return EmailVerification(
+        email=fields["Email"]["S"],
+        token_hash=fields["TokenHash"]["S"],
+        code_hash=fields["CodeHash"]["S"],
+        code_salt=fields["CodeSalt"]["S"],
+        requested_at=_parse_time(fields["RequestedAt"]),
+        expires_at=_parse_time(fields["ExpiresAt"]),
+        wrong_codes=int(fields["WrongCodes"]["N"]),
     )
 
 

@@ -108,6 +108,11 @@ def _add_data_commands(commands: Any) -> None:
     load.add_argument(
         "--concurrency", type=_positive, default=8, help="users written at once (default 8)"
     )
+    load.add_argument(
+        "--mark-verified",
+        action="store_true",
+        help="mark every user it writes as having a verified address (the file's owner vouches)",
+    )
     migrate = commands.add_parser(
         "migrate", help="upgrade every user item of an older schema in place, while serving"
     )

@@ -12,7 +12,13 @@ import grpc
 from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 
-from domain.policies import AuthPolicy, LockoutPolicy, SecurityMailPolicy, SessionPolicy
+from domain.policies import (
+    AuthPolicy,
+    LockoutPolicy,
+    SecurityMailPolicy,
+    SessionPolicy,
+    VerificationPolicy,
+)
 from domain.ports import Notifier
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
@@ -58,6 +64,11 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             window=timedelta(hours=1),
         ),
         email_change_lifetime=timedelta(seconds=settings.email_change_lifetime_seconds),
+        verification=VerificationPolicy(
+            lifetime=timedelta(seconds=settings.email_verification_lifetime_seconds),
+            max_code_attempts=settings.verification_code_max_attempts,
+            required_for_sign_in=settings.requires_verified_email,
+        ),
     )
 
 

@@ -20,7 +20,10 @@ ROLES: Mapping[str, str] = {
         "change any user's profile, or password (given the current one), or ask to move it to "
         "another email address (confirmed from there)"
     ),
-    USERS_ADMIN: "delete, disable and enable any user, or set its email address, verified",
+    USERS_ADMIN: (
+        "delete, disable and enable any user, set its email address, verified, or register one "
+        "with a verified address"
+    ),
     SESSIONS_ADMIN: "list the sessions of any user, end one or every one of them",
     EVENTS_READ: "read any user's domain events, or watch every user's",
 }

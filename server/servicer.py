@@ -19,8 +19,9 @@ from domain.ports import (
     PasswordHasher,
     TaskRunner,
     UnitOfWorkFactory,
+    VerificationMailing,
 )
-from domain.use_cases import accounts, email_change, events, passwords, sessions
+from domain.use_cases import accounts, email_change, events, passwords, sessions, verification
 from domain.values import Requester
 from server.event_stream import EventStreams
 from server.interceptors.caller_auth import on_own_user_token
@@ -69,6 +70,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self._policy = policy
         self._later = later
         self._lock_notices = LockNotices(notifier, later)
+        self._verification_mailing = VerificationMailing(notifier, later)
         self._event_log = event_log
         self._event_page_tokens = event_page_tokens
         self._event_streams = event_streams
@@ -76,14 +78,18 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
     ) -> pb.User:
+        # Who may set email_verified is server.rpc_access's to say; the caller passed it.
         user = await accounts.register_user(
             self._uow(),
             self._hasher,
             self._clock,
+            self._policy,
+            self._verification_mailing,
             email=request.email,
             password=request.password,
             first_name=request.first_name,
             last_name=request.last_name,
+            email_verified=request.email_verified,
         )
         return user_to_pb(user)
 
@@ -257,6 +263,33 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             new_password=request.new_password,
         )
         return pb.ResetPasswordResponse()
+
+    async def VerifyEmail(
+        self, request: pb.VerifyEmailRequest, context: Context[pb.VerifyEmailRequest, pb.User]
+    ) -> pb.User:
+        user = await verification.verify_email(
+            self._uow(),
+            self._clock,
+            self._policy.verification,
+            token=request.token,
+            email=request.email,
+            code=request.code,
+        )
+        return user_to_pb(user)
+
+    async def ResendVerification(
+        self,
+        request: pb.ResendVerificationRequest,
+        context: Context[pb.ResendVerificationRequest, pb.ResendVerificationResponse],
+    ) -> pb.ResendVerificationResponse:
+        await verification.resend_verification(
+            self._uow(),
+            self._clock,
+            self._policy,
+            self._verification_mailing,
+            email=request.email,
+        )
+        return pb.ResendVerificationResponse()
 
     async def DisableUser(
         self, request: pb.DisableUserRequest, context: Context[pb.DisableUserRequest, pb.User]

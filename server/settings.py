@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     smtp_sender: str = "Biome <no-reply@localhost>"
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Email verification: its mail's link and code, and whether sign-in needs a verified address
+    # (by default in production only).
+    email_verification_lifetime_seconds: int = Field(default=86400, ge=300, le=7 * 86400)
+    verification_code_max_attempts: int = Field(default=5, ge=1, le=10)
+    require_verified_email: bool | None = None
+
     # Caller authentication (internal services).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -354,6 +360,14 @@ class Settings(BaseSettings):
         if self.ensure_tables_created is None:
             return not self.is_production
         return self.ensure_tables_created
+
+    @property
+    def requires_verified_email(self) -> bool:
+        """Whether sign-in needs a verified address: by default in production, not in development
+        (where the mail lands in the outbox folder)."""
+        if self.require_verified_email is None:
+            return self.is_production
+        return self.require_verified_email
 
     @property
     def notifier_kind(self) -> Literal["outbox", "smtp"]:

@@ -19,14 +19,18 @@ from domain.errors import (
     ConcurrentRefresh,
     DeadlineExceeded,
     EmailAlreadyRegistered,
+    EmailNotVerified,
     InvalidArgument,
     InvalidEmailChangeToken,
     InvalidRefreshToken,
     InvalidResetToken,
+    InvalidVerificationCode,
+    InvalidVerificationToken,
     SecurityMailLimited,
     SessionNotFound,
     StorageUnavailable,
     UserNotFound,
+    VerificationCodeAttemptsExhausted,
     VersionConflict,
 )
 from server.refusals import (
@@ -46,6 +50,9 @@ log = logging.getLogger(__name__)
 
 RETRY_DELAY_SECONDS = 1
 INTERNAL_MESSAGE = "internal error"
+# google.rpc.ErrorInfo: the domain of this service's reasons, and the reasons a caller acts on.
+ERROR_DOMAIN = "user.biome"
+EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
 
 
 def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
@@ -82,6 +89,16 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.RESOURCE_EXHAUSTED, str(error), retry)
     if isinstance(error, AccountDisabled):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
+    if isinstance(error, EmailNotVerified):
+        reason = error_details_pb2.ErrorInfo(reason=EMAIL_NOT_VERIFIED, domain=ERROR_DOMAIN)
+        return status_with(code_pb2.FAILED_PRECONDITION, str(error), reason)
+    # As a bad reset token, and naming the field that was not good: the link or the code.
+    if isinstance(error, InvalidVerificationToken):
+        return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("token", error))
+    if isinstance(error, InvalidVerificationCode):
+        return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("code", error))
+    if isinstance(error, VerificationCodeAttemptsExhausted):
+        return status_with(code_pb2.FAILED_PRECONDITION, str(error))
     if isinstance(error, UndecodableRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(
             field="", description=UndecodableRequest.DESCRIPTION
@@ -128,6 +145,11 @@ async def abort_with(
 
 
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _bad_field(field: str, error: Exception) -> error_details_pb2.BadRequest:
+    violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=str(error))
+    return error_details_pb2.BadRequest(field_violations=[violation])
 
 
 def _retry_soon() -> error_details_pb2.RetryInfo:

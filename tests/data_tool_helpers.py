@@ -17,7 +17,13 @@ from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from persistence.user_mapper import user_to_item
 from tests.builders import new_user
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
+from tests.fakes import (
+    FakeAccessTokenIssuer,
+    FakePasswordHasher,
+    FixedClock,
+    recorded_lock_notices,
+    unsent_verification_mailing,
+)
 
 PASSWORD = "Zebra-Quill-42-export"
 POLICY = AuthPolicy()
@@ -40,6 +46,8 @@ async def sign_up(client: Any, tables: TableNames, clock: FixedClock, email: str
         DynamoUnitOfWork(client, tables),
         FakePasswordHasher(),
         clock,
+        AuthPolicy(),
+        unsent_verification_mailing(),
         email=email,
         password=PASSWORD,
         first_name="Ada",

@@ -24,6 +24,7 @@ from domain.ports import (
     UnitOfWork,
     UserRepository,
     VerificationMail,
+    VerificationMailing,
 )
 from domain.user import User
 from domain.values import Email, Password, Session, UserId
@@ -344,9 +345,14 @@ class FakeAccessTokenIssuer:
     def __init__(self, lifetime_seconds: int = 900) -> None:
         self.lifetime_seconds = lifetime_seconds
         self.issued = 0
+        # The email_verified claim of each token issued, in order.
+        self.email_verified_claims: list[bool] = []
 
-    def issue(self, *, user_id: str, session_id: str, now: datetime) -> AccessToken:
+    def issue(
+        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+    ) -> AccessToken:
         self.issued += 1
+        self.email_verified_claims.append(email_verified)
         return AccessToken(f"access:{user_id}:{session_id}:{self.issued}", self.lifetime_seconds)
 
 
@@ -404,3 +410,26 @@ class DeferredTasks:
 def recorded_lock_notices() -> LockNotices:
     """Lock notices kept by a RecordingNotifier, in work held by DeferredTasks until run."""
     return LockNotices(RecordingNotifier(), DeferredTasks())
+
+
+class DroppedTasks:
+    """TaskRunner that drops every piece of work unstarted (as a runner at its bound does), and
+    keeps the names of what it dropped: for tests to which the work after the reply is beside
+    the point."""
+
+    def __init__(self) -> None:
+        self.dropped: list[str] = []
+
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str, key: str | None = None) -> None:
+        self.dropped.append(name)
+        work.close()
+
+
+def recorded_verification_mailing() -> VerificationMailing:
+    """Verification mail kept by a RecordingNotifier, in work held by DeferredTasks until run."""
+    return VerificationMailing(RecordingNotifier(), DeferredTasks())
+
+
+def unsent_verification_mailing() -> VerificationMailing:
+    """Verification mail dropped unsent: for tests of something else that register users."""
+    return VerificationMailing(RecordingNotifier(), DroppedTasks())

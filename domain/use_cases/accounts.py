@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from domain.errors import InvalidValue, StaleVersion, UserNotFound
 from domain.pagination import PageTokenCodec
 from domain.password_policy import check_new_password
-from domain.policies import SessionPolicy
-from domain.ports import Clock, PasswordHasher, UnitOfWork
+from domain.policies import AuthPolicy, SessionPolicy
+from domain.ports import Clock, PasswordHasher, UnitOfWork, VerificationMailing
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
+from domain.use_cases.verification import issue_verification, mail_after_reply
 from domain.user import User
 from domain.values import Email, Password, PersonName, UserId
 
@@ -48,12 +49,19 @@ async def register_user(
     uow: UnitOfWork,
     hasher: PasswordHasher,
     clock: Clock,
+    policy: AuthPolicy,
+    mailing: VerificationMailing,
     *,
     email: str,
     password: str,
     first_name: str,
     last_name: str,
+    email_verified: bool = False,
 ) -> User:
+    """Create an account. Its address starts unverified, and the verification (a link and a
+    code) is issued in the registration's write and mailed after the reply; unless the caller
+    vouches for the address (``email_verified``: only a role may, server.rpc_access), then it
+    starts verified and nothing is mailed."""
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
         parsed_password = check.parse("password", Password.parse, password)
@@ -61,14 +69,20 @@ async def register_user(
         parsed_last = check.parse("last_name", PersonName.parse, last_name)
         check.rule("password", check_new_password, parsed_password, email=parsed_email)
     password_hash = await hasher.hash(parsed_password)
+    now = clock()
     user = User.register(
         user_id=UserId.new(),
         email=parsed_email,
         first_name=parsed_first,
         last_name=parsed_last,
         password_hash=password_hash,
-        now=clock(),
+        now=now,
     )
+    if email_verified:
+        user.mark_email_verified(now)
+        verification = None
+    else:
+        verification = issue_verification(user, now, policy)
 
     async def commit(attempt: int) -> User:
         async with uow:
@@ -79,7 +93,10 @@ async def register_user(
     # Only a ConcurrentWrite can be retried here: another registration (or any write) of this
     # address was under way at that instant. Sent again, the address is free (this one lands)
     # or taken (EmailAlreadyRegistered); the same user, hash and id every time.
-    return await retry_on_conflict(commit)
+    registered = await retry_on_conflict(commit)
+    if verification is not None:
+        mail_after_reply(mailing, verification)
+    return registered
 
 
 async def get_user(uow: UnitOfWork, *, user_id: str) -> User:
@@ -220,8 +237,15 @@ async def _switch_status(
 
 
 def _switched_state(user: User) -> tuple[object, ...]:
-    """What enabling or disabling may change: a write is needed when any of it did."""
-    return (user.status, user.session_epoch, user.password_reset, user.pending_email_change)
+    """What enabling or disabling may change (the pending secrets a disable voids included):
+    a write is needed when any of it did."""
+    return (
+        user.status,
+        user.session_epoch,
+        user.password_reset,
+        user.pending_email_change,
+        user.email_verification,
+    )
 
 
 async def list_users(

@@ -10,6 +10,7 @@ from domain.errors import (
     AccountDisabled,
     AuthenticationFailed,
     ConcurrentRefresh,
+    EmailNotVerified,
     InvalidRefreshToken,
     InvalidValue,
     UserNotFound,
@@ -98,6 +99,7 @@ async def authenticate(
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
     check_may_sign_in(user)
+    _check_verified(user, policy)
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
     async def open_session(attempt: int) -> SessionTokens:
@@ -113,6 +115,7 @@ async def authenticate(
             if attempt:
                 # The write we lost to may have disabled the account, or begun a delay.
                 check_may_sign_in(user)
+                _check_verified(user, policy)
                 if user.lock_remaining(now) is not None:
                     raise _WaitBegan(user)  # refused and counted, as any attempt in a wait
             user.record_successful_login()
@@ -129,7 +132,12 @@ async def authenticate(
                 await uow.sessions.remove(user, ended)
             await uow.commit()
         session_id = start.session.session_id
-        access = issuer.issue(user_id=user.id.value, session_id=session_id, now=now)
+        access = issuer.issue(
+            user_id=user.id.value,
+            session_id=session_id,
+            now=now,
+            email_verified=user.email_verified,
+        )
         return SessionTokens(user, session_id, access, start.token.value)
 
     try:
@@ -151,6 +159,13 @@ def check_may_sign_in(user: User) -> None:
     """AccountDisabled, for a caller who has just proved the password."""
     if user.status is UserStatus.DISABLED:
         raise AccountDisabled()
+
+
+def _check_verified(user: User, policy: AuthPolicy) -> None:
+    """EmailNotVerified when sign-in needs a verified address and the user's is not, for a
+    caller who has just proved the password (no one else learns it)."""
+    if policy.verification.required_for_sign_in and not user.email_verified:
+        raise EmailNotVerified()
 
 
 async def password_accepted(
@@ -218,7 +233,12 @@ async def refresh_session(
             raise InvalidRefreshToken()  # the session expired or its token was reused: now ended
         assert outcome.session and outcome.token
         session_id = outcome.session.session_id
-        access = issuer.issue(user_id=user.id.value, session_id=session_id, now=now)
+        access = issuer.issue(
+            user_id=user.id.value,
+            session_id=session_id,
+            now=now,
+            email_verified=user.email_verified,
+        )
         return SessionTokens(user, session_id, access, outcome.token.value)
 
     return await retry_on_conflict(rotate)

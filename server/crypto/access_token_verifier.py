@@ -16,6 +16,9 @@ from server.crypto.access_tokens import SigningKeys
 _ALGORITHM = "EdDSA"
 _HEADER = {"alg": _ALGORITHM, "typ": "JWT"}  # and kid: what the issuer writes, nothing else
 _CLAIMS = ("iss", "aud", "sub", "sid", "iat", "exp", "jti")
+# Claims the issuer writes that a token may lack: one issued before the claim existed (by a replica
+# of an earlier version, during a rolling deploy) is still good for its short life.
+_OPTIONAL_BOOLEAN_CLAIMS = ("email_verified",)
 # Tokens are a few hundred characters; a longer one is refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
 # Replicas' clocks may differ by a little: a token issued "in the future" by this much is fine.
@@ -97,6 +100,9 @@ class AccessTokenVerifier:
             or not _is_canonical_uuid(sub)
             or exp is None
             or iat is None
+            or any(
+                not isinstance(claims.get(name, False), bool) for name in _OPTIONAL_BOOLEAN_CLAIMS
+            )
         ):
             raise InvalidAccessToken("not a valid access token of this service")
         now = self._clock().timestamp()

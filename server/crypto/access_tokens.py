@@ -90,7 +90,9 @@ class JwtAccessTokenIssuer:
         self._audience = audience
         self._lifetime = lifetime_seconds
 
-    def issue(self, *, user_id: str, session_id: str, now: datetime) -> AccessToken:
+    def issue(
+        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+    ) -> AccessToken:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         issued_at = int(now.timestamp())
@@ -102,6 +104,7 @@ class JwtAccessTokenIssuer:
             "iat": issued_at,
             "exp": issued_at + self._lifetime,
             "jti": uuid.uuid4().hex,
+            "email_verified": email_verified,
         }
         value = jwt.encode(
             claims, self._keys.signer, algorithm=_ALGORITHM, headers={"kid": self._keys.kid}

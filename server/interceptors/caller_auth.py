@@ -159,13 +159,17 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         self, caller: Caller, user: TokenUser | None, method: str, request: object
     ) -> bool:
         """Raises CallerNotPermitted unless ``caller`` (perhaps for ``user``) has what ``method``
-        needs, as server.rpc_access says, and NotTheTokensUser when ``user`` may call it but
-        ``request`` names another user. A method not classified there is refused to everyone.
-        Whether the call acts on the token's own user: ``user`` is the user of a self-service
-        method's request (then the end user asked, whatever roles the caller also holds)."""
+        needs, as server.rpc_access says (a field of ``request`` only some roles may set
+        included), and NotTheTokensUser when ``user`` may call it but ``request`` names another
+        user. A method not classified there is refused to everyone. Whether the call acts on the
+        token's own user: ``user`` is the user of a self-service method's request (then the end
+        user asked, whatever roles the caller also holds)."""
         rule = self._access(method)
         if rule is None:
             raise CallerNotPermitted(None)
+        refused_field = rule.field_refused(caller.roles, request)
+        if refused_field is not None:
+            raise CallerNotPermitted(refused_field.describe_needs())
         field = rule.own_user_field
         # The id as the use case reads it: another spelling of the token's UUID is the same
         # user; a malformed id, or a streamed request (None), names none.

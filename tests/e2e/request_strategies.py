@@ -109,6 +109,11 @@ class Known:
     other_session_ids: tuple[str, ...] = ()
     # A pending email change's confirm and cancel tokens (of user_ids[1]).
     email_change_tokens: tuple[str, ...] = ()
+    # Verification links' tokens (a pending one and a used one) and the codes mailed with them,
+    # and the addresses those went to.
+    verification_tokens: tuple[str, ...] = ()
+    verification_codes: tuple[str, ...] = ()
+    unverified_emails: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -421,6 +426,23 @@ def change_tokens(known: Known) -> SearchStrategy[str]:
     return st.one_of(secret_tokens(known, real), spliced)
 
 
+def codes(known: Known) -> SearchStrategy[str]:
+    """Verification codes: mailed ones, any 6 digits, other lengths, look-alike digits, junk."""
+    mailed = _from(known.verification_codes, st.just("123456"))
+    six = st.integers(0, 999_999).map(lambda n: f"{n:06d}")
+    fullwidth = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
+    return st.one_of(
+        mailed,
+        mailed.map(lambda c: f" {c}\t"),
+        mailed.map(lambda c: c.translate(fullwidth)),
+        edited(mailed),
+        six,
+        st.integers(0, 10**12).map(str),
+        st.sampled_from(("", " ", "-12345", "+12345", "1e5", "0x1234", "١٢٣٤٥٦", "000000")),
+        hostile_text(),
+    )
+
+
 def id_lists(known: Known) -> SearchStrategy[list[str]]:
     """Lists of ids around the 1..100 limit: hostile ids, plausible ones (known users, unknown
     UUIDs in any spelling) with duplicates, and a few malformed ones among plausible ones."""
@@ -572,12 +594,20 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
     return {
         "RegisterUser": _fuzzed(
             pb.RegisterUserRequest,
-            {"email": email, "password": password, "first_name": names(), "last_name": names()},
+            {
+                "email": email,
+                "password": password,
+                "first_name": names(),
+                "last_name": names(),
+                # Vouching for the address (the caller is an admin in development).
+                "email_verified": st.booleans(),
+            },
             {
                 "email": fresh_email,
                 "password": st.just(SOUND_PASSWORD),
                 "first_name": st.just("Ada"),
                 "last_name": st.just("Byron"),
+                "email_verified": st.booleans(),
             },
         ),
         "GetUser": st.builds(pb.GetUserRequest, id=ids),
@@ -650,6 +680,36 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
                 "reset_token": _from(known.reset_tokens, st.just("")),
                 "new_password": st.just(SOUND_NEW_PASSWORD),
             },
+        ),
+        "VerifyEmail": st.one_of(
+            # The link's token alone: every length and shape, reset and refresh tokens too.
+            st.builds(
+                pb.VerifyEmailRequest,
+                token=secret_tokens(
+                    known,
+                    (*known.verification_tokens, *known.reset_tokens, *known.refresh_tokens),
+                ),
+            ),
+            # The address and the code.
+            _fuzzed(
+                pb.VerifyEmailRequest,
+                {"email": email, "code": codes(known)},
+                {
+                    "email": _from(known.unverified_emails, known_email),
+                    "code": _from(known.verification_codes, st.just("123456")),
+                },
+            ),
+            # Every field at once, the two ways mixed.
+            st.builds(
+                pb.VerifyEmailRequest,
+                token=secret_tokens(known, known.verification_tokens),
+                email=email,
+                code=codes(known),
+            ),
+        ),
+        "ResendVerification": st.builds(
+            pb.ResendVerificationRequest,
+            email=st.one_of(email, _from(known.unverified_emails, known_email)),
         ),
         "DisableUser": st.builds(pb.DisableUserRequest, id=ids),
         "EnableUser": st.builds(pb.EnableUserRequest, id=ids),

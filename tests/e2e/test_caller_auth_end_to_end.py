@@ -173,6 +173,33 @@ async def test_a_key_without_roles_is_denied_each_admin_rpc_and_changes_nothing(
     )
 
 
+async def test_only_an_admin_key_may_register_a_user_with_a_verified_address(
+    stub: user_service_pb2_grpc.UserServiceAsyncStub, keys: CallerKeys
+) -> None:
+    vouched = pb.RegisterUserRequest(
+        email="vouched@example.com",
+        password=PASSWORD,
+        first_name="Grace",
+        last_name="Hopper",
+        email_verified=True,
+    )
+    reader: CallOptions = {"metadata": bearer(keys.reader), "timeout": RPC_TIMEOUT}
+
+    refusals = [
+        await rpc_error(stub.RegisterUser(vouched, metadata=bearer(key), timeout=RPC_TIMEOUT))
+        for key in (keys.plain, keys.reader, keys.writer)
+    ]
+
+    assert {error.code() for error in refusals} == {grpc.StatusCode.PERMISSION_DENIED}
+    assert all("email_verified" in (error.details() or "") for error in refusals)
+    nobody = await rpc_error(
+        stub.GetUserByEmail(pb.GetUserByEmailRequest(email="vouched@example.com"), **reader)
+    )
+    assert nobody.code() == grpc.StatusCode.NOT_FOUND  # nothing was registered
+    user = await stub.RegisterUser(vouched, metadata=bearer(keys.admin), timeout=RPC_TIMEOUT)
+    assert user.email_verified
+
+
 async def test_the_admin_key_may_call_every_admin_rpc(
     stub: user_service_pb2_grpc.UserServiceAsyncStub, keys: CallerKeys
 ) -> None:

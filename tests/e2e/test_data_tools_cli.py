@@ -145,6 +145,38 @@ async def test_export_and_import_copy_the_users_into_new_tables_where_they_sign_
     assert tokens.user.email.value == "cli2@example.com"
 
 
+async def test_import_with_mark_verified_writes_users_with_verified_addresses(
+    moto_endpoint: str, client: Any, source: TableNames, target: TableNames, tmp_path: Path
+) -> None:
+    users = await signed_up_users(client, source, 3)
+    dump = tmp_path / "users.jsonl"
+    assert (await user_service(moto_endpoint, source, "export", str(dump)))[0] == 0
+    assert all("EmailVerified" not in line["user"] for line in user_lines(dump))
+
+    code, stdout, stderr = await user_service(
+        moto_endpoint, target, "import", str(dump), "--mark-verified"
+    )
+
+    assert code == 0, stdout + stderr
+    assert "3 created" in stdout
+    for user_id in users:
+        item = await get_user_item(client, target, user_id)
+        assert item is not None
+        assert item["EmailVerified"] == {"BOOL": True} and "EmailVerifiedAt" in item
+        assert "EmailVerification" not in item  # the pending one is void once verified
+        source_item = await get_user_item(client, source, user_id)
+        assert source_item is not None and source_item["Revision"] == item["Revision"]
+        assert "EmailVerified" not in source_item
+    # Without the flag the addresses stay as the file has them.
+    plain = await fresh_tables(client, source)
+    try:
+        assert (await user_service(moto_endpoint, plain, "import", str(dump)))[0] == 0
+        item = await get_user_item(client, plain, users[0])
+        assert item is not None and "EmailVerified" not in item
+    finally:
+        await drop_tables(client, plain)
+
+
 async def test_an_export_killed_midway_is_resumed_to_the_same_users(
     moto_endpoint: str, client: Any, source: TableNames, tmp_path: Path
 ) -> None:

@@ -121,18 +121,20 @@ async def test_list_user_events_gives_the_events_of_real_rpcs_in_order_without_s
 
     assert kinds(events) == [
         "user_registered",
+        "email_verified",  # registered with a verified address (auth_helpers.register)
         "profile_updated",
         "session_started",
         "session_revoked",
         "password_reset_requested",
     ]
-    assert [event.sequence for event in events] == [1, 2, 3, 4, 5]
+    assert [event.sequence for event in events] == [1, 2, 3, 4, 5, 6]
     assert {event.user_id for event in events} == {account.id}
     assert events[0].user_registered.email == account.email
-    assert events[1].profile_updated.first_name == "Augusta" == user.first_name
-    assert events[2].session_started.session_id == signed_in.session_id
-    assert events[3].session_revoked.session_id == signed_in.session_id
-    assert events[3].session_revoked.reason == pb.SESSION_END_REASON_LOGOUT
+    assert events[1].email_verified.email == account.email
+    assert events[2].profile_updated.first_name == "Augusta" == user.first_name
+    assert events[3].session_started.session_id == signed_in.session_id
+    assert events[4].session_revoked.session_id == signed_in.session_id
+    assert events[4].session_revoked.reason == pb.SESSION_END_REASON_LOGOUT
     text = "".join(text_format.MessageToString(event) for event in events)
     for secret in (PASSWORD, signed_in.refresh_token, signed_in.access_token, reset_token):
         assert secret not in text
@@ -201,8 +203,9 @@ async def test_watch_delivers_the_events_of_rpcs_made_while_it_is_open(service: 
     account = await register(service, label="watched")
     async with grpc.aio.insecure_channel(service.target) as channel:
         watch = user_service_pb2_grpc.UserServiceStub(channel).WatchEvents(pb.WatchEventsRequest())
-        [registered] = await take(watch, 1)
+        registered, verified = await take(watch, 2)
         assert (registered.user_id, registered.sequence) == (account.id, 1)
+        assert kinds([verified]) == ["email_verified"]
 
         await service.stub.UpdateProfile(
             pb.UpdateProfileRequest(id=account.id, last_name="King", expected_version=1),
@@ -212,7 +215,7 @@ async def test_watch_delivers_the_events_of_rpcs_made_while_it_is_open(service: 
 
         followed = await take(watch, 2)
         assert kinds(followed) == ["profile_updated", "user_disabled"]
-        assert [e.sequence for e in followed] == [2, 3]
+        assert [e.sequence for e in followed] == [3, 4]
         watch.cancel()
 
 
@@ -264,7 +267,8 @@ async def test_a_shutdown_ends_an_open_watch_promptly_with_unavailable(
             watch = user_service_pb2_grpc.UserServiceStub(channel).WatchEvents(
                 pb.WatchEventsRequest()
             )
-            assert (await take(watch, 1))[0].user_id == account.id
+            # UserRegistered and EmailVerified: nothing more is to come.
+            assert {e.user_id for e in await take(watch, 2)} == {account.id}
 
             started = time.monotonic()
             shutdown = asyncio.ensure_future(running.__aexit__(None, None, None))
@@ -297,7 +301,7 @@ async def test_events_expire_after_the_configured_retention(
             ConsistentRead=True,
         )
 
-    (item,) = response["Items"]
+    item, _ = response["Items"]  # UserRegistered, EmailVerified
     recorded_at = datetime.fromisoformat(item["RecordedAt"]["S"])
     expires_at = int(item["ExpiresAt"]["N"])
     assert expires_at == int((recorded_at + timedelta(days=3)).timestamp())
@@ -361,16 +365,17 @@ async def test_watch_merges_the_stream_shards_in_order_and_resumes_an_old_cursor
     async with grpc.aio.insecure_channel(service.target) as channel:
         stub = user_service_pb2_grpc.UserServiceStub(channel)
         watch = stub.WatchEvents(pb.WatchEventsRequest())
-        delivered = await take(watch, 13)
+        # Each registration records two events (UserRegistered, EmailVerified).
+        delivered = await take(watch, 25)
         await nothing_more(watch)
         watch.cancel()
 
         assert [e.cursor for e in delivered] == sorted(e.cursor for e in delivered)
         assert [(e.user_id, e.sequence) for e in delivered] == [(old_user, 1)] + [
-            (account.id, 1) for account in accounts
+            (account.id, sequence) for account in accounts for sequence in (1, 2)
         ]
         # The cursor of the event written before the shards resumes into every shard after it.
         resumed = stub.WatchEvents(pb.WatchEventsRequest(after_cursor=delivered[0].cursor))
-        assert [e.cursor for e in await take(resumed, 12)] == [e.cursor for e in delivered[1:]]
+        assert [e.cursor for e in await take(resumed, 24)] == [e.cursor for e in delivered[1:]]
         await nothing_more(resumed)
         resumed.cancel()

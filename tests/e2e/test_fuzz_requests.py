@@ -34,7 +34,7 @@ from server.interceptors.request_size import MAX_REQUEST_BYTES
 from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
 from tests.e2e.request_strategies import Known, client_details, requests
-from tests.smtp_server import CapturingSmtpServer, reset_token_from
+from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
 
 pytestmark = pytest.mark.slow
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop the module's service runs in
@@ -48,7 +48,7 @@ Code: TypeAlias = grpc.StatusCode
 # and DEADLINE_EXCEEDED, documented for a store that fails or is slow, are left out on purpose:
 # the store here is healthy, so either would mean that an input broke the path to it.
 DOCUMENTED: dict[str, frozenset[Code]] = {
-    "RegisterUser": frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS}),
+    "RegisterUser": frozenset({Code.INVALID_ARGUMENT, Code.ALREADY_EXISTS, Code.PERMISSION_DENIED}),
     "GetUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetUserByEmail": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "BatchGetUsers": frozenset({Code.INVALID_ARGUMENT}),
@@ -56,7 +56,12 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "ListUsers": frozenset({Code.INVALID_ARGUMENT}),
     "DeleteUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED}),
     "Authenticate": frozenset(
-        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED}
+        {
+            Code.INVALID_ARGUMENT,
+            Code.UNAUTHENTICATED,
+            Code.PERMISSION_DENIED,
+            Code.FAILED_PRECONDITION,
+        }
     ),
     "RefreshSession": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ABORTED}),
     "Logout": frozenset({Code.INVALID_ARGUMENT}),
@@ -73,6 +78,10 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     ),
     "RequestPasswordReset": frozenset({Code.INVALID_ARGUMENT}),
     "ResetPassword": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED}),
+    "VerifyEmail": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION, Code.ABORTED}
+    ),
+    "ResendVerification": frozenset({Code.INVALID_ARGUMENT}),
     "DisableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "EnableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "GetJwks": frozenset(),
@@ -144,17 +153,30 @@ async def target(moto_endpoint: str, smtp_server: CapturingSmtpServer) -> AsyncI
 
 
 async def _seed(service: Service) -> Known:
-    """Two users; the first with two sessions (one token already rotated) and a pending reset,
-    the second with a pending email change."""
+    """Four users: the first with two sessions (one token already rotated) and a pending reset,
+    registered with a vouched-for address; the second unverified, with its verification mail and
+    a session; a third whose verification link was used, and a fourth whose verification has
+    expired. A fifth, vouched-for (so no verification mail holds its mail back), with a pending
+    email change."""
     stub = service.stub
-    emails = (unique_email("fuzz-a"), unique_email("fuzz-b"))
+    emails = tuple(unique_email(f"fuzz-{label}") for label in "abcd")
     users = [
         await stub.RegisterUser(
-            pb.RegisterUserRequest(email=email, password=PASSWORD, first_name="F", last_name="Z"),
+            pb.RegisterUserRequest(
+                email=email,
+                password=PASSWORD,
+                first_name="F",
+                last_name="Z",
+                email_verified=email == emails[0],
+            ),
             timeout=RPC_TIMEOUT,
         )
         for email in emails
     ]
+    mails = [await service.smtp.wait_for_message(to=email, timeout=10) for email in emails[1:]]
+    pending, used, expired = (reset_token_from(mail) for mail in mails)
+    await stub.VerifyEmail(pb.VerifyEmailRequest(token=used), timeout=RPC_TIMEOUT)
+    await _expire_verification(service, users[3].id)
     sign_ins = [
         await stub.Authenticate(
             pb.AuthenticateRequest(email=emails[0], password=PASSWORD), timeout=RPC_TIMEOUT
@@ -171,13 +193,19 @@ async def _seed(service: Service) -> Known:
         pb.RequestPasswordResetRequest(email=emails[0]), timeout=RPC_TIMEOUT
     )
     reset = reset_token_from(await service.smtp.wait_for_message(to=emails[0], timeout=10))
-    moving_to = unique_email("fuzz-moved")
+    mover_email, moving_to = unique_email("fuzz-mover"), unique_email("fuzz-moved")
+    mover = await stub.RegisterUser(
+        pb.RegisterUserRequest(
+            email=mover_email, password=PASSWORD, first_name="M", last_name="V", email_verified=True
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     await stub.RequestEmailChange(
-        pb.RequestEmailChangeRequest(id=users[1].id, new_email=moving_to, expected_version=1),
+        pb.RequestEmailChangeRequest(id=mover.id, new_email=moving_to, expected_version=1),
         timeout=RPC_TIMEOUT,
     )
     confirm = reset_token_from(await service.smtp.wait_for_message(to=moving_to, timeout=10))
-    cancel = reset_token_from(await service.smtp.wait_for_message(to=emails[1], timeout=10))
+    cancel = reset_token_from(await service.smtp.wait_for_message(to=mover_email, timeout=10))
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
     events = await stub.ListUserEvents(
@@ -199,6 +227,19 @@ async def _seed(service: Service) -> Known:
         event_page_tokens=(events.next_page_token,) if events.next_page_token else (),
         cursors=tuple(event.cursor for event in events.events),
         other_session_ids=(theirs.session_id,),
+        verification_tokens=(pending, used, expired),
+        verification_codes=tuple(verification_code_from(mail) for mail in mails),
+        unverified_emails=emails[1:],
+    )
+
+
+async def _expire_verification(service: Service, user_id: str) -> None:
+    """Moves the user's pending verification's expiry into the past, as a day would."""
+    await service.dynamodb.update_item(
+        TableName=service.tables.users,
+        Key={"Id": {"S": user_id}},
+        UpdateExpression="SET EmailVerification.ExpiresAt = :past",
+        ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00.000000+00:00"}},
     )
 
 
@@ -355,8 +396,11 @@ def _check_reply(request: Message, reply: Message) -> None:
         for session in reply.sessions:
             assert str(uuid.UUID(session.session_id)) == session.session_id
             _check_client(session.client)
+    if isinstance(request, pb.VerifyEmailRequest):
+        assert isinstance(reply, pb.User) and reply.email_verified
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
+        assert reply.email_verified is request.email_verified
         assert reply.email == unicodedata.normalize("NFC", request.email.strip())
         assert reply.first_name == unicodedata.normalize("NFC", request.first_name.strip())
         assert reply.last_name == unicodedata.normalize("NFC", request.last_name.strip())

@@ -21,7 +21,12 @@ PASSWORD = "correct horse battery"
 
 
 def registration(email: str = "Ada.Lovelace@Example.com", **changes: str) -> pb.RegisterUserRequest:
-    fields = {"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace"}
+    fields: dict[str, Any] = {
+        "email": email,
+        "password": PASSWORD,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+    }
     fields.update(changes)
     return pb.RegisterUserRequest(**fields)
 

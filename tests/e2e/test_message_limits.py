@@ -54,7 +54,11 @@ def dynamodb_sends(service: Service) -> Iterator[DynamoDbSends]:
 
 
 def registration(first_name: str = "Ada", **fields: str) -> pb.RegisterUserRequest:
-    values = {"email": unique_email("limits"), "password": PASSWORD, "last_name": "Byron"}
+    values: dict[str, Any] = {
+        "email": unique_email("limits"),
+        "password": PASSWORD,
+        "last_name": "Byron",
+    }
     return pb.RegisterUserRequest(**{**values, **fields, "first_name": first_name})
 
 

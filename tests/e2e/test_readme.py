@@ -133,6 +133,30 @@ async def test_readme_email_change_session_works_as_pasted(
     assert {error.code() for error in gone} == {grpc.StatusCode.NOT_FOUND}
 
 
+async def test_readme_email_verification_session_works_as_pasted(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    settings = service_settings(moto_endpoint, notifier="outbox", outbox_dir=outbox)
+    async with running_service(settings, address="127.0.0.1:0") as running:
+        target = f"127.0.0.1:{running.port}"
+        script = readme_block_after("Email verification with grpcurl")
+        script = script.replace("localhost:50051", target).replace("outbox/", f"{outbox}/")
+
+        output = await run_block(script)
+
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = UserServiceStub(channel)
+            gone = [
+                await rpc_error(stub.GetUserByEmail(pb.GetUserByEmailRequest(email=email)))
+                for email in ("katherine@example.com", "dorothy@example.com")
+            ]
+    assert output.count('"email_verified": true') == 2  # both VerifyEmail replies
+    assert "\nTrue\n" in output  # GetUser's email_verified, through field
+    assert len(list(outbox.glob("*.eml"))) == 2  # the resend within the minute mailed nothing
+    assert {error.code() for error in gone} == {grpc.StatusCode.NOT_FOUND}
+
+
 async def test_readme_tls_and_api_key_block_works_as_pasted(
     moto_endpoint: str, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -48,7 +49,7 @@ from tests.e2e.auth_helpers import (
 from tests.e2e.conftest import serving
 from tests.e2e.harness import Service, rpc_error, service_settings
 from tests.e2e.test_cli import cli_environment, health_status, start_cli
-from tests.smtp_server import CapturingSmtpServer, reset_token_from
+from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
 
 RESET_PASSWORD = "juniper-comet-71"
 COMMON_PASSWORD = "password123"
@@ -62,6 +63,10 @@ class Secrets:
     refresh_tokens: list[str] = field(default_factory=list)
     access_tokens: list[str] = field(default_factory=list)
     reset_tokens: list[str] = field(default_factory=list)
+    verification_tokens: list[str] = field(default_factory=list)
+    # Six digits are too short to search for alone: looked for after the word "code" in logs,
+    # and whole in error messages and stored values.
+    verification_codes: list[str] = field(default_factory=list)
     errors: list[grpc.aio.AioRpcError] = field(default_factory=list)
     live_token_hashes: list[str] = field(default_factory=list)
 
@@ -69,7 +74,7 @@ class Secrets:
         """Each secret, and the part of it that is secret on its own (after a token's user id)."""
         found = set(self.passwords) | set(self.access_tokens)
         found |= {token.rsplit(".", 1)[-1] for token in self.access_tokens}  # the signature
-        for token in [*self.refresh_tokens, *self.reset_tokens]:
+        for token in [*self.refresh_tokens, *self.reset_tokens, *self.verification_tokens]:
             found |= {token, token.partition(".")[2]}
         assert all(len(secret) >= 16 for secret in found), "too short to search for"
         return found
@@ -179,17 +184,36 @@ async def run_every_flow(service: Service) -> Secrets:
         unauthenticated,
     )
 
-    # What stays stored: one live session, rotated once, a pending reset, a pending change.
+    # Email verification: a wrong code, the right one, then the link it spent.
+    unverified, mail = await verification_mail(service, "verify")
+    link, code = reset_token_from(mail), verification_code_from(mail)
+    secrets.verification_tokens.append(link)
+    secrets.verification_codes.append(code)
+    wrong_code = f"{(int(code) + 1) % 10**6:06d}"
+    by_code = pb.VerifyEmailRequest(email=unverified.email, code=wrong_code)
+    await secrets.fails(stub.VerifyEmail(by_code, timeout=TIMEOUT), unauthenticated)
+    by_code.code = code
+    await stub.VerifyEmail(by_code, timeout=TIMEOUT)
+    by_link = pb.VerifyEmailRequest(token=link)
+    await secrets.fails(stub.VerifyEmail(by_link, timeout=TIMEOUT), unauthenticated)
+
+    # What stays stored: one live session, rotated once, a pending reset, a pending change and
+    # a pending verification.
     live = secrets.keep(await sign_in(service, account.email, RESET_PASSWORD))
     current = secrets.keep(await refresh(service, live))
     service.clock.advance(seconds=61)  # past the security mail cool-down of the first reset
     pending = await requested_reset_token(service, account)
     secrets.reset_tokens.append(pending)
+    _, pending_mail = await verification_mail(service, "pending")
+    pending_link = reset_token_from(pending_mail)
+    secrets.verification_tokens.append(pending_link)
+    secrets.verification_codes.append(verification_code_from(pending_mail))
     secrets.live_token_hashes = [
         token_hash(live),
         token_hash(current),
         token_hash(pending),
         *(token_hash(token) for token in change_tokens["pending"]),
+        token_hash(pending_link),
     ]
     return secrets
 
@@ -204,6 +228,11 @@ async def requested_email_change(service: Service, account: Account) -> tuple[st
     confirm = reset_token_from(await service.smtp.wait_for_message(to=new_email))
     cancel = reset_token_from(await service.smtp.wait_for_message(to=account.email))
     return confirm, cancel
+
+
+async def verification_mail(service: Service, label: str) -> tuple[Account, EmailMessage]:
+    account = await register(service, label=label, verified=False)
+    return account, await service.smtp.wait_for_message(to=account.email)
 
 
 async def requested_reset_token(service: Service, account: Account) -> str:
@@ -332,7 +361,8 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
 
     assert exported == 0
     hashes = stored_hashes(items)
-    hashes |= {token_hash(token) for token in [*secrets.refresh_tokens, *secrets.reset_tokens]}
+    tokens = [*secrets.refresh_tokens, *secrets.reset_tokens, *secrets.verification_tokens]
+    hashes |= {token_hash(token) for token in tokens}
     # What is searched for is real: hashes as stored, the export wrote them, requests were signed.
     assert (
         any(h.startswith("$argon2id$") for h in hashes) and set(secrets.live_token_hashes) <= hashes
@@ -361,6 +391,12 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
         if secret in line
     }
     assert not leaks, f"secrets in log lines: {sorted(leaks)}"
+    codes = [re.compile(rf"(?i)code\D{{0,40}}\b{code}\b") for code in secrets.verification_codes]
+    # The test's own SMTP server (aiosmtpd, logger "mail.log", in this process) logs the mail it
+    # receives: the code is in the mail, by design. Only what the service logs counts here.
+    service_lines = [line for line in lines if json.loads(line)["logger"] != "mail.log"]
+    assert any(json.loads(line)["logger"] == "mail.log" for line in lines)  # the mail was seen
+    assert not [line for line in service_lines for code in codes if code.search(line)], "a code"
     assert any(REDACTED in e["message"] for e in entries)  # they were there, and were redacted
 
 
@@ -377,6 +413,7 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
 
     stored = "\n".join(json.dumps(item, default=str, sort_keys=True) for item in items)
     assert [secret for secret in secrets.raw() if secret in stored] == []
+    assert [code for code in secrets.verification_codes if f'"{code}"' in stored] == []
     # The scan reads what a leak would land in: the hashes of the live tokens are there.
     assert all(digest in stored for digest in secrets.live_token_hashes)
 
@@ -389,6 +426,7 @@ async def test_no_error_message_echoes_a_password_or_token(service: Service) -> 
     debug = [error.debug_error_string() or "" for error in secrets.errors]
     texts = details + debug
     assert [secret for secret in secrets.raw() for text in texts if secret in text] == []
+    assert [code for code in secrets.verification_codes for text in texts if code in text] == []
 
 
 class _WithApiKey(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc, type-arg, unused-ignore]
@@ -470,8 +508,11 @@ async def test_a_served_process_logging_json_at_debug_writes_no_secret(
     assert len(access) > 30 and all(e.get("request_id") for e in access)
     leaked = [secret for secret in [*secrets.raw(), key] if secret in log or secret in errors]
     assert not leaked, f"{len(leaked)} secrets in the served process's output"
-    hashes = [token_hash(token) for token in [*secrets.refresh_tokens, *secrets.reset_tokens]]
+    tokens = [*secrets.refresh_tokens, *secrets.reset_tokens, *secrets.verification_tokens]
+    hashes = [token_hash(token) for token in tokens]
     assert not [digest for digest in hashes if digest in log], "token hashes in the output"
+    codes = [re.compile(rf"(?i)code\D{{0,40}}\b{code}\b") for code in secrets.verification_codes]
+    assert not [code for code in codes if code.search(log) or code.search(errors)], "a code"
     # Password hashes and SigV4 headers, by their form: the bodies and requests are logged.
     assert "$argon2" not in log and "Credential=" not in log and "Signature=" not in log
     assert any("PasswordHash" in e["message"] for e in entries)

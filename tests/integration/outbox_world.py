@@ -10,8 +10,8 @@ from typing import Any
 
 from domain.events import DomainEvent, RecordedEvent
 from domain.policies import AuthPolicy
-from domain.ports import LockNotices
-from domain.use_cases import accounts
+from domain.ports import LockNotices, VerificationMailing
+from domain.use_cases import accounts, verification
 from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from domain.values import UserId
@@ -25,9 +25,12 @@ from tests.fakes import (
     FakePasswordHasher,
     FixedClock,
     RecordingNotifier,
+    unsent_verification_mailing,
 )
 
 PASSWORD = "Zebra-Quill-42"
+# A registration records UserRegistered and EmailVerificationRequested.
+REGISTRATION_EVENTS = 2
 
 
 @dataclass
@@ -56,11 +59,22 @@ class OutboxWorld:
     def _heard(self, events: Sequence[DomainEvent]) -> None:
         self.committed.append(list(events))
 
-    async def register(self, email: str = "ada@example.com", client: Any = None) -> User:
+    async def register(
+        self, email: str = "ada@example.com", client: Any = None, *, mailed: bool = False
+    ) -> User:
+        """A new account; its verification mail is held in ``after_reply`` until run when
+        ``mailed``, else dropped unsent."""
+        mailing = (
+            VerificationMailing(self.notifier, self.after_reply)
+            if mailed
+            else unsent_verification_mailing()
+        )
         return await accounts.register_user(
             self.uow(client),
             self.hasher,
             self.clock,
+            self.policy,
+            mailing,
             email=email,
             password=PASSWORD,
             first_name="Ada",
@@ -79,6 +93,11 @@ class OutboxWorld:
             self.notices,
             email=email,
             password=password,
+        )
+
+    async def verify(self, *, token: str = "", email: str = "", code: str = "") -> User:
+        return await verification.verify_email(
+            self.uow(), self.clock, self.policy.verification, token=token, email=email, code=code
         )
 
     async def refresh(self, refresh_token: str, client: Any = None) -> SessionTokens:

@@ -19,6 +19,7 @@ from tests.fakes import (
     FakePasswordHasher,
     FixedClock,
     recorded_lock_notices,
+    unsent_verification_mailing,
 )
 
 CLEAR_PASSWORD = "correct horse battery staple"
@@ -62,6 +63,8 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
         DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
         FakePasswordHasher(),
         FixedClock(T0),
+        AuthPolicy(),
+        unsent_verification_mailing(),
         email="  Ada.Lovelace@Example.COM ",
         password=CLEAR_PASSWORD,
         first_name="Ada",
@@ -70,7 +73,8 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
 
-    assert set(item) == BASE_ATTRIBUTES
+    # Registration mails a verification: it is pending, and counts as security mail.
+    assert set(item) == BASE_ATTRIBUTES | {"EmailVerification", "SecurityMailSentAt"}
     assert item["Email"] == {"S": "Ada.Lovelace@Example.COM"}
     assert item["EmailIndex"] == {"S": "ada.lovelace@example.com"}
     assert item["PasswordHash"] == {"S": user.password_hash}
@@ -91,7 +95,8 @@ async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
         return DynamoUnitOfWork(dynamodb_client, dynamodb_tables)
 
     user = await register_user(
-        uow(), FakePasswordHasher(), clock, email="ada@example.com", password=CLEAR_PASSWORD,
+        uow(), FakePasswordHasher(), clock, policy, unsent_verification_mailing(),
+        email="ada@example.com", password=CLEAR_PASSWORD,
         first_name="Ada", last_name="Lovelace",
     )  # fmt: skip
 
@@ -110,7 +115,8 @@ async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
     )
 
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
-    assert set(item) == BASE_ATTRIBUTES  # no sessions in the user item
+    # No sessions in the user item (the pending verification of registration is).
+    assert set(item) == BASE_ATTRIBUTES | {"EmailVerification", "SecurityMailSentAt"}
     assert item["SessionEpoch"] == {"N": "0"}
     assert item["Version"] == {"N": "1"}  # sign-ins and refreshes are no change callers see
     sessions = await raw_sessions(dynamodb_client, dynamodb_tables, user.id.value)

@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from domain.errors import AuthenticationFailed, StorageError
+from domain.errors import AuthenticationFailed, InvalidVerificationCode, StorageError
 from domain.event_cursors import stream_partition_of
 from domain.events import (
     AccountLocked,
     DomainEvent,
     EmailChanged,
+    EmailVerificationRequested,
+    EmailVerified,
     PasswordChanged,
     PasswordChangeReason,
     PasswordResetRequested,
@@ -39,7 +41,7 @@ from domain.values import Email
 from persistence.schema import TableNames
 from server.crypto.passwords import Argon2PasswordHasher
 from tests.fakes import DeferredTasks, RecordingNotifier
-from tests.integration.outbox_world import PASSWORD, OutboxWorld, later
+from tests.integration.outbox_world import PASSWORD, REGISTRATION_EVENTS, OutboxWorld, later
 
 NEW_PASSWORD = "Otter-Lantern-97"
 RESET_PASSWORD = "Heron-Basket-31"
@@ -79,6 +81,11 @@ class Flow:
                 self.secrets.add(session["TokenHash"]["S"])
             if "PasswordReset" in item:
                 self.secrets.add(item["PasswordReset"]["M"]["TokenHash"]["S"])
+            if "EmailVerification" in item:
+                pending = item["EmailVerification"]["M"]
+                self.secrets |= {
+                    pending[name]["S"] for name in ("TokenHash", "CodeHash", "CodeSalt")
+                }
 
     def token(self, tokens: SessionTokens) -> SessionTokens:
         self.secrets |= {tokens.refresh_token, hash_token(tokens.refresh_token)}
@@ -93,12 +100,25 @@ async def test_every_write_path_stores_exactly_its_events_and_none_holds_a_secre
     dynamodb_client: Any, dynamodb_tables: TableNames, argon2: Argon2PasswordHasher
 ) -> None:
     world = OutboxWorld(dynamodb_client, dynamodb_tables, hasher=argon2)
-    user = await world.register()
+    user = await world.register(mailed=True)
     uid = user.id.value
     flow = Flow(world, uid)
     clock = world.clock
-    await flow.landed(UserRegistered(uid, clock.now, "ada@example.com", "Ada", "Lovelace"))
+    expires_at = clock.now + world.policy.verification.lifetime
+    await flow.landed(
+        UserRegistered(uid, clock.now, "ada@example.com", "Ada", "Lovelace"),
+        EmailVerificationRequested(uid, clock.now, expires_at=expires_at),
+    )
     assert world.committed == [flow.expected]  # what the unit of work reported
+    await world.after_reply.run_all()
+    (verification,) = world.notifier.verifications
+    flow.secrets |= {verification.token, hash_token(verification.token)}
+    wrong_code = f"{(int(verification.code) + 1) % 10**6:06d}"
+    with pytest.raises(InvalidVerificationCode):
+        await world.verify(email="ada@example.com", code=wrong_code)
+    await flow.landed()  # a wrong code is counted, and no event
+    await world.verify(token=verification.token)
+    await flow.landed(EmailVerified(uid, clock.now, "ada@example.com"))
 
     first = flow.token(await world.sign_in())
     await flow.landed(SessionStarted(uid, clock.now, first.session_id))
@@ -240,7 +260,7 @@ async def test_events_record_when_they_were_written_and_expire_after_the_retenti
     world = OutboxWorld(dynamodb_client, dynamodb_tables)
     user = await world.register()
 
-    (item,) = await world.event_items(user.id)
+    item, _ = await world.event_items(user.id)  # UserRegistered, EmailVerificationRequested
 
     recorded_at = world.clock.now
     assert item["RecordedAt"]["S"] == recorded_at.isoformat(timespec="microseconds")
@@ -272,12 +292,12 @@ async def test_the_longest_sign_in_ending_48_expired_sessions_fits_one_transacti
     signed_in = await world.sign_in()
 
     events = await world.events(user.id)
-    assert len(events) == 1 + 50 + 48 + 1
+    assert len(events) == REGISTRATION_EVENTS + 50 + 48 + 1
     expired = [e for e in events if isinstance(e, SessionRevoked)]
     assert len(expired) == 48
     assert {e.reason for e in expired} == {SessionEndReason.EXPIRED}
     assert events[-1] == SessionStarted(user.id.value, world.clock.now, signed_in.session_id)
-    assert await world.event_seq(user.id) == 100
+    assert await world.event_seq(user.id) == REGISTRATION_EVENTS + 50 + 48 + 1
     await world.sign_in()
     assert len([e for e in await world.events(user.id) if isinstance(e, SessionRevoked)]) == 50
 
@@ -298,7 +318,7 @@ async def test_a_write_too_large_for_one_transaction_fails_clearly_and_writes_no
             await uow.commit()
 
     assert await world.user_item(user.id) == before
-    assert len(await world.event_items(user.id)) == 1
+    assert len(await world.event_items(user.id)) == REGISTRATION_EVENTS
     assert len(world.committed) == 1  # the registration only
 
 
@@ -311,5 +331,5 @@ async def test_a_sign_in_with_an_unknown_email_records_no_event_anywhere(
     with pytest.raises(AuthenticationFailed):
         await world.sign_in("nobody@example.com")
 
-    assert len(await world.all_event_items()) == 1  # the registration's
+    assert len(await world.all_event_items()) == REGISTRATION_EVENTS  # the registration's
     assert len(world.committed) == 1

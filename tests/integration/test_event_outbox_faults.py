@@ -95,7 +95,7 @@ async def test_a_transaction_that_lands_through_the_proxy_leaves_the_change_and_
     assert item is not None and item["SessionEpoch"] == {"N": "1"}
     ended = [SessionsRevoked(user.id.value, world.clock.now, SessionEndReason.LOGOUT_ALL, 2)]
     assert (await world.events(user.id))[-1:] == ended
-    assert await world.event_seq(user.id) == 4
+    assert await world.event_seq(user.id) == 5  # registration (2), sign-ins (2), the end
     assert world.committed[-1] == ended
     for tokens in sessions:
         with pytest.raises(InvalidRefreshToken):
@@ -117,10 +117,10 @@ async def test_a_transaction_whose_answer_is_lost_records_its_events_once(
 
     assert proxy.requests(TRANSACT)[0].outcome is Outcome.ANSWER_DROPPED
     recorded = await world.recorded(user.id)
-    assert [r.sequence for r in recorded] == [1, 2, 3, 4]
+    assert [r.sequence for r in recorded] == [1, 2, 3, 4, 5]
     revoked = [r.event for r in recorded if isinstance(r.event, SessionsRevoked)]
     assert len(revoked) == 1
-    assert await world.event_seq(user.id) == 4
+    assert await world.event_seq(user.id) == 5
 
 
 async def test_a_version_conflict_leaves_only_the_winners_change_and_events(
@@ -144,7 +144,7 @@ async def test_a_version_conflict_leaves_only_the_winners_change_and_events(
     events = await world.events(user.id)
     assert [type(e) for e in events][-1:] == [SessionsRevoked]
     assert not any(isinstance(e, UserDisabled) for e in events)
-    assert await world.event_seq(user.id) == len(events) == 4
+    assert await world.event_seq(user.id) == len(events) == 5
     item = await world.user_item(user.id)
     assert item is not None and item["Status"]["S"] == "ACTIVE"
     assert loser.events and isinstance(loser.events[0], UserDisabled)  # still pending, unstored

@@ -598,3 +598,32 @@ async def test_moving_a_session_refreshed_since_it_was_read_fails_as_a_concurren
         stored = await uow.users.require(user.id)
         assert stored.session_epoch == 0  # nothing of the move landed
         assert await uow.sessions.get(stored, kept.session_id) == rotated
+
+
+async def test_a_pending_verification_and_its_wrong_codes_are_kept_without_a_new_version(
+    new_uow: NewUow,
+) -> None:
+    user = new_user("Ada.Lovelace@Example.com")
+    _, code = user.request_email_verification(T0, timedelta(hours=24))
+    await add(new_uow, user)
+
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        assert not stored.verify_email(f"{(int(code.value) + 1) % 10**6:06d}", T0, 5)
+        await uow.users.update(stored)
+        await uow.commit()
+
+    counted = await by_id(new_uow, user)
+    assert counted is not None and counted.version == 1  # bookkeeping: no new version
+    assert counted.email_verification is not None
+    assert counted.email_verification.wrong_codes == 1
+    assert user.email_verification is not None
+    assert counted.email_verification == replace(user.email_verification, wrong_codes=1)
+    async with new_uow() as uow:
+        stored = await uow.users.require(user.id)
+        assert stored.verify_email(code.value, T0, 5)
+        await uow.users.update(stored)
+        await uow.commit()
+    verified = await by_id(new_uow, user)
+    assert verified is not None and verified.email_verified and verified.version == 2
+    assert verified.email_verification is None

@@ -26,7 +26,13 @@ from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from tests.builders import T0
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
+from tests.fakes import (
+    FakeAccessTokenIssuer,
+    FakePasswordHasher,
+    FixedClock,
+    recorded_lock_notices,
+    unsent_verification_mailing,
+)
 
 PASSWORD = "correct horse battery staple"
 PHONE = {
@@ -48,7 +54,8 @@ class World:
 
     async def register(self) -> str:
         user = await register_user(
-            self.uow(), FakePasswordHasher(), self.clock, email="ada@example.com",
+            self.uow(), FakePasswordHasher(), self.clock, self.policy,
+            unsent_verification_mailing(), email="ada@example.com",
             password=PASSWORD, first_name="Ada", last_name="Lovelace",
         )  # fmt: skip
         return user.id.value

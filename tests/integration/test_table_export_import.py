@@ -308,11 +308,12 @@ async def test_an_export_upgrades_version_1_items_and_exports_newer_ones_as_stor
 async def test_a_user_deleted_in_the_target_and_imported_again_numbers_its_events_on(
     dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
 ) -> None:
-    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)  # events 1, 2 in the source
+    # Events 1 to 3 in the source: registered (and its verification mail), signed in.
+    (user,) = await some_users(dynamodb_client, dynamodb_tables, 1)
     records = await export_all(dynamodb_client, dynamodb_tables)
     await import_all(dynamodb_client, target, records)
     clock = FixedClock(T0 + timedelta(hours=1))
-    await delete_user(  # UserDeleted is event 3 in the target, and stays there
+    await delete_user(  # UserDeleted is event 4 in the target, and stays there
         DynamoUnitOfWork(dynamodb_client, target), clock, user_id=user.user_id, expected_version=1
     )
 
@@ -327,10 +328,10 @@ async def test_a_user_deleted_in_the_target_and_imported_again_numbers_its_event
     )
 
     stored = await get_user_item(dynamodb_client, target, user.user_id)
-    assert stored is not None and stored["EventSeq"] == {"N": "4"}
+    assert stored is not None and stored["EventSeq"] == {"N": "5"}
     events = await scan_all(dynamodb_client, target.events)
     assert sorted(
         (int(event["Seq"]["N"]), event["Type"]["S"])
         for event in events
         if event["UserId"]["S"] == user.user_id
-    ) == [(3, "UserDeleted"), (4, "ProfileUpdated")]
+    ) == [(4, "UserDeleted"), (5, "ProfileUpdated")]

@@ -8,7 +8,15 @@ import hashlib
 import pytest
 
 from domain.errors import InvalidValue
-from domain.secret_tokens import hash_token, issue_token, parse_token, same_hash
+from domain.secret_tokens import (
+    hash_code,
+    hash_token,
+    issue_code,
+    issue_token,
+    parse_code,
+    parse_token,
+    same_hash,
+)
 from domain.values import UserId
 
 USER = UserId("3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b")
@@ -124,3 +132,47 @@ def test_a_refresh_token_with_a_malformed_session_part_is_not_ours(raw: str) -> 
 def test_the_session_id_is_read_in_its_canonical_form() -> None:
     lookup = parse_token(f"{USER.value}.{SESSION.upper()}.{'A' * 43}")
     assert lookup.session_id == SESSION
+
+
+def test_a_verification_code_is_six_digits_drawn_uniformly_hashed_under_its_own_salt() -> None:
+    codes = [issue_code() for _ in range(2000)]
+
+    assert all(len(code.value) == 6 and code.value.isdigit() for code in codes)
+    assert all(code.code_hash == hash_code(code.value, code.salt) for code in codes)
+    assert len({code.salt for code in codes}) == len(codes)
+    # Leading zeros are kept: about a tenth of codes start with 0.
+    assert 100 < sum(code.value.startswith("0") for code in codes) < 320
+    assert all(code.value not in repr(code) and code.salt not in repr(code) for code in codes)
+
+
+def test_the_same_code_under_two_salts_hashes_differently() -> None:
+    first, second = issue_code(), issue_code()
+    assert hash_code("123456", first.salt) != hash_code("123456", second.salt)
+
+
+@pytest.mark.parametrize("raw", ["123456", " 123456 ", "000000"])
+def test_a_presented_code_is_its_six_ascii_digits(raw: str) -> None:
+    assert parse_code(raw) == raw.strip()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "12345",
+        "1234567",
+        "12345a",
+        "\uff11\uff12\uff13\uff14\uff15\uff16",  # fullwidth digits
+        "\u0661\u0662\u0663\u0664\u0665\u0666",  # Arabic-Indic digits
+        "123 456",
+        "-12345",
+        "+12345",
+    ],
+)
+def test_a_code_of_another_form_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidValue, match="6 digits"):
+        parse_code(raw)
+
+
+def test_an_empty_code_is_refused_as_empty() -> None:
+    with pytest.raises(InvalidValue, match="must not be empty"):
+        parse_code("  ")

@@ -240,3 +240,30 @@ def test_a_verified_address_survives_the_round_trip_and_an_older_item_reads_unve
         False,
         None,
     )
+
+
+def test_a_pending_verification_is_stored_as_a_map_of_hashes_and_survives_the_round_trip() -> None:
+    user = new_user("Ada.Lovelace@Example.com")
+    token, code = user.request_email_verification(T0, timedelta(hours=24))
+    user.verify_email(f"{(int(code.value) + 1) % 10**6:06d}", T0, 5)  # one wrong code
+
+    item = user_to_item(user, version=1, revision=3, event_seq=2)
+
+    stored = item["EmailVerification"]["M"]
+    assert set(stored) == {
+        "Email", "TokenHash", "CodeHash", "CodeSalt", "RequestedAt", "ExpiresAt", "WrongCodes",
+    }  # fmt: skip
+    assert stored["Email"] == {"S": "ada.lovelace@example.com"}
+    assert stored["WrongCodes"] == {"N": "1"}
+    assert token.value not in str(item) and code.value not in str(stored)
+    restored = item_to_user(item)
+    assert restored.email_verification == user.email_verification
+    assert state_of(restored) == {**state_of(user), "version": 1}
+    assert restored.verify_email(code.value, T0, 5)
+
+
+def test_no_pending_verification_leaves_the_attribute_out_also_on_older_items() -> None:
+    user = new_user()
+    item = user_to_item(user, version=1, revision=1, event_seq=1)
+    assert "EmailVerification" not in item
+    assert item_to_user({**item, "SchemaVersion": {"N": "3"}}).email_verification is None

@@ -82,6 +82,22 @@ def test_the_email_change_links_live_a_day_unless_set_within_five_minutes_and_a_
             Settings(email_change_lifetime_seconds=outside)
 
 
+def test_the_verification_policy_follows_the_settings_and_the_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    policy = auth_policy(
+        Settings(email_verification_lifetime_seconds=3600, verification_code_max_attempts=3)
+    )
+    assert policy.verification.lifetime.total_seconds() == 3600
+    assert policy.verification.max_code_attempts == 3
+    assert not policy.verification.required_for_sign_in  # development
+    assert auth_policy(Settings(require_verified_email=True)).verification.required_for_sign_in
+    monkeypatch.setenv("USER_SERVICE_PROFILE", "production")
+    assert auth_policy(Settings()).verification.required_for_sign_in
+    monkeypatch.setenv("USER_SERVICE_REQUIRE_VERIFIED_EMAIL", "false")
+    assert not auth_policy(Settings()).verification.required_for_sign_in
+
+
 def test_reset_mail_goes_to_the_outbox_in_development_and_smtp_when_asked(
     tmp_path: Path,
 ) -> None:

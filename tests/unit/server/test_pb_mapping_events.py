@@ -37,6 +37,7 @@ KIND_FIELD = {
     "EmailVerified": "email_verified",
     "EmailChangeRequested": "email_change_requested",
     "EmailChangeCancelled": "email_change_cancelled",
+    "EmailVerificationRequested": "email_verification_requested",
 }
 
 

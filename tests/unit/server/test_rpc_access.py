@@ -31,7 +31,7 @@ def test_every_role_named_by_a_rule_is_a_known_role() -> None:
 
 
 def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> None:
-    open_rpcs = {rpc for rpc, rule in RULE_BY_RPC.items() if rule == ANY_CALLER}
+    open_rpcs = {rpc for rpc, rule in RULE_BY_RPC.items() if rule.any_caller}
     assert open_rpcs == {
         "RegisterUser",
         "Authenticate",
@@ -39,10 +39,37 @@ def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> N
         "Logout",
         "RequestPasswordReset",
         "ResetPassword",
+        "VerifyEmail",
+        "ResendVerification",
         "GetJwks",
         "ConfirmEmailChange",
         "CancelEmailChange",
     }
+    assert {rpc for rpc, rule in RULE_BY_RPC.items() if rule.field_rules} == {"RegisterUser"}
+    assert {rpc for rpc in open_rpcs if RULE_BY_RPC[rpc] != ANY_CALLER} == {"RegisterUser"}
+
+
+def test_only_users_admin_or_admin_may_register_a_user_with_a_verified_address() -> None:
+    rule = RULE_BY_RPC["RegisterUser"]
+    vouching = user_service_pb2.RegisterUserRequest(email="a@example.com", email_verified=True)
+    plain = user_service_pb2.RegisterUserRequest(email="a@example.com")
+    for roles in ({"users:admin"}, {"admin"}, {"users:read", "users:admin"}):
+        assert rule.field_refused(frozenset(roles), vouching) is None, roles
+    for roles in (set(), {"users:write"}, {"users:read", "sessions:admin", "events:read"}):
+        refused = rule.field_refused(frozenset(roles), vouching)
+        assert refused is not None and refused.field == "email_verified", roles
+        assert (
+            refused.describe_needs() == "setting email_verified needs the role admin or users:admin"
+        )
+        assert rule.field_refused(frozenset(roles), plain) is None, roles
+
+
+def test_a_field_rule_names_a_field_of_the_rpc_s_request_and_known_roles() -> None:
+    for rpc, rule in RULE_BY_RPC.items():
+        request = SERVICE.methods_by_name[rpc].input_type
+        for field_rule in rule.field_rules:
+            assert field_rule.field in request.fields_by_name, rpc
+            assert field_rule.roles <= set(ROLES), rpc
 
 
 def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None:

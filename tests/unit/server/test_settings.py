@@ -407,3 +407,31 @@ def test_access_tokens_live_at_most_an_hour(monkeypatch: pytest.MonkeyPatch) -> 
 
     assert message.startswith("invalid setting USER_SERVICE_ACCESS_TOKEN_LIFETIME_SECONDS")
     assert "3600" in message
+
+
+def test_email_verification_defaults_a_day_five_codes_and_sign_in_needs_it_only_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings()
+    assert settings.email_verification_lifetime_seconds == 86400
+    assert settings.verification_code_max_attempts == 5
+    assert not settings.requires_verified_email
+    production(monkeypatch)
+    assert Settings().requires_verified_email
+    monkeypatch.setenv("USER_SERVICE_REQUIRE_VERIFIED_EMAIL", "false")
+    assert not Settings().requires_verified_email
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("USER_SERVICE_EMAIL_VERIFICATION_LIFETIME_SECONDS", "299"),
+        ("USER_SERVICE_EMAIL_VERIFICATION_LIFETIME_SECONDS", "604801"),
+        ("USER_SERVICE_VERIFICATION_CODE_MAX_ATTEMPTS", "0"),
+        ("USER_SERVICE_VERIFICATION_CODE_MAX_ATTEMPTS", "11"),
+    ],
+)
+def test_verification_settings_out_of_range_are_refused_naming_their_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    assert name in refusal(monkeypatch, **{name: value})

@@ -21,15 +21,19 @@ from domain.errors import (
     ConcurrentWrite,
     DeadlineExceeded,
     EmailAlreadyRegistered,
+    EmailNotVerified,
     FieldViolation,
     InvalidArgument,
     InvalidEmailChangeToken,
     InvalidRefreshToken,
     InvalidResetToken,
+    InvalidVerificationCode,
+    InvalidVerificationToken,
     SecurityMailLimited,
     StorageError,
     StorageUnavailable,
     UserNotFound,
+    VerificationCodeAttemptsExhausted,
     VersionConflict,
 )
 from persistence.deadline import refuse_after_deadline
@@ -116,6 +120,10 @@ def raising(error: BaseException) -> Behaviour:
         (InvalidEmailChangeToken(), grpc.StatusCode.UNAUTHENTICATED),
         (SecurityMailLimited(timedelta(seconds=5)), grpc.StatusCode.RESOURCE_EXHAUSTED),
         (AccountDisabled(), grpc.StatusCode.PERMISSION_DENIED),
+        (EmailNotVerified(), grpc.StatusCode.FAILED_PRECONDITION),
+        (InvalidVerificationToken(), grpc.StatusCode.UNAUTHENTICATED),
+        (InvalidVerificationCode(), grpc.StatusCode.UNAUTHENTICATED),
+        (VerificationCodeAttemptsExhausted(), grpc.StatusCode.FAILED_PRECONDITION),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
         (CallerNotPermitted("this method needs the role admin"), grpc.StatusCode.PERMISSION_DENIED),
@@ -156,6 +164,34 @@ async def test_invalid_argument_carries_a_bad_request_with_every_field_violation
         ("email", "must not be empty"),
         ("password", "too short"),
     ]
+
+
+async def test_an_unverified_address_at_sign_in_carries_the_email_not_verified_reason(
+    call: Invoke,
+) -> None:
+    failure = await call(raising(EmailNotVerified()))
+
+    status = rich_status(failure)
+    assert status is not None
+    info = error_details_pb2.ErrorInfo()
+    assert status.details[0].Unpack(info)
+    assert (info.reason, info.domain) == ("EMAIL_NOT_VERIFIED", "user.biome")
+
+
+@pytest.mark.parametrize(
+    ("error", "field"),
+    [(InvalidVerificationToken(), "token"), (InvalidVerificationCode(), "code")],
+)
+async def test_a_bad_verification_token_or_code_names_its_field(
+    call: Invoke, error: Exception, field: str
+) -> None:
+    failure = await call(raising(error))
+
+    status = rich_status(failure)
+    assert status is not None
+    bad_request = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad_request)
+    assert [v.field for v in bad_request.field_violations] == [field]
 
 
 async def test_storage_unavailable_tells_the_caller_when_to_retry(call: Invoke) -> None:

@@ -41,6 +41,16 @@ def access_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def field_rules_table() -> str:
+    """The request fields that only some roles may set, whatever the RPC's own rule."""
+    lines = ["| RPC | field | only with the role |", "| --- | --- | --- |"]
+    for rpc, rule in RULE_BY_RPC.items():
+        for field_rule in rule.field_rules:
+            roles = ", ".join(f"`{role}`" for role in [*sorted(field_rule.roles - {ADMIN}), ADMIN])
+            lines.append(f"| `{rpc}` | `{field_rule.field}` | {roles} |")
+    return "\n".join(lines) + "\n"
+
+
 def roles_table() -> str:
     """Each role and what it allows."""
     lines = ["| Role | allows |", "| --- | --- |"]
@@ -56,10 +66,18 @@ def test_the_document_holds_the_access_table_generated_from_the_rules(document: 
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_the_document_holds_the_fields_only_some_roles_may_set(document: Path) -> None:
+    assert field_rules_table() in document.read_text(), (
+        f"{document.name} lacks:\n{field_rules_table()}"
+    )
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
 def test_the_document_holds_the_roles_and_what_each_allows(document: Path) -> None:
     assert roles_table() in document.read_text(), f"{document.name} lacks:\n{roles_table()}"
 
 
 if __name__ == "__main__":
     print(access_table())
+    print(field_rules_table())
     print(roles_table())

@@ -20,6 +20,7 @@ from domain.errors import (
 )
 from domain.events import (
     DomainEvent,
+    EmailVerificationRequested,
     ProfileUpdated,
     SessionEndReason,
     SessionsRevoked,
@@ -29,16 +30,26 @@ from domain.events import (
     UserRegistered,
 )
 from domain.pagination import PageTokenCodec
-from domain.policies import SessionPolicy
+from domain.policies import AuthPolicy, SessionPolicy
 from domain.use_cases import accounts
 from domain.use_cases.retry import ATTEMPTS
 from domain.user import User, UserStatus
 from domain.values import UserId
-from tests.fakes import FakePasswordHasher, FakeUnitOfWork, FixedClock, InMemoryStore
+from tests.fakes import (
+    FakePasswordHasher,
+    FakeUnitOfWork,
+    FixedClock,
+    InMemoryStore,
+    unsent_verification_mailing,
+)
 from tests.unit.domain.use_cases.auth_kit import AuthKit
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 CODEC = PageTokenCodec(b"p" * 32)
+
+
+# A registration records UserRegistered and EmailVerificationRequested.
+REGISTRATION_EVENTS = 2
 
 
 @pytest.fixture
@@ -56,6 +67,8 @@ async def register(store: InMemoryStore, clock: FixedClock, email: str = "Ada@Ex
         FakeUnitOfWork(store),
         FakePasswordHasher(),
         clock,
+        AuthPolicy(),
+        unsent_verification_mailing(),
         email=email,
         password="correct horse battery",
         first_name=" Ada ",
@@ -77,9 +90,10 @@ async def test_register_user_stores_a_hashed_password_and_version_one(
     assert stored.password_hash == "fake$" + "correct horse battery"[::-1]
     assert store.emails == {"ada@example.com": user.id.value}
     assert store.events_of(user.id) == [
-        UserRegistered(user.id.value, NOW, "Ada@Example.com", "Ada", "Lovelace")
+        UserRegistered(user.id.value, NOW, "Ada@Example.com", "Ada", "Lovelace"),
+        EmailVerificationRequested(user.id.value, NOW, expires_at=NOW + timedelta(hours=24)),
     ]
-    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1]
+    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1, 2]
     assert user.events == []  # landed, so no longer pending
 
 
@@ -91,6 +105,8 @@ async def test_register_user_reports_every_invalid_field_and_writes_nothing(
             FakeUnitOfWork(store),
             FakePasswordHasher(),
             clock,
+            AuthPolicy(),
+            unsent_verification_mailing(),
             email="nope",
             password="short",
             first_name=" ",
@@ -154,7 +170,7 @@ async def test_update_profile_bumps_version_and_keeps_absent_names(
         expected_version=1,
     )
     assert updated.version == 2 and updated.updated_at == clock.now
-    assert store.events_of(user.id)[1:] == [
+    assert store.events_of(user.id)[REGISTRATION_EVENTS:] == [
         ProfileUpdated(user.id.value, clock.now, "Augusta", "Lovelace")
     ]
     stored = store.users[user.id.value]
@@ -188,7 +204,11 @@ async def test_update_profile_with_stale_version_is_a_conflict_and_changes_nothi
         )
     assert (error.value.expected, error.value.actual) == (1, 2)
     assert store.users[user.id.value].first_name.value == "B"
-    assert [type(event) for event in store.events_of(user.id)] == [UserRegistered, ProfileUpdated]
+    assert [type(event) for event in store.events_of(user.id)] == [
+        UserRegistered,
+        EmailVerificationRequested,
+        ProfileUpdated,
+    ]
 
 
 async def test_update_profile_requires_a_name_and_a_version(
@@ -222,7 +242,7 @@ async def test_update_profile_without_change_does_not_write(
         expected_version=1,
     )
     assert same.version == 1 and store.commits == commits
-    assert len(store.events_of(user.id)) == 1
+    assert len(store.events_of(user.id)) == REGISTRATION_EVENTS
 
 
 async def test_lost_update_is_impossible_when_two_writers_read_the_same_version(
@@ -247,7 +267,7 @@ async def test_lost_update_is_impossible_when_two_writers_read_the_same_version(
     assert len(winners) == 1
     assert all(isinstance(result, (User, VersionConflict)) for result in results)
     assert store.users[user.id.value].first_name == winners[0].first_name
-    (_, updated) = store.events_of(user.id)
+    (updated,) = store.events_of(user.id)[REGISTRATION_EVENTS:]
     assert updated == ProfileUpdated(user.id.value, NOW, winners[0].first_name.value, "Lovelace")
 
 
@@ -257,8 +277,9 @@ async def test_delete_user_frees_the_email(store: InMemoryStore, clock: FixedClo
         FakeUnitOfWork(store), clock, user_id=user.id.value, expected_version=1
     )
     assert store.users == {} and store.emails == {}
-    assert store.events_of(user.id)[1:] == [UserDeleted(user.id.value, NOW)]  # outlive the user
-    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1, 2]
+    # The events outlive the user.
+    assert store.events_of(user.id)[REGISTRATION_EVENTS:] == [UserDeleted(user.id.value, NOW)]
+    assert [recorded.sequence for recorded in store.events[user.id.value]] == [1, 2, 3]
     again = await register(store, clock, email="ADA@example.com")
     assert again.id != user.id
 
@@ -272,7 +293,7 @@ async def test_delete_user_with_stale_version_keeps_the_user(
             FakeUnitOfWork(store), clock, user_id=user.id.value, expected_version=7
         )
     assert user.id.value in store.users
-    assert len(store.events_of(user.id)) == 1
+    assert len(store.events_of(user.id)) == REGISTRATION_EVENTS
 
 
 async def test_delete_unknown_user_is_not_found(store: InMemoryStore, clock: FixedClock) -> None:
@@ -332,6 +353,8 @@ async def test_register_user_refuses_a_common_password_or_the_email_as_password(
             FakeUnitOfWork(store),
             FakePasswordHasher(),
             clock,
+            AuthPolicy(),
+            unsent_verification_mailing(),
             email="Ada.Lovelace@Example.com",
             password=password,
             first_name="Ada",
@@ -457,6 +480,8 @@ async def register_through(uow: FakeUnitOfWork, clock: FixedClock) -> User:
         uow,
         FakePasswordHasher(),
         clock,
+        AuthPolicy(),
+        unsent_verification_mailing(),
         email="ada@example.com",
         password="correct horse battery",
         first_name="Ada",
@@ -473,7 +498,10 @@ async def test_register_user_retries_a_concurrent_write_and_lands_once(
 
     assert uow.attempts == 3
     assert list(store.users) == [user.id.value]
-    assert [type(stored.event) for stored in store.events[user.id.value]] == [UserRegistered]
+    assert [type(stored.event) for stored in store.events[user.id.value]] == [
+        UserRegistered,
+        EmailVerificationRequested,
+    ]
 
 
 async def test_register_user_meeting_a_concurrent_write_on_every_attempt_is_aborted_not_taken(

@@ -121,6 +121,8 @@ def test_a_token_for_another_audience_is_refused(keys: SigningKeys) -> None:
         {"exp": "4102444800"},
         {"iat": None},
         {"jti": None},
+        {"email_verified": "true"},
+        {"email_verified": 1},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
@@ -134,6 +136,15 @@ def test_claims_other_than_as_issued_are_refused(
 def test_the_unaltered_claims_pass_the_same_path(keys: SigningKeys) -> None:
     # So the cases above fail for their change, not for how they were signed.
     assert verifier(keys).verify(signed(keys, claims_of(keys))).user_id == USER_ID
+
+
+@pytest.mark.parametrize("email_verified", [True, False, None])
+def test_the_email_verified_claim_is_a_boolean_or_absent_as_from_an_earlier_issuer(
+    keys: SigningKeys, email_verified: bool | None
+) -> None:
+    claims = claims_of(keys, email_verified=email_verified)
+    assert ("email_verified" in claims) is (email_verified is not None)
+    assert verifier(keys).verify(signed(keys, claims)).user_id == USER_ID
 
 
 def test_alg_none_is_refused(keys: SigningKeys) -> None:

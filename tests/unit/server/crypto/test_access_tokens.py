@@ -96,8 +96,11 @@ def test_issued_token_carries_the_session_claims_and_verifies_against_the_jwks(
         "sid": "session-9",
         "iat": iat,
         "exp": iat + LIFETIME,
+        "email_verified": False,
     }
     assert isinstance(claims["jti"], str) and claims["jti"]
+    verified = issuer.issue(user_id="user-1", session_id="s", now=now, email_verified=True)
+    assert verify(verified.value, issuer.jwks())["email_verified"] is True
     assert token.expires_in == LIFETIME
 
 

@@ -23,7 +23,8 @@ from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.crypto.tls import server_credentials
 from server.interceptors.caller_auth import Caller, CallerAuthInterceptor, on_own_user_token
 from server.interceptors.errors import DomainErrorInterceptor
-from server.rpc_access import ADMIN_ROLE, ANY_CALLER, Rule, rule_of, service_of
+from server.refusals import CallerNotPermitted
+from server.rpc_access import ADMIN_ROLE, ANY_CALLER, Rule, method_path, rule_of, service_of
 from server.settings import ApiKey
 from tests.tls_material import TlsMaterial, channel_credentials, make_tls_material
 
@@ -515,6 +516,22 @@ def test_a_certificate_name_is_ignored_unless_client_certificates_are_required()
     auth_context = {"transport_security_type": [b"ssl"], "x509_common_name": [b"ops-console"]}
     with pytest.raises(Exception, match="no valid API key or client certificate"):
         interceptor.identify([], auth_context)
+
+
+def test_only_users_admin_or_admin_may_register_a_user_with_a_verified_address() -> None:
+    interceptor = CallerAuthInterceptor(
+        api_keys=API_KEYS, client_cert_roles={}, client_certs_required=False, public_services=()
+    )
+    method = method_path("RegisterUser")
+    vouching = user_service_pb2.RegisterUserRequest(email="a@example.com", email_verified=True)
+    plain = user_service_pb2.RegisterUserRequest(email="a@example.com")
+    for roles in (set(), {"users:write", "users:read", "sessions:admin"}):
+        caller = Caller("web", frozenset(roles))
+        with pytest.raises(CallerNotPermitted, match="setting email_verified needs the role"):
+            interceptor.authorize(caller, None, method, vouching)
+        interceptor.authorize(caller, None, method, plain)
+    for roles in ({"users:admin"}, {ADMIN_ROLE}):
+        interceptor.authorize(Caller("support", frozenset(roles)), None, method, vouching)
 
 
 async def test_denials_are_logged_with_the_caller_name_and_never_the_key(
