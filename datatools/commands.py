@@ -24,7 +24,12 @@ def run_data_command(settings: Settings, command: str, args: Any) -> int:
                 concurrency=args.concurrency,
                 mark_verified=args.mark_verified,
             )
-        return migrate_command(settings, dry_run=args.dry_run, page_size=args.page_size)
+        return migrate_command(
+            settings,
+            dry_run=args.dry_run,
+            page_size=args.page_size,
+            mark_verified_before=args.mark_verified_before,
+        )
     except CommandFailed as error:
         _fail(command, str(error))
         return error.code

@@ -12,6 +12,15 @@ A user item that holds sessions (``Sessions``, schema version 2) is upgraded wit
 its sessions are put as items of the sessions table (at the item's epoch, 0) in the same
 TransactWriteItems, under the same condition on the user item: the move happens whole or not at
 all, and a service write racing with it cancels it (the item is then read again, as above).
+
+With ``vouch`` (``migrate --mark-verified-before``), every account created before its cutoff
+whose address is not verified is marked verified: for the accounts registered before addresses
+were verified at all, which would otherwise all be refused sign-in once verified addresses are
+required. That is a change callers see, so unlike a plain upgrade it is a write of its own: the
+item's ``Version`` and ``Revision`` move on (a service write that read the item before fails its
+condition and reads it again, so the mark is never overwritten), ``UpdatedAt`` is the time of the
+mark, a pending verification is void, and the EmailVerified event is stored as the user's next
+event in the same TransactWriteItems.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -28,19 +37,34 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from datatools.conflict_retry import retrying_conflicts
 from domain.errors import StorageUnavailable
+from domain.events import EmailVerified
 from domain.policies import SessionPolicy
 from domain.values import Session
 from persistence.errors import cancellation_reasons, error_code, to_storage_error, translated
+from persistence.event_mapper import event_to_item
 from persistence.item_upgrades import item_schema_version, needs_upgrade, upgrade_item
 from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.session_mapper import item_embedded_sessions, session_to_item
 from persistence.transaction import new_request_token
+from persistence.user_mapper import parse_time_value, time_value
 
 Item = dict[str, Any]
 
 WRITES_IN_FLIGHT = 16
 # Conditional writes of one item lost to concurrent writers before giving up on it.
 MIGRATE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Vouching:
+    """Mark verified the address of every account created before ``created_before`` that is not
+    verified yet, at ``now``; the EmailVerified events are kept ``event_retention`` and spread over
+    ``stream_shards`` shards of their day (as the service stores its own)."""
+
+    created_before: datetime
+    now: datetime
+    event_retention: timedelta
+    stream_shards: int
 
 
 class _Result(enum.Enum):
@@ -56,6 +80,8 @@ class MigrationReport:
 
     dry_run: bool = False
     scanned: int = 0
+    # Of the items written (or, with dry_run, to write): those whose address was marked verified.
+    marked_verified: int = 0
     upgraded: int = 0  # with dry_run: would be
     already_current: int = 0
     # Writes that lost to a concurrent write: the item was taken again as stored then.
@@ -72,9 +98,11 @@ async def migrate_table(
     page_size: int | None = None,
     on_item: Callable[[], None] | None = None,
     session_idle_lifetime: timedelta = SessionPolicy.idle_lifetime,
+    vouch: Vouching | None = None,
 ) -> MigrationReport:
     """Upgrades every item of the users table that needs it; ``on_item()`` after each item.
-    ``session_idle_lifetime`` sets the ExpireAt (TTL) of the session items it moves."""
+    ``session_idle_lifetime`` sets the ExpireAt (TTL) of the session items it moves; ``vouch``:
+    which addresses to mark verified as well (see the module's docstring)."""
     report = MigrationReport(dry_run=dry_run)
     request: dict[str, Any] = {"TableName": tables.users, "ConsistentRead": True}
     if page_size is not None:
@@ -83,7 +111,7 @@ async def migrate_table(
 
     async def one(item: Item) -> None:
         async with writes:
-            result = await _migrate_item(client, tables, item, report, session_idle_lifetime)
+            result = await _migrate_item(client, tables, item, report, session_idle_lifetime, vouch)
         if result is _Result.UPGRADED:
             report.upgraded += 1
         elif result is _Result.CURRENT:
@@ -107,17 +135,28 @@ async def migrate_table(
 
 
 async def _migrate_item(
-    client: Any, tables: TableNames, item: Item, report: MigrationReport, idle: timedelta
+    client: Any,
+    tables: TableNames,
+    item: Item,
+    report: MigrationReport,
+    idle: timedelta,
+    vouch: Vouching | None,
 ) -> _Result:
     for _ in range(MIGRATE_ATTEMPTS):
         if item_schema_version(item) > SCHEMA_VERSION:
             return _Result.NEWER
-        if not needs_upgrade(item) and "Sessions" not in item:
+        marking = vouch is not None and _to_vouch_for(upgrade_item(item), vouch)
+        if not needs_upgrade(item) and "Sessions" not in item and not marking:
             return _Result.CURRENT
         if report.dry_run:
+            report.marked_verified += int(marking)
             return _Result.UPGRADED
         held = item_embedded_sessions(item)
         upgraded = {k: v for k, v in upgrade_item(item).items() if k != "Sessions"}
+        extra: list[Item] = []
+        if marking and vouch is not None:
+            upgraded, event = _vouched(upgraded, tables, vouch)
+            extra.append(event)
         put: dict[str, Any] = {
             "TableName": tables.users,
             "Item": upgraded,
@@ -125,24 +164,62 @@ async def _migrate_item(
         }
         what = f"upgrading user {item['Id']['S']}"
         try:
-            if held:
+            if held or extra:
                 moves = [_session_put(tables, item["Id"]["S"], s, idle) for s in held]
-                items = [{"Put": put}, *moves]
+                items = [{"Put": put}, *moves, *extra]
                 await retrying_conflicts(partial(_transact, client, items), what)
             else:
                 await retrying_conflicts(partial(client.put_item, **put), what)
+            report.marked_verified += int(marking)
             return _Result.UPGRADED
         except (ClientError, BotoCoreError) as error:
             stored = _stored_if_changed(error)
             if stored is _NOT_CHANGED:
                 raise to_storage_error(
-                    error, "TransactWriteItems" if held else "PutItem"
+                    error, "TransactWriteItems" if held or extra else "PutItem"
                 ) from error
             report.changed_concurrently += 1
             if not stored:
                 return _Result.DELETED
             item = cast(Item, stored)
     raise StorageUnavailable(f"user {item['Id']['S']} kept changing; run migrate again")
+
+
+def _to_vouch_for(item: Item, vouch: Vouching) -> bool:
+    """Whether ``item`` (of the current schema) is an account created before the cutoff whose
+    address is not verified."""
+    verified = item.get("EmailVerified", {}).get("BOOL", False)
+    return not verified and parse_time_value(item["CreatedAt"]) < vouch.created_before
+
+
+def _vouched(item: Item, tables: TableNames, vouch: Vouching) -> tuple[Item, Item]:
+    """``item`` with its address verified (a change callers see: Version and Revision move on)
+    and the Put of its EmailVerified event, the user's next."""
+    sequence = int(item["EventSeq"]["N"]) + 1
+    marked = {k: v for k, v in item.items() if k != "EmailVerification"}
+    marked |= {
+        "EmailVerified": {"BOOL": True},
+        "EmailVerifiedAt": time_value(vouch.now),
+        "UpdatedAt": time_value(vouch.now),
+        "Version": {"N": str(int(item["Version"]["N"]) + 1)},
+        "Revision": {"N": str(int(item["Revision"]["N"]) + 1)},
+        "EventSeq": {"N": str(sequence)},
+    }
+    event = EmailVerified(item["Id"]["S"], vouch.now, email=item["Email"]["S"])
+    stored = event_to_item(
+        event,
+        sequence=sequence,
+        recorded_at=vouch.now,
+        expires_at=vouch.now + vouch.event_retention,
+        stream_shards=vouch.stream_shards,
+    )
+    put = {
+        "TableName": tables.events,
+        "Item": stored,
+        "ConditionExpression": "attribute_not_exists(#seq)",
+        "ExpressionAttributeNames": {"#seq": "Seq"},
+    }
+    return marked, {"Put": put}
 
 
 # What _stored_if_changed says of an error that is no failed condition on the user item.

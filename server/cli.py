@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -118,6 +119,26 @@ def _add_data_commands(commands: Any) -> None:
     )
     migrate.add_argument("--dry-run", action="store_true", help="count, write nothing")
     migrate.add_argument("--page-size", type=_positive, help="items per Scan request")
+    migrate.add_argument(
+        "--mark-verified-before",
+        type=_aware_time,
+        metavar="TIME",
+        help=(
+            "also mark verified the address of every account created before TIME (ISO 8601 with "
+            "a UTC offset, e.g. 2026-12-07T00:00:00Z) whose address is not: for the accounts "
+            "registered before addresses were verified"
+        ),
+    )
+
+
+def _aware_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError("must have a UTC offset (Z or +00:00)")
+    return moment
 
 
 def _positive(text: str) -> int:

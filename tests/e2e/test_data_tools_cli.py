@@ -347,6 +347,29 @@ async def test_migrate_upgrades_old_items_and_a_dry_run_writes_nothing(
         assert item is not None and item["SchemaVersion"] == {"N": "4"}
 
 
+async def test_migrate_marks_verified_the_accounts_created_before_the_cutoff(
+    moto_endpoint: str, client: Any, source: TableNames
+) -> None:
+    ids = [
+        await put_version_1_user(client, source, f"vouched-{n}@example.com", with_revision=True)
+        for n in range(2)
+    ]
+    naive = await user_service(
+        moto_endpoint, source, "migrate", "--mark-verified-before", "2026-12-07T00:00:00"
+    )
+    assert naive[0] == 2 and "UTC offset" in naive[2]
+
+    code, stdout, stderr = await user_service(
+        moto_endpoint, source, "migrate", "--mark-verified-before", "2999-01-01T00:00:00Z"
+    )
+
+    assert code == 0, stderr
+    assert "upgraded 2" in stdout and "marked 2 addresses verified" in stdout
+    for user_id in ids:
+        item = await get_user_item(client, source, user_id)
+        assert item is not None and item["EmailVerified"] == {"BOOL": True}
+
+
 async def test_migrate_while_the_service_serves_renames_of_the_same_users_loses_no_update(
     moto_endpoint: str, service: Service
 ) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from datatools.table_migration import MigrationReport, migrate_table
+from datatools.table_migration import MigrationReport, Vouching, migrate_table
 from domain.policies import AuthPolicy
 from domain.secret_tokens import parse_token
 from domain.use_cases.accounts import update_profile
@@ -16,6 +16,7 @@ from domain.user import User
 from persistence.item_upgrades import item_schema_version
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
+from persistence.user_mapper import item_to_user, user_to_item
 from tests.builders import T0, new_user
 from tests.data_tool_helpers import (
     PASSWORD,
@@ -331,3 +332,100 @@ async def test_a_dry_run_counts_v2_items_holding_sessions_and_moves_nothing(
 
     assert report.upgraded == 1
     assert await session_items(dynamodb_client, dynamodb_tables, user) == []
+
+
+# --- migrate --mark-verified-before: vouching for the accounts from before verification -------
+
+CUTOFF = T0 + timedelta(days=1)
+VOUCHED_AT = T0 + timedelta(days=3)
+
+
+def vouching() -> Vouching:
+    return Vouching(
+        created_before=CUTOFF, now=VOUCHED_AT, event_retention=timedelta(days=30), stream_shards=8
+    )
+
+
+async def stored_user(
+    client: Any, tables: TableNames, label: str, *, schema: int = 4, created: Any = T0
+) -> tuple[User, Item]:
+    """A user stored at version 1 (one event recorded), created at ``created``, item as written by
+    ``schema``; the user and the item."""
+    user = new_user(f"{label}@example.com")
+    user.created_at = user.updated_at = created
+    item = user_to_item(user, version=1, revision=1, event_seq=1)
+    item["SchemaVersion"] = {"N": str(schema)}
+    await put_raw(client, tables.users, item)
+    return user, item
+
+
+async def events_of(client: Any, tables: TableNames, user_id: str) -> list[Item]:
+    response = await client.query(
+        TableName=tables.events,
+        KeyConditionExpression="UserId = :id",
+        ExpressionAttributeValues={":id": {"S": user_id}},
+        ConsistentRead=True,
+    )
+    items: list[Item] = response["Items"]
+    return items
+
+
+async def test_mark_verified_before_vouches_for_the_older_unverified_accounts_only(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    client, tables = dynamodb_client, dynamodb_tables
+    old_v3, _ = await stored_user(client, tables, "old-v3", schema=3)
+    pending = new_user("pending@example.com")
+    pending.request_email_verification(T0, timedelta(days=1))
+    pending_item = user_to_item(pending, version=1, revision=1, event_seq=1)
+    await put_raw(client, tables.users, pending_item)
+    _, newer = await stored_user(client, tables, "newer", created=CUTOFF + timedelta(seconds=1))
+    verified_user = new_user("verified@example.com")
+    verified_user.mark_email_verified(T0)
+    verified = user_to_item(verified_user, version=1, revision=1, event_seq=1)
+    await put_raw(client, tables.users, verified)
+
+    dry = await migrate_table(client, tables, dry_run=True, vouch=vouching())
+    assert dry.marked_verified == 2 and await events_of(client, tables, old_v3.id.value) == []
+    report = await migrate_table(client, tables, vouch=vouching())
+
+    assert (report.scanned, report.upgraded, report.marked_verified) == (4, 2, 2)
+    for user in (old_v3, pending):
+        item = await get_user_item(client, tables, user.id.value)
+        assert item is not None
+        restored = item_to_user(item)
+        assert (restored.email_verified, restored.email_verified_at) == (True, VOUCHED_AT)
+        assert restored.email_verification is None and restored.updated_at == VOUCHED_AT
+        assert (item["Version"], item["Revision"], item["EventSeq"]) == (
+            {"N": "2"},
+            {"N": "2"},
+            {"N": "2"},
+        )
+        assert item["SchemaVersion"] == {"N": "4"}
+        [event] = await events_of(client, tables, user.id.value)
+        assert (event["Seq"], event["Type"]) == ({"N": "2"}, {"S": "EmailVerified"})
+    assert await get_user_item(client, tables, newer["Id"]["S"]) == newer
+    assert await get_user_item(client, tables, verified["Id"]["S"]) == verified
+    again = await migrate_table(client, tables, vouch=vouching())
+    assert (again.upgraded, again.marked_verified, again.already_current) == (0, 0, 4)
+
+
+async def test_a_service_write_racing_with_the_mark_lands_and_the_mark_is_kept(
+    dynamodb_client: Any, dynamodb_tables: TableNames
+) -> None:
+    user, _ = await stored_user(dynamodb_client, dynamodb_tables, "racer", schema=3)
+
+    async def service_write() -> None:
+        await rename(dynamodb_client, dynamodb_tables, user.id.value, "Between", 1)
+
+    racing = HookedClient(dynamodb_client, "transact_write_items", service_write)
+    report = await migrate_table(racing, dynamodb_tables, vouch=vouching())
+
+    assert racing.hooked and report.changed_concurrently == 1 and report.marked_verified == 1
+    item = await get_user_item(dynamodb_client, dynamodb_tables, user.id.value)
+    assert item is not None and item["FirstName"] == {"S": "Between"}
+    assert item["EmailVerified"] == {"BOOL": True} and item["Version"] == {"N": "3"}
+    kinds = [
+        e["Type"]["S"] for e in await events_of(dynamodb_client, dynamodb_tables, user.id.value)
+    ]
+    assert kinds == ["ProfileUpdated", "EmailVerified"]
