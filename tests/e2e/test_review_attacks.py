@@ -29,7 +29,7 @@ from tests.smtp_server import reset_token_from, verification_code_from
 Code = grpc.StatusCode
 
 
-# --- FINDING: a pending email change outlives the owner's recovery ---------------------------------
+# --- FINDING: a pending email change outlives the owner's recovery --------------------------------
 
 
 async def test_finding_a_password_reset_voids_a_pending_email_change(service: Service) -> None:
@@ -68,7 +68,7 @@ async def test_finding_a_password_change_voids_a_pending_email_change(service: S
     assert error.code() == Code.UNAUTHENTICATED
 
 
-# --- FINDING: VerifyEmail tells who has an unverified account ---------------------------------------
+# --- FINDING: VerifyEmail tells who has an unverified account -------------------------------------
 
 
 async def test_finding_exhausting_codes_does_not_tell_whether_an_address_has_an_account(
@@ -93,7 +93,7 @@ async def test_finding_exhausting_codes_does_not_tell_whether_an_address_has_an_
     assert registered.code() == unknown.code(), (registered.code(), unknown.code())
 
 
-# --- FINDING: the export carries what recovers a live verification code ------------------------------
+# --- FINDING: the export carries what recovers a live verification code ---------------------------
 
 
 async def test_finding_an_export_holds_nothing_the_verification_code_is_recovered_from(
@@ -116,7 +116,7 @@ async def test_finding_an_export_holds_nothing_the_verification_code_is_recovere
     assert recovered != verification_code_from(mail)
 
 
-# --- interactions that held (regression guards) -----------------------------------------------------
+# --- interactions that held (regression guards) ---------------------------------------------------
 
 
 async def test_a_verification_link_for_the_old_address_is_void_after_a_confirmed_change(
@@ -212,3 +212,26 @@ async def test_list_sessions_after_logout_all_is_empty_and_an_ended_own_session_
         pb.ListSessionsRequest(user_id=account.id), timeout=TIMEOUT
     )
     assert list(listed.sessions) == []
+
+
+# --- FINDING (note): RequestEmailChange is an unthrottled registered-address oracle ---------------
+
+
+async def test_finding_request_email_change_does_not_probe_addresses_past_the_mail_limit(
+    service: Service,
+) -> None:
+    """Any signed-in user asks for changes to addresses of their choice: once the mail limit
+    holds them back, a taken address still answers ALREADY_EXISTS (checked before the limit,
+    counting nothing) and a free one RESOURCE_EXHAUSTED, as often as they like."""
+    prober = await register(service, label="prober")
+    taken = await register(service, label="taken")
+    await request_change(service, prober, unique_email("first"))
+    version = (await service.stub.GetUser(pb.GetUserRequest(id=prober.id), timeout=TIMEOUT)).version
+
+    answers = set()
+    for _ in range(20):
+        for address in (taken.email, unique_email("free")):
+            error = await rpc_error(request_change(service, prober, address, version))
+            answers.add((address == taken.email, error.code()))
+
+    assert len({code for _, code in answers}) == 1, sorted(answers, key=str)
