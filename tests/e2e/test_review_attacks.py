@@ -235,3 +235,33 @@ async def test_finding_request_email_change_does_not_probe_addresses_past_the_ma
             answers.add((address == taken.email, error.code()))
 
     assert len({code for _, code in answers}) == 1, sorted(answers, key=str)
+
+
+async def test_sixty_distinct_guesses_over_eight_channels_check_at_most_the_limit(
+    service: Service,
+) -> None:
+    from tests.e2e.test_races import outcome, race, racing_stubs
+
+    account, mail = await unverified(service, "flood")
+    code = verification_code_from(mail)
+    guesses = [f"{(int(code) + n) % 10**6:06d}" for n in range(1, 61)]
+
+    async with racing_stubs(service, 8) as stubs:
+        results = await race(
+            outcome(stubs[n % 8].VerifyEmail(by_code(account.email, g), timeout=TIMEOUT))
+            for n, g in enumerate(guesses)
+        )
+
+    counted = [c for c, _ in results if c is Code.UNAUTHENTICATED]
+    assert {c for c, _ in results} <= {
+        Code.UNAUTHENTICATED,
+        Code.FAILED_PRECONDITION,
+        Code.ABORTED,
+    }
+    assert len(counted) <= CODE_LIMIT
+    item = (
+        await service.dynamodb.get_item(
+            TableName=service.tables.users, Key={"Id": {"S": account.id}}, ConsistentRead=True
+        )
+    )["Item"]
+    assert int(item["EmailVerification"]["M"]["WrongCodes"]["N"]) == len(counted)
