@@ -8,6 +8,10 @@ Scan): each user is as it was when its page was read. A user whose guard is miss
 another user is read again before that is reported, so an email change landing between the
 two reads is not taken for an inconsistency.
 
+A pending email verification is left out of the file: its 6-digit code is kept as a salted hash,
+and a million guesses recover it from a copy in a second, so the copy would hold a live secret.
+Imported, such a user has none pending; its owner asks for a new mail (ResendVerification).
+
 Resuming after the last user written: ``ExclusiveStartKey`` = that user's key. For a table
 keyed on ``Id`` alone, scanned without a filter, that is exactly the ``LastEvaluatedKey`` the
 Scan gave after it, and DynamoDB (and moto) accept the key of an item deleted since.
@@ -27,6 +31,9 @@ from persistence.schema import SCHEMA_VERSION, TableNames, session_prefix
 from persistence.session_mapper import item_to_session, session_to_embedded
 
 Item = dict[str, Any]
+
+# The attribute an export never holds (see above).
+UNEXPORTED = "EmailVerification"
 
 GUARD_READS_IN_FLIGHT = 16
 # Reads of a user whose guard does not match, before the mismatch is taken as real.
@@ -109,7 +116,7 @@ async def _record(
     if item_schema_version(item) > SCHEMA_VERSION:
         report.newer_schema.append(item["Id"]["S"])
         return UserRecord(user=item, guard=guard, guard_problem=problem)
-    user = upgrade_item(item)
+    user = {k: v for k, v in upgrade_item(item).items() if k != UNEXPORTED}
     if "Sessions" not in user:
         async with reads:
             user = {**user, "Sessions": await _sessions_of(client, tables, user)}

@@ -186,10 +186,7 @@ class InvalidVerificationCode(DomainError):
         )
 
 
-class VerificationCodeAttemptsExhausted(DomainError):
-    """Too many wrong codes were tried: the pending code is void (its link still works)."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            "too many wrong verification codes; use the link from the mail, or request a new one"
-        )
+class VerificationCodeAttemptsExhausted(InvalidVerificationCode):
+    """Too many wrong codes were tried: the pending code is void (its link still works). Said to
+    the caller as any invalid code is, in the same words: a distinct answer would tell anyone
+    without the code that the address has an unverified account."""

@@ -549,7 +549,10 @@ class User:
         reason: PasswordChangeReason = PasswordChangeReason.CHANGED,
     ) -> None:
         self.password_hash = password_hash
+        # Both pending links were asked for under the old password: whoever knew it (or held an
+        # access token of it) may have asked for them, so the owner's recovery voids them.
         self.password_reset = None
+        self.pending_email_change = None
         self._touch(now)
         self._record(PasswordChanged(self.id.value, now, reason=reason))
 

@@ -30,7 +30,6 @@ from domain.errors import (
     SessionNotFound,
     StorageUnavailable,
     UserNotFound,
-    VerificationCodeAttemptsExhausted,
     VersionConflict,
 )
 from server.refusals import (
@@ -97,8 +96,6 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("token", error))
     if isinstance(error, InvalidVerificationCode):
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("code", error))
-    if isinstance(error, VerificationCodeAttemptsExhausted):
-        return status_with(code_pb2.FAILED_PRECONDITION, str(error))
     if isinstance(error, UndecodableRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(
             field="", description=UndecodableRequest.DESCRIPTION

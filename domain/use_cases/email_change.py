@@ -60,11 +60,12 @@ async def request_email_change(
             now, old = clock(), user.email
             with _reported_in("new_email"):
                 tokens = user.request_email_change(parsed_email, now, policy.email_change_lifetime)
+            # The mail limit first: past it no answer tells whether an address is taken.
+            wait = user.security_mail_wait(now, policy.security_mail)
+            if wait is not None:
+                raise SecurityMailLimited(wait)
             if await uow.users.get_by_email(parsed_email) is not None:
                 raise EmailAlreadyRegistered()  # taken now; the guard decides again at confirm
-            wait = user.security_mail_wait(now, policy.security_mail)
-            if wait is not None:  # after the refusals a retry would not help
-                raise SecurityMailLimited(wait)
             user.record_security_mail(now, policy.security_mail)
             await uow.users.update(user)
             await uow.commit()

@@ -69,7 +69,13 @@ async def verify_email(
                     # account has the address.
                     await uow.users.shadow_failed_login()
                     raise InvalidVerificationCode()
-                verified = user.verify_email(digits, clock(), policy.max_code_attempts)
+                try:
+                    verified = user.verify_email(digits, clock(), policy.max_code_attempts)
+                except InvalidVerificationCode:
+                    # Nothing to count (verified, none pending, or the code void): the same store
+                    # calls as an unknown address, so the time tells nothing either.
+                    await uow.users.shadow_failed_login()
+                    raise
             await uow.users.update(user)
             await uow.commit()
         if not verified:

@@ -78,9 +78,7 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     ),
     "RequestPasswordReset": frozenset({Code.INVALID_ARGUMENT}),
     "ResetPassword": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED}),
-    "VerifyEmail": frozenset(
-        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION, Code.ABORTED}
-    ),
+    "VerifyEmail": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.ABORTED}),
     "ResendVerification": frozenset({Code.INVALID_ARGUMENT}),
     "DisableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
     "EnableUser": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),

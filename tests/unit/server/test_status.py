@@ -123,7 +123,7 @@ def raising(error: BaseException) -> Behaviour:
         (EmailNotVerified(), grpc.StatusCode.FAILED_PRECONDITION),
         (InvalidVerificationToken(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidVerificationCode(), grpc.StatusCode.UNAUTHENTICATED),
-        (VerificationCodeAttemptsExhausted(), grpc.StatusCode.FAILED_PRECONDITION),
+        (VerificationCodeAttemptsExhausted(), grpc.StatusCode.UNAUTHENTICATED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
         (CallerNotPermitted("this method needs the role admin"), grpc.StatusCode.PERMISSION_DENIED),
