@@ -7,6 +7,7 @@ service runs only during the phase.
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from persistence.schema import (
     sessions_table_definition,
     users_table_definition,
 )
+from tools.bench.capacity.mail import Outbox
 from tools.bench.capacity.recording_proxy import Recorded, RecordingProxy
 from tools.bench.capacity.results import CapacityResults, CrossCheck, ScenarioUnits
 from tools.bench.capacity.scenarios import Driver, Scenario, scenarios
@@ -68,22 +70,11 @@ async def measure_capacity(
     models = table_models(tables)
     many = QUICK_MANY_SESSIONS if quick else MANY_SESSIONS
     calls = 1 if quick else 3
-    async with RecordingProxy(endpoint, models) as proxy:
-        port = free_port()
-        environment = on_moto(port, proxy.url, tables, settings)
-        environment.update(
-            USER_SERVICE_MAX_SESSIONS_PER_USER=str(MANY_SESSIONS),
-            USER_SERVICE_HEALTH_CHECK_INTERVAL_SECONDS="3600",  # no probe among the calls
-        )
-        child = await start_child("capacity-service", ["-m", "server", "serve"], environment, logs)
-        try:
-            target = f"{HOST}:{port}"
-            await wait_until_serving(target, child, START_TIMEOUT_SECONDS)
-            async with grpc.aio.insecure_channel(target) as channel:
-                driver = Driver(UserServiceStub(channel), proxy, rpc_timeout)
-                measured = {s: await driver.run(s, calls) for s in scenarios(many)}
-        finally:
-            await stop_child(child)
+    with tempfile.TemporaryDirectory(prefix="capacity-outbox-") as mail_folder:
+        async with RecordingProxy(endpoint, models) as proxy:
+            measured = await _measure_scenarios(
+                proxy, tables, logs, settings, Path(mail_folder), many, calls, rpc_timeout
+            )
     names = dict(zip(models, ROLES, strict=True))
     results = CapacityResults()
     for scenario, per_call in measured.items():
@@ -106,6 +97,40 @@ async def measure_capacity(
     results.cross_checks = cross_checks(every, models)
     results.typical_user_bytes = _typical_user_bytes(measured, tables.users)
     return results
+
+
+async def _measure_scenarios(
+    proxy: RecordingProxy,
+    tables: Tables,
+    logs: Path,
+    settings: Sequence[tuple[str, str]],
+    mail_folder: Path,
+    many: int,
+    calls: int,
+    rpc_timeout: float,
+) -> dict[Scenario, list[list[Recorded]]]:
+    """Each scenario's calls, sent to a service of its own whose mail lands in ``mail_folder``."""
+    port = free_port()
+    environment = on_moto(port, proxy.url, tables, settings)
+    environment.update(
+        USER_SERVICE_MAX_SESSIONS_PER_USER=str(MANY_SESSIONS),
+        USER_SERVICE_HEALTH_CHECK_INTERVAL_SECONDS="3600",  # no probe among the calls
+        # The scenarios read the verification and email-change mail from this folder.
+        USER_SERVICE_NOTIFIER="outbox",
+        USER_SERVICE_OUTBOX_DIR=str(mail_folder),
+        # A resend or an email change right after registration's mail: no cool-down to wait out
+        # (a mail refused by it would cost its lookup and nothing else).
+        USER_SERVICE_SECURITY_MAIL_COOLDOWN_SECONDS="0",
+    )
+    child = await start_child("capacity-service", ["-m", "server", "serve"], environment, logs)
+    try:
+        target = f"{HOST}:{port}"
+        await wait_until_serving(target, child, START_TIMEOUT_SECONDS)
+        async with grpc.aio.insecure_channel(target) as channel:
+            driver = Driver(UserServiceStub(channel), proxy, Outbox(mail_folder), rpc_timeout)
+            return {s: await driver.run(s, calls) for s in scenarios(many)}
+    finally:
+        await stop_child(child)
 
 
 def cross_checks(records: list[Recorded], models: dict[str, TableModel]) -> list[CrossCheck]:

@@ -1,7 +1,10 @@
 """The calls whose DynamoDB traffic is counted: each RPC of the issue's goals table, for a user with
-one session and, where sessions could matter, with many. Each call is measured alone (nothing else
-talks to the recording proxy meanwhile); what prepares it (signing in to open sessions, enabling
-a user again) is not counted."""
+one session and, where sessions could matter, with many; and the RPCs of email verification,
+email change and session management (issue 15). Each call is measured alone (nothing else talks
+to the recording proxy meanwhile); what prepares it (signing in to open sessions, enabling a user
+again, registering an unverified user and reading its mail) is not counted. A call whose service
+works on after the reply (a mail, the resend's lookup and write) is measured until its mail is in
+the outbox, which the service writes only once its DynamoDB writes have landed."""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from biome.user.v1 import user_service_pb2 as pb
 
+from tools.bench.capacity.mail import Outbox, link_token, verification_code
 from tools.bench.capacity.recording_proxy import Recorded, RecordingProxy
 
 if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
@@ -22,9 +27,12 @@ if TYPE_CHECKING:  # the async stub type exists only in the generated .pyi
 PASSWORDS = ("capacity-bench-passphrase-1618", "capacity-bench-passphrase-2718")
 WRONG_PASSWORD = "not-the-capacity-passphrase-0000"
 WRONG = "wrong password"  # the variant of Authenticate that signs in with WRONG_PASSWORD
+BY_TOKEN, BY_CODE, WRONG_CODE = "link token", "code", "wrong code"  # variants of VerifyEmail
 LIST_PAGE_SIZE = 50
-# Work the service does right after a reply (none on these paths today) would land here.
+# After the reply (and, for a call that mails, after its mail is in the outbox): time for any
+# request still in flight to reach the proxy.
 SETTLE_SECONDS = 0.05
+MAIL_TIMEOUT_SECONDS = 10.0
 PROBE_KEY = "readiness-probe"  # persistence.readiness reads this key; not an RPC's traffic
 
 
@@ -35,6 +43,7 @@ class Account:
     id: str
     email: str
     password: str
+    version: int = 1
     sessions: list[tuple[str, str]] = field(default_factory=list)  # (session id, refresh token)
 
 
@@ -60,7 +69,7 @@ def scenarios(many: int) -> list[Scenario]:
         Scenario("GetUser", 1),
         Scenario("GetUserByEmail", 1),
         Scenario("ListUsers", variant=f"page of {LIST_PAGE_SIZE}"),
-        Scenario("RegisterUser"),
+        Scenario("RegisterUser", variant="unverified, with its verification mail"),
         Scenario("Authenticate", 1),
         Scenario("Authenticate", many),
         Scenario("Authenticate", 1, WRONG),
@@ -72,6 +81,16 @@ def scenarios(many: int) -> list[Scenario]:
         Scenario("DisableUser", many),
         Scenario("ChangePassword", 1),
         Scenario("ChangePassword", many),
+        Scenario("VerifyEmail", variant=BY_TOKEN),
+        Scenario("VerifyEmail", variant=BY_CODE),
+        Scenario("VerifyEmail", variant=WRONG_CODE),
+        Scenario("ResendVerification"),
+        Scenario("RequestEmailChange"),
+        Scenario("ConfirmEmailChange"),
+        Scenario("ListSessions", 1),
+        Scenario("ListSessions", many),
+        Scenario("EndSession", 1),
+        Scenario("EndSession", many),
     ]
 
 
@@ -81,20 +100,27 @@ Measured = Callable[[], Awaitable[Any]]
 class Driver:
     """Runs scenarios against the service behind ``proxy``; returns each call's exchanges."""
 
-    def __init__(self, stub: UserServiceAsyncStub, proxy: RecordingProxy, timeout: float) -> None:
-        self._stub, self._proxy, self._timeout = stub, proxy, timeout
+    def __init__(
+        self, stub: UserServiceAsyncStub, proxy: RecordingProxy, outbox: Outbox, timeout: float
+    ) -> None:
+        self._stub, self._proxy, self._outbox, self._timeout = stub, proxy, outbox, timeout
         self._numbers = itertools.count()
         self._run = f"{id(self):x}"[-6:]
 
     async def run(self, scenario: Scenario, calls: int) -> list[list[Recorded]]:
         """``calls`` measured calls of ``scenario``, each on a user prepared for it."""
-        account = await self.register() if scenario.sessions else None
-        expected = grpc.StatusCode.UNAUTHENTICATED if scenario.variant == WRONG else None
+        account = await self._verified() if scenario.sessions else None
+        wrong = scenario.variant in (WRONG, WRONG_CODE)
+        expected = grpc.StatusCode.UNAUTHENTICATED if wrong else None
         measured: list[list[Recorded]] = []
         for _ in range(calls):
             if account is not None:
                 await self._hold_sessions(account, scenario.sessions)
-            measured.append(await self._measure(self._call(scenario, account), expected))
+            if account is not None:
+                call = self._call(scenario, account)
+            else:
+                call = await self._prepare(scenario)
+            measured.append(await self._measure(call, expected))
             if account is not None and scenario.rpc == "DisableUser":  # back, unmeasured
                 await self._stub.EnableUser(
                     pb.EnableUserRequest(id=account.id), timeout=self._timeout
@@ -102,17 +128,88 @@ class Driver:
         return measured
 
     async def register(self) -> Account:
+        """A new user, unverified (the bench's caller may not vouch for an address): the service
+        mails it a verification after the reply."""
         number = next(self._numbers)
         email = f"capacity-{self._run}-{number}@bench.example.com"
         request = pb.RegisterUserRequest(
             email=email, password=PASSWORDS[0], first_name="Capacity", last_name=f"User {number}"
         )
         reply = await self._stub.RegisterUser(request, timeout=self._timeout)
-        return Account(reply.id, email, PASSWORDS[0])
+        return Account(reply.id, email, PASSWORDS[0], reply.version)
 
-    def _call(self, scenario: Scenario, account: Account | None) -> Measured:
-        if account is None:
-            return self.register if scenario.rpc == "RegisterUser" else self._list_users
+    async def _register_and_mail(self) -> None:
+        """RegisterUser measured until its verification mail is out."""
+        account = await self.register()
+        await self._mail_to(account.email)
+
+    async def _verified(self) -> Account:
+        """A new user whose address is verified, as sign-in needs in production (its item then
+        holds no pending verification)."""
+        account = await self.register()
+        mail = await self._mail_to(account.email)
+        request = pb.VerifyEmailRequest(token=link_token(mail))
+        reply = await self._stub.VerifyEmail(request, timeout=self._timeout)
+        account.version = reply.version
+        return account
+
+    async def _mail_to(self, address: str) -> EmailMessage:
+        try:
+            async with asyncio.timeout(MAIL_TIMEOUT_SECONDS):
+                return await self._outbox.next_to(address)
+        except TimeoutError:
+            raise RuntimeError(f"no mail to {address} in {MAIL_TIMEOUT_SECONDS} s") from None
+
+    async def _prepare(self, scenario: Scenario) -> Measured:
+        """The measured call of a scenario of no sessions, on what it needs prepared unmeasured
+        (a user with a pending verification or email change, and the mail that carries it)."""
+        if scenario.rpc == "RegisterUser":
+            return self._register_and_mail
+        if scenario.rpc == "ListUsers":
+            return self._list_users
+        if scenario.rpc == "RequestEmailChange":  # asked by the owner of an account in use
+            verified = await self._verified()
+            return lambda: self._request_email_change(verified)
+        if scenario.rpc == "ConfirmEmailChange":
+            confirm = await self._request_email_change(await self._verified())
+            token = link_token(confirm)
+            return lambda: self._stub.ConfirmEmailChange(
+                pb.ConfirmEmailChangeRequest(token=token), timeout=self._timeout
+            )
+        account = await self.register()
+        mail = await self._mail_to(account.email)
+        if scenario.rpc == "VerifyEmail":
+            if scenario.variant == BY_TOKEN:
+                request = pb.VerifyEmailRequest(token=link_token(mail))
+            else:
+                code = verification_code(mail)
+                if scenario.variant == WRONG_CODE:
+                    code = f"{(int(code) + 1) % 10**6:06d}"
+                request = pb.VerifyEmailRequest(email=account.email, code=code)
+            return lambda: self._stub.VerifyEmail(request, timeout=self._timeout)
+        if scenario.rpc == "ResendVerification":
+            return lambda: self._resend(account)
+        raise ValueError(f"no preparation for {scenario.name}")
+
+    async def _resend(self, account: Account) -> None:
+        """The reply comes before the lookup and the write: measured until the mail is out."""
+        request = pb.ResendVerificationRequest(email=account.email)
+        await self._stub.ResendVerification(request, timeout=self._timeout)
+        await self._mail_to(account.email)
+
+    async def _request_email_change(self, account: Account) -> EmailMessage:
+        """Asks to move ``account`` to a new address; the mail with the confirm link (sent, with
+        the notice to the old address, after the reply)."""
+        new_email = account.email.replace("@", "-new@", 1)
+        request = pb.RequestEmailChangeRequest(
+            id=account.id, new_email=new_email, expected_version=account.version
+        )
+        await self._stub.RequestEmailChange(request, timeout=self._timeout)
+        confirm = await self._mail_to(new_email)
+        await self._mail_to(account.email)  # the notice that cancels
+        return confirm
+
+    def _call(self, scenario: Scenario, account: Account) -> Measured:
         calls: dict[str, Callable[[Account], Awaitable[Any]]] = {
             "GetUser": self._get_user,
             "GetUserByEmail": self._get_user_by_email,
@@ -121,6 +218,8 @@ class Driver:
             "LogoutAll": self._logout_all,
             "DisableUser": self._disable,
             "ChangePassword": self._change_password,
+            "ListSessions": self._list_sessions,
+            "EndSession": self._end_session,
         }
         call = calls[scenario.rpc]
         return lambda: call(account)
@@ -148,6 +247,20 @@ class Driver:
     async def _disable(self, account: Account) -> None:
         await self._stub.DisableUser(pb.DisableUserRequest(id=account.id), timeout=self._timeout)
         account.sessions.clear()
+
+    async def _list_sessions(self, account: Account) -> None:
+        request = pb.ListSessionsRequest(user_id=account.id)
+        reply = await self._stub.ListSessions(request, timeout=self._timeout)
+        listed, held = len(reply.sessions), len(account.sessions)
+        if listed != held:
+            raise RuntimeError(f"{listed} sessions listed, not the {held} the user holds")
+
+    async def _end_session(self, account: Account) -> None:
+        """Ends the oldest session, as a caller with the sessions:admin role would (no
+        x-user-token; the development profile authenticates no caller)."""
+        session, _ = account.sessions.pop(0)
+        request = pb.EndSessionRequest(user_id=account.id, session_id=session)
+        await self._stub.EndSession(request, timeout=self._timeout)
 
     async def _measure(self, call: Measured, expected: grpc.StatusCode | None) -> list[Recorded]:
         mark = self._proxy.mark()
