@@ -126,10 +126,14 @@ async def test_export_and_import_copy_the_users_into_new_tables_where_they_sign_
 
     assert code == 0, stdout + stderr
     assert "4 created" in stdout
-    for table in ("users", "emails"):
-        assert await scan_all(client, getattr(target, table)) == await scan_all(
-            client, getattr(source, table)
-        )
+    assert await scan_all(client, target.emails) == await scan_all(client, source.emails)
+    # The users exactly, but for their pending verifications: never exported (a million guesses
+    # recover a code from its salted hash).
+    source_users = await scan_all(client, source.users)
+    assert all("EmailVerification" in item for item in source_users)
+    assert await scan_all(client, target.users) == [
+        {k: v for k, v in item.items() if k != "EmailVerification"} for item in source_users
+    ]
     again = await user_service(moto_endpoint, target, "import", str(dump))
     assert again[0] == 0 and "4 already present at the same revision" in again[1]
     tokens = await authenticate(
