@@ -40,7 +40,9 @@ class UserLookup:
     user: User | None
 
 
-def _check_expected_version(check: Violations, expected_version: int) -> None:
+def check_expected_version(check: Violations, expected_version: int) -> None:
+    """A violation on ``expected_version`` unless it can be a stored version (shared by the use
+    cases that change a user at the version its caller read)."""
     if expected_version < 1:
         check.add("expected_version", "must be the version you last read (1 or more)")
 
@@ -164,11 +166,11 @@ async def update_profile(
         parsed_last = check.optional("last_name", PersonName.parse, last_name)
         if first_name is None and last_name is None:
             check.add("first_name", "give first_name, last_name or both")
-        _check_expected_version(check, expected_version)
+        check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> User:
         async with uow:
-            user = await _load_at_version(uow, parsed_id, expected_version)
+            user = await load_at_version(uow, parsed_id, expected_version)
             user.update_profile(first_name=parsed_first, last_name=parsed_last, now=clock())
             if user.events:
                 await uow.users.update(user)
@@ -185,11 +187,11 @@ async def delete_user(
 ) -> None:
     with Violations() as check:
         parsed_id = check.parse("id", UserId.parse, user_id)
-        _check_expected_version(check, expected_version)
+        check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> None:
         async with uow:
-            user = await _load_at_version(uow, parsed_id, expected_version)
+            user = await load_at_version(uow, parsed_id, expected_version)
             user.mark_deleted(now=clock())
             await uow.users.delete(user)
             await uow.commit()
@@ -268,7 +270,9 @@ def check_page_size(check: Violations, page_size: int) -> None:
         )
 
 
-async def _load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: int) -> User:
+async def load_at_version(uow: UnitOfWork, user_id: UserId, expected_version: int) -> User:
+    """The user, as stored at ``expected_version``: UserNotFound, or StaleVersion when another
+    write landed since the caller read it."""
     user = await uow.users.get_by_id(user_id)
     if user is None:
         raise UserNotFound(f"no user with id {user_id}")

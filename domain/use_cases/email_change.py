@@ -26,7 +26,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.secret_tokens import TokenLookup, parse_token
-from domain.use_cases.accounts import _check_expected_version, _load_at_version
+from domain.use_cases.accounts import check_expected_version, load_at_version
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
@@ -50,11 +50,11 @@ async def request_email_change(
     with Violations() as check:
         parsed_id = check.parse("id", UserId.parse, user_id)
         parsed_email = check.parse("new_email", Email.parse, new_email)
-        _check_expected_version(check, expected_version)
+        check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> tuple[EmailChangeMail, EmailChangeNoticeMail]:
         async with uow:
-            user = await _load_at_version(uow, parsed_id, expected_version)
+            user = await load_at_version(uow, parsed_id, expected_version)
             if user.status is UserStatus.DISABLED:
                 raise AccountDisabled()
             now, old = clock(), user.email
@@ -119,11 +119,11 @@ async def change_email(
     with Violations() as check:
         parsed_id = check.parse("id", UserId.parse, user_id)
         parsed_email = check.parse("email", Email.parse, email)
-        _check_expected_version(check, expected_version)
+        check_expected_version(check, expected_version)
 
     async def apply(attempt: int) -> User:
         async with uow:
-            user = await _load_at_version(uow, parsed_id, expected_version)
+            user = await load_at_version(uow, parsed_id, expected_version)
             with _reported_in("email"):
                 user.change_email_verified(parsed_email, clock())
             await uow.users.update(user)
