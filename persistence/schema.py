@@ -43,9 +43,10 @@ reads only users:
                         refused. Absent while TOTP is off
   PendingTotp        M  {Secret (sealed as above), BegunAt, ExpiresAt}: an enrollment begun and
                         not yet confirmed; absent when none
-  RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
-                        SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
-                        bits); absent when none remain
+  RecoveryCodes      B  the unused recovery codes, each only as the first 64 bits of
+                        SHA-256("<user id>:<normalized code>"), 8 bytes each, one after the
+                        other (ten: 80 bytes; the codes carry 80 random bits each: see
+                        domain.second_factors); absent when none remain
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and

@@ -64,10 +64,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"({_UUID})\.[{_B64URL}]+"), rf"\1.{REDACTED}"),
     (re.compile(rf"\busk_[{_B64URL}]+"), REDACTED),
     (re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64,}(?![0-9a-fA-F])"), REDACTED),
-    # DynamoDB JSON: "Secret": {"S": "<key id>:<sealed>"}, "RecoveryCodes": {"L": [{"S": ...}]}.
+    # DynamoDB JSON: "Secret": {"S": "<key id>:<sealed>"}, "RecoveryCodes": {"B": "<base64>"}.
     (re.compile(r"""(["']Secret["']\s*:\s*\{\s*["']S["']\s*:\s*["'])[^"']*"""), rf"\1{REDACTED}"),
     (
-        re.compile(r"""(["']RecoveryCodes["']\s*:\s*\{\s*["']L["']\s*:\s*\[)[^\]]*"""),
+        re.compile(r"""(["']RecoveryCodes["']\s*:\s*\{\s*["']B["']\s*:\s*["'])[^"']*"""),
         rf"\1{REDACTED}",
     ),
 )

@@ -408,13 +408,22 @@ class StoredFactors:
                 i["PendingTotp"]["M"]["Secret"]["S"] for i in items if "PendingTotp" in i
             },
             recovery_hashes={
-                h["S"] for i in items if "RecoveryCodes" in i for h in i["RecoveryCodes"]["L"]
+                form
+                for i in items
+                if "RecoveryCodes" in i
+                for form in _forms(i["RecoveryCodes"]["B"])
             },
         )
 
     def everything(self) -> set[str]:
         secrets = self.sealed | self.pending_sealed
         return secrets | {s.partition(":")[2] for s in secrets} | self.recovery_hashes
+
+
+def _forms(packed: bytes) -> set[str]:
+    """The recovery codes' hashes as stored (one binary value, 8 bytes a hash): the value in
+    base64 (as DynamoDB's JSON and the export hold it) and each hash in hex."""
+    return {base64.b64encode(packed).decode(), *(packed[i : i + 8].hex() for i in range(0, 80, 8))}
 
 
 def signing_key_secrets(pem: str) -> set[str]:
@@ -469,7 +478,7 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
     # Second factors: the export keeps a confirmed TOTP factor sealed (its key is not in the
     # file), and neither a pending enrollment nor any recovery code's hash; nothing in clear.
     factors = StoredFactors.of(live)
-    assert factors.sealed and factors.pending_sealed and len(factors.recovery_hashes) == 10
+    assert factors.sealed and factors.pending_sealed and len(factors.recovery_hashes) == 11
     assert all(sealed in exported_text for sealed in factors.sealed)
     assert not [s for s in factors.pending_sealed | factors.recovery_hashes if s in exported_text]
     assert not [s for s in secrets.raw() if s in exported_text]
@@ -522,7 +531,7 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
     assert [secret for secret in secrets.raw() if secret in stored] == []
     # Recovery codes are there as hashes, TOTP secrets sealed: what a leak would land next to.
     factors = StoredFactors.of(items)
-    assert len(factors.recovery_hashes) == 10 and factors.sealed and factors.pending_sealed
+    assert len(factors.recovery_hashes) == 11 and factors.sealed and factors.pending_sealed
     assert [code for code in secrets.verification_codes if f'"{code}"' in stored] == []
     # The scan reads what a leak would land in: the hashes of the live tokens are there.
     assert all(digest in stored for digest in secrets.live_token_hashes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -244,10 +245,11 @@ def test_arguments_that_do_not_fit_the_format_are_withheld_not_printed() -> None
 
 def test_a_sealed_totp_secret_and_recovery_code_hashes_in_a_dynamodb_body_are_redacted() -> None:
     sealed = "k1:" + secrets.token_urlsafe(46)
-    hashes = [secrets.token_hex(16) for _ in range(3)]
+    packed = secrets.token_bytes(80)
+    hashes = [base64.b64encode(packed).decode()]  # botocore's JSON holds binary as base64
     item = {
         "Totp": {"M": {"Secret": {"S": sealed}, "LastStep": {"N": "5"}}},
-        "RecoveryCodes": {"L": [{"S": h} for h in hashes]},
+        "RecoveryCodes": {"B": hashes[0]},
         "FirstName": {"S": "Ada"},
     }
     body = json.dumps({"Item": item}).encode()
