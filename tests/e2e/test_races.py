@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import grpc
+import pyotp
 import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
@@ -580,3 +581,48 @@ async def test_two_users_confirming_the_same_new_address_at_once_one_wins_the_ot
     outcomes_seen = Counter(by_pair[i][side][0] for i in by_pair for side in (0, 1))
     assert outcomes_seen[Code.ALREADY_EXISTS] > outcomes_seen[Code.ABORTED], outcomes_seen
     assert (backend.refused() > 0) is backend.conflicts_injected
+
+
+# --- second factors ------------------------------------------------------------------------------
+
+RECOVERY_RACERS = 8
+
+
+async def test_concurrent_uses_of_one_recovery_code_let_exactly_one_turn_totp_off(
+    service: Service, backend: Backend
+) -> None:
+    account = await register(service, label="recovery-race")
+    began = await service.stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=account.id), timeout=TIMEOUT
+    )
+    confirmed = await service.stub.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(
+            user_id=account.id, code=pyotp.TOTP(began.secret).at(service.clock())
+        ),
+        timeout=TIMEOUT,
+    )
+    request = pb.DisableTotpRequest(user_id=account.id, recovery_code=confirmed.recovery_codes[0])
+
+    async with racing_stubs(service) as stubs:
+        outcomes = await race(
+            outcome(stubs[n % len(stubs)].DisableTotp(request, timeout=TIMEOUT))
+            for n in range(RECOVERY_RACERS)
+        )
+
+    assert codes(outcomes)[Code.OK] == 1, codes(outcomes)
+    # A loser finds TOTP off already, or the code spent; with conflicts injected it may have met
+    # concurrent writes on every attempt (ABORTED). Never INTERNAL, never a second win.
+    assert set(codes(outcomes)) <= {
+        Code.OK,
+        Code.FAILED_PRECONDITION,
+        Code.UNAUTHENTICATED,
+        Code.ABORTED,
+    }, codes(outcomes)
+    events = await service.stub.ListUserEvents(
+        pb.ListUserEventsRequest(user_id=account.id, page_size=100), timeout=TIMEOUT
+    )
+    kinds = [event.WhichOneof("kind") for event in events.events]
+    assert kinds.count("recovery_code_used") == 1 and kinds.count("second_factor_removed") == 1
+    user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
+    assert not user.totp_enabled and user.recovery_codes_remaining == 0
+    assert (backend.refused() > 0) is backend.conflicts_injected, "the racers never met"
