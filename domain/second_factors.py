@@ -29,10 +29,11 @@ RECOVERY_CODE_GROUP = 4
 # Longer presented codes are refused before any work is done on them.
 SECOND_FACTOR_CODE_MAX_LENGTH = 64
 _IGNORED_IN_RECOVERY_CODES = str.maketrans("", "", "- \t")
-# 64 bits of SHA-256. Online, a guess must match one of ten stored codes, 80 bits each, whatever
-# the hash's length. Offline, a stored hash names about 2**16 of the 2**80 codes and finding any
-# of them takes about 2**64 hashes; and 64 bits keep ten of them in 80 bytes of the user item.
-RECOVERY_HASH_BYTES = 8
+# 128 bits of SHA-256. Online, a guess must match one of ten stored codes, 80 bits each, whatever
+# the hash's length. Offline, from a copy of the table, a hash longer than the code leaves only
+# the search of the codes themselves, about 2**79 hashes for one (a 64-bit hash would be found in
+# about 2**64); ten of them take 160 bytes of the user item.
+RECOVERY_HASH_BYTES = 16
 
 
 @dataclass(frozen=True, repr=False)
@@ -122,7 +123,7 @@ def normalize_recovery_code(raw: str) -> str:
 
 def hash_recovery_code(user_id: str, normalized: str) -> str:
     """The hash a recovery code is stored as: SHA-256 over the user's id and the code (so that one
-    hash is worth nothing for another user), its first 64 bits in hex."""
+    hash is worth nothing for another user), its first 128 bits in hex."""
     digest = hashlib.sha256(f"{user_id}:{normalized}".encode()).digest()
     return digest[:RECOVERY_HASH_BYTES].hex()
 

@@ -43,9 +43,9 @@ reads only users:
                         refused. Absent while TOTP is off
   PendingTotp        M  {Secret (sealed as above), BegunAt, ExpiresAt}: an enrollment begun and
                         not yet confirmed; absent when none
-  RecoveryCodes      B  the unused recovery codes, each only as the first 64 bits of
-                        SHA-256("<user id>:<normalized code>"), 8 bytes each, one after the
-                        other (ten: 80 bytes; the codes carry 80 random bits each: see
+  RecoveryCodes      B  the unused recovery codes, each only as the first 128 bits of
+                        SHA-256("<user id>:<normalized code>"), 16 bytes each, one after the
+                        other (ten: 160 bytes; the codes carry 80 random bits each: see
                         domain.second_factors); absent when none remain
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)

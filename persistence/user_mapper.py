@@ -65,7 +65,7 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
     if user.pending_totp is not None:
         item["PendingTotp"] = _pending_totp_to_map(user.pending_totp)
     if user.recovery_code_hashes:
-        # One binary value, 8 bytes a hash: 80 bytes for ten, where a list of hex strings took 346.
+        # One binary value, 16 bytes a hash: 160 bytes for ten (a list of hex strings: 666).
         item["RecoveryCodes"] = {"B": b"".join(bytes.fromhex(h) for h in user.recovery_code_hashes)}
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}

@@ -297,7 +297,7 @@ def test_second_factors_survive_the_round_trip_sealed_and_hashed() -> None:
     }
     assert set(item["PendingTotp"]["M"]) == {"Secret", "BegunAt", "ExpiresAt"}
     assert item["RecoveryCodes"]["B"] == bytes.fromhex("".join(user.recovery_code_hashes))
-    assert len(item["RecoveryCodes"]["B"]) == 80
+    assert len(item["RecoveryCodes"]["B"]) == 160  # ten 16-byte hashes
 
 
 def test_a_confirmed_totp_without_a_used_step_has_no_last_step_and_none_reads_as_off() -> None:
@@ -312,7 +312,7 @@ def test_a_confirmed_totp_without_a_used_step_has_no_last_step_and_none_reads_as
     assert item_to_user(bare).second_factor_kinds() == frozenset()
 
 
-def test_totp_and_ten_recovery_codes_grow_the_item_by_under_300_bytes() -> None:
+def test_totp_and_ten_recovery_codes_grow_the_item_by_under_400_bytes() -> None:
     # DynamoDB bills a write per started KB: a verified user's item (about 560 bytes) with TOTP on
     # stays under 1 KB. (Sizes as tools.capacity counts them, DynamoDB's own rules.)
     user = new_user()
@@ -324,7 +324,7 @@ def test_totp_and_ten_recovery_codes_grow_the_item_by_under_300_bytes() -> None:
 
     grown = item_size(user_to_item(user, version=1, revision=1, event_seq=1)) - before
 
-    assert grown < 300, grown
+    assert grown < 400, grown  # 314 with this key id
 
 
 def test_a_recovery_codes_value_that_is_not_whole_hashes_is_a_storage_error() -> None:
