@@ -190,3 +190,29 @@ class VerificationCodeAttemptsExhausted(InvalidVerificationCode):
     """Too many wrong codes were tried: the pending code is void (its link still works). Said to
     the caller as any invalid code is, in the same words: a distinct answer would tell anyone
     without the code that the address has an unverified account."""
+
+
+class PasskeyCeremonyFailed(DomainError):
+    """A passkey ceremony's response was refused: it did not verify (origin, relying party,
+    challenge, signature, counter), its ceremony is unknown, expired or spent, or its credential
+    is not a passkey the account has. Which one is never said: to a caller without the passkey,
+    the answer must not tell whether an account exists."""
+
+    def __init__(self) -> None:
+        super().__init__("the passkey response was not accepted; begin the ceremony again")
+
+
+class PasskeyNotFound(DomainError):
+    """The user has no passkey with the given id."""
+
+    def __init__(self) -> None:
+        super().__init__("the user has no passkey with this id")
+
+
+class PasskeyLimitReached(DomainError):
+    """The user has as many passkeys as an account may hold; one must go before another comes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the account has {limit} passkeys, the most it may hold; remove one first"
+        )

@@ -16,6 +16,9 @@ from domain.errors import (
     InvalidValue,
     InvalidVerificationCode,
     InvalidVerificationToken,
+    PasskeyCeremonyFailed,
+    PasskeyLimitReached,
+    PasskeyNotFound,
     SessionNotFound,
     VerificationCodeAttemptsExhausted,
 )
@@ -39,6 +42,15 @@ from domain.events import (
     UserDisabled,
     UserEnabled,
     UserRegistered,
+)
+from domain.passkeys import (
+    MAX_PASSKEYS,
+    MAX_SPENT_SIGN_IN_CHALLENGES,
+    NewPasskey,
+    Passkey,
+    PasskeyRegistration,
+    VerifiedAssertion,
+    new_challenge,
 )
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.secret_tokens import (
@@ -122,6 +134,12 @@ class User:
     pending_email_change: PendingEmailChange | None = None
     # The verification mailed last, until it is used (or voided: a newer one, a disable).
     email_verification: EmailVerification | None = None
+    # WebAuthn credentials, oldest first (at most MAX_PASSKEYS), the registration ceremony begun
+    # and not yet finished, and the digests of the passwordless sign-in challenges spent lately
+    # with when their ceremony expires (a spent one is refused until then; see domain.passkeys).
+    passkeys: tuple[Passkey, ...] = ()
+    passkey_registration: PasskeyRegistration | None = None
+    spent_sign_in_challenges: tuple[tuple[str, datetime], ...] = ()
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -588,6 +606,92 @@ class User:
             or not reset.is_usable(now)
         ):
             raise InvalidResetToken()
+
+    # --- passkeys -----------------------------------------------------------------------------
+
+    def passkey(self, passkey_id: str) -> Passkey | None:
+        return next((p for p in self.passkeys if p.passkey_id == passkey_id), None)
+
+    def begin_passkey_registration(self, now: datetime, lifetime: timedelta) -> bytes:
+        """A new registration ceremony, replacing any unfinished one: its challenge.
+        PasskeyLimitReached when the account holds MAX_PASSKEYS already."""
+        if len(self.passkeys) >= MAX_PASSKEYS:
+            raise PasskeyLimitReached(MAX_PASSKEYS)
+        challenge = new_challenge()
+        self.passkey_registration = PasskeyRegistration(challenge, now + lifetime)
+        return challenge
+
+    def passkey_registration_challenge(self, now: datetime) -> bytes:
+        """The challenge of the registration ceremony under way; PasskeyCeremonyFailed when
+        none is (never begun, finished, expired)."""
+        pending = self.passkey_registration
+        if pending is None or not pending.is_usable(now):
+            raise PasskeyCeremonyFailed()
+        return pending.challenge
+
+    def add_passkey(self, new: NewPasskey, name: str, now: datetime) -> Passkey:
+        """Keep the passkey a verified registration yielded, ending its ceremony (it is single
+        use). PasskeyCeremonyFailed when the account has this credential already (the options
+        excluded it); PasskeyLimitReached at the limit."""
+        self.passkey_registration_challenge(now)
+        if self.passkey(new.passkey_id) is not None:
+            raise PasskeyCeremonyFailed()
+        if len(self.passkeys) >= MAX_PASSKEYS:
+            raise PasskeyLimitReached(MAX_PASSKEYS)
+        passkey = Passkey(
+            passkey_id=new.passkey_id,
+            public_key=new.public_key,
+            sign_count=new.sign_count,
+            name=name,
+            created_at=now,
+            transports=new.transports,
+            backup_eligible=new.backup_eligible,
+            backed_up=new.backed_up,
+        )
+        self.passkeys = (*self.passkeys, passkey)
+        self.passkey_registration = None
+        self._touch(now)
+        return passkey
+
+    def remove_passkey(self, passkey_id: str, now: datetime) -> Passkey:
+        """Drop one passkey; PasskeyNotFound unless the account has it."""
+        removed = self.passkey(passkey_id)
+        if removed is None:
+            raise PasskeyNotFound()
+        self.passkeys = tuple(p for p in self.passkeys if p.passkey_id != passkey_id)
+        self._touch(now)
+        return removed
+
+    def use_passkey(
+        self,
+        passkey_id: str,
+        verified: VerifiedAssertion,
+        now: datetime,
+        *,
+        spent: tuple[str, datetime] | None = None,
+    ) -> None:
+        """Record a verified assertion of the passkey: its new counter, its use, and ``spent``
+        (the digest of the sign-in challenge it answered, and its ceremony's expiry), which no
+        later assertion may answer again. PasskeyCeremonyFailed when that challenge was spent
+        already, or a counter that counts did not go up (a cloned authenticator, or a replay),
+        or too many ceremonies are still unexpired to remember one more."""
+        passkey = self.passkey(passkey_id)
+        if passkey is None:
+            raise PasskeyCeremonyFailed()
+        counting = verified.sign_count > 0 or passkey.sign_count > 0
+        if counting and verified.sign_count <= passkey.sign_count:
+            raise PasskeyCeremonyFailed()
+        if spent is not None:
+            live = [(d, until) for d, until in self.spent_sign_in_challenges if now < until]
+            if any(digest == spent[0] for digest, _ in live):
+                raise PasskeyCeremonyFailed()
+            if len(live) >= MAX_SPENT_SIGN_IN_CHALLENGES:
+                raise PasskeyCeremonyFailed()
+            self.spent_sign_in_challenges = (*live, spent)
+        used = dataclasses.replace(
+            passkey, sign_count=verified.sign_count, last_used_at=now, backed_up=verified.backed_up
+        )
+        self.passkeys = tuple(used if p.passkey_id == passkey_id else p for p in self.passkeys)
 
     # --- security mail limits ------------------------------------------------------------------
 
