@@ -192,6 +192,14 @@ class VerificationCodeAttemptsExhausted(InvalidVerificationCode):
     without the code that the address has an unverified account."""
 
 
+class InvalidSecondFactorCode(DomainError):
+    """The second-factor code (a TOTP code or a recovery code) is wrong, malformed, already used,
+    or the user has no such factor; nothing was changed. Which of these is never said."""
+
+    def __init__(self) -> None:
+        super().__init__("the code is not valid")
+
+
 class PasskeyCeremonyFailed(DomainError):
     """A passkey ceremony's response was refused: it did not verify (origin, relying party,
     challenge, signature, counter), its ceremony is unknown, expired or spent, or its credential
