@@ -704,8 +704,8 @@ class User:
 
     def add_passkey(self, new: NewPasskey, name: str, now: datetime) -> Passkey:
         """Keep the passkey a verified registration yielded, ending its ceremony (it is single
-        use): SecondFactorAdded. PasskeyCeremonyFailed when the account has this credential already (the options
-        excluded it); PasskeyLimitReached at the limit."""
+        use): SecondFactorAdded. PasskeyCeremonyFailed when the account has this credential
+        already (the options excluded it); PasskeyLimitReached at the limit."""
         self.passkey_registration_challenge(now)
         if self.passkey(new.passkey_id) is not None:
             raise PasskeyCeremonyFailed()

@@ -46,6 +46,18 @@ reads only users:
   RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
                         SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
                         bits); absent when none remain
+  Passkeys           L  of M {Id (the WebAuthn credential id, base64url), PublicKey (its COSE
+                        key, base64url; not a secret), SignCount N, Name, CreatedAt, LastUsedAt
+                        (absent until used), Transports (comma-separated hints; absent when
+                        none), Backup N (bit 0: backup eligible, bit 1: backed up)}: the user's
+                        passkeys, oldest first, at most 10; absent when none. Each adds about
+                        300 bytes with a 16-byte credential id (a P-256 key is 77 bytes of COSE)
+  PasskeyRegistration M {Challenge (base64url; a public nonce), ExpiresAt}: a passkey
+                        registration begun and not yet finished (about 120 bytes); absent when none
+  PasskeySignIns     M  {<digest>: ExpiresAt}: the passwordless sign-in challenges spent lately,
+                        each as 16 bytes of its SHA-256 (base64url), until its ceremony expires
+                        (5 min): a second use is refused; pruned at the next sign-in, at most 32
+                        (about 70 bytes each)
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and

@@ -17,6 +17,12 @@ from domain.values import (
     UserId,
 )
 from persistence.item_upgrades import upgrade_item
+from persistence.passkey_mapper import (
+    passkey_attributes,
+    passkeys_of,
+    registration_of,
+    spent_sign_ins_of,
+)
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
 Item = dict[str, Any]
@@ -61,6 +67,11 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PendingTotp"] = _pending_totp_to_map(user.pending_totp)
     if user.recovery_code_hashes:
         item["RecoveryCodes"] = {"L": [_s(code_hash) for code_hash in user.recovery_code_hashes]}
+    item.update(
+        passkey_attributes(
+            user.passkeys, user.passkey_registration, user.spent_sign_in_challenges, _time
+        )
+    )
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -118,6 +129,10 @@ def item_to_user(item: Item) -> User:
             recovery_code_hashes=tuple(
                 code_hash["S"] for code_hash in item.get("RecoveryCodes", {"L": []})["L"]
             ),
+            # Absent when the user has none (and on every item from before passkeys existed).
+            passkeys=passkeys_of(item, _parse_time),
+            passkey_registration=registration_of(item, _parse_time),
+            spent_sign_in_challenges=spent_sign_ins_of(item, _parse_time),
         )
     except (KeyError, TypeError, ValueError) as error:
         item_id = item.get("Id", {}).get("S", "?")

@@ -30,6 +30,7 @@ from server.crypto.access_tokens import (
     load_signing_keys,
 )
 from server.crypto.tls import server_credentials
+from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
 from server.interceptors.caller_auth import CallerAuthInterceptor
 from server.mail.compose import MailComposer
 from server.mail.links import LinkTemplates
@@ -69,6 +70,15 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             max_code_attempts=settings.verification_code_max_attempts,
             required_for_sign_in=settings.requires_verified_email,
         ),
+    )
+
+
+def relying_party(settings: Settings) -> PyWebAuthnRelyingParty:
+    """The WebAuthn relying party passkeys are registered with and signed in to."""
+    return PyWebAuthnRelyingParty(
+        rp_id=settings.webauthn_rp_id,
+        rp_name=settings.webauthn_rp_name or settings.product_name,
+        origins=settings.webauthn_origins,
     )
 
 

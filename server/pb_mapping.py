@@ -13,8 +13,10 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from domain.events import DomainEvent, RecordedEvent
+from domain.passkeys import Passkey
 from domain.use_cases.accounts import UserLookup, UsersPage
 from domain.use_cases.events import UserEventsPage
+from domain.use_cases.passkeys import PasskeyRegistrationBegun, PasskeySignInBegun
 from domain.use_cases.sessions import SessionTokens, SessionView
 from domain.user import User, UserStatus
 from domain.values import ClientDetails
@@ -43,6 +45,7 @@ def user_to_pb(user: User) -> pb.User:
         ),
         totp_enabled=user.totp is not None,
         recovery_codes_remaining=user.recovery_codes_remaining,
+        passkey_count=len(user.passkeys),
     )
 
 
@@ -169,4 +172,39 @@ def _timestamp(moment: datetime) -> Timestamp:
     return Timestamp(
         seconds=since_epoch.days * 86_400 + since_epoch.seconds,
         nanos=since_epoch.microseconds * 1_000,
+    )
+
+
+def passkey_to_pb(passkey: Passkey) -> pb.Passkey:
+    """A passkey as its owner sees it: never its public key."""
+    return pb.Passkey(
+        passkey_id=passkey.passkey_id,
+        name=passkey.name,
+        created_at=_timestamp(passkey.created_at),
+        last_used_at=(
+            _timestamp(passkey.last_used_at) if passkey.last_used_at is not None else None
+        ),
+        transports=list(passkey.transports),
+        backup_eligible=passkey.backup_eligible,
+        backed_up=passkey.backed_up,
+    )
+
+
+def passkeys_to_pb(passkeys: tuple[Passkey, ...]) -> pb.ListPasskeysResponse:
+    return pb.ListPasskeysResponse(passkeys=[passkey_to_pb(p) for p in passkeys])
+
+
+def passkey_registration_to_pb(
+    begun: PasskeyRegistrationBegun,
+) -> pb.BeginPasskeyRegistrationResponse:
+    return pb.BeginPasskeyRegistrationResponse(
+        options_json=begun.options_json, expires_at=_timestamp(begun.expires_at)
+    )
+
+
+def passkey_sign_in_to_pb(begun: PasskeySignInBegun) -> pb.BeginPasskeySignInResponse:
+    return pb.BeginPasskeySignInResponse(
+        options_json=begun.options_json,
+        ceremony_token=begun.ceremony_token,
+        expires_at=_timestamp(begun.expires_at),
     )

@@ -138,6 +138,14 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "ConfirmEmailChange": ANY_CALLER,
     "CancelEmailChange": ANY_CALLER,
     "ChangeEmail": role_only(USERS_ADMIN),
+    # Passkeys: their owner, or a service acting for any user; a passwordless sign-in is proven
+    # by the assertion itself, whoever passes it on (as Authenticate by the password).
+    "BeginPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
+    "FinishPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
+    "ListPasskeys": own_user_or("user_id", USERS_WRITE),
+    "RemovePasskey": own_user_or("user_id", USERS_WRITE),
+    "BeginPasskeySignIn": ANY_CALLER,
+    "FinishPasskeySignIn": ANY_CALLER,
 }
 
 

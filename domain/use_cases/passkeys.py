@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import AccountDisabled, EmailNotVerified, PasskeyCeremonyFailed
+from domain.events import SecondFactorKind
 from domain.passkeys import (
     CEREMONY_LIFETIME,
     Passkey,
@@ -22,7 +23,14 @@ from domain.passkeys import (
     user_id_of_handle,
 )
 from domain.policies import AuthPolicy
-from domain.ports import AccessTokenIssuer, Clock, UnitOfWork
+from domain.ports import (
+    AccessTokenIssuer,
+    Clock,
+    Notifier,
+    SecondFactorNoticeMail,
+    TaskRunner,
+    UnitOfWork,
+)
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.sessions import SessionTokens
 from domain.use_cases.validation import Violations
@@ -30,28 +38,38 @@ from domain.user import User, UserStatus
 from domain.values import ClientDetails, UserId
 
 
+@dataclass(frozen=True)
+class PasskeyRegistrationBegun:
+    """A registration's creation options (JSON) and when its ceremony expires."""
+
+    options_json: str
+    expires_at: datetime
+
+
 async def begin_passkey_registration(
     uow: UnitOfWork, webauthn: WebAuthn, clock: Clock, *, user_id: str
-) -> str:
-    """Begin registering a passkey: the creation options for navigator.credentials.create(),
-    as JSON. A new ceremony replaces an unfinished one."""
+) -> PasskeyRegistrationBegun:
+    """Begin registering a passkey: the creation options for navigator.credentials.create().
+    A new ceremony replaces an unfinished one."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
 
-    async def apply(attempt: int) -> str:
+    async def apply(attempt: int) -> PasskeyRegistrationBegun:
         async with uow:
             user = await uow.users.require(parsed_id)
             _check_active(user)
-            challenge = user.begin_passkey_registration(clock(), CEREMONY_LIFETIME)
+            now = clock()
+            challenge = user.begin_passkey_registration(now, CEREMONY_LIFETIME)
             await uow.users.update(user)
             await uow.commit()
-        return webauthn.creation_options(
+        options = webauthn.creation_options(
             user_id=user.id,
             user_name=user.email.value,
             display_name=f"{user.first_name.value} {user.last_name.value}",
             challenge=challenge,
             exclude=user.passkeys,
         )
+        return PasskeyRegistrationBegun(options, now + CEREMONY_LIFETIME)
 
     return await retry_on_conflict(apply)
 
@@ -60,13 +78,16 @@ async def finish_passkey_registration(
     uow: UnitOfWork,
     webauthn: WebAuthn,
     clock: Clock,
+    notifier: Notifier,
+    later: TaskRunner,
     *,
     user_id: str,
     credential_json: str,
     name: str,
 ) -> Passkey:
     """Keep the passkey the browser created for the ceremony under way, once its response
-    verifies against that ceremony's challenge; the ceremony is spent."""
+    verifies against that ceremony's challenge; the ceremony is spent. Its owner is mailed a
+    notice after the reply."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
         parsed_name = check.parse("name", parse_passkey_name, name)
@@ -87,6 +108,7 @@ async def finish_passkey_registration(
             passkey = user.add_passkey(new, parsed_name, now)
             await uow.users.update(user)
             await uow.commit()
+        _notify(user, notifier, later, added=True)
         return passkey
 
     return await retry_on_conflict(apply)
@@ -101,8 +123,17 @@ async def list_passkeys(uow: UnitOfWork, *, user_id: str) -> tuple[Passkey, ...]
     return user.passkeys
 
 
-async def remove_passkey(uow: UnitOfWork, clock: Clock, *, user_id: str, passkey_id: str) -> None:
-    """Drop one of the user's passkeys: it no longer signs in."""
+async def remove_passkey(
+    uow: UnitOfWork,
+    clock: Clock,
+    notifier: Notifier,
+    later: TaskRunner,
+    *,
+    user_id: str,
+    passkey_id: str,
+) -> None:
+    """Drop one of the user's passkeys: it no longer signs in. Its owner is mailed a notice
+    after the reply."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
         parsed_passkey = check.parse("passkey_id", parse_passkey_id, passkey_id)
@@ -113,6 +144,7 @@ async def remove_passkey(uow: UnitOfWork, clock: Clock, *, user_id: str, passkey
             user.remove_passkey(parsed_passkey, clock())
             await uow.users.update(user)
             await uow.commit()
+        _notify(user, notifier, later, added=False)
 
     await retry_on_conflict(apply)
 
@@ -212,6 +244,19 @@ async def finish_passkey_sign_in(
         return SessionTokens(user, session_id, access, start.token.value)
 
     return await retry_on_conflict(open_session)
+
+
+def _notify(user: User, notifier: Notifier, later: TaskRunner, *, added: bool) -> None:
+    """The owner's notice that a passkey was added or removed, after the reply. Not held back
+    by the security mail limit: a factor changing is what its owner must hear of, whoever made
+    the change (a stolen access token could otherwise add a passkey unnoticed)."""
+    mail = SecondFactorNoticeMail(
+        to=user.email.value,
+        first_name=user.first_name.value,
+        kind=SecondFactorKind.PASSKEY,
+        added=added,
+    )
+    later.spawn(notifier.send_second_factor_notice(mail), name="mail a second-factor notice")
 
 
 def _check_active(user: User) -> None:
