@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import re
 import unicodedata
 import uuid
@@ -35,6 +36,7 @@ from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
 from tests.e2e.request_strategies import Known, client_details, requests
 from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
+from tests.webauthn_authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.slow
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop the module's service runs in
@@ -101,6 +103,29 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "CancelEmailChange": frozenset({Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED}),
     "ChangeEmail": frozenset(
         {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED, Code.ALREADY_EXISTS}
+    ),
+    "BeginPasskeyRegistration": frozenset(
+        {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION}
+    ),
+    "FinishPasskeyRegistration": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.NOT_FOUND,
+            Code.PERMISSION_DENIED,
+            Code.UNAUTHENTICATED,
+            Code.FAILED_PRECONDITION,
+        }
+    ),
+    "ListPasskeys": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "RemovePasskey": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "BeginPasskeySignIn": frozenset(),
+    "FinishPasskeySignIn": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.UNAUTHENTICATED,
+            Code.PERMISSION_DENIED,
+            Code.FAILED_PRECONDITION,
+        }
     ),
 }
 METHODS = sorted(DOCUMENTED)
@@ -209,6 +234,7 @@ async def _seed(service: Service) -> Known:
     events = await stub.ListUserEvents(
         pb.ListUserEventsRequest(user_id=users[0].id, page_size=1), timeout=RPC_TIMEOUT
     )
+    passkeys = await _seed_passkeys(service, users[0].id)
     return Known(
         user_ids=tuple(user.id for user in users),
         emails=emails,
@@ -228,7 +254,36 @@ async def _seed(service: Service) -> Known:
         verification_tokens=(pending, used, expired),
         verification_codes=tuple(verification_code_from(mail) for mail in mails),
         unverified_emails=emails[1:],
+        **passkeys,
     )
+
+
+async def _seed_passkeys(service: Service, user_id: str) -> dict[str, tuple[str, ...]]:
+    """A passkey of the user, a registration of another still open (its browser's answer not
+    yet sent), and a passwordless sign-in begun with its assertion not yet sent."""
+    stub, browser = service.stub, SoftAuthenticator()
+    registrations = []
+    for finish, device in ((True, browser), (False, SoftAuthenticator())):
+        begun = await stub.BeginPasskeyRegistration(
+            pb.BeginPasskeyRegistrationRequest(user_id=user_id), timeout=RPC_TIMEOUT
+        )
+        registrations.append(json.dumps(device.create(begun.options_json)))
+        if finish:
+            await stub.FinishPasskeyRegistration(
+                pb.FinishPasskeyRegistrationRequest(
+                    user_id=user_id, credential_json=registrations[-1]
+                ),
+                timeout=RPC_TIMEOUT,
+            )
+    listed = await stub.ListPasskeys(pb.ListPasskeysRequest(user_id=user_id), timeout=RPC_TIMEOUT)
+    sign_in = await stub.BeginPasskeySignIn(pb.BeginPasskeySignInRequest(), timeout=RPC_TIMEOUT)
+    assertion = json.dumps(browser.get(sign_in.options_json))
+    return {
+        "passkey_ids": tuple(passkey.passkey_id for passkey in listed.passkeys),
+        "passkey_registrations": tuple(registrations),
+        "passkey_assertions": (assertion,),
+        "ceremony_tokens": (sign_in.ceremony_token,),
+    }
 
 
 async def _expire_verification(service: Service, user_id: str) -> None:
