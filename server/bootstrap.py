@@ -156,6 +156,7 @@ async def build_service(
         event_log=event_log,
         event_page_tokens=EventPageTokenCodec(page_token_key),
         event_streams=event_streams,
+        totp_codes=from_settings.totp_codes(settings),
         webauthn=from_settings.relying_party(settings),
         # Sealed with the page tokens' key: its format byte keeps either from passing for the other.
         passkey_ceremonies=SignInCeremonyCodec(page_token_key),

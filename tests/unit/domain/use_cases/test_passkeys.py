@@ -21,7 +21,9 @@ from domain.errors import (
 from domain.events import SecondFactorAdded, SecondFactorKind, SecondFactorRemoved, SessionStarted
 from domain.passkeys import MAX_PASSKEYS, Passkey, SignInCeremonyCodec
 from domain.policies import AuthPolicy, VerificationPolicy
+from domain.ports import SecondFactorNotices
 from domain.use_cases import passkeys
+from domain.use_cases.second_factors import SecondFactorDeps, reset_second_factors
 from domain.use_cases.sessions import SessionTokens
 from domain.user import User, UserStatus
 from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
@@ -427,3 +429,29 @@ async def _set_status(kit: PasskeyKit, user: User, status: UserStatus) -> None:
         stored.status = status
         await uow.users.update(stored)
         await uow.commit()
+
+
+async def test_an_administrators_reset_removes_every_passkey_and_a_registration_under_way(
+    kit: PasskeyKit,
+) -> None:
+    user = await kit.add_user()
+    await kit.register(user)
+    kit.browser = SoftAuthenticator(origin=ORIGIN)
+    await kit.register(user)
+    await kit.begin(user)
+    await kit.after_reply.run_all()
+    kit.new_events(user)
+    deps = SecondFactorDeps(
+        codes=None,
+        lock_notices=kit.notices,
+        notices=SecondFactorNotices(kit.notifier, kit.after_reply),
+    )
+    reset = await reset_second_factors(kit.uow(), kit.clock, deps, user_id=user.id.value)
+    assert reset.passkeys == () and reset.passkey_registration is None
+    assert kit.stored(user).passkeys == ()
+    assert [type(e).__name__ for e in kit.new_events(user)] == ["SecondFactorsReset"]
+    await kit.after_reply.run_all()
+    last = kit.notifier.second_factor_notices[-1]
+    assert (last.kind, last.added) == (SecondFactorKind.PASSKEY, False)
+    with pytest.raises(PasskeyCeremonyFailed):
+        await kit.passkey_sign_in()
