@@ -51,6 +51,7 @@ from domain.secret_tokens import (
     same_hash,
 )
 from domain.values import (
+    AMR_PASSWORD,
     NO_CLIENT_DETAILS,
     ClientDetails,
     Email,
@@ -398,11 +399,13 @@ class User:
         policy: SessionPolicy,
         current: Sequence[Session],
         client: ClientDetails = NO_CLIENT_DETAILS,
+        amr: tuple[str, ...] = AMR_PASSWORD,
     ) -> SessionStart:
         """A new session with a fresh refresh token, given the sessions of the current epoch;
         beyond the limit the oldest live session ends (EVICTED), and those found expired end too
         (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in).
-        ``client``: the device it is opened from, kept with it."""
+        ``client``: the device it is opened from, and ``amr``: how the sign-in was proven (RFC
+        8176), both kept with it."""
         session_id = str(uuid.uuid4())
         token = issue_token(self.id, session_id)
         session = Session(
@@ -413,6 +416,7 @@ class User:
             last_used_at=now,
             epoch=self.session_epoch,
             client=client,
+            amr=amr,
         )
         mine = [s for s in current if s.epoch == self.session_epoch]
         live = sorted(

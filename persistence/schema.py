@@ -87,6 +87,9 @@ one costs the same however many its user holds, and ending them all is one write
   UserAgent, IpAddress, DeviceLabel   S  the client details given at sign-in, each only when
                         given: a user agent (<= 512 printable), an IP address (canonical form),
                         a device label (<= 64 printable); kept across refreshes
+  Amr                L  of S: how the sign-in was proven, RFC 8176 values (["pwd"], ["pwd", "otp"],
+                        ...), the access tokens' amr claim; kept across refreshes; absent on
+                        items written before it: ["pwd"]
   ExpireAt           N  epoch seconds: min(ExpiresAt, LastUsedAt + idle lifetime), the table's TTL
                         attribute: DynamoDB deletes the item some time after (free); sessions of
                         an earlier epoch are left to it

@@ -137,6 +137,7 @@ async def authenticate(
             session_id=session_id,
             now=now,
             email_verified=user.email_verified,
+            amr=start.session.amr,
         )
         return SessionTokens(user, session_id, access, start.token.value)
 
@@ -238,6 +239,7 @@ async def refresh_session(
             session_id=session_id,
             now=now,
             email_verified=user.email_verified,
+            amr=outcome.session.amr,
         )
         return SessionTokens(user, session_id, access, outcome.token.value)
 

@@ -30,7 +30,7 @@ BASE_ATTRIBUTES = {
 }  # fmt: skip
 SESSION_ATTRIBUTES = {
     "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
-    "ExpireAt",
+    "Amr", "ExpireAt",
 }  # fmt: skip
 
 
