@@ -190,3 +190,11 @@ class VerificationCodeAttemptsExhausted(InvalidVerificationCode):
     """Too many wrong codes were tried: the pending code is void (its link still works). Said to
     the caller as any invalid code is, in the same words: a distinct answer would tell anyone
     without the code that the address has an unverified account."""
+
+
+class InvalidSecondFactorCode(DomainError):
+    """The second-factor code (a TOTP code or a recovery code) is wrong, malformed, already used,
+    or the user has no such factor; nothing was changed. Which of these is never said."""
+
+    def __init__(self) -> None:
+        super().__init__("the code is not valid")

@@ -159,6 +159,50 @@ class UserDeleted(DomainEvent):
     """The account was deleted; its email is free again."""
 
 
+class SecondFactorKind(enum.StrEnum):
+    """A kind of second factor a user may hold."""
+
+    TOTP = "totp"  # an authenticator app's time-based one-time codes (RFC 6238)
+    PASSKEY = "passkey"  # a WebAuthn credential
+
+
+@dataclass(frozen=True)
+class SecondFactorAdded(DomainEvent):
+    """A second factor was turned on: ``factor_id`` is "totp" for TOTP, the passkey's id for a
+    passkey; never a secret."""
+
+    kind: SecondFactorKind
+    factor_id: str
+
+
+@dataclass(frozen=True)
+class SecondFactorRemoved(DomainEvent):
+    """A second factor was turned off (by its owner, or an administrator's role); ``factor_id``
+    as in SecondFactorAdded."""
+
+    kind: SecondFactorKind
+    factor_id: str
+
+
+@dataclass(frozen=True)
+class RecoveryCodeUsed(DomainEvent):
+    """A recovery code was spent (never the code nor its hash); ``remaining`` are left."""
+
+    remaining: int
+
+
+@dataclass(frozen=True)
+class RecoveryCodesRegenerated(DomainEvent):
+    """A new set of ``count`` recovery codes replaced the old ones, which stopped working."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class SecondFactorsReset(DomainEvent):
+    """An administrator removed every second factor of the user (and the recovery codes)."""
+
+
 EVENT_TYPES: dict[str, type[DomainEvent]] = {
     kind.__name__: kind
     for kind in (
@@ -178,6 +222,11 @@ EVENT_TYPES: dict[str, type[DomainEvent]] = {
         UserDisabled,
         UserEnabled,
         UserDeleted,
+        SecondFactorAdded,
+        SecondFactorRemoved,
+        RecoveryCodeUsed,
+        RecoveryCodesRegenerated,
+        SecondFactorsReset,
     )
 }
 

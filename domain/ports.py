@@ -11,7 +11,8 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from domain.errors import UserNotFound
-from domain.events import RecordedEvent
+from domain.events import RecordedEvent, SecondFactorKind
+from domain.second_factors import NewTotpSecret, SealedSecret
 from domain.user import User
 from domain.values import Email, Password, Session, UserId
 
@@ -354,6 +355,45 @@ class EmailChangeNoticeMail:
         return f"EmailChangeNoticeMail(to=..., expires_at={self.expires_at.isoformat()})"
 
 
+@dataclass(frozen=True)
+class SecondFactorNoticeMail:
+    """Tells an account's owner that a second factor of ``kind`` was added (``added``) or removed
+    from the account; it carries no secret and no link: whoever did not do it resets their
+    password and asks support."""
+
+    to: str
+    first_name: str
+    kind: SecondFactorKind
+    added: bool
+
+    def __repr__(self) -> str:
+        change = "added" if self.added else "removed"
+        return f"SecondFactorNoticeMail(to=..., kind={self.kind.value}, {change})"
+
+
+class TotpCodes(Protocol):
+    """Makes TOTP secrets (RFC 6238: 30-second time steps, 6 digits) and checks codes against
+    them. Secrets are sealed (encrypted) by the implementation's keys and unsealed only inside it:
+    the domain holds a SealedSecret and sees a secret in clear only when it is made."""
+
+    def new_secret(self) -> NewTotpSecret:
+        """A fresh random secret, in clear and sealed with the current key."""
+        ...
+
+    def provisioning_uri(self, secret: NewTotpSecret, account_name: str) -> str:
+        """The ``otpauth://totp/...`` URI an authenticator app reads (from a QR code)."""
+        ...
+
+    def matching_step(
+        self, sealed: SealedSecret, code: str, now: datetime, *, after_step: int | None
+    ) -> int | None:
+        """The time step, within one step of ``now``'s either way (clock drift), at which
+        ``code`` (6 digits) is the secret's code and that is later than ``after_step`` (None: any);
+        the earliest such step, or None when there is none. Raises ValueError when the secret
+        cannot be unsealed (a key that is gone, a damaged ciphertext)."""
+        ...
+
+
 class TaskRunner(Protocol):
     """Runs work after the reply has gone, so that the reply's timing does not depend on it.
 
@@ -381,6 +421,8 @@ class Notifier(Protocol):
     async def send_email_change(self, mail: EmailChangeMail) -> None: ...
 
     async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None: ...
+
+    async def send_second_factor_notice(self, mail: SecondFactorNoticeMail) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from domain.errors import (
     InvalidEmailChangeToken,
     InvalidResetToken,
+    InvalidSecondFactorCode,
     InvalidValue,
     InvalidVerificationCode,
     InvalidVerificationToken,
@@ -31,6 +33,8 @@ from domain.events import (
     PasswordChangeReason,
     PasswordResetRequested,
     ProfileUpdated,
+    RecoveryCodeUsed,
+    SecondFactorKind,
     SessionEndReason,
     SessionRevoked,
     SessionsRevoked,
@@ -41,6 +45,14 @@ from domain.events import (
     UserRegistered,
 )
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
+from domain.second_factors import (
+    PendingTotpEnrollment,
+    TotpFactor,
+    find_recovery_code,
+    hash_recovery_code,
+    normalize_recovery_code,
+    parse_totp_code,
+)
 from domain.secret_tokens import (
     IssuedCode,
     IssuedToken,
@@ -63,6 +75,9 @@ from domain.values import (
     Session,
     UserId,
 )
+
+if TYPE_CHECKING:  # the ports module imports this one
+    from domain.ports import TotpCodes
 
 # The most sessions one sign-in ends (evicted and expired ones); expired ones beyond it end at a
 # later sign-in (they are over already). Each costs a delete and an event in the sign-in's write,
@@ -123,6 +138,12 @@ class User:
     pending_email_change: PendingEmailChange | None = None
     # The verification mailed last, until it is used (or voided: a newer one, a disable).
     email_verification: EmailVerification | None = None
+    # The confirmed TOTP factor (domain.second_factors), and an enrollment begun and not yet
+    # confirmed; each holds its secret only sealed.
+    totp: TotpFactor | None = None
+    pending_totp: PendingTotpEnrollment | None = None
+    # The hashes of the recovery codes not yet used, never the codes.
+    recovery_code_hashes: tuple[str, ...] = field(default=(), repr=False)
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -592,6 +613,53 @@ class User:
             or not reset.is_usable(now)
         ):
             raise InvalidResetToken()
+
+    # --- second factors ----------------------------------------------------------------------
+
+    def second_factor_kinds(self) -> frozenset[SecondFactorKind]:
+        """The kinds of second factor that are on for this user (sign-in asks for one of them)."""
+        kinds: set[SecondFactorKind] = set()
+        if self.totp is not None:
+            kinds.add(SecondFactorKind.TOTP)
+        return frozenset(kinds)
+
+    @property
+    def recovery_codes_remaining(self) -> int:
+        return len(self.recovery_code_hashes)
+
+    def use_totp_code(self, code: str, now: datetime, codes: TotpCodes) -> None:
+        """Accept a code from the user's authenticator app: it must be the code of a time step
+        within one of ``now``'s and later than the last one accepted, which it becomes (to store;
+        no event, no new version). InvalidSecondFactorCode, nothing changed, when TOTP is off or
+        the code is malformed, wrong or replayed."""
+        factor = self.totp
+        if factor is None:
+            raise InvalidSecondFactorCode()
+        try:
+            digits = parse_totp_code(code)
+        except InvalidValue:
+            raise InvalidSecondFactorCode() from None
+        step = codes.matching_step(
+            factor.sealed_secret, digits, now, after_step=factor.last_used_step
+        )
+        if step is None:
+            raise InvalidSecondFactorCode()
+        self.totp = dataclasses.replace(factor, last_used_step=step)
+
+    def use_recovery_code(self, code: str, now: datetime) -> None:
+        """Spend one of the user's recovery codes (in any letter case, with or without its dashes
+        and spaces): it stops working (RecoveryCodeUsed, with how many remain; no new version).
+        InvalidSecondFactorCode, nothing changed, for a code that is malformed, wrong or used."""
+        try:
+            presented = hash_recovery_code(self.id.value, normalize_recovery_code(code))
+        except InvalidValue:
+            raise InvalidSecondFactorCode() from None
+        index = find_recovery_code(self.recovery_code_hashes, presented)
+        if index is None:
+            raise InvalidSecondFactorCode()
+        hashes = self.recovery_code_hashes
+        self.recovery_code_hashes = hashes[:index] + hashes[index + 1 :]
+        self._record(RecoveryCodeUsed(self.id.value, now, remaining=len(self.recovery_code_hashes)))
 
     # --- security mail limits ------------------------------------------------------------------
 

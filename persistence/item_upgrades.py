@@ -27,6 +27,12 @@ Versions:
      ``EmailVerifiedAt``, and the pending verification and email change of a user. An item of
      version 3 has none of them: its address reads as unverified. Code of version 3 refuses a
      version 4 item, so it never overwrites one and drops what version 4 recorded.
+  5  second factors: ``Totp`` (the confirmed factor: its sealed secret, when it was confirmed,
+     the last time step a code was accepted at), ``PendingTotp`` (an enrollment not yet
+     confirmed), ``RecoveryCodes`` (hashes of the unused codes), and the passkeys' attributes
+     (persistence.schema). An item of version 4 has none: its user has no second factor. Code of
+     version 4 refuses a version 5 item, so it never overwrites one and drops the user's second
+     factors (which would let a password alone sign in again).
 """
 
 from __future__ import annotations
@@ -90,5 +96,12 @@ def _v3_to_v4(item: Item) -> Item:
     return upgraded
 
 
+def _v4_to_v5(item: Item) -> Item:
+    # Nothing to add: every attribute version 5 introduced is optional, absent meaning "none".
+    upgraded = dict(item)
+    upgraded["SchemaVersion"] = {"N": "5"}
+    return upgraded
+
+
 # _STEPS[n] turns an item of version n into one of version n + 1.
-_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+_STEPS: dict[int, Callable[[Item], Item]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}

@@ -35,7 +35,18 @@ reads only users:
                         number of the last one in the events table (0: none yet)
   WriteId            S  a random id set by a write sent as a single PutItem, to recognise
                         itself when retried (persistence.single_write); ignored on read
-  SchemaVersion      N  4 (see persistence.item_upgrades for the versions and how older items
+  Totp               M  {Secret, ConfirmedAt, LastStep}: the confirmed TOTP factor. Secret is
+                        the TOTP secret sealed with AES-256-GCM, ``<key id>:<base64url of nonce,
+                        ciphertext and tag>`` (server.crypto.totp_keys), never in clear;
+                        LastStep (N) is the last 30-second step a code was accepted at (the
+                        confirming code's, at first): codes of that step or earlier are
+                        refused. Absent while TOTP is off
+  PendingTotp        M  {Secret (sealed as above), BegunAt, ExpiresAt}: an enrollment begun and
+                        not yet confirmed; absent when none
+  RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
+                        SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
+                        bits); absent when none remain
+  SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
 keys and project KEYS_ONLY (tables created before projected ALL; DynamoDB cannot change a
@@ -113,7 +124,7 @@ REFRESH_TOKEN_INDEX = "RefreshTokenIndex"
 EVENT_STREAM_INDEX = "EventStream"
 EVENTS_TTL_ATTRIBUTE = "ExpiresAt"
 SESSIONS_TTL_ATTRIBUTE = "ExpireAt"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 EVENT_SCHEMA_VERSION = 1
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.errors import StorageError
+from domain.second_factors import PendingTotpEnrollment, SealedSecret, TotpFactor
 from domain.user import User, UserStatus
 from domain.values import (
     Email,
@@ -54,6 +55,12 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PendingEmailChange"] = _pending_change_to_map(user.pending_email_change)
     if user.email_verification is not None:
         item["EmailVerification"] = _verification_to_map(user.email_verification)
+    if user.totp is not None:
+        item["Totp"] = _totp_to_map(user.totp)
+    if user.pending_totp is not None:
+        item["PendingTotp"] = _pending_totp_to_map(user.pending_totp)
+    if user.recovery_code_hashes:
+        item["RecoveryCodes"] = {"L": [_s(code_hash) for code_hash in user.recovery_code_hashes]}
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -70,6 +77,7 @@ def item_to_user(item: Item) -> User:
         reset = item.get("PasswordReset")
         pending_change = item.get("PendingEmailChange")
         verification = item.get("EmailVerification")
+        totp, pending_totp = item.get("Totp"), item.get("PendingTotp")
         return User(
             id=UserId(item["Id"]["S"]),
             email=Email(item["Email"]["S"]),
@@ -102,6 +110,13 @@ def item_to_user(item: Item) -> User:
             # Absent on items written before the limit existed, and when no mail went out lately.
             security_mail_sent_at=tuple(
                 _parse_time(sent) for sent in item.get("SecurityMailSentAt", {"L": []})["L"]
+            ),
+            # Absent while the factor is off, none is pending, no codes remain (and on every
+            # item written before second factors existed).
+            totp=_map_to_totp(totp) if totp is not None else None,
+            pending_totp=_map_to_pending_totp(pending_totp) if pending_totp is not None else None,
+            recovery_code_hashes=tuple(
+                code_hash["S"] for code_hash in item.get("RecoveryCodes", {"L": []})["L"]
             ),
         )
     except (KeyError, TypeError, ValueError) as error:
@@ -186,6 +201,44 @@ def _map_to_verification(value: Item) -> EmailVerification:
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
         wrong_codes=int(fields["WrongCodes"]["N"]),
+    )
+
+
+def _totp_to_map(factor: TotpFactor) -> Item:
+    fields: Item = {
+        "Secret": _s(factor.sealed_secret.value),
+        "ConfirmedAt": _time(factor.confirmed_at),
+    }
+    if factor.last_used_step is not None:
+        fields["LastStep"] = _n(factor.last_used_step)
+    return {"M": fields}
+
+
+def _map_to_totp(value: Item) -> TotpFactor:
+    fields = value["M"]
+    return TotpFactor(
+        sealed_secret=SealedSecret(fields["Secret"]["S"]),
+        confirmed_at=_parse_time(fields["ConfirmedAt"]),
+        last_used_step=int(fields["LastStep"]["N"]) if "LastStep" in fields else None,
+    )
+
+
+def _pending_totp_to_map(pending: PendingTotpEnrollment) -> Item:
+    return {
+        "M": {
+            "Secret": _s(pending.sealed_secret.value),
+            "BegunAt": _time(pending.begun_at),
+            "ExpiresAt": _time(pending.expires_at),
+        }
+    }
+
+
+def _map_to_pending_totp(value: Item) -> PendingTotpEnrollment:
+    fields = value["M"]
+    return PendingTotpEnrollment(
+        sealed_secret=SealedSecret(fields["Secret"]["S"]),
+        begun_at=_parse_time(fields["BegunAt"]),
+        expires_at=_parse_time(fields["ExpiresAt"]),
     )
 
 

@@ -41,6 +41,8 @@ def user_to_pb(user: User) -> pb.User:
         email_verified_at=(
             _timestamp(user.email_verified_at) if user.email_verified_at is not None else None
         ),
+        totp_enabled=user.totp is not None,
+        recovery_codes_remaining=user.recovery_codes_remaining,
     )
 
 

@@ -24,6 +24,7 @@ from domain.errors import (
     InvalidEmailChangeToken,
     InvalidRefreshToken,
     InvalidResetToken,
+    InvalidSecondFactorCode,
     InvalidVerificationCode,
     InvalidVerificationToken,
     SecurityMailLimited,
@@ -72,7 +73,10 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.ALREADY_EXISTS, str(error))
     if isinstance(error, (VersionConflict, ConcurrentRefresh)):
         return status_with(code_pb2.ABORTED, str(error))
-    if isinstance(error, (AuthenticationFailed, InvalidRefreshToken, InvalidResetToken)):
+    if isinstance(
+        error,
+        (AuthenticationFailed, InvalidRefreshToken, InvalidResetToken, InvalidSecondFactorCode),
+    ):
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
     if isinstance(error, InvalidEmailChangeToken):
         # As a bad reset token (UNAUTHENTICATED), naming the field the token came in.

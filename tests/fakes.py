@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+
+import pyotp
 
 from domain.errors import ConcurrentWrite, EmailAlreadyRegistered, UserNotFound, VersionConflict
 from domain.event_cursors import stream_key
@@ -19,6 +22,7 @@ from domain.ports import (
     LockNoticeMail,
     LockNotices,
     PasswordResetMail,
+    SecondFactorNoticeMail,
     SessionRepository,
     StoredUserPage,
     UnitOfWork,
@@ -26,6 +30,7 @@ from domain.ports import (
     VerificationMail,
     VerificationMailing,
 )
+from domain.second_factors import NewTotpSecret, SealedSecret
 from domain.user import User
 from domain.values import Email, Password, Session, UserId
 
@@ -373,6 +378,7 @@ class RecordingNotifier:
         self.verifications: list[VerificationMail] = []
         self.email_changes: list[EmailChangeMail] = []
         self.email_change_notices: list[EmailChangeNoticeMail] = []
+        self.second_factor_notices: list[SecondFactorNoticeMail] = []
 
     async def send_password_reset(self, mail: PasswordResetMail) -> None:
         self.sent.append(mail)
@@ -388,6 +394,44 @@ class RecordingNotifier:
 
     async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
         self.email_change_notices.append(mail)
+
+    async def send_second_factor_notice(self, mail: SecondFactorNoticeMail) -> None:
+        self.second_factor_notices.append(mail)
+
+
+class FakeTotpCodes:
+    """domain.ports.TotpCodes with real RFC 6238 codes (pyotp) and a fake seal: the secret behind
+    "fake-sealed:" in clear, so tests can compute codes (``code_at``). Never for a server."""
+
+    PREFIX = "fake-sealed:"
+
+    def new_secret(self) -> NewTotpSecret:
+        secret = pyotp.random_base32()
+        return NewTotpSecret(secret, SealedSecret(self.PREFIX + secret))
+
+    def provisioning_uri(self, secret: NewTotpSecret, account_name: str) -> str:
+        return pyotp.TOTP(secret.secret).provisioning_uri(name=account_name, issuer_name="Test")
+
+    def matching_step(
+        self, sealed: SealedSecret, code: str, now: datetime, *, after_step: int | None
+    ) -> int | None:
+        totp = pyotp.TOTP(self.unseal(sealed))
+        current = totp.timecode(now)
+        for step in (current - 1, current, current + 1):
+            if after_step is not None and step <= after_step:
+                continue
+            if hmac.compare_digest(totp.generate_otp(step), code):
+                return step
+        return None
+
+    def unseal(self, sealed: SealedSecret) -> str:
+        if not sealed.value.startswith(self.PREFIX):
+            raise ValueError("not sealed by FakeTotpCodes")
+        return sealed.value.removeprefix(self.PREFIX)
+
+    def code_at(self, sealed: SealedSecret, moment: datetime) -> str:
+        """The code an authenticator app shows at ``moment`` for this secret."""
+        return pyotp.TOTP(self.unseal(sealed)).at(moment)
 
 
 class FixedClock:

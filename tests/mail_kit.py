@@ -16,6 +16,7 @@ from domain.ports import (
     LockNoticeMail,
     Notifier,
     PasswordResetMail,
+    SecondFactorNoticeMail,
     VerificationMail,
 )
 from server.mail.compose import MailComposer
@@ -49,7 +50,12 @@ def composer(
 
 
 Mail = (
-    PasswordResetMail | LockNoticeMail | VerificationMail | EmailChangeMail | EmailChangeNoticeMail
+    PasswordResetMail
+    | LockNoticeMail
+    | VerificationMail
+    | EmailChangeMail
+    | EmailChangeNoticeMail
+    | SecondFactorNoticeMail
 )
 
 
@@ -99,6 +105,8 @@ def compose(mail: Mail, writer: MailComposer | None = None) -> EmailMessage:
             return writer.email_change(mail)
         case EmailChangeNoticeMail():
             return writer.email_change_notice(mail)
+        case SecondFactorNoticeMail():
+            return writer.second_factor_notice(mail)
 
 
 async def send(notifier: Notifier, mail: Mail) -> None:
@@ -114,9 +122,13 @@ async def send(notifier: Notifier, mail: Mail) -> None:
             await notifier.send_email_change(mail)
         case EmailChangeNoticeMail():
             await notifier.send_email_change_notice(mail)
+        case SecondFactorNoticeMail():
+            await notifier.send_second_factor_notice(mail)
 
 
 def with_name(mail: Mail, name: str) -> Mail:
+    if isinstance(mail, SecondFactorNoticeMail):
+        return replace(mail, first_name=name)
     return replace(mail, name=name)
 
 

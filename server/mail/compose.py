@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from email.message import EmailMessage
 
+from domain.events import SecondFactorKind
 from domain.ports import (
     EmailChangeMail,
     EmailChangeNoticeMail,
     LockNoticeMail,
     PasswordResetMail,
+    SecondFactorNoticeMail,
     VerificationMail,
 )
 from server.mail.envelope import build_message
@@ -26,6 +28,11 @@ from server.mail.links import LinkTemplates, token_link, utc_minute
 from server.mail.templates import MailTemplates
 
 _NAME_PUNCTUATION = frozenset("'\u2019-\u2010.")
+# How a notice names each kind of second factor.
+_FACTOR_NAMES = {
+    SecondFactorKind.TOTP: "an authenticator app",
+    SecondFactorKind.PASSKEY: "a passkey",
+}
 
 
 def greeting_name(raw: str) -> str:
@@ -88,20 +95,27 @@ class MailComposer:
         link = token_link(mail.cancel_token, self._links.email_change_cancel)
         return self._compose("email_change_notice", mail.to, mail.name, link, mail.expires_at, {})
 
+    def second_factor_notice(self, mail: SecondFactorNoticeMail) -> EmailMessage:
+        extra = {
+            "factor": _FACTOR_NAMES[mail.kind],
+            "change": "added" if mail.added else "removed",
+        }
+        return self._compose("second_factor_notice", mail.to, mail.first_name, "", None, extra)
+
     def _compose(
         self,
         kind: str,
         to: str,
         name: str,
         link: str,
-        expires_at: datetime,
+        expires_at: datetime | None,
         extra: Mapping[str, str],
     ) -> EmailMessage:
         values = {
             "product": self._product,
             "name": greeting_name(name),
             "link": link,
-            "expires": utc_minute(expires_at),
+            "expires": utc_minute(expires_at) if expires_at is not None else "",
             **extra,
         }
         rendered = self._templates.render(kind, values)

@@ -16,6 +16,7 @@ from domain.ports import (
     EmailChangeNoticeMail,
     LockNoticeMail,
     PasswordResetMail,
+    SecondFactorNoticeMail,
     VerificationMail,
 )
 from server.mail.compose import MailComposer
@@ -63,6 +64,10 @@ class OutboxNotifier:
     async def send_email_change_notice(self, mail: EmailChangeNoticeMail) -> None:
         message = self._composer.email_change_notice(mail)
         await self._deliver(message, "email-change notice")
+
+    async def send_second_factor_notice(self, mail: SecondFactorNoticeMail) -> None:
+        message = self._composer.second_factor_notice(mail)
+        await self._deliver(message, "second-factor notice")
 
     async def _deliver(self, message: EmailMessage, kind: str) -> None:
         try:

@@ -14,6 +14,7 @@ from domain.ports import (
     EmailChangeNoticeMail,
     LockNoticeMail,
     PasswordResetMail,
+    SecondFactorNoticeMail,
     VerificationMail,
 )
 from server.mail.compose import MailComposer
@@ -86,7 +87,13 @@ class SmtpNotifier:
         message = self._composer.email_change_notice(mail)
         await self._deliver(message, "email-change notice", to=mail.to, token=mail.cancel_token)
 
-    async def _deliver(self, message: EmailMessage, kind: str, *, to: str, token: str) -> None:
+    async def send_second_factor_notice(self, mail: SecondFactorNoticeMail) -> None:
+        message = self._composer.second_factor_notice(mail)
+        await self._deliver(message, "second-factor notice", to=mail.to, token=None)
+
+    async def _deliver(
+        self, message: EmailMessage, kind: str, *, to: str, token: str | None
+    ) -> None:
         domain = recipient_domain(to)
         try:
             await aiosmtplib.send(
@@ -104,7 +111,9 @@ class SmtpNotifier:
             # OSError covers ssl.SSLError (e.g. an untrusted certificate).
             # Servers echo neither the body nor the password; the token is masked all the same,
             # since this text ends up in logs. (Masking a password would hint at its letters.)
-            reason = f"{type(error).__name__}: {error}".replace(token, "***")
+            reason = f"{type(error).__name__}: {error}"
+            if token is not None:
+                reason = reason.replace(token, "***")
             raise NotificationError(
                 f"{kind} to ...@{domain} was not sent "
                 f"via {self._host}:{self._port} ({self._security}): {reason}"

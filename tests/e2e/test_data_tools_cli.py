@@ -348,7 +348,7 @@ async def test_migrate_upgrades_old_items_and_a_dry_run_writes_nothing(
     assert "scanned 3, upgraded 3, already current 0" in stdout
     for user_id in ids:
         item = await get_user_item(client, source, user_id)
-        assert item is not None and item["SchemaVersion"] == {"N": "4"}
+        assert item is not None and item["SchemaVersion"] == {"N": "5"}
 
 
 async def test_migrate_marks_verified_the_accounts_created_before_the_cutoff(

@@ -74,7 +74,7 @@ async def test_migrate_finishes_with_every_item_upgraded_while_puts_meet_transac
     assert sorted(after) == sorted(ids)
     for user_id, item in after.items():
         old = before[user_id]
-        assert item["SchemaVersion"] == {"N": "4"}
+        assert item["SchemaVersion"] == {"N": "5"}
         assert item["Revision"] == old.get("Revision", old["Version"])
         assert item["Email"] == old["Email"] and item["PasswordHash"] == old["PasswordHash"]
 
@@ -91,7 +91,7 @@ async def test_migrate_meeting_conflicts_on_every_attempt_stops_with_a_clear_err
 
     assert refused(proxy, "PutItem") == conflict_retry.ATTEMPTS  # bounded
     [item] = await scan_all(dynamodb_client, dynamodb_tables.users)
-    assert "SchemaVersion" not in item or item["SchemaVersion"] != {"N": "4"}
+    assert "SchemaVersion" not in item or item["SchemaVersion"] != {"N": "5"}
 
 
 async def test_import_finishes_with_every_user_and_guard_while_transactions_conflict(

@@ -79,7 +79,7 @@ async def test_a_registered_user_is_stored_with_the_documented_attributes_and_no
     assert item["EmailIndex"] == {"S": "ada.lovelace@example.com"}
     assert item["PasswordHash"] == {"S": user.password_hash}
     assert item["Version"] == {"N": "1"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     assert item["CreatedAt"] == item["UpdatedAt"] == {"S": "2026-11-26T09:30:15.123456+00:00"}
     assert CLEAR_PASSWORD not in json.dumps(item)
     guards = await raw_guards(dynamodb_client, dynamodb_tables)

@@ -74,7 +74,7 @@ async def test_the_pending_verification_is_a_map_of_hashes_on_the_user_item(
     assert stored["Email"] == {"S": EMAIL}
     assert stored["TokenHash"] == {"S": hash_token(mail.token)}
     assert stored["WrongCodes"] == {"N": "0"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     text = json.dumps(item)
     assert mail.token not in text
     assert f'"{mail.code}"' not in text  # never as a value of its own

@@ -63,7 +63,7 @@ async def test_refreshing_a_session_held_in_a_v2_item_moves_every_session_to_ite
     assert refreshed.session_id == first.session_id
     assert parse_token(refreshed.refresh_token).session_id == first.session_id
     item = await user_item(dynamodb_client, dynamodb_tables, user)
-    assert "Sessions" not in item and item["SchemaVersion"] == {"N": "4"}
+    assert "Sessions" not in item and item["SchemaVersion"] == {"N": "5"}
     assert item["SessionEpoch"] == {"N": "0"} and item["Revision"] == {"N": "2"}
     assert await session_ids(dynamodb_client, dynamodb_tables, user) == {
         f"0000000000#{s.session_id}" for s, _ in opened
@@ -130,7 +130,7 @@ async def test_any_write_of_a_v2_user_moves_its_sessions_with_it(
         await uow.commit()
 
     item = await user_item(dynamodb_client, dynamodb_tables, user)
-    assert "Sessions" not in item and item["SchemaVersion"] == {"N": "4"}
+    assert "Sessions" not in item and item["SchemaVersion"] == {"N": "5"}
     assert len(await session_ids(dynamodb_client, dynamodb_tables, user)) == 2
     async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
         stored = await uow.users.require(user.id)

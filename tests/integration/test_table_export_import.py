@@ -205,7 +205,7 @@ async def test_a_version_1_item_is_imported_upgraded_to_the_current_schema(
     assert result.outcome is Outcome.CREATED
     imported = await get_user_item(dynamodb_client, target, user.user_id)
     assert imported is not None
-    assert imported["SchemaVersion"] == {"N": "4"}
+    assert imported["SchemaVersion"] == {"N": "5"}
     assert imported["EventSeq"] == {"N": "0"} and imported["SessionEpoch"] == {"N": "0"}
     assert "Sessions" not in imported
     assert imported["Revision"] == current["Revision"]

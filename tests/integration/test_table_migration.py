@@ -99,7 +99,7 @@ async def test_migrate_upgrades_every_old_item_and_keeps_what_callers_see(
         item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
         old = before[user_id]
         assert item is not None
-        assert item["SchemaVersion"] == {"N": "4"} and item["EventSeq"] == {"N": "0"}
+        assert item["SchemaVersion"] == {"N": "5"} and item["EventSeq"] == {"N": "0"}
         assert item["SessionEpoch"] == {"N": "0"} and "Sessions" not in item
         # The revision stays as it was (for items from before revisions: their Version).
         assert item["Revision"] == old.get("Revision", old["Version"])
@@ -170,7 +170,7 @@ async def test_a_service_write_landing_between_scan_and_upgrade_wins_and_the_ite
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "Between"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     assert item["Revision"] == {"N": str(version + 1)}
 
 
@@ -195,7 +195,7 @@ async def test_a_service_write_read_before_the_upgrade_lands_after_it_without_a_
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "After"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     assert item["Revision"] == {"N": str(version + 1)}
 
 
@@ -273,7 +273,7 @@ async def test_migrate_moves_the_sessions_of_v2_items_to_items_and_they_still_re
     for user, opened in stored:
         item = await get_user_item(dynamodb_client, dynamodb_tables, user.id.value)
         assert item is not None and "Sessions" not in item
-        assert item["SchemaVersion"] == {"N": "4"} and item["SessionEpoch"] == {"N": "0"}
+        assert item["SchemaVersion"] == {"N": "5"} and item["SessionEpoch"] == {"N": "0"}
         assert item["Revision"] == {"N": "4"}  # no change a service write could have missed
         keys = {
             s["SessionKey"]["S"]
@@ -401,7 +401,7 @@ async def test_mark_verified_before_vouches_for_the_older_unverified_accounts_on
             {"N": "2"},
             {"N": "2"},
         )
-        assert item["SchemaVersion"] == {"N": "4"}
+        assert item["SchemaVersion"] == {"N": "5"}
         [event] = await events_of(client, tables, user.id.value)
         assert (event["Seq"], event["Type"]) == ({"N": "2"}, {"S": "EmailVerified"})
     assert await get_user_item(client, tables, newer["Id"]["S"]) == newer

@@ -48,7 +48,7 @@ async def test_a_revision_less_item_is_updated_on_its_version_and_written_back_a
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "Augusta"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     assert item["Revision"] == {"N": str(version + 1)}
     assert item["Version"] == {"N": str(version + 1)}
     assert "EventSeq" in item
@@ -76,7 +76,7 @@ async def test_a_stale_write_to_a_revision_less_item_is_refused_on_its_version(
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
     assert item["FirstName"] == {"S": "First"}
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
 
 
 @pytest.mark.parametrize("with_revision", [True, False])
@@ -101,7 +101,7 @@ async def test_a_version_1_user_signs_in_and_its_item_becomes_version_3(
     assert tokens.user.id.value == user_id
     item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
     assert item is not None
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
     assert item["Revision"] == {"N": "6"}, "one write after revision 5 (or version 5)"
     assert "Sessions" not in item and item["SessionEpoch"] == {"N": "0"}
     sessions = await dynamodb_client.query(

@@ -23,6 +23,12 @@ from domain.events import (
     PasswordChangeReason,
     PasswordResetRequested,
     ProfileUpdated,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    SecondFactorAdded,
+    SecondFactorKind,
+    SecondFactorRemoved,
+    SecondFactorsReset,
     SessionEndReason,
     SessionRevoked,
     SessionsRevoked,
@@ -70,6 +76,12 @@ def one_of_each() -> list[DomainEvent]:
         UserDisabled(**at),
         UserEnabled(**at),
         UserDeleted(**at),
+        SecondFactorAdded(**at, kind=SecondFactorKind.TOTP, factor_id="totp"),
+        SecondFactorAdded(**at, kind=SecondFactorKind.PASSKEY, factor_id="cred-1"),
+        SecondFactorRemoved(**at, kind=SecondFactorKind.TOTP, factor_id="totp"),
+        RecoveryCodeUsed(**at, remaining=9),
+        RecoveryCodesRegenerated(**at, count=10),
+        SecondFactorsReset(**at),
     ]
 
 

@@ -36,11 +36,11 @@ def version_2_item(*sessions: Session) -> dict[str, Any]:
     return item
 
 
-def test_the_current_schema_is_version_4_and_new_items_carry_it() -> None:
+def test_the_current_schema_is_version_5_and_new_items_carry_it() -> None:
     item = user_to_item(new_user(), version=1, revision=1, event_seq=4)
 
-    assert SCHEMA_VERSION == 4
-    assert item_schema_version(item) == 4
+    assert SCHEMA_VERSION == 5
+    assert item_schema_version(item) == 5
     assert not needs_upgrade(item)
     assert upgrade_item(item) is item
 
@@ -51,7 +51,7 @@ def test_a_version_1_item_gains_an_empty_event_sequence_and_keeps_its_revision()
     upgraded = upgrade_item(item)
 
     assert needs_upgrade(item)
-    assert upgraded["SchemaVersion"] == {"N": "4"}
+    assert upgraded["SchemaVersion"] == {"N": "5"}
     assert upgraded["EventSeq"] == {"N": "0"}
     assert upgraded["SessionEpoch"] == {"N": "0"}
     assert upgraded["Revision"] == {"N": "5"}
@@ -87,19 +87,19 @@ def test_a_version_2_item_is_at_session_epoch_0_and_keeps_its_sessions_for_the_m
     upgraded = upgrade_item(item)
 
     assert needs_upgrade(item)
-    assert upgraded["SchemaVersion"] == {"N": "4"}
+    assert upgraded["SchemaVersion"] == {"N": "5"}
     assert upgraded["SessionEpoch"] == {"N": "0"}
     assert item_to_user(item).session_epoch == 0
     assert item_embedded_sessions(item) == list(held)  # moved by the user's next write
     assert item_revision(item) == 5 and item_event_seq(item) == 2
 
 
-@pytest.mark.parametrize("version", ["5", "99"])
+@pytest.mark.parametrize("version", ["6", "99"])
 def test_an_item_of_a_newer_schema_is_refused_not_read(version: str) -> None:
     item = {**user_to_item(new_user(), version=1, revision=1, event_seq=0)}
     item["SchemaVersion"] = {"N": version}
 
-    with pytest.raises(ValueError, match=r"knows up to 4"):
+    with pytest.raises(ValueError, match=r"knows up to 5"):
         upgrade_item(item)
     with pytest.raises(StorageError):
         item_to_user(item)
@@ -115,9 +115,22 @@ def test_an_item_of_schema_version_0_is_refused() -> None:
         upgrade_item(item)
 
 
-def test_a_version_3_item_upgrades_to_4_as_an_unverified_address_and_nothing_else() -> None:
+def test_a_version_3_item_upgrades_as_an_unverified_address_and_nothing_else() -> None:
     item = user_to_item(new_user(), version=1, revision=1, event_seq=4)
     item["SchemaVersion"] = {"N": "3"}
     upgraded = upgrade_item(item)
-    assert upgraded == {**item, "SchemaVersion": {"N": "4"}}
+    assert upgraded == {**item, "SchemaVersion": {"N": "5"}}
     assert "EmailVerified" not in upgraded
+
+
+def test_a_version_4_item_upgrades_to_5_as_a_user_without_second_factors() -> None:
+    item = user_to_item(new_user(), version=2, revision=3, event_seq=4)
+    item["SchemaVersion"] = {"N": "4"}
+
+    upgraded = upgrade_item(item)
+    user = item_to_user(item)
+
+    assert upgraded == {**item, "SchemaVersion": {"N": "5"}}
+    assert item["SchemaVersion"] == {"N": "4"}, "the item as read is left as it was"
+    assert user.totp is None and user.pending_totp is None
+    assert user.recovery_code_hashes == () and user.second_factor_kinds() == frozenset()

@@ -8,6 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.errors import StorageError
+from domain.second_factors import (
+    PendingTotpEnrollment,
+    SealedSecret,
+    TotpFactor,
+    issue_recovery_codes,
+)
 from domain.values import Email
 from persistence.session_mapper import (
     item_embedded_sessions,
@@ -55,7 +61,7 @@ def test_a_pending_email_change_survives_the_round_trip_as_a_map_of_hashes() -> 
     assert pending["NewEmail"] == {"S": "Ada.New@Example.org"}
     assert pending["ExpiresAt"] == {"S": "2026-11-27T09:30:15.123456+00:00"}
     assert len(pending["ConfirmTokenHash"]["S"]) == 64 != pending["CancelTokenHash"]
-    assert item["SchemaVersion"] == {"N": "4"}
+    assert item["SchemaVersion"] == {"N": "5"}
 
 
 def test_an_item_without_a_pending_email_change_reads_as_none() -> None:
@@ -75,7 +81,7 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
     assert item["Email"] == {"S": "Grace@Example.com"}
     assert item["EmailIndex"] == {"S": "grace@example.com"}
     assert item["Status"] == {"S": "ACTIVE"}
-    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "4"}
+    assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "5"}
     assert item["SessionEpoch"] == {"N": "0"}  # no sessions in the user item: their own table
     assert item["FailedLogins"] == {"N": "0"}
 
@@ -220,7 +226,7 @@ def test_a_malformed_item_is_a_storage_error_keeping_the_cause() -> None:
 def test_an_item_of_a_newer_schema_version_is_a_storage_error() -> None:
     item = {
         **user_to_item(new_user(), version=1, revision=1, event_seq=0),
-        "SchemaVersion": {"N": "5"},
+        "SchemaVersion": {"N": "6"},
     }
 
     with pytest.raises(StorageError):
@@ -267,3 +273,38 @@ def test_no_pending_verification_leaves_the_attribute_out_also_on_older_items() 
     item = user_to_item(user, version=1, revision=1, event_seq=1)
     assert "EmailVerification" not in item
     assert item_to_user({**item, "SchemaVersion": {"N": "3"}}).email_verification is None
+
+
+def test_second_factors_survive_the_round_trip_sealed_and_hashed() -> None:
+    user = new_user()
+    user.totp = TotpFactor(SealedSecret("k1:c2VhbGVk"), confirmed_at=T0, last_used_step=59_000_000)
+    user.pending_totp = PendingTotpEnrollment(
+        SealedSecret("k2:b3RoZXI"), begun_at=T0, expires_at=T0 + timedelta(minutes=15)
+    )
+    user.recovery_code_hashes = issue_recovery_codes(user.id.value).hashes
+
+    item = user_to_item(user, version=2, revision=3, event_seq=2)
+    restored = item_to_user(item)
+
+    assert state_of(restored) == {**state_of(user), "version": 2}
+    assert item["Totp"] == {
+        "M": {
+            "Secret": {"S": "k1:c2VhbGVk"},
+            "ConfirmedAt": {"S": "2026-11-26T09:30:15.123456+00:00"},
+            "LastStep": {"N": "59000000"},
+        }
+    }
+    assert set(item["PendingTotp"]["M"]) == {"Secret", "BegunAt", "ExpiresAt"}
+    assert [h["S"] for h in item["RecoveryCodes"]["L"]] == list(user.recovery_code_hashes)
+
+
+def test_a_confirmed_totp_without_a_used_step_has_no_last_step_and_none_reads_as_off() -> None:
+    user = new_user()
+    user.totp = TotpFactor(SealedSecret("k1:x"), confirmed_at=T0)
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+
+    assert "LastStep" not in item["Totp"]["M"]
+    assert item_to_user(item).totp == user.totp
+    bare = user_to_item(new_user(), version=1, revision=1, event_seq=0)
+    assert not {"Totp", "PendingTotp", "RecoveryCodes"} & set(bare)
+    assert item_to_user(bare).second_factor_kinds() == frozenset()
