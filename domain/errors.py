@@ -198,3 +198,11 @@ class InvalidSecondFactorCode(DomainError):
 
     def __init__(self) -> None:
         super().__init__("the code is not valid")
+
+
+class InvalidSignInChallenge(DomainError):
+    """The sign-in challenge is unknown, expired, already used, exhausted by wrong codes, or
+    another user's; which one is never said."""
+
+    def __init__(self) -> None:
+        super().__init__("the sign-in challenge is not valid; sign in again with the password")

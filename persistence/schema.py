@@ -46,6 +46,11 @@ reads only users:
   RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
                         SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
                         bits); absent when none remain
+  SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
+                        signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
+                        second factor (CompleteSignIn); the single-use token only as its SHA-256;
+                        at most 4, expired ones dropped by the next write of them; absent when
+                        none
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and

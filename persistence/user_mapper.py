@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.second_factors import PendingTotpEnrollment, SealedSecret, TotpFactor
+from domain.sign_in_challenges import SignInChallenge
 from domain.user import User, UserStatus
 from domain.values import (
     Email,
@@ -61,6 +62,10 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PendingTotp"] = _pending_totp_to_map(user.pending_totp)
     if user.recovery_code_hashes:
         item["RecoveryCodes"] = {"L": [_s(code_hash) for code_hash in user.recovery_code_hashes]}
+    if user.sign_in_challenges:
+        item["SignInChallenges"] = {
+            "L": [_challenge_to_map(challenge) for challenge in user.sign_in_challenges]
+        }
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -117,6 +122,10 @@ def item_to_user(item: Item) -> User:
             pending_totp=_map_to_pending_totp(pending_totp) if pending_totp is not None else None,
             recovery_code_hashes=tuple(
                 code_hash["S"] for code_hash in item.get("RecoveryCodes", {"L": []})["L"]
+            ),
+            # Absent when no sign-in waits on a second factor.
+            sign_in_challenges=tuple(
+                _map_to_challenge(entry) for entry in item.get("SignInChallenges", {"L": []})["L"]
             ),
         )
     except (KeyError, TypeError, ValueError) as error:
@@ -200,6 +209,27 @@ def _map_to_verification(value: Item) -> EmailVerification:
         code_salt=fields["CodeSalt"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
+        wrong_codes=int(fields["WrongCodes"]["N"]),
+    )
+
+
+def _challenge_to_map(challenge: SignInChallenge) -> Item:
+    return {
+        "M": {
+            "TokenHash": _s(challenge.token_hash),
+            "ExpiresAt": _time(challenge.expires_at),
+            "WebAuthnChallenge": {"B": challenge.webauthn_challenge},
+            "WrongCodes": _n(challenge.wrong_codes),
+        }
+    }
+
+
+def _map_to_challenge(value: Item) -> SignInChallenge:
+    fields = value["M"]
+    return SignInChallenge(
+        token_hash=fields["TokenHash"]["S"],
+        expires_at=_parse_time(fields["ExpiresAt"]),
+        webauthn_challenge=bytes(fields["WebAuthnChallenge"]["B"]),
         wrong_codes=int(fields["WrongCodes"]["N"]),
     )
 

@@ -21,18 +21,25 @@ from domain.ports import (
     UnitOfWorkFactory,
     VerificationMailing,
 )
-from domain.use_cases import accounts, email_change, events, passwords, sessions, verification
+from domain.use_cases import (
+    accounts,
+    email_change,
+    events,
+    passwords,
+    sessions,
+    verification,
+)
 from domain.values import Requester
 from server.event_stream import EventStreams
 from server.interceptors.caller_auth import on_own_user_token
 from server.pb_mapping import (
-    authenticated_to_pb,
     email_change_requested_to_pb,
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
     refreshed_to_pb,
     sessions_to_pb,
+    signed_in_to_pb,
     user_events_page_to_pb,
     user_to_pb,
     users_page_to_pb,
@@ -164,7 +171,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             ip_address=request.client.ip_address,
             device_label=request.client.device_label,
         )
-        return authenticated_to_pb(tokens)
+        return signed_in_to_pb(tokens)
 
     async def RefreshSession(
         self,

@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     verification_code_max_attempts: int = Field(default=5, ge=1, le=10)
     require_verified_email: bool | None = None
 
+    # Sign-in with a second factor: how long Authenticate's challenge waits for CompleteSignIn,
+    # and how many wrong codes it survives.
+    sign_in_challenge_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    sign_in_challenge_max_wrong_codes: int = Field(default=3, ge=1, le=10)
+
     # Caller authentication (internal services).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -13,7 +13,7 @@ from domain.use_cases.sessions import authenticate, refresh_session
 from domain.values import AMR_PASSWORD_AND_OTP, UserId
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0
+from tests.builders import T0, session_tokens
 from tests.fakes import (
     FakeAccessTokenIssuer,
     FakePasswordHasher,
@@ -61,10 +61,10 @@ async def test_a_session_item_stored_before_amr_still_refreshes_as_a_password_si
     clock, policy = FixedClock(T0), AuthPolicy()
     user_id = await _register(dynamodb_client, dynamodb_tables, clock)
     uow = DynamoUnitOfWork(dynamodb_client, dynamodb_tables)
-    signed_in = await authenticate(
+    signed_in = session_tokens(await authenticate(
         uow, FakePasswordHasher(), FakeAccessTokenIssuer(), clock, policy,
         recorded_lock_notices(), email="ada@example.com", password=PASSWORD,
-    )  # fmt: skip
+    ))  # fmt: skip
     items = await dynamodb_client.query(
         TableName=dynamodb_tables.sessions,
         KeyConditionExpression="UserId = :id",
