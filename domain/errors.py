@@ -200,6 +200,49 @@ class InvalidSecondFactorCode(DomainError):
         super().__init__("the code is not valid")
 
 
+class SecondFactorPrecondition(DomainError):
+    """The account's second factors are not in the state the request needs; nothing changed.
+    ``reason`` names the state, for callers that act on it."""
+
+    reason = "SECOND_FACTOR_STATE"
+
+
+class TotpAlreadyEnabled(SecondFactorPrecondition):
+    """TOTP is on already: disable it first to enroll another app."""
+
+    reason = "TOTP_ALREADY_ENABLED"
+
+    def __init__(self) -> None:
+        super().__init__("TOTP is already on for this account; disable it to enroll anew")
+
+
+class TotpNotEnabled(SecondFactorPrecondition):
+    """The request needs TOTP on, and it is off."""
+
+    reason = "TOTP_NOT_ENABLED"
+
+    def __init__(self) -> None:
+        super().__init__("TOTP is not on for this account")
+
+
+class NoTotpEnrollmentPending(SecondFactorPrecondition):
+    """No TOTP enrollment waits for its code: none was begun, or it expired."""
+
+    reason = "NO_TOTP_ENROLLMENT_PENDING"
+
+    def __init__(self) -> None:
+        super().__init__("no TOTP enrollment is pending (none begun, or it expired); begin anew")
+
+
+class TotpUnavailable(SecondFactorPrecondition):
+    """This service does not offer TOTP (turned off, or no encryption key configured)."""
+
+    reason = "TOTP_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("TOTP is turned off on this service")
+
+
 class InvalidSignInChallenge(DomainError):
     """The sign-in challenge is unknown, expired, already used, exhausted by wrong codes, or
     another user's; which one is never said."""

@@ -435,6 +435,15 @@ class LockNotices:
 
 
 @dataclass(frozen=True)
+class SecondFactorNotices:
+    """How a second factor's owner learns it was added or removed: mailed by ``notifier``, in
+    work ``later`` runs after the reply."""
+
+    notifier: Notifier
+    later: TaskRunner
+
+
+@dataclass(frozen=True)
 class VerificationMailing:
     """How verification mail reaches an address: sent by ``notifier``, in work ``later`` runs
     after the reply (so that neither the reply nor its timing waits for, or depends on, it)."""

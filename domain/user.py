@@ -19,7 +19,10 @@ from domain.errors import (
     InvalidValue,
     InvalidVerificationCode,
     InvalidVerificationToken,
+    NoTotpEnrollmentPending,
     SessionNotFound,
+    TotpAlreadyEnabled,
+    TotpNotEnabled,
     VerificationCodeAttemptsExhausted,
 )
 from domain.events import (
@@ -34,8 +37,12 @@ from domain.events import (
     PasswordChangeReason,
     PasswordResetRequested,
     ProfileUpdated,
+    RecoveryCodesRegenerated,
     RecoveryCodeUsed,
+    SecondFactorAdded,
     SecondFactorKind,
+    SecondFactorRemoved,
+    SecondFactorsReset,
     SessionEndReason,
     SessionRevoked,
     SessionsRevoked,
@@ -47,10 +54,15 @@ from domain.events import (
 )
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.second_factors import (
+    TOTP_ENROLLMENT_LIFETIME,
+    TOTP_FACTOR_ID,
+    IssuedRecoveryCodes,
     PendingTotpEnrollment,
+    SealedSecret,
     TotpFactor,
     find_recovery_code,
     hash_recovery_code,
+    issue_recovery_codes,
     normalize_recovery_code,
     parse_totp_code,
 )
@@ -744,6 +756,79 @@ class User:
         hashes = self.recovery_code_hashes
         self.recovery_code_hashes = hashes[:index] + hashes[index + 1 :]
         self._record(RecoveryCodeUsed(self.id.value, now, remaining=len(self.recovery_code_hashes)))
+
+    def begin_totp_enrollment(self, sealed_secret: SealedSecret, now: datetime) -> datetime:
+        """Begin enrolling an authenticator app with a new secret (sealed): it waits for a code
+        from the app until the time returned, replacing an enrollment pending before (whose
+        codes then never confirm). TotpAlreadyEnabled while TOTP is on. No event: nothing is on
+        until confirmed."""
+        if self.totp is not None:
+            raise TotpAlreadyEnabled()
+        expires_at = now + TOTP_ENROLLMENT_LIFETIME
+        self.pending_totp = PendingTotpEnrollment(
+            sealed_secret, begun_at=now, expires_at=expires_at
+        )
+        return expires_at
+
+    def confirm_totp_enrollment(
+        self, code: str, now: datetime, codes: TotpCodes
+    ) -> IssuedRecoveryCodes:
+        """Turn TOTP on with a code the app shows for the pending secret (SecondFactorAdded), with
+        ten new recovery codes (returned, to show once; any earlier ones stop working). The code's
+        time step counts as used. TotpAlreadyEnabled, NoTotpEnrollmentPending (none, or expired),
+        InvalidSecondFactorCode: nothing changes."""
+        if self.totp is not None:
+            raise TotpAlreadyEnabled()
+        pending = self.pending_totp
+        if pending is None or not pending.is_usable(now):
+            raise NoTotpEnrollmentPending()
+        try:
+            digits = parse_totp_code(code)
+        except InvalidValue:
+            raise InvalidSecondFactorCode() from None
+        step = codes.matching_step(pending.sealed_secret, digits, now, after_step=None)
+        if step is None:
+            raise InvalidSecondFactorCode()
+        self.totp = TotpFactor(pending.sealed_secret, confirmed_at=now, last_used_step=step)
+        self.pending_totp = None
+        issued = issue_recovery_codes(self.id.value)
+        self.recovery_code_hashes = issued.hashes
+        self._touch(now)
+        self._record(SecondFactorAdded(self.id.value, now, SecondFactorKind.TOTP, TOTP_FACTOR_ID))
+        return issued
+
+    def regenerate_recovery_codes(self, now: datetime) -> IssuedRecoveryCodes:
+        """Ten new recovery codes (returned, to show once); the old ones stop working
+        (RecoveryCodesRegenerated). The caller checked a current TOTP code first. TotpNotEnabled
+        while TOTP is off: recovery codes go with it."""
+        if self.totp is None:
+            raise TotpNotEnabled()
+        issued = issue_recovery_codes(self.id.value)
+        self.recovery_code_hashes = issued.hashes
+        self._touch(now)
+        self._record(RecoveryCodesRegenerated(self.id.value, now, count=len(issued.hashes)))
+        return issued
+
+    def disable_totp(self, now: datetime) -> None:
+        """Turn TOTP off, and the recovery codes go with it (SecondFactorRemoved); the caller
+        checked a code, or acts through an administrator's role. TotpNotEnabled when it is off."""
+        if self.totp is None:
+            raise TotpNotEnabled()
+        self.totp, self.pending_totp, self.recovery_code_hashes = None, None, ()
+        self._touch(now)
+        self._record(SecondFactorRemoved(self.id.value, now, SecondFactorKind.TOTP, TOTP_FACTOR_ID))
+
+    def reset_second_factors(self, now: datetime) -> frozenset[SecondFactorKind]:
+        """An administrator removes every second factor, a pending enrollment and the recovery
+        codes (SecondFactorsReset); the kinds that were on are returned. Nothing happens, and no
+        event, when the user had none of them."""
+        removed = self.second_factor_kinds()
+        if not removed and self.pending_totp is None and not self.recovery_code_hashes:
+            return removed
+        self.totp, self.pending_totp, self.recovery_code_hashes = None, None, ()
+        self._touch(now)
+        self._record(SecondFactorsReset(self.id.value, now))
+        return removed
 
     # --- security mail limits ------------------------------------------------------------------
 

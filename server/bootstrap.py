@@ -155,6 +155,7 @@ async def build_service(
         event_log=event_log,
         event_page_tokens=EventPageTokenCodec(page_token_key),
         event_streams=event_streams,
+        totp_codes=from_settings.totp_codes(settings),
     )
     health_servicer = health.aio.HealthServicer()
     health_loop = HealthLoop(

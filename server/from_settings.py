@@ -20,7 +20,7 @@ from domain.policies import (
     SignInChallengePolicy,
     VerificationPolicy,
 )
-from domain.ports import Notifier
+from domain.ports import Notifier, TotpCodes
 from persistence.dynamodb_client import DynamoDbOptions
 from persistence.schema import TableNames
 from server.crypto.access_token_verifier import AccessTokenVerifier, TokenUser
@@ -31,6 +31,7 @@ from server.crypto.access_tokens import (
     load_signing_keys,
 )
 from server.crypto.tls import server_credentials
+from server.crypto.totp_keys import SealedTotpCodes, TotpKeyError, TotpKeyRing
 from server.interceptors.caller_auth import CallerAuthInterceptor
 from server.mail.compose import MailComposer
 from server.mail.links import LinkTemplates
@@ -99,6 +100,28 @@ def signing_keys(settings: Settings) -> SigningKeys:
         keys.kid,
     )
     return keys
+
+
+def totp_codes(settings: Settings) -> TotpCodes | None:
+    """TOTP's codes and the key ring sealing its secrets; None while TOTP is off. In development
+    without a key, a fresh key for this run (said loudly): the secrets it seals open in no other
+    run, so whoever enrolled then must enroll again (or be reset) after a restart; set a key to
+    keep them (docs/production.md)."""
+    if not settings.totp_enabled:
+        return None
+    if settings.totp_encryption_keys is not None:
+        keys = TotpKeyRing.parse(settings.totp_encryption_keys.get_secret_value())
+    elif settings.is_production:  # the settings refuse this already; never seal with a throwaway
+        raise TotpKeyError("production needs USER_SERVICE_TOTP_ENCRYPTION_KEYS while TOTP is on")
+    else:
+        keys = TotpKeyRing.generate("dev-" + os.urandom(4).hex())
+        log.warning(
+            "No TOTP encryption key configured: generated one for this run (id %s); TOTP "
+            "secrets enrolled now will not open after a restart. Set "
+            "USER_SERVICE_TOTP_ENCRYPTION_KEYS to keep them.",
+            keys.sealing_id,
+        )
+    return SealedTotpCodes(keys, settings.totp_issuer_name)
 
 
 def mail_composer(settings: Settings) -> MailComposer:

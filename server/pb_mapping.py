@@ -18,6 +18,7 @@ from domain.sign_in_challenges import SignInFactor
 from domain.use_cases.accounts import UserLookup, UsersPage
 from domain.use_cases.events import UserEventsPage
 from domain.use_cases.second_factor_sign_in import Proof, ProofKind
+from domain.use_cases.second_factors import RecoveryCodesIssued, TotpEnrollment
 from domain.use_cases.sessions import SessionTokens, SessionView, SignInChallenged
 from domain.user import User, UserStatus
 from domain.values import ClientDetails
@@ -128,6 +129,27 @@ def _client_to_pb(client: ClientDetails) -> pb.ClientDetails:
 
 def email_change_requested_to_pb(expires_at: datetime) -> pb.RequestEmailChangeResponse:
     return pb.RequestEmailChangeResponse(expires_at=_timestamp(expires_at))
+
+
+def totp_enrollment_to_pb(
+    enrollment: TotpEnrollment, qr_code_svg: bytes
+) -> pb.BeginTotpEnrollmentResponse:
+    return pb.BeginTotpEnrollmentResponse(
+        secret=enrollment.secret,
+        otpauth_uri=enrollment.uri,
+        qr_code_svg=qr_code_svg,
+        expires_at=_timestamp(enrollment.expires_at),
+    )
+
+
+def totp_confirmed_to_pb(confirmed: RecoveryCodesIssued) -> pb.ConfirmTotpEnrollmentResponse:
+    return pb.ConfirmTotpEnrollmentResponse(
+        recovery_codes=list(confirmed.recovery_codes), user=user_to_pb(confirmed.user)
+    )
+
+
+def recovery_codes_to_pb(issued: RecoveryCodesIssued) -> pb.RegenerateRecoveryCodesResponse:
+    return pb.RegenerateRecoveryCodesResponse(recovery_codes=list(issued.recovery_codes))
 
 
 def jwks_to_pb(keys: list[dict[str, str]]) -> pb.GetJwksResponse:

@@ -18,11 +18,13 @@ ROLES: Mapping[str, str] = {
     USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
     USERS_WRITE: (
         "change any user's profile, or password (given the current one), or ask to move it to "
-        "another email address (confirmed from there)"
+        "another email address (confirmed from there); enroll an authenticator app (TOTP) for "
+        "any user, or turn it off or renew its recovery codes given a current code"
     ),
     USERS_ADMIN: (
         "delete, disable and enable any user, set its email address, verified, or register one "
-        "with a verified address"
+        "with a verified address; turn a user's TOTP off without a code, or remove every second "
+        "factor of a user"
     ),
     SESSIONS_ADMIN: "list the sessions of any user, end one or every one of them",
     EVENTS_READ: "read any user's domain events, or watch every user's",

@@ -138,6 +138,18 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "ConfirmEmailChange": ANY_CALLER,
     "CancelEmailChange": ANY_CALLER,
     "ChangeEmail": role_only(USERS_ADMIN),
+    # Second factors: the owner's own token (or users:write) enrolls and, with a current code,
+    # disables or regenerates; turning TOTP off without a code, or removing every factor, is
+    # support's, for an owner who lost them.
+    "BeginTotpEnrollment": own_user_or("user_id", USERS_WRITE),
+    "ConfirmTotpEnrollment": own_user_or("user_id", USERS_WRITE),
+    "DisableTotp": Rule(
+        roles=frozenset({USERS_WRITE}),
+        own_user_field="user_id",
+        field_rules=(FieldRule("without_code", frozenset({USERS_ADMIN})),),
+    ),
+    "RegenerateRecoveryCodes": own_user_or("user_id", USERS_WRITE),
+    "ResetSecondFactors": role_only(USERS_ADMIN),
 }
 
 

@@ -17,7 +17,9 @@ from domain.ports import (
     LockNotices,
     Notifier,
     PasswordHasher,
+    SecondFactorNotices,
     TaskRunner,
+    TotpCodes,
     UnitOfWorkFactory,
     VerificationMailing,
 )
@@ -26,10 +28,12 @@ from domain.use_cases import (
     email_change,
     events,
     passwords,
+    second_factors,
     sessions,
     verification,
 )
 from domain.values import Requester
+from server.crypto.totp_keys import qr_code_svg
 from server.event_stream import EventStreams
 from server.interceptors.caller_auth import on_own_user_token
 from server.pb_mapping import (
@@ -37,9 +41,12 @@ from server.pb_mapping import (
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
+    recovery_codes_to_pb,
     refreshed_to_pb,
     sessions_to_pb,
     signed_in_to_pb,
+    totp_confirmed_to_pb,
+    totp_enrollment_to_pb,
     user_events_page_to_pb,
     user_to_pb,
     users_page_to_pb,
@@ -66,6 +73,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         event_log: EventLog,
         event_page_tokens: EventPageTokenCodec,
         event_streams: EventStreams,
+        totp_codes: TotpCodes | None = None,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
@@ -81,6 +89,11 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         self._event_log = event_log
         self._event_page_tokens = event_page_tokens
         self._event_streams = event_streams
+        self._second_factors = second_factors.SecondFactorDeps(
+            codes=totp_codes,
+            lock_notices=self._lock_notices,
+            notices=SecondFactorNotices(notifier, later),
+        )
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -381,5 +394,70 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             user_id=request.id,
             email=request.email,
             expected_version=request.expected_version,
+        )
+        return user_to_pb(user)
+
+    async def BeginTotpEnrollment(
+        self,
+        request: pb.BeginTotpEnrollmentRequest,
+        context: Context[pb.BeginTotpEnrollmentRequest, pb.BeginTotpEnrollmentResponse],
+    ) -> pb.BeginTotpEnrollmentResponse:
+        enrollment = await second_factors.begin_totp_enrollment(
+            self._uow(), self._clock, self._second_factors, user_id=request.user_id
+        )
+        return totp_enrollment_to_pb(enrollment, qr_code_svg(enrollment.uri))
+
+    async def ConfirmTotpEnrollment(
+        self,
+        request: pb.ConfirmTotpEnrollmentRequest,
+        context: Context[pb.ConfirmTotpEnrollmentRequest, pb.ConfirmTotpEnrollmentResponse],
+    ) -> pb.ConfirmTotpEnrollmentResponse:
+        confirmed = await second_factors.confirm_totp_enrollment(
+            self._uow(),
+            self._clock,
+            self._second_factors,
+            user_id=request.user_id,
+            code=request.code,
+        )
+        return totp_confirmed_to_pb(confirmed)
+
+    async def DisableTotp(
+        self, request: pb.DisableTotpRequest, context: Context[pb.DisableTotpRequest, pb.User]
+    ) -> pb.User:
+        # Who may set without_code is server.rpc_access's to say; the caller passed it.
+        user = await second_factors.disable_totp(
+            self._uow(),
+            self._clock,
+            self._policy,
+            self._second_factors,
+            user_id=request.user_id,
+            totp_code=request.totp_code,
+            recovery_code=request.recovery_code,
+            without_code=request.without_code,
+        )
+        return user_to_pb(user)
+
+    async def RegenerateRecoveryCodes(
+        self,
+        request: pb.RegenerateRecoveryCodesRequest,
+        context: Context[pb.RegenerateRecoveryCodesRequest, pb.RegenerateRecoveryCodesResponse],
+    ) -> pb.RegenerateRecoveryCodesResponse:
+        issued = await second_factors.regenerate_recovery_codes(
+            self._uow(),
+            self._clock,
+            self._policy,
+            self._second_factors,
+            user_id=request.user_id,
+            totp_code=request.totp_code,
+        )
+        return recovery_codes_to_pb(issued)
+
+    async def ResetSecondFactors(
+        self,
+        request: pb.ResetSecondFactorsRequest,
+        context: Context[pb.ResetSecondFactorsRequest, pb.User],
+    ) -> pb.User:
+        user = await second_factors.reset_second_factors(
+            self._uow(), self._clock, self._second_factors, user_id=request.user_id
         )
         return user_to_pb(user)

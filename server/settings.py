@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
+from server.crypto.totp_keys import TotpKeyRing
 from server.mail.links import check_link_template
 from server.operations.cpus import usable_cpus
 from server.roles import check_roles
@@ -165,6 +166,13 @@ class Settings(BaseSettings):
     verification_code_max_attempts: int = Field(default=5, ge=1, le=10)
     require_verified_email: bool | None = None
 
+    # Second factors: TOTP, its issuer as authenticator apps show it (default: the product name),
+    # and the AES-256-GCM keys that seal its secrets ("id:base64key", comma-separated; the first
+    # seals, all unseal; production refuses to start without one while TOTP is on).
+    totp_enabled: bool = True
+    totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
+    totp_encryption_keys: SecretStr | None = None
+
     # Sign-in with a second factor: how long Authenticate's challenge waits for CompleteSignIn,
     # and how many wrong codes it survives.
     sign_in_challenge_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
@@ -276,6 +284,21 @@ class Settings(BaseSettings):
             raise ValueError("must be one line of text without control characters or edge spaces")
         return value
 
+    @field_validator("totp_encryption_keys")
+    @classmethod
+    def _totp_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            TotpKeyRing.parse(value.get_secret_value())  # TotpKeyError names no key material
+        return value
+
+    @field_validator("totp_issuer")
+    @classmethod
+    def _totp_issuer_has_no_colon(cls, value: str | None) -> str | None:
+        # otpauth://totp/<issuer>:<account>: apps split the label at the colon.
+        if value is not None and (":" in value or not value.isprintable()):
+            raise ValueError("must be printable text without a colon")
+        return value
+
     @model_validator(mode="after")
     def _listen_on_all_interfaces_in_production(self) -> Settings:
         if "host" not in self.model_fields_set and self.profile == "production":
@@ -328,6 +351,11 @@ class Settings(BaseSettings):
                 "production needs USER_SERVICE_JWT_SIGNING_KEYS "
                 "or USER_SERVICE_JWT_SIGNING_KEYS_FILE"
             )
+        if self.totp_enabled and self.totp_encryption_keys is None:
+            return (
+                "production needs USER_SERVICE_TOTP_ENCRYPTION_KEYS while TOTP is on "
+                "(or USER_SERVICE_TOTP_ENABLED=false)"
+            )
         return self._unsafe_mail_in_production()
 
     # --- production refusals of mail settings (issue 13) ---------------------------------------
@@ -354,6 +382,11 @@ class Settings(BaseSettings):
                 "clear; use starttls or tls"
             )
         return None
+
+    @property
+    def totp_issuer_name(self) -> str:
+        """The issuer authenticator apps show: by default the product name."""
+        return self.totp_issuer if self.totp_issuer is not None else self.product_name
 
     @property
     def is_production(self) -> bool:

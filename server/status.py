@@ -28,6 +28,7 @@ from domain.errors import (
     InvalidSignInChallenge,
     InvalidVerificationCode,
     InvalidVerificationToken,
+    SecondFactorPrecondition,
     SecurityMailLimited,
     SessionNotFound,
     StorageUnavailable,
@@ -95,6 +96,9 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
     if isinstance(error, EmailNotVerified):
         reason = error_details_pb2.ErrorInfo(reason=EMAIL_NOT_VERIFIED, domain=ERROR_DOMAIN)
+        return status_with(code_pb2.FAILED_PRECONDITION, str(error), reason)
+    if isinstance(error, SecondFactorPrecondition):
+        reason = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
         return status_with(code_pb2.FAILED_PRECONDITION, str(error), reason)
     # As a bad reset token, and naming the field that was not good: the link or the code.
     if isinstance(error, InvalidVerificationToken):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,9 @@ class Service:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+TOTP_ENCRYPTION_KEYS = "e2e:" + base64.b64encode(b"e2e-totp-key-of-thirty-two-bytes").decode()
+
+
 def service_settings(
     moto_endpoint: str, smtp: CapturingSmtpServer | None = None, **overrides: Any
 ) -> Settings:
@@ -88,6 +92,8 @@ def service_settings(
         "events_table_name": f"UserEvents-{suffix}",
         "sessions_table_name": f"UserSessions-{suffix}",
         "page_token_secret": SecretStr(PAGE_TOKEN_SECRET),
+        # One key for every instance, so that replicas over one table open each other's secrets.
+        "totp_encryption_keys": SecretStr(TOTP_ENCRYPTION_KEYS),
         "password_hash_workers": 4,
         "shutdown_grace_seconds": 2.0,
         "health_check_interval_seconds": 0.5,

@@ -114,6 +114,9 @@ class Known:
     verification_tokens: tuple[str, ...] = ()
     verification_codes: tuple[str, ...] = ()
     unverified_emails: tuple[str, ...] = ()
+    # A user with TOTP on, and its recovery codes.
+    totp_user_ids: tuple[str, ...] = ()
+    recovery_codes: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -443,6 +446,20 @@ def codes(known: Known) -> SearchStrategy[str]:
     )
 
 
+def recovery_codes(known: Known) -> SearchStrategy[str]:
+    """Recovery codes: issued ones, in other cases and spacings, edited, of other shapes, junk."""
+    issued = _from(known.recovery_codes, st.just("abcd-efgh-jkmn-pqrs"))
+    return st.one_of(
+        issued,
+        issued.map(str.upper),
+        issued.map(lambda c: c.replace("-", " ")),
+        issued.map(lambda c: c.replace("-", "")),
+        edited(issued),
+        st.sampled_from(("", " ", "-", "iiii-llll-oooo-uuuu", "0000-0000-0000-0000")),
+        hostile_text(),
+    )
+
+
 def id_lists(known: Known) -> SearchStrategy[list[str]]:
     """Lists of ids around the 1..100 limit: hostile ids, plausible ones (known users, unknown
     UUIDs in any spelling) with duplicates, and a few malformed ones among plausible ones."""
@@ -591,6 +608,7 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
     fresh_email = st.uuids().map(lambda u: f"fuzz-{u.hex[:16]}@example.com")
     recent_version = st.integers(1, 4)
     maybe_name = st.one_of(st.none(), names())
+    totp_id = _from(known.totp_user_ids, known_id)
     return {
         "RegisterUser": _fuzzed(
             pb.RegisterUserRequest,
@@ -738,4 +756,27 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
             {"id": ids, "email": email, "expected_version": versions()},
             {"id": known_id, "email": fresh_email, "expected_version": recent_version},
         ),
+        "BeginTotpEnrollment": st.builds(pb.BeginTotpEnrollmentRequest, user_id=ids),
+        "ConfirmTotpEnrollment": _fuzzed(
+            pb.ConfirmTotpEnrollmentRequest,
+            {"user_id": ids, "code": codes(known)},
+            {"user_id": known_id, "code": st.integers(0, 999_999).map(lambda n: f"{n:06d}")},
+        ),
+        "DisableTotp": st.one_of(
+            st.builds(
+                pb.DisableTotpRequest, user_id=st.one_of(ids, totp_id), totp_code=codes(known)
+            ),
+            st.builds(
+                pb.DisableTotpRequest,
+                user_id=st.one_of(ids, totp_id),
+                recovery_code=recovery_codes(known),
+            ),
+            st.builds(pb.DisableTotpRequest, user_id=ids, without_code=st.booleans()),
+        ),
+        "RegenerateRecoveryCodes": _fuzzed(
+            pb.RegenerateRecoveryCodesRequest,
+            {"user_id": ids, "totp_code": codes(known)},
+            {"user_id": totp_id, "totp_code": st.integers(0, 999_999).map(lambda n: f"{n:06d}")},
+        ),
+        "ResetSecondFactors": st.builds(pb.ResetSecondFactorsRequest, user_id=ids),
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import grpc
+import pyotp
 import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
@@ -102,6 +103,25 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
     "ChangeEmail": frozenset(
         {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.ABORTED, Code.ALREADY_EXISTS}
     ),
+    "BeginTotpEnrollment": frozenset(
+        {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION}
+    ),
+    "ConfirmTotpEnrollment": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.UNAUTHENTICATED,
+            Code.NOT_FOUND,
+            Code.PERMISSION_DENIED,
+            Code.FAILED_PRECONDITION,
+        }
+    ),
+    "DisableTotp": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.NOT_FOUND, Code.FAILED_PRECONDITION}
+    ),
+    "RegenerateRecoveryCodes": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.NOT_FOUND, Code.FAILED_PRECONDITION}
+    ),
+    "ResetSecondFactors": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
 }
 METHODS = sorted(DOCUMENTED)
 # Server-streaming RPCs: a request they take opens an endless stream; the test reads its first
@@ -204,6 +224,25 @@ async def _seed(service: Service) -> Known:
     )
     confirm = reset_token_from(await service.smtp.wait_for_message(to=moving_to, timeout=10))
     cancel = reset_token_from(await service.smtp.wait_for_message(to=mover_email, timeout=10))
+    totp_user = await stub.RegisterUser(
+        pb.RegisterUserRequest(
+            email=unique_email("fuzz-totp"),
+            password=PASSWORD,
+            first_name="T",
+            last_name="P",
+            email_verified=True,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    began = await stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=totp_user.id), timeout=RPC_TIMEOUT
+    )
+    enrolled = await stub.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(
+            user_id=totp_user.id, code=pyotp.TOTP(began.secret).at(service.clock())
+        ),
+        timeout=RPC_TIMEOUT,
+    )
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
     events = await stub.ListUserEvents(
@@ -228,6 +267,8 @@ async def _seed(service: Service) -> Known:
         verification_tokens=(pending, used, expired),
         verification_codes=tuple(verification_code_from(mail) for mail in mails),
         unverified_emails=emails[1:],
+        totp_user_ids=(totp_user.id,),
+        recovery_codes=tuple(enrolled.recovery_codes),
     )
 
 
@@ -403,6 +444,15 @@ def _check_reply(request: Message, reply: Message) -> None:
         assert reply.first_name == unicodedata.normalize("NFC", request.first_name.strip())
         assert reply.last_name == unicodedata.normalize("NFC", request.last_name.strip())
         assert reply.version == 1
+    if isinstance(request, (pb.DisableTotpRequest, pb.ResetSecondFactorsRequest)):
+        assert isinstance(reply, pb.User)
+        assert not reply.totp_enabled and reply.recovery_codes_remaining == 0
+    if isinstance(request, pb.RegenerateRecoveryCodesRequest):
+        assert isinstance(reply, pb.RegenerateRecoveryCodesResponse)
+        assert len(set(reply.recovery_codes)) == 10
+    if isinstance(request, pb.BeginTotpEnrollmentRequest):
+        assert isinstance(reply, pb.BeginTotpEnrollmentResponse)
+        assert reply.secret and reply.otpauth_uri.startswith("otpauth://totp/")
 
 
 async def _check_stored_client(

@@ -45,7 +45,10 @@ def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> N
         "ConfirmEmailChange",
         "CancelEmailChange",
     }
-    assert {rpc for rpc, rule in RULE_BY_RPC.items() if rule.field_rules} == {"RegisterUser"}
+    assert {rpc for rpc, rule in RULE_BY_RPC.items() if rule.field_rules} == {
+        "RegisterUser",
+        "DisableTotp",
+    }
     assert {rpc for rpc in open_rpcs if RULE_BY_RPC[rpc] != ANY_CALLER} == {"RegisterUser"}
 
 
@@ -83,7 +86,25 @@ def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None
         "EndSession": "user_id",
         "ListUserEvents": "user_id",
         "RequestEmailChange": "id",
+        "BeginTotpEnrollment": "user_id",
+        "ConfirmTotpEnrollment": "user_id",
+        "DisableTotp": "user_id",
+        "RegenerateRecoveryCodes": "user_id",
     }
+
+
+def test_only_users_admin_or_admin_may_turn_totp_off_without_a_code() -> None:
+    rule = RULE_BY_RPC["DisableTotp"]
+    without = user_service_pb2.DisableTotpRequest(user_id="u", without_code=True)
+    with_code = user_service_pb2.DisableTotpRequest(user_id="u", totp_code="123456")
+    for roles in ({"users:admin"}, {"admin"}):
+        assert rule.field_refused(frozenset(roles), without) is None, roles
+    for roles in (set(), {"users:write"}, {"users:read", "sessions:admin"}):
+        refused = rule.field_refused(frozenset(roles), without)
+        assert refused is not None and refused.field == "without_code", roles
+        assert rule.field_refused(frozenset(roles), with_code) is None, roles
+    assert RULE_BY_RPC["ResetSecondFactors"].roles == {"users:admin"}
+    assert RULE_BY_RPC["ResetSecondFactors"].own_user_field is None
 
 
 def test_a_user_s_sessions_are_listed_and_ended_by_the_user_or_the_sessions_admin_role() -> None:

@@ -33,6 +33,7 @@ HTTPS_MAIL_LINKS = {
         "https://accounts.example.com/cancel-email-change?token={token}"
     ),
 }
+TOTP_KEYS = "2026-12:" + "A" * 43 + "="  # 32 zero bytes
 API_KEY_ENTRY = '[{"name": "billing", "sha256": "' + "ab" * 32 + '", "roles": ["admin"]}]'
 
 
@@ -43,6 +44,7 @@ def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> None:
         "USER_SERVICE_ALLOW_PLAINTEXT": "true",
         "USER_SERVICE_API_KEYS": API_KEY_ENTRY,
         "USER_SERVICE_JWT_SIGNING_KEYS_FILE": "/run/secrets/jwt-signing-keys.pem",
+        "USER_SERVICE_TOTP_ENCRYPTION_KEYS": TOTP_KEYS,
         **HTTPS_MAIL_LINKS,
     }
     variables.update(overrides)
