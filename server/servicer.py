@@ -28,6 +28,7 @@ from domain.use_cases import (
     email_change,
     events,
     passwords,
+    second_factor_sign_in,
     second_factors,
     sessions,
     verification,
@@ -37,10 +38,12 @@ from server.crypto.totp_keys import qr_code_svg
 from server.event_stream import EventStreams
 from server.interceptors.caller_auth import on_own_user_token
 from server.pb_mapping import (
+    authenticated_to_pb,
     email_change_requested_to_pb,
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
+    proof_from_pb,
     recovery_codes_to_pb,
     refreshed_to_pb,
     sessions_to_pb,
@@ -461,3 +464,23 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(), self._clock, self._second_factors, user_id=request.user_id
         )
         return user_to_pb(user)
+
+    async def CompleteSignIn(
+        self,
+        request: pb.CompleteSignInRequest,
+        context: Context[pb.CompleteSignInRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        tokens = await second_factor_sign_in.complete_sign_in(
+            self._uow(),
+            self._issuer,
+            self._clock,
+            self._policy,
+            self._lock_notices,
+            self._second_factors.codes,
+            challenge_token=request.challenge_token,
+            proof=proof_from_pb(request),
+            user_agent=request.client.user_agent,
+            ip_address=request.client.ip_address,
+            device_label=request.client.device_label,
+        )
+        return authenticated_to_pb(tokens)

@@ -7,7 +7,12 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.errors import InvalidSecondFactorCode, InvalidSignInChallenge, InvalidValue
+from domain.errors import (
+    InvalidSecondFactorCode,
+    InvalidSignInChallenge,
+    InvalidValue,
+    TotpUnavailable,
+)
 from domain.policies import AuthPolicy
 from domain.ports import AccessTokenIssuer, Clock, LockNotices, TotpCodes, UnitOfWork
 from domain.second_factors import SECOND_FACTOR_CODE_MAX_LENGTH
@@ -56,7 +61,7 @@ async def complete_sign_in(
     clock: Clock,
     policy: AuthPolicy,
     notices: LockNotices,
-    codes: TotpCodes,
+    codes: TotpCodes | None,
     *,
     challenge_token: str,
     proof: Proof | None,
@@ -72,18 +77,22 @@ async def complete_sign_in(
     InvalidSignInChallenge, nothing changed, unless ``challenge_token`` is a usable challenge;
     InvalidSecondFactorCode for a wrong code (or any code while a lock-out wait runs): counted
     toward the lock-out as a wrong password and toward the challenge's limit of wrong codes.
+    TotpUnavailable, nothing read, for a TOTP code when the service has TOTP turned off (``codes``
+    None; recovery codes still work).
     The session's client details are the ones given here: the device that completes the sign-in
     is the one that holds the session (Authenticate's are not kept with the challenge)."""
     with Violations() as check:
         lookup = check.parse("challenge_token", _parse_challenge_token, challenge_token)
         if proof is None:
-            check.add("proof", "must be one of totp_code or recovery_code")
+            check.add("totp_code", "must be given (or recovery_code instead)")
         elif not proof.code.strip():
             check.add(proof.kind.value, "must not be empty")
         elif len(proof.code) > SECOND_FACTOR_CODE_MAX_LENGTH:
             check.add(proof.kind.value, f"must be at most {SECOND_FACTOR_CODE_MAX_LENGTH} long")
         client = parse_client(check, user_agent, ip_address, device_label)
     assert proof is not None
+    if proof.kind is ProofKind.TOTP_CODE and codes is None:
+        raise TotpUnavailable()  # this service has TOTP turned off: nothing read or counted
 
     async def complete(attempt: int) -> SessionTokens | _Refused:
         async with uow:
@@ -139,8 +148,9 @@ async def complete_sign_in(
     return outcome
 
 
-def _prove(user: User, proof: Proof, now: datetime, codes: TotpCodes) -> None:
+def _prove(user: User, proof: Proof, now: datetime, codes: TotpCodes | None) -> None:
     if proof.kind is ProofKind.TOTP_CODE:
+        assert codes is not None
         user.use_totp_code(proof.code, now, codes)
     else:
         user.use_recovery_code(proof.code, now)

@@ -269,7 +269,7 @@ async def test_another_users_challenge_is_refused_and_changes_nothing(kit: Kit) 
     [
         ("", "123456", {}, {"challenge_token"}),
         ("not-a-token", "123456", {}, {"challenge_token"}),
-        (None, None, {}, {"proof"}),
+        (None, None, {}, {"totp_code"}),
         (None, "  ", {}, {"totp_code"}),
         (None, "1" * 65, {}, {"totp_code"}),
         (None, "123456", {"ip_address": "nope"}, {"client.ip_address"}),
