@@ -243,6 +243,14 @@ class TotpUnavailable(SecondFactorPrecondition):
         super().__init__("TOTP is turned off on this service")
 
 
+class InvalidSignInChallenge(DomainError):
+    """The sign-in challenge is unknown, expired, already used, exhausted by wrong codes, or
+    another user's; which one is never said."""
+
+    def __init__(self) -> None:
+        super().__init__("the sign-in challenge is not valid; sign in again with the password")
+
+
 class PasskeyCeremonyFailed(DomainError):
     """A passkey ceremony's response was refused: it did not verify (origin, relying party,
     challenge, signature, counter), its ceremony is unknown, expired or spent, or its credential

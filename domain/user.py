@@ -15,6 +15,7 @@ from domain.errors import (
     InvalidEmailChangeToken,
     InvalidResetToken,
     InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     InvalidValue,
     InvalidVerificationCode,
     InvalidVerificationToken,
@@ -86,7 +87,15 @@ from domain.secret_tokens import (
     issue_token,
     same_hash,
 )
+from domain.sign_in_challenges import (
+    MAX_SIGN_IN_CHALLENGES,
+    IssuedSignInChallenge,
+    SignInChallenge,
+    SignInFactor,
+    new_webauthn_challenge,
+)
 from domain.values import (
+    AMR_PASSWORD,
     NO_CLIENT_DETAILS,
     ClientDetails,
     Email,
@@ -167,6 +176,9 @@ class User:
     pending_totp: PendingTotpEnrollment | None = None
     # The hashes of the recovery codes not yet used, never the codes.
     recovery_code_hashes: tuple[str, ...] = field(default=(), repr=False)
+    # Sign-ins whose password was right, waiting on a second factor (at most
+    # MAX_SIGN_IN_CHALLENGES, oldest first; expired ones are dropped by the next write of them).
+    sign_in_challenges: tuple[SignInChallenge, ...] = ()
 
     # WebAuthn credentials, oldest first (at most MAX_PASSKEYS), the registration ceremony begun
     # and not yet finished, and the digests of the passwordless sign-in challenges spent lately
@@ -450,11 +462,13 @@ class User:
         policy: SessionPolicy,
         current: Sequence[Session],
         client: ClientDetails = NO_CLIENT_DETAILS,
+        amr: tuple[str, ...] = AMR_PASSWORD,
     ) -> SessionStart:
         """A new session with a fresh refresh token, given the sessions of the current epoch;
         beyond the limit the oldest live session ends (EVICTED), and those found expired end too
         (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in).
-        ``client``: the device it is opened from, kept with it."""
+        ``client``: the device it is opened from, and ``amr``: how the sign-in was proven (RFC
+        8176), both kept with it."""
         session_id = str(uuid.uuid4())
         token = issue_token(self.id, session_id)
         session = Session(
@@ -465,6 +479,7 @@ class User:
             last_used_at=now,
             epoch=self.session_epoch,
             client=client,
+            amr=amr,
         )
         mine = [s for s in current if s.epoch == self.session_epoch]
         live = sorted(
@@ -588,6 +603,77 @@ class User:
             return SessionsEnded(ended)
         return SessionsEnded(ended, kept, dataclasses.replace(kept, epoch=self.session_epoch))
 
+    # --- sign-in with a second factor --------------------------------------------------------
+    # A sign-in whose password was right, of a user with a second factor, opens no session: it
+    # issues a challenge, and the session opens when a factor is shown against it. The password
+    # alone resets no failure counts (else knowing it would buy endless tries at the codes).
+
+    def sign_in_factors(self) -> tuple[SignInFactor, ...]:
+        """The factors that complete a challenged sign-in of this user; () when sign-in needs
+        none. Recovery codes go with TOTP (they are issued at its enrollment)."""
+        kinds = self.second_factor_kinds()
+        factors: list[SignInFactor] = []
+        if SecondFactorKind.TOTP in kinds:
+            factors += [SignInFactor.TOTP, SignInFactor.RECOVERY_CODE]
+        if SecondFactorKind.PASSKEY in kinds:
+            factors.append(SignInFactor.PASSKEY)
+        return tuple(factors)
+
+    def issue_sign_in_challenge(self, now: datetime, lifetime: timedelta) -> IssuedSignInChallenge:
+        """A new single-use challenge, valid for ``lifetime``: kept as a hash with the user's
+        unexpired ones (beyond MAX_SIGN_IN_CHALLENGES the oldest is dropped)."""
+        token = issue_token(self.id)
+        challenge = SignInChallenge(token.token_hash, now + lifetime, new_webauthn_challenge())
+        kept = [c for c in self.sign_in_challenges if c.is_usable(now)]
+        kept = kept[max(len(kept) - MAX_SIGN_IN_CHALLENGES + 1, 0) :]
+        self.sign_in_challenges = (*kept, challenge)
+        return IssuedSignInChallenge(
+            token.value, challenge.expires_at, self.sign_in_factors(), challenge.webauthn_challenge
+        )
+
+    def sign_in_challenge(self, presented: TokenLookup, now: datetime) -> SignInChallenge:
+        """The usable challenge ``presented`` is the token of; InvalidSignInChallenge when there
+        is none (unknown, expired, used, dropped after wrong codes, another user's)."""
+        found = None
+        for challenge in self.sign_in_challenges:  # no early exit: the time tells nothing
+            if same_hash(challenge.token_hash, presented.token_hash):
+                found = challenge
+        if (
+            found is None
+            or presented.user_id != self.id
+            or presented.session_id is not None
+            or not found.is_usable(now)
+        ):
+            raise InvalidSignInChallenge()
+        return found
+
+    def count_wrong_code(
+        self,
+        challenge: SignInChallenge,
+        now: datetime,
+        lockout: LockoutPolicy,
+        max_wrong_codes: int,
+    ) -> bool:
+        """A wrong code was shown against ``challenge``: it counts toward the lock-out as a wrong
+        password does (the return value: whether it begins one, see record_failed_login), and
+        toward the challenge's limit (at ``max_wrong_codes`` the challenge is dropped)."""
+        kept: list[SignInChallenge] = []
+        for stored in self.sign_in_challenges:
+            if stored is not challenge:
+                kept += [stored] if stored.is_usable(now) else []
+            elif stored.wrong_codes + 1 < max_wrong_codes:
+                kept.append(dataclasses.replace(stored, wrong_codes=stored.wrong_codes + 1))
+        self.sign_in_challenges = tuple(kept)
+        return self.record_failed_login(now, lockout)
+
+    def complete_sign_in(self, challenge: SignInChallenge, now: datetime) -> None:
+        """A factor was shown against ``challenge``: it is spent (expired ones go with it), and
+        the sign-in succeeded (the failures in a row end); start_session follows."""
+        self.sign_in_challenges = tuple(
+            c for c in self.sign_in_challenges if c is not challenge and c.is_usable(now)
+        )
+        self.record_successful_login()
+
     # --- password ----------------------------------------------------------------------------
 
     def upgrade_password_hash(self, password_hash: str) -> None:
@@ -605,6 +691,8 @@ class User:
         # access token of it) may have asked for them, so the owner's recovery voids them.
         self.password_reset = None
         self.pending_email_change = None
+        # So are the sign-ins that proved the old password and wait on a second factor.
+        self.sign_in_challenges = ()
         self._touch(now)
         self._record(PasswordChanged(self.id.value, now, reason=reason))
 
@@ -905,6 +993,7 @@ class User:
         self.password_reset = None
         self.pending_email_change = None
         self.email_verification = None
+        self.sign_in_challenges = ()
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:

@@ -46,6 +46,11 @@ reads only users:
   RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
                         SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
                         bits); absent when none remain
+  SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
+                        signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
+                        second factor (CompleteSignIn); the single-use token only as its SHA-256;
+                        at most 4, expired ones dropped by the next write of them; absent when
+                        none
   Passkeys           L  of M {Id (the WebAuthn credential id, base64url), PublicKey (its COSE
                         key, base64url; not a secret), SignCount N, Name, CreatedAt, LastUsedAt
                         (absent until used), Transports (comma-separated hints; absent when
@@ -110,6 +115,9 @@ one costs the same however many its user holds, and ending them all is one write
   UserAgent, IpAddress, DeviceLabel   S  the client details given at sign-in, each only when
                         given: a user agent (<= 512 printable), an IP address (canonical form),
                         a device label (<= 64 printable); kept across refreshes
+  Amr                L  of S: how the sign-in was proven, RFC 8176 values (["pwd"], ["pwd", "otp"],
+                        ...), the access tokens' amr claim; kept across refreshes; absent on
+                        items written before it: ["pwd"]
   ExpireAt           N  epoch seconds: min(ExpiresAt, LastUsedAt + idle lifetime), the table's TTL
                         attribute: DynamoDB deletes the item some time after (free); sessions of
                         an earlier epoch are left to it

@@ -7,6 +7,7 @@ from typing import Any
 
 from domain.errors import StorageError
 from domain.second_factors import PendingTotpEnrollment, SealedSecret, TotpFactor
+from domain.sign_in_challenges import SignInChallenge
 from domain.user import User, UserStatus
 from domain.values import (
     Email,
@@ -67,6 +68,10 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
         item["PendingTotp"] = _pending_totp_to_map(user.pending_totp)
     if user.recovery_code_hashes:
         item["RecoveryCodes"] = {"L": [_s(code_hash) for code_hash in user.recovery_code_hashes]}
+    if user.sign_in_challenges:
+        item["SignInChallenges"] = {
+            "L": [_challenge_to_map(challenge) for challenge in user.sign_in_challenges]
+        }
     item.update(
         passkey_attributes(
             user.passkeys, user.passkey_registration, user.spent_sign_in_challenges, _time
@@ -128,6 +133,10 @@ def item_to_user(item: Item) -> User:
             pending_totp=_map_to_pending_totp(pending_totp) if pending_totp is not None else None,
             recovery_code_hashes=tuple(
                 code_hash["S"] for code_hash in item.get("RecoveryCodes", {"L": []})["L"]
+            ),
+            # Absent when no sign-in waits on a second factor.
+            sign_in_challenges=tuple(
+                _map_to_challenge(entry) for entry in item.get("SignInChallenges", {"L": []})["L"]
             ),
             # Absent when the user has none (and on every item from before passkeys existed).
             passkeys=passkeys_of(item, _parse_time),
@@ -215,6 +224,27 @@ def _map_to_verification(value: Item) -> EmailVerification:
         code_salt=fields["CodeSalt"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
+        wrong_codes=int(fields["WrongCodes"]["N"]),
+    )
+
+
+def _challenge_to_map(challenge: SignInChallenge) -> Item:
+    return {
+        "M": {
+            "TokenHash": _s(challenge.token_hash),
+            "ExpiresAt": _time(challenge.expires_at),
+            "WebAuthnChallenge": {"B": challenge.webauthn_challenge},
+            "WrongCodes": _n(challenge.wrong_codes),
+        }
+    }
+
+
+def _map_to_challenge(value: Item) -> SignInChallenge:
+    fields = value["M"]
+    return SignInChallenge(
+        token_hash=fields["TokenHash"]["S"],
+        expires_at=_parse_time(fields["ExpiresAt"]),
+        webauthn_challenge=bytes(fields["WebAuthnChallenge"]["B"]),
         wrong_codes=int(fields["WrongCodes"]["N"]),
     )
 

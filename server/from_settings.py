@@ -17,6 +17,7 @@ from domain.policies import (
     LockoutPolicy,
     SecurityMailPolicy,
     SessionPolicy,
+    SignInChallengePolicy,
     VerificationPolicy,
 )
 from domain.ports import Notifier, TotpCodes
@@ -70,6 +71,10 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             lifetime=timedelta(seconds=settings.email_verification_lifetime_seconds),
             max_code_attempts=settings.verification_code_max_attempts,
             required_for_sign_in=settings.requires_verified_email,
+        ),
+        sign_in_challenges=SignInChallengePolicy(
+            lifetime=timedelta(seconds=settings.sign_in_challenge_lifetime_seconds),
+            max_wrong_codes=settings.sign_in_challenge_max_wrong_codes,
         ),
     )
 

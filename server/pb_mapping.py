@@ -12,13 +12,16 @@ from biome.user.v1 import user_service_pb2 as pb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from domain.errors import FieldViolation, InvalidArgument
 from domain.events import DomainEvent, RecordedEvent
 from domain.passkeys import Passkey
+from domain.sign_in_challenges import SignInFactor
 from domain.use_cases.accounts import UserLookup, UsersPage
 from domain.use_cases.events import UserEventsPage
 from domain.use_cases.passkeys import PasskeyRegistrationBegun, PasskeySignInBegun
+from domain.use_cases.second_factor_sign_in import Proof, ProofKind
 from domain.use_cases.second_factors import RecoveryCodesIssued, TotpEnrollment
-from domain.use_cases.sessions import SessionTokens, SessionView
+from domain.use_cases.sessions import SessionTokens, SessionView, SignInChallenged
 from domain.user import User, UserStatus
 from domain.values import ClientDetails
 
@@ -74,6 +77,26 @@ def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:
         user=user_to_pb(tokens.user),
         session_id=tokens.session_id,
     )
+
+
+def signed_in_to_pb(outcome: SessionTokens | SignInChallenged) -> pb.AuthenticateResponse:
+    """Authenticate's reply: the tokens, or (no token, no user) the challenge that waits on a
+    second factor."""
+    if isinstance(outcome, SessionTokens):
+        return authenticated_to_pb(outcome)
+    issued = outcome.challenge
+    return pb.AuthenticateResponse(
+        challenge=pb.SignInChallenge(
+            challenge_token=issued.token,
+            factors=[_FACTOR_TO_PB[factor] for factor in issued.factors],
+            expires_at=_timestamp(issued.expires_at),
+        )
+    )
+
+
+_FACTOR_TO_PB: dict[SignInFactor, pb.SignInFactor.ValueType] = {
+    factor: pb.SignInFactor.Value(f"SIGN_IN_FACTOR_{factor.name}") for factor in SignInFactor
+}
 
 
 def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
@@ -195,6 +218,21 @@ def _timestamp(moment: datetime) -> Timestamp:
         seconds=since_epoch.days * 86_400 + since_epoch.seconds,
         nanos=since_epoch.microseconds * 1_000,
     )
+
+
+def proof_from_pb(request: pb.CompleteSignInRequest) -> Proof | None:
+    """The second factor CompleteSignIn was given (None: none)."""
+    which = request.WhichOneof("proof")
+    if which == "totp_code":
+        return Proof(ProofKind.TOTP_CODE, request.totp_code)
+    if which == "recovery_code":
+        return Proof(ProofKind.RECOVERY_CODE, request.recovery_code)
+    if which == "passkey_credential_json":
+        violation = FieldViolation(
+            "passkey_credential_json", "is not accepted yet: use totp_code or recovery_code"
+        )
+        raise InvalidArgument([violation])
+    return None
 
 
 def passkey_to_pb(passkey: Passkey) -> pb.Passkey:

@@ -116,6 +116,8 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "EnableUser": role_only(USERS_ADMIN),
     # Sessions: a refresh token is itself the proof of its session, whoever passes it on.
     "Authenticate": ANY_CALLER,
+    # The challenge's token, from Authenticate after the right password, is the proof.
+    "CompleteSignIn": ANY_CALLER,
     "RefreshSession": ANY_CALLER,
     "Logout": ANY_CALLER,
     "LogoutAll": own_user_or("user_id", SESSIONS_ADMIN),

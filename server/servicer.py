@@ -30,6 +30,7 @@ from domain.use_cases import (
     events,
     passkeys,
     passwords,
+    second_factor_sign_in,
     second_factors,
     sessions,
     verification,
@@ -48,9 +49,11 @@ from server.pb_mapping import (
     passkey_sign_in_to_pb,
     passkey_to_pb,
     passkeys_to_pb,
+    proof_from_pb,
     recovery_codes_to_pb,
     refreshed_to_pb,
     sessions_to_pb,
+    signed_in_to_pb,
     totp_confirmed_to_pb,
     totp_enrollment_to_pb,
     user_events_page_to_pb,
@@ -194,7 +197,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             ip_address=request.client.ip_address,
             device_label=request.client.device_label,
         )
-        return authenticated_to_pb(tokens)
+        return signed_in_to_pb(tokens)
 
     async def RefreshSession(
         self,
@@ -471,6 +474,26 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(), self._clock, self._second_factors, user_id=request.user_id
         )
         return user_to_pb(user)
+
+    async def CompleteSignIn(
+        self,
+        request: pb.CompleteSignInRequest,
+        context: Context[pb.CompleteSignInRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        tokens = await second_factor_sign_in.complete_sign_in(
+            self._uow(),
+            self._issuer,
+            self._clock,
+            self._policy,
+            self._lock_notices,
+            self._second_factors.codes,
+            challenge_token=request.challenge_token,
+            proof=proof_from_pb(request),
+            user_agent=request.client.user_agent,
+            ip_address=request.client.ip_address,
+            device_label=request.client.device_label,
+        )
+        return authenticated_to_pb(tokens)
 
     async def BeginPasskeyRegistration(
         self,

@@ -180,6 +180,11 @@ class Settings(BaseSettings):
     webauthn_rp_name: str | None = Field(default=None, max_length=100)
     webauthn_origins: Annotated[tuple[str, ...], NoDecode] = ("http://localhost:8080",)
 
+    # Sign-in with a second factor: how long Authenticate's challenge waits for CompleteSignIn,
+    # and how many wrong codes it survives.
+    sign_in_challenge_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    sign_in_challenge_max_wrong_codes: int = Field(default=3, ge=1, le=10)
+
     # Caller authentication (internal services).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidRefreshToken,
     InvalidResetToken,
     InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     InvalidVerificationCode,
     InvalidVerificationToken,
     PasskeyCeremonyFailed,
@@ -105,6 +106,10 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
     # As a bad reset token, and naming the field that was not good: the link or the code.
     if isinstance(error, InvalidVerificationToken):
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("token", error))
+    if isinstance(error, InvalidSignInChallenge):
+        return status_with(
+            code_pb2.UNAUTHENTICATED, str(error), _bad_field("challenge_token", error)
+        )
     if isinstance(error, InvalidVerificationCode):
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("code", error))
     # A passkey response that does not verify: as a wrong code, naming the field it came in.

@@ -35,7 +35,7 @@ from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.sessions import SessionTokens
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
-from domain.values import ClientDetails, UserId
+from domain.values import AMR_KEY, ClientDetails, UserId
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ async def finish_passkey_sign_in(
             if policy.verification.required_for_sign_in and not user.email_verified:
                 raise EmailNotVerified()
             current = await uow.sessions.current(user)
-            start = user.start_session(now, policy.sessions, current, client)
+            start = user.start_session(now, policy.sessions, current, client, amr=AMR_KEY)
             await uow.users.update(user)
             await uow.sessions.add(user, start.session)
             for ended in start.ended:
@@ -240,6 +240,7 @@ async def finish_passkey_sign_in(
             session_id=session_id,
             now=now,
             email_verified=user.email_verified,
+            amr=start.session.amr,
         )
         return SessionTokens(user, session_id, access, start.token.value)
 

@@ -118,6 +118,8 @@ class Known:
     # A user with TOTP on, and its recovery codes.
     totp_user_ids: tuple[str, ...] = ()
     recovery_codes: tuple[str, ...] = ()
+    # Sign-in challenges of that user (Authenticate's).
+    challenge_tokens: tuple[str, ...] = ()
     # Passkeys of user_ids[0]: their ids, the browser's JSON of a registration (one finished, one
     # for a ceremony still open) and of an assertion for an open sign-in ceremony, and the tokens
     # of sign-in ceremonies.
@@ -674,6 +676,15 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
     recent_version = st.integers(1, 4)
     maybe_name = st.one_of(st.none(), names())
     totp_id = _from(known.totp_user_ids, known_id)
+    # Challenges, edited, spliced onto another user, and tokens of other kinds.
+    challenge_tokens = st.one_of(
+        secret_tokens(known, (*known.challenge_tokens, *known.reset_tokens, *known.refresh_tokens)),
+        st.builds(
+            lambda token, user_id: f"{user_id}.{token.partition('.')[2]}",
+            _from(known.challenge_tokens, st.just(f"{uuid.uuid4()}.{'A' * 43}")),
+            _from(known.user_ids, st.uuids().map(str)),
+        ),
+    )
     return {
         "RegisterUser": _fuzzed(
             pb.RegisterUserRequest,
@@ -816,6 +827,34 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
         # another user, of every length; a real one may land once, then it is used.
         "ConfirmEmailChange": st.builds(pb.ConfirmEmailChangeRequest, token=change_tokens(known)),
         "CancelEmailChange": st.builds(pb.CancelEmailChangeRequest, token=change_tokens(known)),
+        "CompleteSignIn": st.one_of(
+            *(
+                _fuzzed(
+                    pb.CompleteSignInRequest,
+                    {
+                        "challenge_token": challenge_tokens,
+                        proof: hostile_proof,
+                        "client": client_details(),
+                    },
+                    {
+                        "challenge_token": _from(known.challenge_tokens, st.just("")),
+                        proof: plausible_proof,
+                        "client": plausible_client_details(),
+                    },
+                )
+                for proof, hostile_proof, plausible_proof in (
+                    ("totp_code", codes(known), st.integers(0, 999_999).map(lambda n: f"{n:06d}")),
+                    (
+                        "recovery_code",
+                        recovery_codes(known),
+                        _from(known.recovery_codes, st.just("")),
+                    ),
+                    ("passkey_credential_json", hostile_text(), st.just("{}")),
+                )
+            ),
+            # No proof at all.
+            st.builds(pb.CompleteSignInRequest, challenge_token=challenge_tokens),
+        ),
         "ChangeEmail": _fuzzed(
             pb.ChangeEmailRequest,
             {"id": ids, "email": email, "expected_version": versions()},

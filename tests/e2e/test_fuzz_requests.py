@@ -124,6 +124,9 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
         {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.NOT_FOUND, Code.FAILED_PRECONDITION}
     ),
     "ResetSecondFactors": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "CompleteSignIn": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION}
+    ),
     "BeginPasskeyRegistration": frozenset(
         {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION}
     ),
@@ -249,9 +252,10 @@ async def _seed(service: Service) -> Known:
     )
     confirm = reset_token_from(await service.smtp.wait_for_message(to=moving_to, timeout=10))
     cancel = reset_token_from(await service.smtp.wait_for_message(to=mover_email, timeout=10))
+    totp_email = unique_email("fuzz-totp")
     totp_user = await stub.RegisterUser(
         pb.RegisterUserRequest(
-            email=unique_email("fuzz-totp"),
+            email=totp_email,
             password=PASSWORD,
             first_name="T",
             last_name="P",
@@ -268,6 +272,13 @@ async def _seed(service: Service) -> Known:
         ),
         timeout=RPC_TIMEOUT,
     )
+    # Two sign-ins waiting on the code (wrong codes drop a challenge after 3; one may land).
+    challenged = [
+        await stub.Authenticate(
+            pb.AuthenticateRequest(email=totp_email, password=PASSWORD), timeout=RPC_TIMEOUT
+        )
+        for _ in range(2)
+    ]
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
     events = await stub.ListUserEvents(
@@ -295,6 +306,7 @@ async def _seed(service: Service) -> Known:
         unverified_emails=emails[1:],
         totp_user_ids=(totp_user.id,),
         recovery_codes=tuple(enrolled.recovery_codes),
+        challenge_tokens=tuple(reply.challenge.challenge_token for reply in challenged),
         **passkeys,
     )
 
@@ -492,6 +504,10 @@ def _check_reply(request: Message, reply: Message) -> None:
             _check_client(session.client)
     if isinstance(request, pb.VerifyEmailRequest):
         assert isinstance(reply, pb.User) and reply.email_verified
+    if isinstance(request, pb.CompleteSignInRequest):
+        # A guessed code may be right (one in a million or so): then it signs in, as documented.
+        assert isinstance(reply, pb.AuthenticateResponse) and not reply.HasField("challenge")
+        assert reply.access_token and reply.refresh_token and reply.user.id
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
         assert reply.email_verified is request.email_verified

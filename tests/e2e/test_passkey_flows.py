@@ -90,10 +90,11 @@ async def test_register_list_sign_in_without_a_password_and_remove(service: Serv
     assert signed_in.user.id == account.id
     claims = await verify_access_token(service, signed_in.access_token)
     assert claims["sub"] == account.id and claims["sid"] == signed_in.session_id
+    assert claims["amr"] == ["hwk"]
     refreshed = await service.stub.RefreshSession(
         pb.RefreshSessionRequest(refresh_token=signed_in.refresh_token), timeout=TIMEOUT
     )
-    assert refreshed.access_token
+    assert (await verify_access_token(service, refreshed.access_token))["amr"] == ["hwk"]
     listed = await service.stub.ListPasskeys(
         pb.ListPasskeysRequest(user_id=account.id), timeout=TIMEOUT
     )

@@ -44,6 +44,7 @@ def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> N
         "GetJwks",
         "ConfirmEmailChange",
         "CancelEmailChange",
+        "CompleteSignIn",
         "BeginPasskeySignIn",
         "FinishPasskeySignIn",
     }

@@ -270,6 +270,8 @@ async def test_a_passkey_signs_in_without_a_password_and_its_counter_is_kept(
     assert (used.sign_count, used.last_used_at) == (1, kit.clock())
     assert used.passkey_id == passkey.passkey_id
     assert kit.stored(user).version == 2  # bookkeeping: no new version
+    assert kit.issuer.amr_claims == [("hwk",)]
+    assert kit.sessions(user)[0].amr == ("hwk",)
 
 
 async def test_a_ceremony_signs_in_once(kit: PasskeyKit) -> None:
