@@ -12,7 +12,6 @@ from biome.user.v1 import user_service_pb2 as pb
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from domain.errors import FieldViolation, InvalidArgument
 from domain.events import DomainEvent, RecordedEvent
 from domain.passkeys import Passkey
 from domain.sign_in_challenges import SignInFactor
@@ -79,9 +78,11 @@ def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:
     )
 
 
-def signed_in_to_pb(outcome: SessionTokens | SignInChallenged) -> pb.AuthenticateResponse:
+def signed_in_to_pb(
+    outcome: SessionTokens | SignInChallenged, passkey_request_options_json: str = ""
+) -> pb.AuthenticateResponse:
     """Authenticate's reply: the tokens, or (no token, no user) the challenge that waits on a
-    second factor."""
+    second factor, with the request options for the user's passkeys when it has any."""
     if isinstance(outcome, SessionTokens):
         return authenticated_to_pb(outcome)
     issued = outcome.challenge
@@ -90,6 +91,7 @@ def signed_in_to_pb(outcome: SessionTokens | SignInChallenged) -> pb.Authenticat
             challenge_token=issued.token,
             factors=[_FACTOR_TO_PB[factor] for factor in issued.factors],
             expires_at=_timestamp(issued.expires_at),
+            passkey_request_options_json=passkey_request_options_json,
         )
     )
 
@@ -228,10 +230,7 @@ def proof_from_pb(request: pb.CompleteSignInRequest) -> Proof | None:
     if which == "recovery_code":
         return Proof(ProofKind.RECOVERY_CODE, request.recovery_code)
     if which == "passkey_credential_json":
-        violation = FieldViolation(
-            "passkey_credential_json", "is not accepted yet: use totp_code or recovery_code"
-        )
-        raise InvalidArgument([violation])
+        return Proof(ProofKind.PASSKEY, request.passkey_credential_json)
     return None
 
 

@@ -197,7 +197,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             ip_address=request.client.ip_address,
             device_label=request.client.device_label,
         )
-        return signed_in_to_pb(tokens)
+        return signed_in_to_pb(tokens, passkeys.second_factor_options(self._webauthn, tokens))
 
     async def RefreshSession(
         self,
@@ -487,6 +487,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._policy,
             self._lock_notices,
             self._second_factors.codes,
+            self._webauthn,
             challenge_token=request.challenge_token,
             proof=proof_from_pb(request),
             user_agent=request.client.user_agent,

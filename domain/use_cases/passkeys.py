@@ -31,8 +31,9 @@ from domain.ports import (
     TaskRunner,
     UnitOfWork,
 )
+from domain.sign_in_challenges import SignInFactor
 from domain.use_cases.retry import retry_on_conflict
-from domain.use_cases.sessions import SessionTokens
+from domain.use_cases.sessions import SessionTokens, SignInChallenged
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
 from domain.values import AMR_KEY, ClientDetails, UserId
@@ -245,6 +246,19 @@ async def finish_passkey_sign_in(
         return SessionTokens(user, session_id, access, start.token.value)
 
     return await retry_on_conflict(open_session)
+
+
+def second_factor_options(webauthn: WebAuthn, outcome: object) -> str:
+    """For a sign-in that waits on a second factor (a SignInChallenged) of a user with passkeys:
+    the request options (JSON) naming them, with the challenge's WebAuthn challenge; else "".
+    """
+    if not isinstance(outcome, SignInChallenged):
+        return ""
+    if SignInFactor.PASSKEY not in outcome.challenge.factors or not outcome.user.passkeys:
+        return ""
+    return webauthn.request_options(
+        challenge=outcome.challenge.webauthn_challenge, allow=outcome.user.passkeys
+    )
 
 
 def _notify(user: User, notifier: Notifier, later: TaskRunner, *, added: bool) -> None:

@@ -1,9 +1,10 @@
 """Completing a sign-in that waits on a second factor: CompleteSignIn with the challenge that
-Authenticate issued and a TOTP code or a recovery code."""
+Authenticate issued and a TOTP code, a recovery code or a passkey's assertion."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,8 +12,10 @@ from domain.errors import (
     InvalidSecondFactorCode,
     InvalidSignInChallenge,
     InvalidValue,
+    PasskeyCeremonyFailed,
     TotpUnavailable,
 )
+from domain.passkeys import PasskeyNotVerified, WebAuthn, parse_credential_json
 from domain.policies import AuthPolicy
 from domain.ports import AccessTokenIssuer, Clock, LockNotices, TotpCodes, UnitOfWork
 from domain.second_factors import SECOND_FACTOR_CODE_MAX_LENGTH
@@ -27,7 +30,7 @@ from domain.use_cases.sessions import (
 )
 from domain.use_cases.validation import Violations
 from domain.user import User
-from domain.values import AMR_PASSWORD_AND_OTP
+from domain.values import AMR_PASSWORD_AND_KEY, AMR_PASSWORD_AND_OTP
 
 
 class ProofKind(enum.Enum):
@@ -35,6 +38,7 @@ class ProofKind(enum.Enum):
 
     TOTP_CODE = "totp_code"
     RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey_credential_json"  # the browser's assertion, as JSON
 
 
 @dataclass(frozen=True, repr=False)
@@ -62,6 +66,8 @@ async def complete_sign_in(
     policy: AuthPolicy,
     notices: LockNotices,
     codes: TotpCodes | None,
+    webauthn: WebAuthn | None = None,
+    /,
     *,
     challenge_token: str,
     proof: Proof | None,
@@ -70,9 +76,11 @@ async def complete_sign_in(
     device_label: str = "",
 ) -> SessionTokens:
     """Open the session a challenged sign-in waits for: the tokens, whose amr is
-    ["pwd", "otp"]. The challenge, the code (its TOTP step, or the recovery code) and the new
-    session go in one write checked against the user's revision, so of concurrent completions
-    of one challenge exactly one wins.
+    ["pwd", "otp"] for a code, ["pwd", "hwk"] for a passkey's assertion (checked by ``webauthn``
+    against the challenge's WebAuthn challenge). The challenge, the code (its TOTP step, or the
+    recovery code) or the passkey's new counter, and the new session go in one write checked
+    against the user's revision, so of concurrent completions of one challenge exactly one wins.
+    An assertion that does not verify is a wrong code: counted alike.
 
     InvalidSignInChallenge, nothing changed, unless ``challenge_token`` is a usable challenge;
     InvalidSecondFactorCode for a wrong code (or any code while a lock-out wait runs): counted
@@ -85,6 +93,8 @@ async def complete_sign_in(
         lookup = check.parse("challenge_token", _parse_challenge_token, challenge_token)
         if proof is None:
             check.add("totp_code", "must be given (or recovery_code instead)")
+        elif proof.kind is ProofKind.PASSKEY:
+            check.parse(proof.kind.value, _assertion_parser(webauthn), proof.code)
         elif not proof.code.strip():
             check.add(proof.kind.value, "must not be empty")
         elif len(proof.code) > SECOND_FACTOR_CODE_MAX_LENGTH:
@@ -111,7 +121,7 @@ async def complete_sign_in(
             check_may_sign_in(user)
             check_verified(user, policy)
             try:
-                _prove(user, proof, now, codes)
+                amr = _prove(user, proof, now, codes, webauthn, challenge.webauthn_challenge)
             except InvalidSecondFactorCode:
                 # Counted in the write that checked it: concurrent guesses cannot exceed either
                 # limit.
@@ -123,9 +133,7 @@ async def complete_sign_in(
                 return _Refused(began)
             user.complete_sign_in(challenge, now)
             current = await uow.sessions.current(user)
-            start = user.start_session(
-                now, policy.sessions, current, client, amr=AMR_PASSWORD_AND_OTP
-            )
+            start = user.start_session(now, policy.sessions, current, client, amr=amr)
             await uow.users.update(user)
             await uow.sessions.add(user, start.session)
             for ended in start.ended:
@@ -148,12 +156,53 @@ async def complete_sign_in(
     return outcome
 
 
-def _prove(user: User, proof: Proof, now: datetime, codes: TotpCodes | None) -> None:
+def _prove(
+    user: User,
+    proof: Proof,
+    now: datetime,
+    codes: TotpCodes | None,
+    webauthn: WebAuthn | None,
+    webauthn_challenge: bytes,
+) -> tuple[str, ...]:
+    """Check the proof (InvalidSecondFactorCode when wrong) and record its use; its amr."""
     if proof.kind is ProofKind.TOTP_CODE:
         assert codes is not None
         user.use_totp_code(proof.code, now, codes)
-    else:
+    elif proof.kind is ProofKind.RECOVERY_CODE:
         user.use_recovery_code(proof.code, now)
+    else:
+        assert webauthn is not None
+        _use_passkey(user, proof.code, now, webauthn, webauthn_challenge)
+        return AMR_PASSWORD_AND_KEY
+    return AMR_PASSWORD_AND_OTP
+
+
+def _use_passkey(
+    user: User, credential_json: str, now: datetime, webauthn: WebAuthn, challenge: bytes
+) -> None:
+    """The assertion must be of one of the user's passkeys and verify against the sign-in
+    challenge's WebAuthn challenge, its counter going up when it counts (kept); the challenge
+    itself is single use, so no ceremony digest is kept."""
+    passkey = user.passkey(webauthn.read_assertion(credential_json).passkey_id)
+    if passkey is None:
+        raise InvalidSecondFactorCode()
+    try:
+        verified = webauthn.verify_assertion(credential_json, challenge=challenge, passkey=passkey)
+        user.use_passkey(passkey.passkey_id, verified, now)
+    except (PasskeyNotVerified, PasskeyCeremonyFailed):
+        raise InvalidSecondFactorCode() from None
+
+
+def _assertion_parser(webauthn: WebAuthn | None) -> Callable[[str], object]:
+    """A passkey assertion's JSON checked for shape (InvalidValue when malformed)."""
+
+    def parse(raw: str) -> object:
+        checked = parse_credential_json(raw)
+        if webauthn is None:  # a service without a relying party cannot take one
+            raise InvalidValue("passkeys are not accepted by this service")
+        return webauthn.read_assertion(checked)
+
+    return parse
 
 
 def _parse_challenge_token(raw: str) -> TokenLookup:

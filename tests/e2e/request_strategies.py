@@ -120,9 +120,10 @@ class Known:
     recovery_codes: tuple[str, ...] = ()
     # Sign-in challenges of that user (Authenticate's).
     challenge_tokens: tuple[str, ...] = ()
-    # Passkeys of user_ids[0]: their ids, the browser's JSON of a registration (one finished, one
+    # A user with passkeys, their ids, the browser's JSON of a registration (one finished, one
     # for a ceremony still open) and of an assertion for an open sign-in ceremony, and the tokens
     # of sign-in ceremonies.
+    passkey_user_ids: tuple[str, ...] = ()
     passkey_ids: tuple[str, ...] = ()
     passkey_registrations: tuple[str, ...] = ()
     passkey_assertions: tuple[str, ...] = ()
@@ -849,7 +850,11 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
                         recovery_codes(known),
                         _from(known.recovery_codes, st.just("")),
                     ),
-                    ("passkey_credential_json", hostile_text(), st.just("{}")),
+                    (
+                        "passkey_credential_json",
+                        credential_jsons(known.passkey_assertions),
+                        _from(known.passkey_assertions, st.just("{}")),
+                    ),
                 )
             ),
             # No proof at all.
@@ -894,16 +899,21 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
                 "name": hostile_text(),
             },
             {
-                "user_id": known_id,
+                "user_id": _from(known.passkey_user_ids, known_id),
                 "credential_json": _from(known.passkey_registrations, st.just("{}")),
                 "name": st.just("Laptop"),
             },
         ),
-        "ListPasskeys": st.builds(pb.ListPasskeysRequest, user_id=ids),
+        "ListPasskeys": st.builds(
+            pb.ListPasskeysRequest, user_id=st.one_of(ids, _from(known.passkey_user_ids, ids))
+        ),
         "RemovePasskey": _fuzzed(
             pb.RemovePasskeyRequest,
             {"user_id": ids, "passkey_id": passkey_ids(known)},
-            {"user_id": known_id, "passkey_id": _from(known.passkey_ids, st.just("AAAA"))},
+            {
+                "user_id": _from(known.passkey_user_ids, known_id),
+                "passkey_id": _from(known.passkey_ids, st.just("AAAA")),
+            },
         ),
         "BeginPasskeySignIn": st.just(pb.BeginPasskeySignInRequest()),
         "FinishPasskeySignIn": _fuzzed(

@@ -284,7 +284,7 @@ async def _seed(service: Service) -> Known:
     events = await stub.ListUserEvents(
         pb.ListUserEventsRequest(user_id=users[0].id, page_size=1), timeout=RPC_TIMEOUT
     )
-    passkeys = await _seed_passkeys(service, users[0].id)
+    passkeys = await _seed_passkeys(service)
     return Known(
         user_ids=tuple(user.id for user in users),
         emails=emails,
@@ -311,10 +311,23 @@ async def _seed(service: Service) -> Known:
     )
 
 
-async def _seed_passkeys(service: Service, user_id: str) -> dict[str, tuple[str, ...]]:
-    """A passkey of the user, a registration of another still open (its browser's answer not
-    yet sent), and a passwordless sign-in begun with its assertion not yet sent."""
+async def _seed_passkeys(service: Service) -> dict[str, tuple[str, ...]]:
+    """A user of its own (a passkey makes a password sign-in ask for a second factor, which the
+    other users' sign-ins must not) with a passkey, a registration of another still open (its
+    browser's answer not yet sent), and a passwordless sign-in begun with its assertion not yet
+    sent."""
     stub, browser = service.stub, SoftAuthenticator()
+    owner = await stub.RegisterUser(
+        pb.RegisterUserRequest(
+            email=unique_email("fuzz-passkey"),
+            password=PASSWORD,
+            first_name="P",
+            last_name="K",
+            email_verified=True,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    user_id = owner.id
     registrations = []
     for finish, device in ((True, browser), (False, SoftAuthenticator())):
         begun = await stub.BeginPasskeyRegistration(
@@ -332,6 +345,7 @@ async def _seed_passkeys(service: Service, user_id: str) -> dict[str, tuple[str,
     sign_in = await stub.BeginPasskeySignIn(pb.BeginPasskeySignInRequest(), timeout=RPC_TIMEOUT)
     assertion = json.dumps(browser.get(sign_in.options_json))
     return {
+        "passkey_user_ids": (user_id,),
         "passkey_ids": tuple(passkey.passkey_id for passkey in listed.passkeys),
         "passkey_registrations": tuple(registrations),
         "passkey_assertions": (assertion,),

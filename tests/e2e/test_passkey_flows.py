@@ -296,3 +296,89 @@ async def test_unknown_passkeys_users_and_ceremonies_get_their_documented_status
     assert not_begun.code() is Code.UNAUTHENTICATED
     forged = await rpc_error(finish(service, "forged", "{}"))
     assert forged.code() is Code.INVALID_ARGUMENT  # the credential is checked first
+
+
+# --- a passkey as second factor -------------------------------------------------------------
+
+
+async def password_sign_in(service: Service, account: Account) -> pb.SignInChallenge:
+    reply = await service.stub.Authenticate(
+        pb.AuthenticateRequest(email=account.email, password=account.password), timeout=TIMEOUT
+    )
+    assert reply.HasField("challenge") and not reply.access_token
+    return reply.challenge
+
+
+async def complete(service: Service, token: str, credential_json: str) -> pb.AuthenticateResponse:
+    return await service.stub.CompleteSignIn(
+        pb.CompleteSignInRequest(challenge_token=token, passkey_credential_json=credential_json),
+        timeout=TIMEOUT,
+    )
+
+
+async def test_a_passkey_completes_a_password_sign_in(service: Service) -> None:
+    account = await register(service, label="second-factor")
+    browser = SoftAuthenticator()
+    passkey = await register_passkey(service, account, browser)
+
+    challenge = await password_sign_in(service, account)
+
+    assert list(challenge.factors) == [pb.SIGN_IN_FACTOR_PASSKEY]
+    options = json.loads(challenge.passkey_request_options_json)
+    assert [c["id"] for c in options["allowCredentials"]] == [passkey.passkey_id]
+    assertion = json.dumps(browser.get(challenge.passkey_request_options_json))
+    signed_in = await complete(service, challenge.challenge_token, assertion)
+    claims = await verify_access_token(service, signed_in.access_token)
+    assert claims["amr"] == ["pwd", "hwk"] and claims["sub"] == account.id
+
+    replayed = await rpc_error(complete(service, challenge.challenge_token, assertion))
+    assert replayed.code() is Code.UNAUTHENTICATED
+    assert "challenge_token" in field_violations(replayed)
+
+
+@pytest.mark.parametrize(
+    "misbehaviour",
+    [
+        {"origin": "https://evil.example"},
+        {"rp_id": "evil.example"},
+        {"bad_signature": True},
+        {"sign_count": 1},  # backwards: 1 is the stored counter by then
+    ],
+    ids=["wrong_origin", "wrong_rp_id", "bad_signature", "counter_backwards"],
+)
+async def test_a_second_factor_assertion_that_does_not_verify_is_a_wrong_code(
+    service: Service, misbehaviour: dict[str, Any]
+) -> None:
+    account = await register(service, label="bad-second-factor")
+    browser = SoftAuthenticator()
+    await register_passkey(service, account, browser)
+    first = await password_sign_in(service, account)
+    await complete(
+        service,
+        first.challenge_token,
+        json.dumps(browser.get(first.passkey_request_options_json)),
+    )
+    challenge = await password_sign_in(service, account)
+    before = (await stored_user(service, account.id))["Passkeys"]
+
+    refused = await rpc_error(
+        complete(
+            service,
+            challenge.challenge_token,
+            json.dumps(browser.get(challenge.passkey_request_options_json, **misbehaviour)),
+        )
+    )
+
+    assert refused.code() is Code.UNAUTHENTICATED
+    stored = await stored_user(service, account.id)
+    assert stored["Passkeys"] == before
+    assert stored["FailedLogins"] == {"N": "1"}  # counted as a wrong code
+
+
+async def test_a_malformed_second_factor_assertion_is_invalid_argument(service: Service) -> None:
+    account = await register(service, label="malformed-second-factor")
+    await register_passkey(service, account, SoftAuthenticator())
+    challenge = await password_sign_in(service, account)
+    refused = await rpc_error(complete(service, challenge.challenge_token, "[" * 10000))
+    assert refused.code() is Code.INVALID_ARGUMENT
+    assert list(field_violations(refused)) == ["passkey_credential_json"]

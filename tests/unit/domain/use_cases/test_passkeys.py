@@ -14,6 +14,8 @@ from domain.errors import (
     AccountDisabled,
     EmailNotVerified,
     InvalidArgument,
+    InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     PasskeyCeremonyFailed,
     PasskeyLimitReached,
     PasskeyNotFound,
@@ -22,13 +24,16 @@ from domain.events import SecondFactorAdded, SecondFactorKind, SecondFactorRemov
 from domain.passkeys import MAX_PASSKEYS, Passkey, SignInCeremonyCodec
 from domain.policies import AuthPolicy, VerificationPolicy
 from domain.ports import SecondFactorNotices
+from domain.sign_in_challenges import SignInFactor
 from domain.use_cases import passkeys
+from domain.use_cases.passkeys import second_factor_options
+from domain.use_cases.second_factor_sign_in import Proof, ProofKind, complete_sign_in
 from domain.use_cases.second_factors import SecondFactorDeps, reset_second_factors
-from domain.use_cases.sessions import SessionTokens
+from domain.use_cases.sessions import SessionTokens, SignInChallenged, authenticate
 from domain.user import User, UserStatus
 from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
 from tests.builders import state_of
-from tests.unit.domain.use_cases.auth_kit import AuthKit
+from tests.unit.domain.use_cases.auth_kit import EMAIL, PASSWORD, AuthKit
 from tests.webauthn_authenticator import SoftAuthenticator
 
 RP_ID = "localhost"
@@ -457,3 +462,99 @@ async def test_an_administrators_reset_removes_every_passkey_and_a_registration_
     assert (last.kind, last.added) == (SecondFactorKind.PASSKEY, False)
     with pytest.raises(PasskeyCeremonyFailed):
         await kit.passkey_sign_in()
+
+
+# --- a passkey as second factor -------------------------------------------------------------
+
+
+async def challenged(kit: PasskeyKit) -> tuple[str, str]:
+    """Sign in with the password: (the challenge's token, its passkey request options)."""
+    outcome = await authenticate(
+        kit.uow(), kit.hasher, kit.issuer, kit.clock, kit.policy, kit.notices,
+        email=EMAIL, password=PASSWORD,
+    )  # fmt: skip
+    assert isinstance(outcome, SignInChallenged)
+    assert SignInFactor.PASSKEY in outcome.challenge.factors
+    return outcome.challenge.token, second_factor_options(kit.relying_party, outcome)
+
+
+async def complete_with(kit: PasskeyKit, token: str, assertion: object) -> SessionTokens:
+    raw = assertion if isinstance(assertion, str) else json.dumps(assertion)
+    return await complete_sign_in(
+        kit.uow(), kit.issuer, kit.clock, kit.policy, kit.notices, None, kit.relying_party,
+        challenge_token=token, proof=Proof(ProofKind.PASSKEY, raw),
+    )  # fmt: skip
+
+
+async def test_a_passkey_completes_a_password_sign_in_with_amr_pwd_hwk(kit: PasskeyKit) -> None:
+    user = await kit.add_user()
+    passkey = await kit.register(user)
+    token, options_json = await challenged(kit)
+    options = json.loads(options_json)
+    assert [c["id"] for c in options["allowCredentials"]] == [passkey.passkey_id]
+
+    tokens = await complete_with(kit, token, kit.browser.get(options_json))
+
+    assert tokens.user.id == user.id
+    assert kit.issuer.amr_claims[-1] == ("pwd", "hwk")
+    assert kit.sessions(user)[0].amr == ("pwd", "hwk")
+    assert kit.stored(user).passkeys[0].sign_count == 1
+    assert kit.stored(user).sign_in_challenges == ()
+    with pytest.raises(InvalidSignInChallenge):  # spent
+        await complete_with(kit, token, kit.browser.get(options_json))
+
+
+@pytest.mark.parametrize(
+    "misbehaviour",
+    [
+        {"origin": "https://evil.example"},
+        {"rp_id": "evil.example"},
+        {"bad_signature": True},
+        {"sign_count": 0},  # the stored counter is 1 by then
+        {"challenge": b"the challenge of another sign-in"},
+    ],
+    ids=["origin", "rp_id", "signature", "counter_backwards", "other_challenge"],
+)
+async def test_an_assertion_that_does_not_verify_is_a_wrong_code_and_counted(
+    kit: PasskeyKit, misbehaviour: dict[str, object]
+) -> None:
+    user = await kit.add_user()
+    await kit.register(user)
+    token, options_json = await challenged(kit)
+    await complete_with(kit, token, kit.browser.get(options_json))
+    token, options_json = await challenged(kit)
+    before = kit.stored(user).passkeys
+
+    with pytest.raises(InvalidSecondFactorCode):
+        await complete_with(kit, token, kit.browser.get(options_json, **misbehaviour))  # type: ignore[arg-type]
+
+    stored = kit.stored(user)
+    assert stored.passkeys == before
+    assert stored.failed_logins == 1
+    assert stored.sign_in_challenges[0].wrong_codes == 1
+    assert len(kit.sessions(user)) == 1
+
+
+async def test_another_users_passkey_does_not_complete_the_sign_in(kit: PasskeyKit) -> None:
+    user = await kit.add_user()
+    await kit.register(user)
+    other = await kit.add_user("grace@example.com")
+    intruder = SoftAuthenticator(origin=ORIGIN)
+    kit.browser, mine = intruder, kit.browser
+    await kit.register(other)
+    token, options_json = await challenged(kit)
+    stripped = json.dumps({**json.loads(options_json), "allowCredentials": []})
+    with pytest.raises(InvalidSecondFactorCode):
+        await complete_with(kit, token, intruder.get(stripped))
+    assert kit.sessions(user) == ()
+    kit.browser = mine
+
+
+async def test_a_malformed_passkey_assertion_is_invalid_argument(kit: PasskeyKit) -> None:
+    user = await kit.add_user()
+    await kit.register(user)
+    token, _ = await challenged(kit)
+    with pytest.raises(InvalidArgument) as refused:
+        await complete_with(kit, token, "{not json")
+    assert [v.field for v in refused.value.violations] == ["passkey_credential_json"]
+    assert kit.stored(user).failed_logins == 0
