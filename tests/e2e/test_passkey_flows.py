@@ -4,6 +4,7 @@ payload answered with its documented status, changing nothing (never INTERNAL)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -382,3 +383,27 @@ async def test_a_malformed_second_factor_assertion_is_invalid_argument(service: 
     refused = await rpc_error(complete(service, challenge.challenge_token, "[" * 10000))
     assert refused.code() is Code.INVALID_ARGUMENT
     assert list(field_violations(refused)) == ["passkey_credential_json"]
+
+
+async def test_of_two_concurrent_uses_of_one_ceremony_exactly_one_signs_in(
+    service: Service,
+) -> None:
+    account = await register(service, label="race")
+    browser = SoftAuthenticator(counting=False)  # no counter: only the spent ceremony decides
+    await register_passkey(service, account, browser)
+    begun = await service.stub.BeginPasskeySignIn(pb.BeginPasskeySignInRequest(), timeout=TIMEOUT)
+    assertion = json.dumps(browser.get(begun.options_json))
+
+    outcomes = await asyncio.gather(
+        *(finish(service, begun.ceremony_token, assertion) for _ in range(4)),
+        return_exceptions=True,
+    )
+
+    won = [o for o in outcomes if isinstance(o, pb.AuthenticateResponse)]
+    lost = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(won) == 1, outcomes
+    assert {error.code() for error in lost} <= {Code.UNAUTHENTICATED, Code.ABORTED}
+    sessions = await service.stub.ListSessions(
+        pb.ListSessionsRequest(user_id=account.id), timeout=TIMEOUT
+    )
+    assert len(sessions.sessions) == 1
