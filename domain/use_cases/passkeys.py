@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.errors import AccountDisabled, EmailNotVerified, PasskeyCeremonyFailed
+from domain.errors import AccountDisabled, PasskeyCeremonyFailed
 from domain.events import SecondFactorKind
 from domain.passkeys import (
     CEREMONY_LIFETIME,
@@ -33,10 +33,16 @@ from domain.ports import (
 )
 from domain.sign_in_challenges import SignInFactor
 from domain.use_cases.retry import retry_on_conflict
-from domain.use_cases.sessions import SessionTokens, SignInChallenged
+from domain.use_cases.sessions import (
+    SessionTokens,
+    SignInChallenged,
+    check_may_sign_in,
+    check_verified,
+    parse_client,
+)
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
-from domain.values import AMR_KEY, ClientDetails, UserId
+from domain.values import AMR_KEY, UserId
 
 
 @dataclass(frozen=True)
@@ -196,13 +202,7 @@ async def finish_passkey_sign_in(
             lambda raw: webauthn.read_assertion(parse_credential_json(raw)),
             credential_json,
         )
-        client = ClientDetails(
-            user_agent=check.parse("client.user_agent", ClientDetails.parse_user_agent, user_agent),
-            ip_address=check.parse("client.ip_address", ClientDetails.parse_ip_address, ip_address),
-            device_label=check.parse(
-                "client.device_label", ClientDetails.parse_device_label, device_label
-            ),
-        )
+        client = parse_client(check, user_agent, ip_address, device_label)
     ceremony = ceremonies.open(ceremony_token, clock())
     found_id = _user_of(presented)
     if ceremony is None or found_id is None:
@@ -225,9 +225,8 @@ async def finish_passkey_sign_in(
             # A spent ceremony, a counter that did not go up: refused in this very write, whose
             # revision check makes one of two concurrent uses lose and read the spent digest.
             user.use_passkey(passkey.passkey_id, verified, now, spent=spent)
-            _check_active(user)
-            if policy.verification.required_for_sign_in and not user.email_verified:
-                raise EmailNotVerified()
+            check_may_sign_in(user)
+            check_verified(user, policy)
             current = await uow.sessions.current(user)
             start = user.start_session(now, policy.sessions, current, client, amr=AMR_KEY)
             await uow.users.update(user)
