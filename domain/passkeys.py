@@ -118,6 +118,22 @@ class Passkey:
     backed_up: bool = False
 
 
+# A passkey of nobody: an assertion of no account (or of a passkey the account does not have) is
+# checked against it, so that its refusal costs the signature check a real passkey's does and the
+# time taken does not tell whether the account exists. Its key is a P-256 public key (COSE) whose
+# private key was thrown away when it was made.
+NOBODYS_PASSKEY = Passkey(
+    passkey_id="",
+    public_key=bytes.fromhex(
+        "a5010203262001215820cbb2a1619bd8a241f8c9496c1039895d1f3cad8fdd72b1123c37ea4fcab5bc2422"
+        "58200d2bcfaaeda8b0c6219551bf0c761c6e9c6a968b0c602ebf54e3989b67cb3f3a"
+    ),
+    sign_count=0,
+    name="",
+    created_at=datetime(1970, 1, 1, tzinfo=UTC),
+)
+
+
 @dataclass(frozen=True)
 class PasskeyRegistration:
     """A registration ceremony begun and not yet finished: the challenge its options carry (a

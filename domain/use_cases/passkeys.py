@@ -3,6 +3,7 @@ removal by their owner, and passwordless sign-in with a discoverable credential.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,10 +12,12 @@ from domain.errors import AccountDisabled, PasskeyCeremonyFailed
 from domain.events import SecondFactorKind
 from domain.passkeys import (
     CEREMONY_LIFETIME,
+    NOBODYS_PASSKEY,
     Passkey,
     PasskeyNotVerified,
     PresentedAssertion,
     SignInCeremonyCodec,
+    VerifiedAssertion,
     WebAuthn,
     challenge_digest,
     parse_credential_json,
@@ -213,14 +216,9 @@ async def finish_passkey_sign_in(
         async with uow:
             user = await uow.users.get_by_id(found_id)
             passkey = user.passkey(presented.passkey_id) if user is not None else None
-            if user is None or passkey is None:
+            verified = _verified(webauthn, credential_json, ceremony.challenge, presented, passkey)
+            if user is None or passkey is None or verified is None:
                 raise PasskeyCeremonyFailed()
-            try:
-                verified = webauthn.verify_assertion(
-                    credential_json, challenge=ceremony.challenge, passkey=passkey
-                )
-            except PasskeyNotVerified:
-                raise PasskeyCeremonyFailed() from None
             now = clock()
             # A spent ceremony, a counter that did not go up: refused in this very write, whose
             # revision check makes one of two concurrent uses lose and read the spent digest.
@@ -271,6 +269,24 @@ def _notify(user: User, notifier: Notifier, later: TaskRunner, *, added: bool) -
         added=added,
     )
     later.spawn(notifier.send_second_factor_notice(mail), name="mail a second-factor notice")
+
+
+def _verified(
+    webauthn: WebAuthn,
+    credential_json: str,
+    challenge: bytes,
+    presented: PresentedAssertion,
+    passkey: Passkey | None,
+) -> VerifiedAssertion | None:
+    """The verified assertion, or None. Without a passkey (no account, or not one of its
+    passkeys) the assertion is checked all the same, against nobody's passkey, and refused: the
+    time taken does not tell whether the account exists."""
+    against = passkey or dataclasses.replace(NOBODYS_PASSKEY, passkey_id=presented.passkey_id)
+    try:
+        verified = webauthn.verify_assertion(credential_json, challenge=challenge, passkey=against)
+    except PasskeyNotVerified:
+        return None
+    return verified if passkey is not None else None
 
 
 def _check_active(user: User) -> None:

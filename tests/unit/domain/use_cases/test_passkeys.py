@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from webauthn.helpers import decode_credential_public_key
 
 from domain.errors import (
     AccountDisabled,
@@ -21,7 +23,7 @@ from domain.errors import (
     PasskeyNotFound,
 )
 from domain.events import SecondFactorAdded, SecondFactorKind, SecondFactorRemoved, SessionStarted
-from domain.passkeys import MAX_PASSKEYS, Passkey, SignInCeremonyCodec
+from domain.passkeys import MAX_PASSKEYS, NOBODYS_PASSKEY, Passkey, SignInCeremonyCodec
 from domain.policies import AuthPolicy, VerificationPolicy
 from domain.ports import SecondFactorNotices
 from domain.sign_in_challenges import SignInFactor
@@ -558,3 +560,29 @@ async def test_a_malformed_passkey_assertion_is_invalid_argument(kit: PasskeyKit
         await complete_with(kit, token, "{not json")
     assert [v.field for v in refused.value.violations] == ["passkey_credential_json"]
     assert kit.stored(user).failed_logins == 0
+
+
+class CountingRelyingParty(PyWebAuthnRelyingParty):
+    """The relying party, counting the assertions it verifies."""
+
+    verified = 0
+
+    def verify_assertion(self, credential_json: str, *, challenge: bytes, passkey: Passkey) -> Any:
+        type(self).verified += 1
+        return super().verify_assertion(credential_json, challenge=challenge, passkey=passkey)
+
+
+async def test_an_assertion_of_no_account_costs_a_signature_check_all_the_same(
+    kit: PasskeyKit,
+) -> None:
+    user = await kit.add_user()
+    await kit.register(user)
+    async with kit.uow() as uow:
+        await uow.users.delete(await uow.users.require(user.id))
+        await uow.commit()
+    kit.relying_party = CountingRelyingParty(rp_id=RP_ID, rp_name="Biome", origins=[ORIGIN])
+    with pytest.raises(PasskeyCeremonyFailed):
+        await kit.passkey_sign_in()
+    assert CountingRelyingParty.verified == 1
+    # Nobody's passkey is a real P-256 key: the check it costs is a real one.
+    assert decode_credential_public_key(NOBODYS_PASSKEY.public_key).alg == -7
