@@ -241,3 +241,37 @@ class TotpUnavailable(SecondFactorPrecondition):
 
     def __init__(self) -> None:
         super().__init__("TOTP is turned off on this service")
+
+
+class InvalidSignInChallenge(DomainError):
+    """The sign-in challenge is unknown, expired, already used, exhausted by wrong codes, or
+    another user's; which one is never said."""
+
+    def __init__(self) -> None:
+        super().__init__("the sign-in challenge is not valid; sign in again with the password")
+
+
+class PasskeyCeremonyFailed(DomainError):
+    """A passkey ceremony's response was refused: it did not verify (origin, relying party,
+    challenge, signature, counter), its ceremony is unknown, expired or spent, or its credential
+    is not a passkey the account has. Which one is never said: to a caller without the passkey,
+    the answer must not tell whether an account exists."""
+
+    def __init__(self) -> None:
+        super().__init__("the passkey response was not accepted; begin the ceremony again")
+
+
+class PasskeyNotFound(DomainError):
+    """The user has no passkey with the given id."""
+
+    def __init__(self) -> None:
+        super().__init__("the user has no passkey with this id")
+
+
+class PasskeyLimitReached(DomainError):
+    """The user has as many passkeys as an account may hold; one must go before another comes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the account has {limit} passkeys, the most it may hold; remove one first"
+        )

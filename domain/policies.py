@@ -69,6 +69,15 @@ class VerificationPolicy:
 
 
 @dataclass(frozen=True)
+class SignInChallengePolicy:
+    """A sign-in that waits on a second factor: how long its challenge lives, and how many wrong
+    codes it survives (each also counts toward the lock-out, as a wrong password does)."""
+
+    lifetime: timedelta = timedelta(minutes=5)
+    max_wrong_codes: int = 3
+
+
+@dataclass(frozen=True)
 class AuthPolicy:
     """Every authentication rule in one value, as the use cases take it."""
 
@@ -79,3 +88,4 @@ class AuthPolicy:
     # How long the links of a requested email change work (to confirm, to cancel).
     email_change_lifetime: timedelta = timedelta(hours=24)
     verification: VerificationPolicy = VerificationPolicy()
+    sign_in_challenges: SignInChallengePolicy = SignInChallengePolicy()

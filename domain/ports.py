@@ -263,10 +263,17 @@ class AccessTokenIssuer(Protocol):
     """Signs short-lived access tokens for a user's session."""
 
     def issue(
-        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        email_verified: bool = False,
+        amr: tuple[str, ...] = ("pwd",),
     ) -> AccessToken:
         """A token for the session, whose ``email_verified`` claim says whether the user's
-        address was verified when it was issued."""
+        address was verified when it was issued, and whose ``amr`` claim (RFC 8176) how the
+        session's sign-in was proven."""
         ...
 
 

@@ -15,10 +15,14 @@ from domain.errors import (
     InvalidEmailChangeToken,
     InvalidResetToken,
     InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     InvalidValue,
     InvalidVerificationCode,
     InvalidVerificationToken,
     NoTotpEnrollmentPending,
+    PasskeyCeremonyFailed,
+    PasskeyLimitReached,
+    PasskeyNotFound,
     SessionNotFound,
     TotpAlreadyEnabled,
     TotpNotEnabled,
@@ -51,6 +55,15 @@ from domain.events import (
     UserEnabled,
     UserRegistered,
 )
+from domain.passkeys import (
+    MAX_PASSKEYS,
+    MAX_SPENT_SIGN_IN_CHALLENGES,
+    NewPasskey,
+    Passkey,
+    PasskeyRegistration,
+    VerifiedAssertion,
+    new_challenge,
+)
 from domain.policies import LockoutPolicy, SecurityMailPolicy, SessionPolicy
 from domain.second_factors import (
     TOTP_ENROLLMENT_LIFETIME,
@@ -74,7 +87,15 @@ from domain.secret_tokens import (
     issue_token,
     same_hash,
 )
+from domain.sign_in_challenges import (
+    MAX_SIGN_IN_CHALLENGES,
+    IssuedSignInChallenge,
+    SignInChallenge,
+    SignInFactor,
+    new_webauthn_challenge,
+)
 from domain.values import (
+    AMR_PASSWORD,
     NO_CLIENT_DETAILS,
     ClientDetails,
     Email,
@@ -155,6 +176,16 @@ class User:
     pending_totp: PendingTotpEnrollment | None = None
     # The hashes of the recovery codes not yet used, never the codes.
     recovery_code_hashes: tuple[str, ...] = field(default=(), repr=False)
+    # Sign-ins whose password was right, waiting on a second factor (at most
+    # MAX_SIGN_IN_CHALLENGES, oldest first; expired ones are dropped by the next write of them).
+    sign_in_challenges: tuple[SignInChallenge, ...] = ()
+
+    # WebAuthn credentials, oldest first (at most MAX_PASSKEYS), the registration ceremony begun
+    # and not yet finished, and the digests of the passwordless sign-in challenges spent lately
+    # with when their ceremony expires (a spent one is refused until then; see domain.passkeys).
+    passkeys: tuple[Passkey, ...] = ()
+    passkey_registration: PasskeyRegistration | None = None
+    spent_sign_in_challenges: tuple[tuple[str, datetime], ...] = ()
     events: list[DomainEvent] = field(default_factory=list, repr=False)
     touched: bool = field(default=False, repr=False)
 
@@ -431,11 +462,13 @@ class User:
         policy: SessionPolicy,
         current: Sequence[Session],
         client: ClientDetails = NO_CLIENT_DETAILS,
+        amr: tuple[str, ...] = AMR_PASSWORD,
     ) -> SessionStart:
         """A new session with a fresh refresh token, given the sessions of the current epoch;
         beyond the limit the oldest live session ends (EVICTED), and those found expired end too
         (EXPIRED, at most MAX_ENDED_AT_SIGN_IN - evicted of them; the rest at a later sign-in).
-        ``client``: the device it is opened from, kept with it."""
+        ``client``: the device it is opened from, and ``amr``: how the sign-in was proven (RFC
+        8176), both kept with it."""
         session_id = str(uuid.uuid4())
         token = issue_token(self.id, session_id)
         session = Session(
@@ -446,6 +479,7 @@ class User:
             last_used_at=now,
             epoch=self.session_epoch,
             client=client,
+            amr=amr,
         )
         mine = [s for s in current if s.epoch == self.session_epoch]
         live = sorted(
@@ -569,6 +603,77 @@ class User:
             return SessionsEnded(ended)
         return SessionsEnded(ended, kept, dataclasses.replace(kept, epoch=self.session_epoch))
 
+    # --- sign-in with a second factor --------------------------------------------------------
+    # A sign-in whose password was right, of a user with a second factor, opens no session: it
+    # issues a challenge, and the session opens when a factor is shown against it. The password
+    # alone resets no failure counts (else knowing it would buy endless tries at the codes).
+
+    def sign_in_factors(self) -> tuple[SignInFactor, ...]:
+        """The factors that complete a challenged sign-in of this user; () when sign-in needs
+        none. Recovery codes go with TOTP (they are issued at its enrollment)."""
+        kinds = self.second_factor_kinds()
+        factors: list[SignInFactor] = []
+        if SecondFactorKind.TOTP in kinds:
+            factors += [SignInFactor.TOTP, SignInFactor.RECOVERY_CODE]
+        if SecondFactorKind.PASSKEY in kinds:
+            factors.append(SignInFactor.PASSKEY)
+        return tuple(factors)
+
+    def issue_sign_in_challenge(self, now: datetime, lifetime: timedelta) -> IssuedSignInChallenge:
+        """A new single-use challenge, valid for ``lifetime``: kept as a hash with the user's
+        unexpired ones (beyond MAX_SIGN_IN_CHALLENGES the oldest is dropped)."""
+        token = issue_token(self.id)
+        challenge = SignInChallenge(token.token_hash, now + lifetime, new_webauthn_challenge())
+        kept = [c for c in self.sign_in_challenges if c.is_usable(now)]
+        kept = kept[max(len(kept) - MAX_SIGN_IN_CHALLENGES + 1, 0) :]
+        self.sign_in_challenges = (*kept, challenge)
+        return IssuedSignInChallenge(
+            token.value, challenge.expires_at, self.sign_in_factors(), challenge.webauthn_challenge
+        )
+
+    def sign_in_challenge(self, presented: TokenLookup, now: datetime) -> SignInChallenge:
+        """The usable challenge ``presented`` is the token of; InvalidSignInChallenge when there
+        is none (unknown, expired, used, dropped after wrong codes, another user's)."""
+        found = None
+        for challenge in self.sign_in_challenges:  # no early exit: the time tells nothing
+            if same_hash(challenge.token_hash, presented.token_hash):
+                found = challenge
+        if (
+            found is None
+            or presented.user_id != self.id
+            or presented.session_id is not None
+            or not found.is_usable(now)
+        ):
+            raise InvalidSignInChallenge()
+        return found
+
+    def count_wrong_code(
+        self,
+        challenge: SignInChallenge,
+        now: datetime,
+        lockout: LockoutPolicy,
+        max_wrong_codes: int,
+    ) -> bool:
+        """A wrong code was shown against ``challenge``: it counts toward the lock-out as a wrong
+        password does (the return value: whether it begins one, see record_failed_login), and
+        toward the challenge's limit (at ``max_wrong_codes`` the challenge is dropped)."""
+        kept: list[SignInChallenge] = []
+        for stored in self.sign_in_challenges:
+            if stored is not challenge:
+                kept += [stored] if stored.is_usable(now) else []
+            elif stored.wrong_codes + 1 < max_wrong_codes:
+                kept.append(dataclasses.replace(stored, wrong_codes=stored.wrong_codes + 1))
+        self.sign_in_challenges = tuple(kept)
+        return self.record_failed_login(now, lockout)
+
+    def complete_sign_in(self, challenge: SignInChallenge, now: datetime) -> None:
+        """A factor was shown against ``challenge``: it is spent (expired ones go with it), and
+        the sign-in succeeded (the failures in a row end); start_session follows."""
+        self.sign_in_challenges = tuple(
+            c for c in self.sign_in_challenges if c is not challenge and c.is_usable(now)
+        )
+        self.record_successful_login()
+
     # --- password ----------------------------------------------------------------------------
 
     def upgrade_password_hash(self, password_hash: str) -> None:
@@ -586,6 +691,8 @@ class User:
         # access token of it) may have asked for them, so the owner's recovery voids them.
         self.password_reset = None
         self.pending_email_change = None
+        # So are the sign-ins that proved the old password and wait on a second factor.
+        self.sign_in_challenges = ()
         self._touch(now)
         self._record(PasswordChanged(self.id.value, now, reason=reason))
 
@@ -629,6 +736,8 @@ class User:
         kinds: set[SecondFactorKind] = set()
         if self.totp is not None:
             kinds.add(SecondFactorKind.TOTP)
+        if self.passkeys:
+            kinds.add(SecondFactorKind.PASSKEY)
         return frozenset(kinds)
 
     @property
@@ -731,16 +840,115 @@ class User:
         self._record(SecondFactorRemoved(self.id.value, now, SecondFactorKind.TOTP, TOTP_FACTOR_ID))
 
     def reset_second_factors(self, now: datetime) -> frozenset[SecondFactorKind]:
-        """An administrator removes every second factor, a pending enrollment and the recovery
-        codes (SecondFactorsReset); the kinds that were on are returned. Nothing happens, and no
-        event, when the user had none of them."""
+        """An administrator removes every second factor (TOTP and every passkey), a pending
+        enrollment or passkey registration and the recovery codes (SecondFactorsReset); the kinds
+        that were on are returned. Nothing happens, and no event, when the user had none of
+        them."""
         removed = self.second_factor_kinds()
-        if not removed and self.pending_totp is None and not self.recovery_code_hashes:
+        pending = self.pending_totp is not None or self.passkey_registration is not None
+        if not removed and not pending and not self.recovery_code_hashes:
             return removed
         self.totp, self.pending_totp, self.recovery_code_hashes = None, None, ()
+        self.passkeys, self.passkey_registration = (), None
         self._touch(now)
         self._record(SecondFactorsReset(self.id.value, now))
         return removed
+
+    # --- passkeys -----------------------------------------------------------------------------
+
+    def passkey(self, passkey_id: str) -> Passkey | None:
+        return next((p for p in self.passkeys if p.passkey_id == passkey_id), None)
+
+    def begin_passkey_registration(self, now: datetime, lifetime: timedelta) -> bytes:
+        """A new registration ceremony, replacing any unfinished one: its challenge.
+        PasskeyLimitReached when the account holds MAX_PASSKEYS already."""
+        if len(self.passkeys) >= MAX_PASSKEYS:
+            raise PasskeyLimitReached(MAX_PASSKEYS)
+        challenge = new_challenge()
+        self.passkey_registration = PasskeyRegistration(challenge, now + lifetime)
+        return challenge
+
+    def passkey_registration_challenge(self, now: datetime) -> bytes:
+        """The challenge of the registration ceremony under way; PasskeyCeremonyFailed when
+        none is (never begun, finished, expired)."""
+        pending = self.passkey_registration
+        if pending is None or not pending.is_usable(now):
+            raise PasskeyCeremonyFailed()
+        return pending.challenge
+
+    def add_passkey(self, new: NewPasskey, name: str, now: datetime) -> Passkey:
+        """Keep the passkey a verified registration yielded, ending its ceremony (it is single
+        use): SecondFactorAdded. PasskeyCeremonyFailed when the account has this credential
+        already (the options excluded it); PasskeyLimitReached at the limit."""
+        self.passkey_registration_challenge(now)
+        if self.passkey(new.passkey_id) is not None:
+            raise PasskeyCeremonyFailed()
+        if len(self.passkeys) >= MAX_PASSKEYS:
+            raise PasskeyLimitReached(MAX_PASSKEYS)
+        passkey = Passkey(
+            passkey_id=new.passkey_id,
+            public_key=new.public_key,
+            sign_count=new.sign_count,
+            name=name,
+            created_at=now,
+            transports=new.transports,
+            backup_eligible=new.backup_eligible,
+            backed_up=new.backed_up,
+        )
+        self.passkeys = (*self.passkeys, passkey)
+        self.passkey_registration = None
+        self._touch(now)
+        self._record(
+            SecondFactorAdded(
+                self.id.value, now, kind=SecondFactorKind.PASSKEY, factor_id=passkey.passkey_id
+            )
+        )
+        return passkey
+
+    def remove_passkey(self, passkey_id: str, now: datetime) -> Passkey:
+        """Drop one passkey (SecondFactorRemoved); PasskeyNotFound unless the account has it."""
+        removed = self.passkey(passkey_id)
+        if removed is None:
+            raise PasskeyNotFound()
+        self.passkeys = tuple(p for p in self.passkeys if p.passkey_id != passkey_id)
+        self._touch(now)
+        self._record(
+            SecondFactorRemoved(
+                self.id.value, now, kind=SecondFactorKind.PASSKEY, factor_id=passkey_id
+            )
+        )
+        return removed
+
+    def use_passkey(
+        self,
+        passkey_id: str,
+        verified: VerifiedAssertion,
+        now: datetime,
+        *,
+        spent: tuple[str, datetime] | None = None,
+    ) -> None:
+        """Record a verified assertion of the passkey: its new counter, its use, and ``spent``
+        (the digest of the sign-in challenge it answered, and its ceremony's expiry), which no
+        later assertion may answer again. PasskeyCeremonyFailed when that challenge was spent
+        already, or a counter that counts did not go up (a cloned authenticator, or a replay),
+        or too many ceremonies are still unexpired to remember one more."""
+        passkey = self.passkey(passkey_id)
+        if passkey is None:
+            raise PasskeyCeremonyFailed()
+        counting = verified.sign_count > 0 or passkey.sign_count > 0
+        if counting and verified.sign_count <= passkey.sign_count:
+            raise PasskeyCeremonyFailed()
+        if spent is not None:
+            live = [(d, until) for d, until in self.spent_sign_in_challenges if now < until]
+            if any(digest == spent[0] for digest, _ in live):
+                raise PasskeyCeremonyFailed()
+            if len(live) >= MAX_SPENT_SIGN_IN_CHALLENGES:
+                raise PasskeyCeremonyFailed()
+            self.spent_sign_in_challenges = (*live, spent)
+        used = dataclasses.replace(
+            passkey, sign_count=verified.sign_count, last_used_at=now, backed_up=verified.backed_up
+        )
+        self.passkeys = tuple(used if p.passkey_id == passkey_id else p for p in self.passkeys)
 
     # --- security mail limits ------------------------------------------------------------------
 
@@ -785,6 +993,7 @@ class User:
         self.password_reset = None
         self.pending_email_change = None
         self.email_verification = None
+        self.sign_in_challenges = ()
 
     def enable(self, now: datetime) -> None:
         if self.status is not UserStatus.ACTIVE:

@@ -222,6 +222,15 @@ class ClientDetails:
 NO_CLIENT_DETAILS = ClientDetails()
 
 
+# Authentication method references (RFC 8176) an access token's ``amr`` claim lists: a password
+# alone, a password and a one-time code (TOTP or a recovery code), a password and a passkey, a
+# passkey alone.
+AMR_PASSWORD: tuple[str, ...] = ("pwd",)
+AMR_PASSWORD_AND_OTP: tuple[str, ...] = ("pwd", "otp")
+AMR_PASSWORD_AND_KEY: tuple[str, ...] = ("pwd", "hwk")
+AMR_KEY: tuple[str, ...] = ("hwk",)
+
+
 @dataclass(frozen=True)
 class Session:
     """One signed-in device: its current refresh token (as a hash) and the tokens it replaced.
@@ -247,6 +256,9 @@ class Session:
     epoch: int = 0
     # The device it was opened from, as the calling service told at sign-in; kept on refresh.
     client: ClientDetails = NO_CLIENT_DETAILS
+    # How its sign-in was proven (RFC 8176 values, see AMR_PASSWORD): every access token the
+    # session issues, refreshed ones too, carries it as its ``amr`` claim.
+    amr: tuple[str, ...] = AMR_PASSWORD
 
     def is_live(self, now: datetime, idle_lifetime: timedelta) -> bool:
         return now < self.ends_at(idle_lifetime)

@@ -29,7 +29,8 @@ Versions:
      version 4 item, so it never overwrites one and drops what version 4 recorded.
   5  second factors: ``Totp`` (the confirmed factor: its sealed secret, when it was confirmed,
      the last time step a code was accepted at), ``PendingTotp`` (an enrollment not yet
-     confirmed), ``RecoveryCodes`` (hashes of the unused codes), and the passkeys' attributes
+     confirmed), ``RecoveryCodes`` (hashes of the unused codes), ``SignInChallenges`` (sign-ins
+     waiting on a second factor, their tokens as hashes), and the passkeys' attributes
      (persistence.schema). An item of version 4 has none: its user has no second factor. Code of
      version 4 refuses a version 5 item, so it never overwrites one and drops the user's second
      factors (which would let a password alone sign in again).

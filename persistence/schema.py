@@ -47,6 +47,23 @@ reads only users:
                         SHA-256("<user id>:<normalized code>"), 16 bytes each, one after the
                         other (ten: 160 bytes; the codes carry 80 random bits each: see
                         domain.second_factors); absent when none remain
+  SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
+                        signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
+                        second factor (CompleteSignIn); the single-use token only as its SHA-256;
+                        at most 4, expired ones dropped by the next write of them; absent when
+                        none
+  Passkeys           L  of M {Id (the WebAuthn credential id, base64url), PublicKey (its COSE
+                        key, base64url; not a secret), SignCount N, Name, CreatedAt, LastUsedAt
+                        (absent until used), Transports (comma-separated hints; absent when
+                        none), Backup N (bit 0: backup eligible, bit 1: backed up)}: the user's
+                        passkeys, oldest first, at most 10; absent when none. Each adds about
+                        300 bytes with a 16-byte credential id (a P-256 key is 77 bytes of COSE)
+  PasskeyRegistration M {Challenge (base64url; a public nonce), ExpiresAt}: a passkey
+                        registration begun and not yet finished (about 120 bytes); absent when none
+  PasskeySignIns     M  {<digest>: ExpiresAt}: the passwordless sign-in challenges spent lately,
+                        each as 16 bytes of its SHA-256 (base64url), until its ceremony expires
+                        (5 min): a second use is refused; pruned at the next sign-in, at most 32
+                        (about 70 bytes each)
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
@@ -99,6 +116,9 @@ one costs the same however many its user holds, and ending them all is one write
   UserAgent, IpAddress, DeviceLabel   S  the client details given at sign-in, each only when
                         given: a user agent (<= 512 printable), an IP address (canonical form),
                         a device label (<= 64 printable); kept across refreshes
+  Amr                L  of S: how the sign-in was proven, RFC 8176 values (["pwd"], ["pwd", "otp"],
+                        ...), the access tokens' amr claim; kept across refreshes; absent on
+                        items written before it: ["pwd"]
   ExpireAt           N  epoch seconds: min(ExpiresAt, LastUsedAt + idle lifetime), the table's TTL
                         attribute: DynamoDB deletes the item some time after (free); sessions of
                         an earlier epoch are left to it

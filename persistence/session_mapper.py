@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from domain.errors import StorageError
-from domain.values import ClientDetails, Session
+from domain.values import AMR_PASSWORD, ClientDetails, Session
 from persistence.schema import session_key
 from persistence.user_mapper import optional_time_value, parse_time_value, time_value
 
@@ -70,6 +70,8 @@ def _session_fields(session: Session) -> Item:
     if session.retired_token_hashes:
         # A list, not a string set: the order says which hashes are the oldest to drop.
         fields["RetiredTokenHashes"] = {"L": [{"S": h} for h in session.retired_token_hashes]}
+    # A list: RFC 8176 values in the order the token's claim lists them.
+    fields["Amr"] = {"L": [{"S": method} for method in session.amr]}
     # Each only when given (DynamoDB keeps no empty key attributes; an absent one reads as "").
     for name, value in _client_fields(session.client):
         if value:
@@ -109,4 +111,6 @@ def _fields_to_session(fields: Item, epoch: int) -> Session:
         ),
         epoch=epoch,
         client=_fields_to_client(fields),
+        # Sessions stored before sign-ins had second factors were all opened with a password.
+        amr=tuple(m["S"] for m in fields["Amr"]["L"]) if "Amr" in fields else AMR_PASSWORD,
     )

@@ -12,6 +12,7 @@ from domain.second_factors import (
     SealedSecret,
     TotpFactor,
 )
+from domain.sign_in_challenges import SignInChallenge
 from domain.user import User, UserStatus
 from domain.values import (
     Email,
@@ -22,6 +23,12 @@ from domain.values import (
     UserId,
 )
 from persistence.item_upgrades import upgrade_item
+from persistence.passkey_mapper import (
+    passkey_attributes,
+    passkeys_of,
+    registration_of,
+    spent_sign_ins_of,
+)
 from persistence.schema import EMAIL_INDEX, SCHEMA_VERSION
 
 Item = dict[str, Any]
@@ -67,6 +74,15 @@ def user_to_item(user: User, *, version: int, revision: int, event_seq: int) -> 
     if user.recovery_code_hashes:
         # One binary value, 16 bytes a hash: 160 bytes for ten (a list of hex strings: 666).
         item["RecoveryCodes"] = {"B": b"".join(bytes.fromhex(h) for h in user.recovery_code_hashes)}
+    if user.sign_in_challenges:
+        item["SignInChallenges"] = {
+            "L": [_challenge_to_map(challenge) for challenge in user.sign_in_challenges]
+        }
+    item.update(
+        passkey_attributes(
+            user.passkeys, user.passkey_registration, user.spent_sign_in_challenges, _time
+        )
+    )
     if user.security_mail_sent_at:
         item["SecurityMailSentAt"] = {"L": [_time(sent) for sent in user.security_mail_sent_at]}
     # No REFRESH_TOKEN_INDEX attribute: no request path reads that index, and writing its key
@@ -122,6 +138,14 @@ def item_to_user(item: Item) -> User:
             totp=_map_to_totp(totp) if totp is not None else None,
             pending_totp=_map_to_pending_totp(pending_totp) if pending_totp is not None else None,
             recovery_code_hashes=_recovery_hashes(item.get("RecoveryCodes", {"B": b""})["B"]),
+            # Absent when no sign-in waits on a second factor.
+            sign_in_challenges=tuple(
+                _map_to_challenge(entry) for entry in item.get("SignInChallenges", {"L": []})["L"]
+            ),
+            # Absent when the user has none (and on every item from before passkeys existed).
+            passkeys=passkeys_of(item, _parse_time),
+            passkey_registration=registration_of(item, _parse_time),
+            spent_sign_in_challenges=spent_sign_ins_of(item, _parse_time),
         )
     except (KeyError, TypeError, ValueError) as error:
         item_id = item.get("Id", {}).get("S", "?")
@@ -204,6 +228,27 @@ def _map_to_verification(value: Item) -> EmailVerification:
         code_salt=fields["CodeSalt"]["S"],
         requested_at=_parse_time(fields["RequestedAt"]),
         expires_at=_parse_time(fields["ExpiresAt"]),
+        wrong_codes=int(fields["WrongCodes"]["N"]),
+    )
+
+
+def _challenge_to_map(challenge: SignInChallenge) -> Item:
+    return {
+        "M": {
+            "TokenHash": _s(challenge.token_hash),
+            "ExpiresAt": _time(challenge.expires_at),
+            "WebAuthnChallenge": {"B": challenge.webauthn_challenge},
+            "WrongCodes": _n(challenge.wrong_codes),
+        }
+    }
+
+
+def _map_to_challenge(value: Item) -> SignInChallenge:
+    fields = value["M"]
+    return SignInChallenge(
+        token_hash=fields["TokenHash"]["S"],
+        expires_at=_parse_time(fields["ExpiresAt"]),
+        webauthn_challenge=bytes(fields["WebAuthnChallenge"]["B"]),
         wrong_codes=int(fields["WrongCodes"]["N"]),
     )
 

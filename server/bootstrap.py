@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health
 
 from domain.pagination import EventPageTokenCodec, PageTokenCodec
+from domain.passkeys import SignInCeremonyCodec
 from domain.password_policy import common_passwords
 from domain.ports import Clock
 from domain.use_cases.sessions import session_in_force
@@ -156,6 +157,9 @@ async def build_service(
         event_page_tokens=EventPageTokenCodec(page_token_key),
         event_streams=event_streams,
         totp_codes=from_settings.totp_codes(settings),
+        webauthn=from_settings.relying_party(settings),
+        # Sealed with the page tokens' key: its format byte keeps either from passing for the other.
+        passkey_ceremonies=SignInCeremonyCodec(page_token_key),
     )
     health_servicer = health.aio.HealthServicer()
     health_loop = HealthLoop(

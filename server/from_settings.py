@@ -17,6 +17,7 @@ from domain.policies import (
     LockoutPolicy,
     SecurityMailPolicy,
     SessionPolicy,
+    SignInChallengePolicy,
     VerificationPolicy,
 )
 from domain.ports import Notifier, TotpCodes
@@ -31,6 +32,7 @@ from server.crypto.access_tokens import (
 )
 from server.crypto.tls import server_credentials
 from server.crypto.totp_keys import SealedTotpCodes, TotpKeyError, TotpKeyRing
+from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
 from server.interceptors.caller_auth import CallerAuthInterceptor
 from server.mail.compose import MailComposer
 from server.mail.links import LinkTemplates
@@ -70,6 +72,19 @@ def auth_policy(settings: Settings) -> AuthPolicy:
             max_code_attempts=settings.verification_code_max_attempts,
             required_for_sign_in=settings.requires_verified_email,
         ),
+        sign_in_challenges=SignInChallengePolicy(
+            lifetime=timedelta(seconds=settings.sign_in_challenge_lifetime_seconds),
+            max_wrong_codes=settings.sign_in_challenge_max_wrong_codes,
+        ),
+    )
+
+
+def relying_party(settings: Settings) -> PyWebAuthnRelyingParty:
+    """The WebAuthn relying party passkeys are registered with and signed in to."""
+    return PyWebAuthnRelyingParty(
+        rp_id=settings.webauthn_rp_id,
+        rp_name=settings.webauthn_rp_name or settings.product_name,
+        origins=settings.webauthn_origins,
     )
 
 

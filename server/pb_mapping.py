@@ -13,10 +13,14 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from domain.events import DomainEvent, RecordedEvent
+from domain.passkeys import Passkey
+from domain.sign_in_challenges import SignInFactor
 from domain.use_cases.accounts import UserLookup, UsersPage
 from domain.use_cases.events import UserEventsPage
+from domain.use_cases.passkeys import PasskeyRegistrationBegun, PasskeySignInBegun
+from domain.use_cases.second_factor_sign_in import Proof, ProofKind
 from domain.use_cases.second_factors import RecoveryCodesIssued, TotpEnrollment
-from domain.use_cases.sessions import SessionTokens, SessionView
+from domain.use_cases.sessions import SessionTokens, SessionView, SignInChallenged
 from domain.user import User, UserStatus
 from domain.values import ClientDetails
 
@@ -44,6 +48,7 @@ def user_to_pb(user: User) -> pb.User:
         ),
         totp_enabled=user.totp is not None,
         recovery_codes_remaining=user.recovery_codes_remaining,
+        passkey_count=len(user.passkeys),
     )
 
 
@@ -71,6 +76,29 @@ def authenticated_to_pb(tokens: SessionTokens) -> pb.AuthenticateResponse:
         user=user_to_pb(tokens.user),
         session_id=tokens.session_id,
     )
+
+
+def signed_in_to_pb(
+    outcome: SessionTokens | SignInChallenged, passkey_request_options_json: str = ""
+) -> pb.AuthenticateResponse:
+    """Authenticate's reply: the tokens, or (no token, no user) the challenge that waits on a
+    second factor, with the request options for the user's passkeys when it has any."""
+    if isinstance(outcome, SessionTokens):
+        return authenticated_to_pb(outcome)
+    issued = outcome.challenge
+    return pb.AuthenticateResponse(
+        challenge=pb.SignInChallenge(
+            challenge_token=issued.token,
+            factors=[_FACTOR_TO_PB[factor] for factor in issued.factors],
+            expires_at=_timestamp(issued.expires_at),
+            passkey_request_options_json=passkey_request_options_json,
+        )
+    )
+
+
+_FACTOR_TO_PB: dict[SignInFactor, pb.SignInFactor.ValueType] = {
+    factor: pb.SignInFactor.Value(f"SIGN_IN_FACTOR_{factor.name}") for factor in SignInFactor
+}
 
 
 def refreshed_to_pb(tokens: SessionTokens) -> pb.RefreshSessionResponse:
@@ -191,4 +219,51 @@ def _timestamp(moment: datetime) -> Timestamp:
     return Timestamp(
         seconds=since_epoch.days * 86_400 + since_epoch.seconds,
         nanos=since_epoch.microseconds * 1_000,
+    )
+
+
+def proof_from_pb(request: pb.CompleteSignInRequest) -> Proof | None:
+    """The second factor CompleteSignIn was given (None: none)."""
+    which = request.WhichOneof("proof")
+    if which == "totp_code":
+        return Proof(ProofKind.TOTP_CODE, request.totp_code)
+    if which == "recovery_code":
+        return Proof(ProofKind.RECOVERY_CODE, request.recovery_code)
+    if which == "passkey_credential_json":
+        return Proof(ProofKind.PASSKEY, request.passkey_credential_json)
+    return None
+
+
+def passkey_to_pb(passkey: Passkey) -> pb.Passkey:
+    """A passkey as its owner sees it: never its public key."""
+    return pb.Passkey(
+        passkey_id=passkey.passkey_id,
+        name=passkey.name,
+        created_at=_timestamp(passkey.created_at),
+        last_used_at=(
+            _timestamp(passkey.last_used_at) if passkey.last_used_at is not None else None
+        ),
+        transports=list(passkey.transports),
+        backup_eligible=passkey.backup_eligible,
+        backed_up=passkey.backed_up,
+    )
+
+
+def passkeys_to_pb(passkeys: tuple[Passkey, ...]) -> pb.ListPasskeysResponse:
+    return pb.ListPasskeysResponse(passkeys=[passkey_to_pb(p) for p in passkeys])
+
+
+def passkey_registration_to_pb(
+    begun: PasskeyRegistrationBegun,
+) -> pb.BeginPasskeyRegistrationResponse:
+    return pb.BeginPasskeyRegistrationResponse(
+        options_json=begun.options_json, expires_at=_timestamp(begun.expires_at)
+    )
+
+
+def passkey_sign_in_to_pb(begun: PasskeySignInBegun) -> pb.BeginPasskeySignInResponse:
+    return pb.BeginPasskeySignInResponse(
+        options_json=begun.options_json,
+        ceremony_token=begun.ceremony_token,
+        expires_at=_timestamp(begun.expires_at),
     )

@@ -116,6 +116,8 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "EnableUser": role_only(USERS_ADMIN),
     # Sessions: a refresh token is itself the proof of its session, whoever passes it on.
     "Authenticate": ANY_CALLER,
+    # The challenge's token, from Authenticate after the right password, is the proof.
+    "CompleteSignIn": ANY_CALLER,
     "RefreshSession": ANY_CALLER,
     "Logout": ANY_CALLER,
     "LogoutAll": own_user_or("user_id", SESSIONS_ADMIN),
@@ -150,6 +152,14 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     ),
     "RegenerateRecoveryCodes": own_user_or("user_id", USERS_WRITE),
     "ResetSecondFactors": role_only(USERS_ADMIN),
+    # Passkeys: their owner, or a service acting for any user; a passwordless sign-in is proven
+    # by the assertion itself, whoever passes it on (as Authenticate by the password).
+    "BeginPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
+    "FinishPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
+    "ListPasskeys": own_user_or("user_id", USERS_WRITE),
+    "RemovePasskey": own_user_or("user_id", USERS_WRITE),
+    "BeginPasskeySignIn": ANY_CALLER,
+    "FinishPasskeySignIn": ANY_CALLER,
 }
 
 

@@ -9,6 +9,7 @@ from biome.user.v1 import user_service_pb2_grpc
 from grpc.aio import ServicerContext as Context
 
 from domain.pagination import EventPageTokenCodec, PageTokenCodec
+from domain.passkeys import SignInCeremonyCodec, WebAuthn
 from domain.policies import AuthPolicy
 from domain.ports import (
     AccessTokenIssuer,
@@ -27,7 +28,9 @@ from domain.use_cases import (
     accounts,
     email_change,
     events,
+    passkeys,
     passwords,
+    second_factor_sign_in,
     second_factors,
     sessions,
     verification,
@@ -42,9 +45,15 @@ from server.pb_mapping import (
     event_to_pb,
     jwks_to_pb,
     lookups_to_pb,
+    passkey_registration_to_pb,
+    passkey_sign_in_to_pb,
+    passkey_to_pb,
+    passkeys_to_pb,
+    proof_from_pb,
     recovery_codes_to_pb,
     refreshed_to_pb,
     sessions_to_pb,
+    signed_in_to_pb,
     totp_confirmed_to_pb,
     totp_enrollment_to_pb,
     user_events_page_to_pb,
@@ -74,6 +83,8 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         event_page_tokens: EventPageTokenCodec,
         event_streams: EventStreams,
         totp_codes: TotpCodes | None = None,
+        webauthn: WebAuthn,
+        passkey_ceremonies: SignInCeremonyCodec,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
@@ -94,6 +105,8 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             lock_notices=self._lock_notices,
             notices=SecondFactorNotices(notifier, later),
         )
+        self._webauthn = webauthn
+        self._passkey_ceremonies = passkey_ceremonies
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -184,7 +197,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             ip_address=request.client.ip_address,
             device_label=request.client.device_label,
         )
-        return authenticated_to_pb(tokens)
+        return signed_in_to_pb(tokens, passkeys.second_factor_options(self._webauthn, tokens))
 
     async def RefreshSession(
         self,
@@ -461,3 +474,103 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             self._uow(), self._clock, self._second_factors, user_id=request.user_id
         )
         return user_to_pb(user)
+
+    async def CompleteSignIn(
+        self,
+        request: pb.CompleteSignInRequest,
+        context: Context[pb.CompleteSignInRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        tokens = await second_factor_sign_in.complete_sign_in(
+            self._uow(),
+            self._issuer,
+            self._clock,
+            self._policy,
+            self._lock_notices,
+            self._second_factors.codes,
+            self._webauthn,
+            challenge_token=request.challenge_token,
+            proof=proof_from_pb(request),
+            user_agent=request.client.user_agent,
+            ip_address=request.client.ip_address,
+            device_label=request.client.device_label,
+        )
+        return authenticated_to_pb(tokens)
+
+    async def BeginPasskeyRegistration(
+        self,
+        request: pb.BeginPasskeyRegistrationRequest,
+        context: Context[pb.BeginPasskeyRegistrationRequest, pb.BeginPasskeyRegistrationResponse],
+    ) -> pb.BeginPasskeyRegistrationResponse:
+        begun = await passkeys.begin_passkey_registration(
+            self._uow(), self._webauthn, self._clock, user_id=request.user_id
+        )
+        return passkey_registration_to_pb(begun)
+
+    async def FinishPasskeyRegistration(
+        self,
+        request: pb.FinishPasskeyRegistrationRequest,
+        context: Context[pb.FinishPasskeyRegistrationRequest, pb.Passkey],
+    ) -> pb.Passkey:
+        passkey = await passkeys.finish_passkey_registration(
+            self._uow(),
+            self._webauthn,
+            self._clock,
+            self._notifier,
+            self._later,
+            user_id=request.user_id,
+            credential_json=request.credential_json,
+            name=request.name,
+        )
+        return passkey_to_pb(passkey)
+
+    async def ListPasskeys(
+        self,
+        request: pb.ListPasskeysRequest,
+        context: Context[pb.ListPasskeysRequest, pb.ListPasskeysResponse],
+    ) -> pb.ListPasskeysResponse:
+        return passkeys_to_pb(await passkeys.list_passkeys(self._uow(), user_id=request.user_id))
+
+    async def RemovePasskey(
+        self,
+        request: pb.RemovePasskeyRequest,
+        context: Context[pb.RemovePasskeyRequest, pb.RemovePasskeyResponse],
+    ) -> pb.RemovePasskeyResponse:
+        await passkeys.remove_passkey(
+            self._uow(),
+            self._clock,
+            self._notifier,
+            self._later,
+            user_id=request.user_id,
+            passkey_id=request.passkey_id,
+        )
+        return pb.RemovePasskeyResponse()
+
+    async def BeginPasskeySignIn(
+        self,
+        request: pb.BeginPasskeySignInRequest,
+        context: Context[pb.BeginPasskeySignInRequest, pb.BeginPasskeySignInResponse],
+    ) -> pb.BeginPasskeySignInResponse:
+        begun = passkeys.begin_passkey_sign_in(
+            self._webauthn, self._passkey_ceremonies, self._clock
+        )
+        return passkey_sign_in_to_pb(begun)
+
+    async def FinishPasskeySignIn(
+        self,
+        request: pb.FinishPasskeySignInRequest,
+        context: Context[pb.FinishPasskeySignInRequest, pb.AuthenticateResponse],
+    ) -> pb.AuthenticateResponse:
+        tokens = await passkeys.finish_passkey_sign_in(
+            self._uow(),
+            self._webauthn,
+            self._passkey_ceremonies,
+            self._issuer,
+            self._clock,
+            self._policy,
+            ceremony_token=request.ceremony_token,
+            credential_json=request.credential_json,
+            user_agent=request.client.user_agent,
+            ip_address=request.client.ip_address,
+            device_label=request.client.device_label,
+        )
+        return authenticated_to_pb(tokens)

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
 from server.crypto.totp_keys import TotpKeyRing
+from server.crypto.webauthn_settings import check_origins, check_rp_id, parse_origins
 from server.mail.links import check_link_template
 from server.operations.cpus import usable_cpus
 from server.roles import check_roles
@@ -172,6 +173,17 @@ class Settings(BaseSettings):
     totp_enabled: bool = True
     totp_issuer: str | None = Field(default=None, min_length=1, max_length=100)
     totp_encryption_keys: SecretStr | None = None
+    # Passkeys (WebAuthn): the relying party's id (the registrable domain passkeys are bound to),
+    # the name authenticators show (empty: the product name), and the origins whose pages run the
+    # ceremonies (comma-separated; https in production, but for localhost).
+    webauthn_rp_id: str = "localhost"
+    webauthn_rp_name: str | None = Field(default=None, max_length=100)
+    webauthn_origins: Annotated[tuple[str, ...], NoDecode] = ("http://localhost:8080",)
+
+    # Sign-in with a second factor: how long Authenticate's challenge waits for CompleteSignIn,
+    # and how many wrong codes it survives.
+    sign_in_challenge_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    sign_in_challenge_max_wrong_codes: int = Field(default=3, ge=1, le=10)
 
     # Caller authentication (internal services).
     tls_cert_file: Path | None = None
@@ -210,6 +222,21 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL such as http://localhost:8000")
         return value
+
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _rp_id_is_a_host(cls, value: str) -> str:
+        return check_rp_id(value)
+
+    @field_validator("webauthn_origins", mode="before")
+    @classmethod
+    def _origins_are_listed(cls, value: object) -> object:
+        return parse_origins(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _origins_belong_to_the_rp_id(self) -> Settings:
+        check_origins(self.webauthn_origins, self.webauthn_rp_id, production=self.is_production)
+        return self
 
     @field_validator("client_cert_roles")
     @classmethod

@@ -25,8 +25,12 @@ from domain.errors import (
     InvalidRefreshToken,
     InvalidResetToken,
     InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     InvalidVerificationCode,
     InvalidVerificationToken,
+    PasskeyCeremonyFailed,
+    PasskeyLimitReached,
+    PasskeyNotFound,
     SecondFactorPrecondition,
     SecurityMailLimited,
     SessionNotFound,
@@ -68,7 +72,7 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
             ]
         )
         return status_with(code_pb2.INVALID_ARGUMENT, str(error), bad_request)
-    if isinstance(error, (UserNotFound, SessionNotFound)):
+    if isinstance(error, (UserNotFound, SessionNotFound, PasskeyNotFound)):
         return status_with(code_pb2.NOT_FOUND, str(error))
     if isinstance(error, EmailAlreadyRegistered):
         return status_with(code_pb2.ALREADY_EXISTS, str(error))
@@ -102,8 +106,19 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
     # As a bad reset token, and naming the field that was not good: the link or the code.
     if isinstance(error, InvalidVerificationToken):
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("token", error))
+    if isinstance(error, InvalidSignInChallenge):
+        return status_with(
+            code_pb2.UNAUTHENTICATED, str(error), _bad_field("challenge_token", error)
+        )
     if isinstance(error, InvalidVerificationCode):
         return status_with(code_pb2.UNAUTHENTICATED, str(error), _bad_field("code", error))
+    # A passkey response that does not verify: as a wrong code, naming the field it came in.
+    if isinstance(error, PasskeyCeremonyFailed):
+        return status_with(
+            code_pb2.UNAUTHENTICATED, str(error), _bad_field("credential_json", error)
+        )
+    if isinstance(error, PasskeyLimitReached):
+        return status_with(code_pb2.FAILED_PRECONDITION, str(error))
     if isinstance(error, UndecodableRequest):
         violation = error_details_pb2.BadRequest.FieldViolation(
             field="", description=UndecodableRequest.DESCRIPTION

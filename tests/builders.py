@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.use_cases.sessions import SessionTokens, SignInChallenged
 from domain.user import User
 from domain.values import Email, PasswordReset, PersonName, Session, UserId
 
@@ -49,3 +50,9 @@ def state_of(user: User) -> dict[str, Any]:
     """Every stored field of a user (not its pending events), for comparing two reads."""
     fields = dataclasses.fields(user)
     return {field.name: getattr(user, field.name) for field in fields if field.name != "events"}
+
+
+def session_tokens(result: SessionTokens | SignInChallenged) -> SessionTokens:
+    """The tokens of a sign-in that needed no second factor (the test fails on a challenge)."""
+    assert isinstance(result, SessionTokens), "the sign-in asked for a second factor"
+    return result

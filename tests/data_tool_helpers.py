@@ -16,7 +16,7 @@ from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.table_initializer import ensure_tables
 from persistence.unit_of_work import DynamoUnitOfWork
 from persistence.user_mapper import user_to_item
-from tests.builders import new_user
+from tests.builders import new_user, session_tokens
 from tests.fakes import (
     FakeAccessTokenIssuer,
     FakePasswordHasher,
@@ -53,15 +53,17 @@ async def sign_up(client: Any, tables: TableNames, clock: FixedClock, email: str
         first_name="Ada",
         last_name="Lovelace",
     )
-    tokens = await authenticate(
-        DynamoUnitOfWork(client, tables),
-        FakePasswordHasher(),
-        FakeAccessTokenIssuer(),
-        clock,
-        POLICY,
-        recorded_lock_notices(),
-        email=email,
-        password=PASSWORD,
+    tokens = session_tokens(
+        await authenticate(
+            DynamoUnitOfWork(client, tables),
+            FakePasswordHasher(),
+            FakeAccessTokenIssuer(),
+            clock,
+            POLICY,
+            recorded_lock_notices(),
+            email=email,
+            password=PASSWORD,
+        )
     )
     return SignedUp(user.id.value, email, tokens.refresh_token)
 

@@ -350,14 +350,22 @@ class FakeAccessTokenIssuer:
     def __init__(self, lifetime_seconds: int = 900) -> None:
         self.lifetime_seconds = lifetime_seconds
         self.issued = 0
-        # The email_verified claim of each token issued, in order.
+        # The email_verified and amr claims of each token issued, in order.
         self.email_verified_claims: list[bool] = []
+        self.amr_claims: list[tuple[str, ...]] = []
 
     def issue(
-        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        email_verified: bool = False,
+        amr: tuple[str, ...] = ("pwd",),
     ) -> AccessToken:
         self.issued += 1
         self.email_verified_claims.append(email_verified)
+        self.amr_claims.append(amr)
         return AccessToken(f"access:{user_id}:{session_id}:{self.issued}", self.lifetime_seconds)
 
 

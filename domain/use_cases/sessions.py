@@ -28,6 +28,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.secret_tokens import TokenLookup, parse_token
+from domain.sign_in_challenges import IssuedSignInChallenge
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
@@ -74,17 +75,13 @@ async def authenticate(
     user_agent: str = "",
     ip_address: str = "",
     device_label: str = "",
-) -> SessionTokens:
+) -> SessionTokens | SignInChallenged:
+    """Sign in with email and password: the new session's tokens; or, when the user has a
+    second factor, a challenge instead (no session yet: CompleteSignIn opens it)."""
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
         presented = check.parse("password", Password.presented, password)
-        client = ClientDetails(
-            user_agent=check.parse("client.user_agent", ClientDetails.parse_user_agent, user_agent),
-            ip_address=check.parse("client.ip_address", ClientDetails.parse_ip_address, ip_address),
-            device_label=check.parse(
-                "client.device_label", ClientDetails.parse_device_label, device_label
-            ),
-        )
+        client = parse_client(check, user_agent, ip_address, device_label)
     async with uow:
         user = await uow.users.get_by_email(parsed_email)
     if user is None:
@@ -99,10 +96,10 @@ async def authenticate(
         raise AuthenticationFailed()
     # Only a caller who proved the password learns the account's state.
     check_may_sign_in(user)
-    _check_verified(user, policy)
+    check_verified(user, policy)
     rehashed = await hasher.hash(presented) if hasher.needs_rehash(verified_hash) else None
 
-    async def open_session(attempt: int) -> SessionTokens:
+    async def open_session(attempt: int) -> SessionTokens | SignInChallenged:
         async with uow:
             # The first attempt writes the user read above (the unit of work checks its
             # revision); a retry reads it again, since another write landed in between.
@@ -115,12 +112,19 @@ async def authenticate(
             if attempt:
                 # The write we lost to may have disabled the account, or begun a delay.
                 check_may_sign_in(user)
-                _check_verified(user, policy)
+                check_verified(user, policy)
                 if user.lock_remaining(now) is not None:
                     raise _WaitBegan(user)  # refused and counted, as any attempt in a wait
-            user.record_successful_login()
             if rehashed is not None:
                 user.upgrade_password_hash(rehashed)
+            if user.sign_in_factors():
+                # The password alone succeeds at nothing yet: no failure count is reset, no
+                # session read or opened. One write of the user item, its revision checked.
+                issued = user.issue_sign_in_challenge(now, policy.sign_in_challenges.lifetime)
+                await uow.users.update(user)
+                await uow.commit()
+                return SignInChallenged(user, issued)
+            user.record_successful_login()
             # Read only now: a failed sign-in never gets this far, and costs no sessions read.
             current = await uow.sessions.current(user)
             start = user.start_session(now, policy.sessions, current, client)
@@ -137,6 +141,7 @@ async def authenticate(
             session_id=session_id,
             now=now,
             email_verified=user.email_verified,
+            amr=start.session.amr,
         )
         return SessionTokens(user, session_id, access, start.token.value)
 
@@ -145,6 +150,31 @@ async def authenticate(
     except _WaitBegan as began:
         await record_failed_login(uow, began.user, clock, policy, notices)
         raise AuthenticationFailed() from None
+
+
+@dataclass(frozen=True, repr=False)
+class SignInChallenged:
+    """What a caller gets on sign-in, instead of tokens, when the password was right and the
+    user has a second factor: a challenge that CompleteSignIn answers with one."""
+
+    user: User
+    challenge: IssuedSignInChallenge
+
+    def __repr__(self) -> str:
+        return f"SignInChallenged(user={self.user.id}, ***)"
+
+
+def parse_client(
+    check: Violations, user_agent: str, ip_address: str, device_label: str
+) -> ClientDetails:
+    """The client details of a sign-in request, each bad one a violation on ``client.<field>``."""
+    return ClientDetails(
+        user_agent=check.parse("client.user_agent", ClientDetails.parse_user_agent, user_agent),
+        ip_address=check.parse("client.ip_address", ClientDetails.parse_ip_address, ip_address),
+        device_label=check.parse(
+            "client.device_label", ClientDetails.parse_device_label, device_label
+        ),
+    )
 
 
 class _WaitBegan(Exception):
@@ -161,7 +191,7 @@ def check_may_sign_in(user: User) -> None:
         raise AccountDisabled()
 
 
-def _check_verified(user: User, policy: AuthPolicy) -> None:
+def check_verified(user: User, policy: AuthPolicy) -> None:
     """EmailNotVerified when sign-in needs a verified address and the user's is not, for a
     caller who has just proved the password (no one else learns it)."""
     if policy.verification.required_for_sign_in and not user.email_verified:
@@ -238,6 +268,7 @@ async def refresh_session(
             session_id=session_id,
             now=now,
             email_verified=user.email_verified,
+            amr=outcome.session.amr,
         )
         return SessionTokens(user, session_id, access, outcome.token.value)
 
@@ -389,11 +420,19 @@ async def record_failed_login(
         )
         return
     if crossed:
-        notices.later.spawn(
-            _notify_lock(uow, user.id, clock, policy, notices),
-            name="send a lock notice",
-            key=f"lock notice:{user.id.value}",
-        )
+        notify_lock_later(uow, user.id, clock, policy, notices)
+
+
+def notify_lock_later(
+    uow: UnitOfWork, user_id: UserId, clock: Clock, policy: AuthPolicy, notices: LockNotices
+) -> None:
+    """After the reply: record AccountLocked and mail the lock notice (a failure just began a
+    lock-out)."""
+    notices.later.spawn(
+        _notify_lock(uow, user_id, clock, policy, notices),
+        name="send a lock notice",
+        key=f"lock notice:{user_id.value}",
+    )
 
 
 async def _notify_lock(

@@ -19,6 +19,9 @@ _CLAIMS = ("iss", "aud", "sub", "sid", "iat", "exp", "jti")
 # Claims the issuer writes that a token may lack: one issued before the claim existed (by a replica
 # of an earlier version, during a rolling deploy) is still good for its short life.
 _OPTIONAL_BOOLEAN_CLAIMS = ("email_verified",)
+# An amr claim (RFC 8176) names a few methods of a few letters each.
+_MAX_METHODS = 8
+_MAX_METHOD_LENGTH = 32
 # Tokens are a few hundred characters; a longer one is refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
 # Replicas' clocks may differ by a little: a token issued "in the future" by this much is fine.
@@ -36,10 +39,12 @@ class InvalidAccessToken(Exception):
 
 @dataclass(frozen=True)
 class TokenUser:
-    """Whom a verified access token speaks for: its user (sub) and session (sid)."""
+    """Whom a verified access token speaks for: its user (sub) and session (sid), and how its
+    sign-in was proven (amr, RFC 8176; ``("pwd",)`` for a token issued before the claim)."""
 
     user_id: str
     session_id: str
+    amr: tuple[str, ...] = ("pwd",)
 
 
 class AccessTokenVerifier:
@@ -93,6 +98,7 @@ class AccessTokenVerifier:
     def _checked_claims(self, claims: dict[str, Any]) -> TokenUser:
         sub, sid = claims.get("sub"), claims.get("sid")
         exp, iat = _timestamp(claims.get("exp")), _timestamp(claims.get("iat"))
+        amr = _methods(claims.get("amr", ["pwd"]))
         if (
             claims.get("aud") != self._audience
             or not isinstance(sid, str)
@@ -103,6 +109,7 @@ class AccessTokenVerifier:
             or any(
                 not isinstance(claims.get(name, False), bool) for name in _OPTIONAL_BOOLEAN_CLAIMS
             )
+            or amr is None
         ):
             raise InvalidAccessToken("not a valid access token of this service")
         now = self._clock().timestamp()
@@ -110,12 +117,21 @@ class AccessTokenVerifier:
             raise InvalidAccessToken("expired", expired=True)
         if iat > now + CLOCK_SKEW_SECONDS:
             raise InvalidAccessToken("issued in the future")
-        return TokenUser(user_id=sub, session_id=sid)
+        return TokenUser(user_id=sub, session_id=sid, amr=amr)
 
 
 def _timestamp(value: object) -> int | None:
     """A NumericDate as the issuer writes it: an integer (bool is an int to Python, not here)."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _methods(value: object) -> tuple[str, ...] | None:
+    """An amr claim as the issuer writes it: a non-empty JSON array of short strings."""
+    if not isinstance(value, list) or not 0 < len(value) <= _MAX_METHODS:
+        return None
+    if not all(isinstance(m, str) and 0 < len(m) <= _MAX_METHOD_LENGTH for m in value):
+        return None
+    return tuple(value)
 
 
 def _is_canonical_uuid(value: str) -> bool:

@@ -91,7 +91,13 @@ class JwtAccessTokenIssuer:
         self._lifetime = lifetime_seconds
 
     def issue(
-        self, *, user_id: str, session_id: str, now: datetime, email_verified: bool = False
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        email_verified: bool = False,
+        amr: tuple[str, ...] = ("pwd",),
     ) -> AccessToken:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
@@ -105,6 +111,7 @@ class JwtAccessTokenIssuer:
             "exp": issued_at + self._lifetime,
             "jti": uuid.uuid4().hex,
             "email_verified": email_verified,
+            "amr": list(amr),
         }
         value = jwt.encode(
             claims, self._keys.signer, algorithm=_ALGORITHM, headers={"kid": self._keys.kid}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -94,6 +95,9 @@ async def verify_access_token(service: Service, access_token: str) -> dict[str, 
         {"keys": [MessageToDict(key, preserving_proto_field_name=True) for key in reply.keys]}
     )
     kid = jwt.get_unverified_header(access_token)["kid"]
+    # The server's clock may have been moved on (MovableClock): its tokens are issued that far
+    # in the future.
+    ahead = (service.clock() - datetime.now(UTC)).total_seconds()
     claims: dict[str, Any] = jwt.decode(
         access_token,
         key_set[kid],
@@ -101,6 +105,7 @@ async def verify_access_token(service: Service, access_token: str) -> dict[str, 
         audience=AUDIENCE,
         issuer=ISSUER,
         options={"require": ["iss", "aud", "sub", "iat", "exp", "jti"]},
+        leeway=max(ahead, 0.0),
     )
     return claims
 

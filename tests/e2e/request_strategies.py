@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,6 +118,16 @@ class Known:
     # A user with TOTP on, and its recovery codes.
     totp_user_ids: tuple[str, ...] = ()
     recovery_codes: tuple[str, ...] = ()
+    # Sign-in challenges of that user (Authenticate's).
+    challenge_tokens: tuple[str, ...] = ()
+    # A user with passkeys, their ids, the browser's JSON of a registration (one finished, one
+    # for a ceremony still open) and of an assertion for an open sign-in ceremony, and the tokens
+    # of sign-in ceremonies.
+    passkey_user_ids: tuple[str, ...] = ()
+    passkey_ids: tuple[str, ...] = ()
+    passkey_registrations: tuple[str, ...] = ()
+    passkey_assertions: tuple[str, ...] = ()
+    ceremony_tokens: tuple[str, ...] = ()
 
 
 def characters() -> SearchStrategy[str]:
@@ -571,6 +582,63 @@ def session_ids(known: Known) -> SearchStrategy[str]:
     return user_ids(Known((*known.session_ids, *known.other_session_ids), (), (), (), (), (), ()))
 
 
+def _json_edit(raw: str, path: int, replacement: Any) -> str:
+    """A credential's JSON with one value (chosen by ``path`` among its leaves and objects)
+    replaced, or dropped when ``replacement`` is the marker "<drop>"."""
+    document = json.loads(raw)
+    slots: list[tuple[dict[str, Any], str]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                slots.append((node, key))
+                walk(value)
+
+    walk(document)
+    node, key = slots[path % len(slots)]
+    if replacement == "<drop>":
+        del node[key]
+    else:
+        node[key] = replacement
+    return json.dumps(document)
+
+
+def credential_jsons(real: Sequence[str]) -> SearchStrategy[str]:
+    """A browser's PublicKeyCredential JSON: real ones, with one value replaced by junk (another
+    type, hostile text, a base64url string of other bytes) or dropped, cut or edited as text,
+    nested deep, and text that is no JSON at all."""
+    real_json = _from(real, st.just('{"id": "AA", "rawId": "AA", "type": "public-key"}'))
+    junk: SearchStrategy[Any] = st.one_of(
+        st.sampled_from(("<drop>", None, 0, -1, 2**70, True, [], {}, "", "public-key", "AA")),
+        hostile_text(),
+        st.binary(max_size=80).map(lambda b: _b64(b, url=True, padded=False)),
+    )
+    return st.one_of(
+        real_json,
+        st.builds(_json_edit, real_json, st.integers(0, 1_000), junk),
+        edited(real_json),
+        st.builds(
+            lambda depth, bracket: bracket * depth,
+            st.sampled_from((100, 5_000, 40_000)),
+            st.sampled_from(("[", '{"a":')),
+        ),
+        st.sampled_from(("", " ", "null", "[]", "{}", '"x"', "1e999", "NaN")),
+        hostile_text(),
+    )
+
+
+def passkey_ids(known: Known) -> SearchStrategy[str]:
+    """Passkey ids: real ones, edited ones, base64url of other lengths, and junk."""
+    real = _from(known.passkey_ids, st.just("AAAAAAAAAAAAAAAAAAAAAA"))
+    return st.one_of(
+        real,
+        edited(real),
+        st.binary(max_size=1100).map(lambda b: _b64(b, url=True, padded=False)),
+        st.binary(min_size=1, max_size=40).map(lambda b: _b64(b, url=False, padded=True)),
+        hostile_text(),
+    )
+
+
 def _update_profile(user_id: str, first: str | None, last: str | None, version: int) -> Message:
     fields: dict[str, Any] = {"id": user_id, "expected_version": version}
     if first is not None:
@@ -609,6 +677,15 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
     recent_version = st.integers(1, 4)
     maybe_name = st.one_of(st.none(), names())
     totp_id = _from(known.totp_user_ids, known_id)
+    # Challenges, edited, spliced onto another user, and tokens of other kinds.
+    challenge_tokens = st.one_of(
+        secret_tokens(known, (*known.challenge_tokens, *known.reset_tokens, *known.refresh_tokens)),
+        st.builds(
+            lambda token, user_id: f"{user_id}.{token.partition('.')[2]}",
+            _from(known.challenge_tokens, st.just(f"{uuid.uuid4()}.{'A' * 43}")),
+            _from(known.user_ids, st.uuids().map(str)),
+        ),
+    )
     return {
         "RegisterUser": _fuzzed(
             pb.RegisterUserRequest,
@@ -751,6 +828,38 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
         # another user, of every length; a real one may land once, then it is used.
         "ConfirmEmailChange": st.builds(pb.ConfirmEmailChangeRequest, token=change_tokens(known)),
         "CancelEmailChange": st.builds(pb.CancelEmailChangeRequest, token=change_tokens(known)),
+        "CompleteSignIn": st.one_of(
+            *(
+                _fuzzed(
+                    pb.CompleteSignInRequest,
+                    {
+                        "challenge_token": challenge_tokens,
+                        proof: hostile_proof,
+                        "client": client_details(),
+                    },
+                    {
+                        "challenge_token": _from(known.challenge_tokens, st.just("")),
+                        proof: plausible_proof,
+                        "client": plausible_client_details(),
+                    },
+                )
+                for proof, hostile_proof, plausible_proof in (
+                    ("totp_code", codes(known), st.integers(0, 999_999).map(lambda n: f"{n:06d}")),
+                    (
+                        "recovery_code",
+                        recovery_codes(known),
+                        _from(known.recovery_codes, st.just("")),
+                    ),
+                    (
+                        "passkey_credential_json",
+                        credential_jsons(known.passkey_assertions),
+                        _from(known.passkey_assertions, st.just("{}")),
+                    ),
+                )
+            ),
+            # No proof at all.
+            st.builds(pb.CompleteSignInRequest, challenge_token=challenge_tokens),
+        ),
         "ChangeEmail": _fuzzed(
             pb.ChangeEmailRequest,
             {"id": ids, "email": email, "expected_version": versions()},
@@ -779,4 +888,50 @@ def requests(known: Known) -> dict[str, SearchStrategy[Message]]:
             {"user_id": totp_id, "totp_code": st.integers(0, 999_999).map(lambda n: f"{n:06d}")},
         ),
         "ResetSecondFactors": st.builds(pb.ResetSecondFactorsRequest, user_id=ids),
+        "BeginPasskeyRegistration": st.builds(pb.BeginPasskeyRegistrationRequest, user_id=ids),
+        "FinishPasskeyRegistration": _fuzzed(
+            pb.FinishPasskeyRegistrationRequest,
+            {
+                "user_id": ids,
+                "credential_json": credential_jsons(
+                    (*known.passkey_registrations, *known.passkey_assertions)
+                ),
+                "name": hostile_text(),
+            },
+            {
+                "user_id": _from(known.passkey_user_ids, known_id),
+                "credential_json": _from(known.passkey_registrations, st.just("{}")),
+                "name": st.just("Laptop"),
+            },
+        ),
+        "ListPasskeys": st.builds(
+            pb.ListPasskeysRequest, user_id=st.one_of(ids, _from(known.passkey_user_ids, ids))
+        ),
+        "RemovePasskey": _fuzzed(
+            pb.RemovePasskeyRequest,
+            {"user_id": ids, "passkey_id": passkey_ids(known)},
+            {
+                "user_id": _from(known.passkey_user_ids, known_id),
+                "passkey_id": _from(known.passkey_ids, st.just("AAAA")),
+            },
+        ),
+        "BeginPasskeySignIn": st.just(pb.BeginPasskeySignInRequest()),
+        "FinishPasskeySignIn": _fuzzed(
+            pb.FinishPasskeySignInRequest,
+            {
+                "ceremony_token": st.one_of(
+                    edited(_from(known.ceremony_tokens, st.just("AAAA"))),
+                    secret_tokens(known, known.ceremony_tokens),
+                ),
+                "credential_json": credential_jsons(
+                    (*known.passkey_assertions, *known.passkey_registrations)
+                ),
+                "client": client_details(),
+            },
+            {
+                "ceremony_token": _from(known.ceremony_tokens, st.just("AAAA")),
+                "credential_json": _from(known.passkey_assertions, st.just("{}")),
+                "client": plausible_client_details(),
+            },
+        ),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import re
 import unicodedata
 import uuid
@@ -36,6 +37,7 @@ from tests.e2e.auth_helpers import PASSWORD, unique_email
 from tests.e2e.harness import Service, service_settings
 from tests.e2e.request_strategies import Known, client_details, requests
 from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
+from tests.webauthn_authenticator import SoftAuthenticator
 
 pytestmark = pytest.mark.slow
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop the module's service runs in
@@ -122,6 +124,32 @@ DOCUMENTED: dict[str, frozenset[Code]] = {
         {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.NOT_FOUND, Code.FAILED_PRECONDITION}
     ),
     "ResetSecondFactors": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "CompleteSignIn": frozenset(
+        {Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.FAILED_PRECONDITION}
+    ),
+    "BeginPasskeyRegistration": frozenset(
+        {Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION}
+    ),
+    "FinishPasskeyRegistration": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.NOT_FOUND,
+            Code.PERMISSION_DENIED,
+            Code.UNAUTHENTICATED,
+            Code.FAILED_PRECONDITION,
+        }
+    ),
+    "ListPasskeys": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "RemovePasskey": frozenset({Code.INVALID_ARGUMENT, Code.NOT_FOUND}),
+    "BeginPasskeySignIn": frozenset(),
+    "FinishPasskeySignIn": frozenset(
+        {
+            Code.INVALID_ARGUMENT,
+            Code.UNAUTHENTICATED,
+            Code.PERMISSION_DENIED,
+            Code.FAILED_PRECONDITION,
+        }
+    ),
 }
 METHODS = sorted(DOCUMENTED)
 # Server-streaming RPCs: a request they take opens an endless stream; the test reads its first
@@ -224,9 +252,10 @@ async def _seed(service: Service) -> Known:
     )
     confirm = reset_token_from(await service.smtp.wait_for_message(to=moving_to, timeout=10))
     cancel = reset_token_from(await service.smtp.wait_for_message(to=mover_email, timeout=10))
+    totp_email = unique_email("fuzz-totp")
     totp_user = await stub.RegisterUser(
         pb.RegisterUserRequest(
-            email=unique_email("fuzz-totp"),
+            email=totp_email,
             password=PASSWORD,
             first_name="T",
             last_name="P",
@@ -243,11 +272,19 @@ async def _seed(service: Service) -> Known:
         ),
         timeout=RPC_TIMEOUT,
     )
+    # Two sign-ins waiting on the code (wrong codes drop a challenge after 3; one may land).
+    challenged = [
+        await stub.Authenticate(
+            pb.AuthenticateRequest(email=totp_email, password=PASSWORD), timeout=RPC_TIMEOUT
+        )
+        for _ in range(2)
+    ]
     page = await stub.ListUsers(pb.ListUsersRequest(page_size=1), timeout=RPC_TIMEOUT)
     assert page.next_page_token
     events = await stub.ListUserEvents(
         pb.ListUserEventsRequest(user_id=users[0].id, page_size=1), timeout=RPC_TIMEOUT
     )
+    passkeys = await _seed_passkeys(service)
     return Known(
         user_ids=tuple(user.id for user in users),
         emails=emails,
@@ -269,7 +306,51 @@ async def _seed(service: Service) -> Known:
         unverified_emails=emails[1:],
         totp_user_ids=(totp_user.id,),
         recovery_codes=tuple(enrolled.recovery_codes),
+        challenge_tokens=tuple(reply.challenge.challenge_token for reply in challenged),
+        **passkeys,
     )
+
+
+async def _seed_passkeys(service: Service) -> dict[str, tuple[str, ...]]:
+    """A user of its own (a passkey makes a password sign-in ask for a second factor, which the
+    other users' sign-ins must not) with a passkey, a registration of another still open (its
+    browser's answer not yet sent), and a passwordless sign-in begun with its assertion not yet
+    sent."""
+    stub, browser = service.stub, SoftAuthenticator()
+    owner = await stub.RegisterUser(
+        pb.RegisterUserRequest(
+            email=unique_email("fuzz-passkey"),
+            password=PASSWORD,
+            first_name="P",
+            last_name="K",
+            email_verified=True,
+        ),
+        timeout=RPC_TIMEOUT,
+    )
+    user_id = owner.id
+    registrations = []
+    for finish, device in ((True, browser), (False, SoftAuthenticator())):
+        begun = await stub.BeginPasskeyRegistration(
+            pb.BeginPasskeyRegistrationRequest(user_id=user_id), timeout=RPC_TIMEOUT
+        )
+        registrations.append(json.dumps(device.create(begun.options_json)))
+        if finish:
+            await stub.FinishPasskeyRegistration(
+                pb.FinishPasskeyRegistrationRequest(
+                    user_id=user_id, credential_json=registrations[-1]
+                ),
+                timeout=RPC_TIMEOUT,
+            )
+    listed = await stub.ListPasskeys(pb.ListPasskeysRequest(user_id=user_id), timeout=RPC_TIMEOUT)
+    sign_in = await stub.BeginPasskeySignIn(pb.BeginPasskeySignInRequest(), timeout=RPC_TIMEOUT)
+    assertion = json.dumps(browser.get(sign_in.options_json))
+    return {
+        "passkey_user_ids": (user_id,),
+        "passkey_ids": tuple(passkey.passkey_id for passkey in listed.passkeys),
+        "passkey_registrations": tuple(registrations),
+        "passkey_assertions": (assertion,),
+        "ceremony_tokens": (sign_in.ceremony_token,),
+    }
 
 
 async def _expire_verification(service: Service, user_id: str) -> None:
@@ -437,6 +518,10 @@ def _check_reply(request: Message, reply: Message) -> None:
             _check_client(session.client)
     if isinstance(request, pb.VerifyEmailRequest):
         assert isinstance(reply, pb.User) and reply.email_verified
+    if isinstance(request, pb.CompleteSignInRequest):
+        # A guessed code may be right (one in a million or so): then it signs in, as documented.
+        assert isinstance(reply, pb.AuthenticateResponse) and not reply.HasField("challenge")
+        assert reply.access_token and reply.refresh_token and reply.user.id
     if isinstance(request, pb.RegisterUserRequest):
         assert isinstance(reply, pb.User)
         assert reply.email_verified is request.email_verified

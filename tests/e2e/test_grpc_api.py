@@ -71,6 +71,7 @@ async def test_user_reply_never_carries_the_password_or_its_hash(service: Servic
         "email_verified_at",
         "totp_enabled",  # never the secret, only whether it is on
         "recovery_codes_remaining",  # never the codes, only how many are left
+        "passkey_count",  # never a key, only how many
     }
     assert PASSWORD.encode() not in user.SerializeToString()
     [item] = await service.scan(service.tables.users)

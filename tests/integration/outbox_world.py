@@ -18,7 +18,7 @@ from domain.values import UserId
 from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0
+from tests.builders import T0, session_tokens
 from tests.fakes import (
     DeferredTasks,
     FakeAccessTokenIssuer,
@@ -84,15 +84,17 @@ class OutboxWorld:
     async def sign_in(
         self, email: str = "ada@example.com", password: str = PASSWORD, client: Any = None
     ) -> SessionTokens:
-        return await authenticate(
-            self.uow(client),
-            self.hasher,
-            self.issuer,
-            self.clock,
-            self.policy,
-            self.notices,
-            email=email,
-            password=password,
+        return session_tokens(
+            await authenticate(
+                self.uow(client),
+                self.hasher,
+                self.issuer,
+                self.clock,
+                self.policy,
+                self.notices,
+                email=email,
+                password=password,
+            )
         )
 
     async def verify(self, *, token: str = "", email: str = "", code: str = "") -> User:

@@ -13,7 +13,7 @@ from domain.use_cases.sessions import SessionTokens, authenticate, refresh_sessi
 from domain.values import Email
 from persistence.schema import EMAIL_INDEX, REFRESH_TOKEN_INDEX, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0, new_user
+from tests.builders import T0, new_user, session_tokens
 from tests.fakes import (
     FakeAccessTokenIssuer,
     FakePasswordHasher,
@@ -30,7 +30,7 @@ BASE_ATTRIBUTES = {
 }  # fmt: skip
 SESSION_ATTRIBUTES = {
     "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
-    "ExpireAt",
+    "Amr", "ExpireAt",
 }  # fmt: skip
 
 
@@ -101,10 +101,10 @@ async def test_sessions_are_items_of_their_own_holding_only_token_hashes(
     )  # fmt: skip
 
     async def sign_in() -> SessionTokens:
-        return await authenticate(
+        return session_tokens(await authenticate(
             uow(), FakePasswordHasher(), FakeAccessTokenIssuer(), clock, policy,
             recorded_lock_notices(), email="ada@example.com", password=CLEAR_PASSWORD,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     first = await sign_in()
     clock.now = T0 + timedelta(days=1)

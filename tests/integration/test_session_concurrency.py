@@ -14,7 +14,7 @@ from domain.use_cases.sessions import SessionTokens, authenticate, refresh_sessi
 from domain.user import User
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0, new_user
+from tests.builders import T0, new_user, session_tokens
 from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
 
 PASSWORD = "Zebra-Quill-42"
@@ -81,15 +81,17 @@ async def test_a_refresh_right_after_sign_in_reads_the_user_and_session_by_key_a
 ) -> None:
     clock = FixedClock(T0)
     user = await add_user_with_password(dynamodb_client, dynamodb_tables)
-    signed_in = await authenticate(
-        uow(dynamodb_client, dynamodb_tables),
-        FakePasswordHasher(),
-        FakeAccessTokenIssuer(),
-        clock,
-        POLICY,
-        recorded_lock_notices(),
-        email="racer@example.com",
-        password=PASSWORD,
+    signed_in = session_tokens(
+        await authenticate(
+            uow(dynamodb_client, dynamodb_tables),
+            FakePasswordHasher(),
+            FakeAccessTokenIssuer(),
+            clock,
+            POLICY,
+            recorded_lock_notices(),
+            email="racer@example.com",
+            password=PASSWORD,
+        )
     )
     calls: list[tuple[str, Any, Any]] = []
 

@@ -25,7 +25,7 @@ from domain.values import ClientDetails, Requester
 from persistence.event_mapper import item_to_recorded_event
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0
+from tests.builders import T0, session_tokens
 from tests.fakes import (
     FakeAccessTokenIssuer,
     FakePasswordHasher,
@@ -61,10 +61,10 @@ class World:
         return user.id.value
 
     async def sign_in(self, **client: str) -> SessionTokens:
-        return await authenticate(
+        return session_tokens(await authenticate(
             self.uow(), FakePasswordHasher(), FakeAccessTokenIssuer(), self.clock, self.policy,
             recorded_lock_notices(), email="ada@example.com", password=PASSWORD, **client,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def refresh(self, token: str) -> SessionTokens:
         return await refresh_session(

@@ -13,7 +13,7 @@ from domain.use_cases.sessions import authenticate
 from domain.values import PersonName, UserId
 from persistence.schema import TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
-from tests.builders import T0
+from tests.builders import T0, session_tokens
 from tests.data_tool_helpers import (
     PASSWORD,
     POLICY,
@@ -87,15 +87,17 @@ async def test_a_version_1_user_signs_in_and_its_item_becomes_version_3(
         dynamodb_client, dynamodb_tables, "old@example.com", with_revision=with_revision
     )
 
-    tokens = await authenticate(
-        DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
-        FakePasswordHasher(),
-        FakeAccessTokenIssuer(),
-        FixedClock(LATER),
-        POLICY,
-        recorded_lock_notices(),
-        email="old@example.com",
-        password=PASSWORD,
+    tokens = session_tokens(
+        await authenticate(
+            DynamoUnitOfWork(dynamodb_client, dynamodb_tables),
+            FakePasswordHasher(),
+            FakeAccessTokenIssuer(),
+            FixedClock(LATER),
+            POLICY,
+            recorded_lock_notices(),
+            email="old@example.com",
+            password=PASSWORD,
+        )
     )
 
     assert tokens.user.id.value == user_id

@@ -66,3 +66,18 @@ def test_a_client_detail_of_the_wrong_type_is_a_storage_error() -> None:
     item["IpAddress"] = {"N": "1"}
     with pytest.raises(StorageError):
         item_to_session(item)
+
+
+def test_a_session_keeps_how_its_sign_in_was_proven() -> None:
+    stored = replace(session("otp"), amr=("pwd", "otp"))
+
+    item = session_to_item(new_user().id.value, stored, idle_lifetime=IDLE)
+
+    assert item["Amr"] == {"L": [{"S": "pwd"}, {"S": "otp"}]}
+    assert item_to_session(item) == stored
+
+
+def test_an_item_written_before_amr_reads_as_a_password_sign_in() -> None:
+    item = session_to_item(new_user().id.value, session("old"), idle_lifetime=IDLE)
+    del item["Amr"]
+    assert item_to_session(item).amr == ("pwd",)

@@ -105,7 +105,7 @@ def test_a_session_item_stores_its_previous_and_retired_hashes_only_once_rotated
 
     assert set(fresh) == {
         "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",
-        "ExpireAt",
+        "Amr", "ExpireAt",
     }  # fmt: skip
     assert fresh["SessionKey"] == {"S": "0000000000#session-fresh"}
     assert fresh["ExpireAt"] == {"N": str(int((T0 + idle).timestamp()))}

@@ -44,6 +44,9 @@ def test_open_to_any_caller_are_sign_up_sign_in_their_tokens_and_the_keys() -> N
         "GetJwks",
         "ConfirmEmailChange",
         "CancelEmailChange",
+        "CompleteSignIn",
+        "BeginPasskeySignIn",
+        "FinishPasskeySignIn",
     }
     assert {rpc for rpc, rule in RULE_BY_RPC.items() if rule.field_rules} == {
         "RegisterUser",
@@ -90,6 +93,10 @@ def test_a_user_s_token_stands_in_for_a_role_only_on_self_service_rpcs() -> None
         "ConfirmTotpEnrollment": "user_id",
         "DisableTotp": "user_id",
         "RegenerateRecoveryCodes": "user_id",
+        "BeginPasskeyRegistration": "user_id",
+        "FinishPasskeyRegistration": "user_id",
+        "ListPasskeys": "user_id",
+        "RemovePasskey": "user_id",
     }
 
 

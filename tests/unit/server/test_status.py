@@ -28,6 +28,7 @@ from domain.errors import (
     InvalidRefreshToken,
     InvalidResetToken,
     InvalidSecondFactorCode,
+    InvalidSignInChallenge,
     InvalidVerificationCode,
     InvalidVerificationToken,
     SecurityMailLimited,
@@ -125,6 +126,7 @@ def raising(error: BaseException) -> Behaviour:
         (InvalidVerificationToken(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidVerificationCode(), grpc.StatusCode.UNAUTHENTICATED),
         (InvalidSecondFactorCode(), grpc.StatusCode.UNAUTHENTICATED),
+        (InvalidSignInChallenge(), grpc.StatusCode.UNAUTHENTICATED),
         (VerificationCodeAttemptsExhausted(), grpc.StatusCode.UNAUTHENTICATED),
         (DeadlineExceeded(), grpc.StatusCode.DEADLINE_EXCEEDED),
         (CallerUnauthenticated("no authorization metadata"), grpc.StatusCode.UNAUTHENTICATED),
@@ -182,7 +184,11 @@ async def test_an_unverified_address_at_sign_in_carries_the_email_not_verified_r
 
 @pytest.mark.parametrize(
     ("error", "field"),
-    [(InvalidVerificationToken(), "token"), (InvalidVerificationCode(), "code")],
+    [
+        (InvalidVerificationToken(), "token"),
+        (InvalidVerificationCode(), "code"),
+        (InvalidSignInChallenge(), "challenge_token"),
+    ],
 )
 async def test_a_bad_verification_token_or_code_names_its_field(
     call: Invoke, error: Exception, field: str

@@ -11,7 +11,7 @@ from domain.ports import LockNotices
 from domain.use_cases.sessions import SessionTokens, authenticate, refresh_session
 from domain.user import User
 from domain.values import Session
-from tests.builders import T0, new_user
+from tests.builders import T0, new_user, session_tokens
 from tests.fakes import (
     DeferredTasks,
     FakeAccessTokenIssuer,
@@ -89,16 +89,18 @@ class AuthKit:
         self, email: str = EMAIL, password: str = PASSWORD, **client: str
     ) -> SessionTokens:
         """Authenticate; ``client``: user_agent, ip_address, device_label, as given."""
-        return await authenticate(
-            self.uow(),
-            self.hasher,
-            self.issuer,
-            self.clock,
-            self.policy,
-            self.notices,
-            email=email,
-            password=password,
-            **client,
+        return session_tokens(
+            await authenticate(
+                self.uow(),
+                self.hasher,
+                self.issuer,
+                self.clock,
+                self.policy,
+                self.notices,
+                email=email,
+                password=password,
+                **client,
+            )
         )
 
     async def refresh(self, refresh_token: str) -> SessionTokens:

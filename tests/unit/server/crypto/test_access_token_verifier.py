@@ -123,6 +123,12 @@ def test_a_token_for_another_audience_is_refused(keys: SigningKeys) -> None:
         {"jti": None},
         {"email_verified": "true"},
         {"email_verified": 1},
+        {"amr": "pwd"},
+        {"amr": []},
+        {"amr": ["pwd", 1]},
+        {"amr": [""]},
+        {"amr": ["x" * 33]},
+        {"amr": ["pwd"] * 9},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
@@ -145,6 +151,18 @@ def test_the_email_verified_claim_is_a_boolean_or_absent_as_from_an_earlier_issu
     claims = claims_of(keys, email_verified=email_verified)
     assert ("email_verified" in claims) is (email_verified is not None)
     assert verifier(keys).verify(signed(keys, claims)).user_id == USER_ID
+
+
+@pytest.mark.parametrize(
+    ("amr", "read"),
+    [(["pwd", "otp"], ("pwd", "otp")), (["hwk"], ("hwk",)), (None, ("pwd",))],
+)
+def test_the_amr_claim_is_read_and_a_token_from_before_it_counts_as_a_password_sign_in(
+    keys: SigningKeys, amr: list[str] | None, read: tuple[str, ...]
+) -> None:
+    claims = claims_of(keys, amr=amr)
+    assert ("amr" in claims) is (amr is not None)
+    assert verifier(keys).verify(signed(keys, claims)).amr == read
 
 
 def test_alg_none_is_refused(keys: SigningKeys) -> None:

@@ -97,10 +97,13 @@ def test_issued_token_carries_the_session_claims_and_verifies_against_the_jwks(
         "iat": iat,
         "exp": iat + LIFETIME,
         "email_verified": False,
+        "amr": ["pwd"],
     }
     assert isinstance(claims["jti"], str) and claims["jti"]
     verified = issuer.issue(user_id="user-1", session_id="s", now=now, email_verified=True)
     assert verify(verified.value, issuer.jwks())["email_verified"] is True
+    second = issuer.issue(user_id="user-1", session_id="s", now=now, amr=("pwd", "otp"))
+    assert verify(second.value, issuer.jwks())["amr"] == ["pwd", "otp"]
     assert token.expires_in == LIFETIME
 
 
