@@ -19,6 +19,7 @@ from typing import Any
 from uuid import uuid4
 
 import grpc
+import pyotp
 import pytest
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
@@ -69,13 +70,20 @@ class Secrets:
     verification_codes: list[str] = field(default_factory=list)
     errors: list[grpc.aio.AioRpcError] = field(default_factory=list)
     live_token_hashes: list[str] = field(default_factory=list)
+    # Sign-in challenges (CompleteSignIn's tokens), TOTP secrets and recovery codes.
+    challenge_tokens: list[str] = field(default_factory=list)
+    totp_secrets: list[str] = field(default_factory=list)
+    recovery_codes: list[str] = field(default_factory=list)
 
     def raw(self) -> set[str]:
         """Each secret, and the part of it that is secret on its own (after a token's user id)."""
         found = set(self.passwords) | set(self.access_tokens)
         found |= {token.rsplit(".", 1)[-1] for token in self.access_tokens}  # the signature
-        for token in [*self.refresh_tokens, *self.reset_tokens, *self.verification_tokens]:
+        tokens = [*self.refresh_tokens, *self.reset_tokens, *self.verification_tokens]
+        for token in [*tokens, *self.challenge_tokens]:
             found |= {token, token.partition(".")[2]}
+        found |= set(self.totp_secrets)
+        found |= {code for codes in self.recovery_codes for code in (codes, codes.replace("-", ""))}
         assert all(len(secret) >= 16 for secret in found), "too short to search for"
         return found
 
@@ -197,8 +205,49 @@ async def run_every_flow(service: Service) -> Secrets:
     by_link = pb.VerifyEmailRequest(token=link)
     await secrets.fails(stub.VerifyEmail(by_link, timeout=TIMEOUT), unauthenticated)
 
-    # What stays stored: one live session, rotated once, a pending reset, a pending change and
-    # a pending verification.
+    # A second factor: TOTP enrolled; challenges met with a wrong code, the right one (then used
+    # again), a recovery code; one left pending.
+    totp_account = await register(service, label="totp")
+    began = await stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=totp_account.id), timeout=TIMEOUT
+    )
+    secrets.totp_secrets.append(began.secret)
+    app_code = pyotp.TOTP(began.secret).at(service.clock())
+    secrets.verification_codes.append(app_code)
+    confirm_totp = pb.ConfirmTotpEnrollmentRequest(user_id=totp_account.id, code=app_code)
+    enrolled = await stub.ConfirmTotpEnrollment(confirm_totp, timeout=TIMEOUT)
+    secrets.recovery_codes.extend(enrolled.recovery_codes)
+    service.clock.advance(seconds=30)  # the app's next code
+
+    async def challenge() -> str:
+        reply = await sign_in(service, totp_account.email, PASSWORD)
+        secrets.challenge_tokens.append(reply.challenge.challenge_token)
+        return reply.challenge.challenge_token
+
+    def complete(token: str, totp_code: str = "", recovery_code: str = "") -> Awaitable[Any]:
+        request = pb.CompleteSignInRequest(challenge_token=token)
+        if recovery_code:
+            request.recovery_code = recovery_code
+        else:
+            request.totp_code = totp_code
+        return stub.CompleteSignIn(request, timeout=TIMEOUT)
+
+    challenged = await challenge()
+    app_code = pyotp.TOTP(began.secret).at(service.clock())
+    secrets.verification_codes.append(app_code)
+    await secrets.fails(
+        complete(challenged, totp_code=f"{(int(app_code) + 1) % 10**6:06d}"), unauthenticated
+    )
+    secrets.keep(await complete(challenged, totp_code=app_code))
+    await secrets.fails(complete(challenged, totp_code=app_code), unauthenticated)
+    forged_challenge = f"{totp_account.id}.{'y' * 43}"
+    secrets.challenge_tokens.append(forged_challenge)
+    await secrets.fails(complete(forged_challenge, totp_code=app_code), unauthenticated)
+    secrets.keep(await complete(await challenge(), recovery_code=enrolled.recovery_codes[0]))
+    pending_challenge = await challenge()
+
+    # What stays stored: one live session, rotated once, a pending reset, a pending change, a
+    # pending verification and a pending sign-in challenge.
     live = secrets.keep(await sign_in(service, account.email, RESET_PASSWORD))
     current = secrets.keep(await refresh(service, live))
     service.clock.advance(seconds=61)  # past the security mail cool-down of the first reset
@@ -214,6 +263,7 @@ async def run_every_flow(service: Service) -> Secrets:
         token_hash(pending),
         *(token_hash(token) for token in change_tokens["pending"]),
         token_hash(pending_link),
+        token_hash(pending_challenge),
     ]
     return secrets
 
