@@ -12,6 +12,13 @@ A pending email verification is left out of the file: its 6-digit code is kept a
 and a million guesses recover it from a copy in a second, so the copy would hold a live secret.
 Imported, such a user has none pending; its owner asks for a new mail (ResendVerification).
 
+Second factors: the confirmed TOTP factor is exported as stored, its secret sealed (AES-256-GCM,
+naming its key): the file holds no key, so the secret stays shut, and the target, configured with
+the same USER_SERVICE_TOTP_ENCRYPTION_KEYS, asks imported users for their codes as before (left
+out, a move would silently turn every user's second factor off). The recovery codes' hashes and
+a pending enrollment are left out: the file holds no hash of a live code, and an imported user
+has no recovery codes left (GetUser says 0) until they regenerate them with a TOTP code.
+
 Resuming after the last user written: ``ExclusiveStartKey`` = that user's key. For a table
 keyed on ``Id`` alone, scanned without a filter, that is exactly the ``LastEvaluatedKey`` the
 Scan gave after it, and DynamoDB (and moto) accept the key of an item deleted since.
@@ -32,8 +39,8 @@ from persistence.session_mapper import item_to_session, session_to_embedded
 
 Item = dict[str, Any]
 
-# The attribute an export never holds (see above).
-UNEXPORTED = "EmailVerification"
+# The attributes an export never holds (see above).
+UNEXPORTED = frozenset({"EmailVerification", "PendingTotp", "RecoveryCodes"})
 
 GUARD_READS_IN_FLIGHT = 16
 # Reads of a user whose guard does not match, before the mismatch is taken as real.
@@ -116,7 +123,7 @@ async def _record(
     if item_schema_version(item) > SCHEMA_VERSION:
         report.newer_schema.append(item["Id"]["S"])
         return UserRecord(user=item, guard=guard, guard_problem=problem)
-    user = {k: v for k, v in upgrade_item(item).items() if k != UNEXPORTED}
+    user = {k: v for k, v in upgrade_item(item).items() if k not in UNEXPORTED}
     if "Sessions" not in user:
         async with reads:
             user = {**user, "Sessions": await _sessions_of(client, tables, user)}

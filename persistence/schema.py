@@ -43,9 +43,10 @@ reads only users:
                         refused. Absent while TOTP is off
   PendingTotp        M  {Secret (sealed as above), BegunAt, ExpiresAt}: an enrollment begun and
                         not yet confirmed; absent when none
-  RecoveryCodes      L  of S: the unused recovery codes, each only as the first 128 bits of
-                        SHA-256("<user id>:<normalized code>") in hex (the codes carry 80 random
-                        bits); absent when none remain
+  RecoveryCodes      B  the unused recovery codes, each only as the first 64 bits of
+                        SHA-256("<user id>:<normalized code>"), 8 bytes each, one after the
+                        other (ten: 80 bytes; the codes carry 80 random bits each: see
+                        domain.second_factors); absent when none remain
   SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
                         signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
                         second factor (CompleteSignIn); the single-use token only as its SHA-256;

@@ -11,7 +11,9 @@ hashes (PHC strings), hex digests of 64 digits or more (token hashes, API-key di
 JWTs, this service's refresh and reset tokens (the user id is kept, the secret part is not), API
 keys (``usk_...``), PEM private keys, temporary AWS credentials as STS, the instance metadata
 service or a credentials file hand them to botocore (``SecretAccessKey``, ``SessionToken``,
-``Token``, in XML, JSON or ini form), and SMTP ``AUTH`` arguments. A JWK thumbprint (``kid``) is
+``Token``, in XML, JSON or ini form), and SMTP ``AUTH`` arguments. Second factors' stored forms
+are recognised by their attributes in a DynamoDB body: a ``Secret`` (the sealed TOTP secret) and
+the hashes in ``RecoveryCodes``. A JWK thumbprint (``kid``) is
 public and stays. Passwords have no form: they are kept out of logs by never logging a request
 (server.interceptors.observed_calls).
 """
@@ -62,6 +64,12 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"({_UUID})\.[{_B64URL}]+"), rf"\1.{REDACTED}"),
     (re.compile(rf"\busk_[{_B64URL}]+"), REDACTED),
     (re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{64,}(?![0-9a-fA-F])"), REDACTED),
+    # DynamoDB JSON: "Secret": {"S": "<key id>:<sealed>"}, "RecoveryCodes": {"B": "<base64>"}.
+    (re.compile(r"""(["']Secret["']\s*:\s*\{\s*["']S["']\s*:\s*["'])[^"']*"""), rf"\1{REDACTED}"),
+    (
+        re.compile(r"""(["']RecoveryCodes["']\s*:\s*\{\s*["']B["']\s*:\s*["'])[^"']*"""),
+        rf"\1{REDACTED}",
+    ),
 )
 # Every secret above holds a keyword (a JWT: "eyJ") or a run of 40 token characters or more; a line
 # with neither (an access line, most library lines) is passed over after these cheap checks.
@@ -78,6 +86,8 @@ _KEYWORDS = (
     "secret_access_key",
     "token",
     "auth ",
+    "secret",
+    "recoverycodes",
 )
 _EXCEPTION_FORMATTER = logging.Formatter()
 

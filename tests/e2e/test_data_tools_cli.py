@@ -420,13 +420,13 @@ async def test_migrate_while_the_service_serves_renames_of_the_same_users_loses_
         assert (user.first_name, user.version) == last[user_id]
         assert user.version - 5 == int(user.first_name[1:]) + 1, "every rename landed"
     items = await scan_all(service.dynamodb, service.tables.users)
-    assert {item["SchemaVersion"]["N"] for item in items} == {"4"}
+    assert {item["SchemaVersion"]["N"] for item in items} == {"5"}
 
 
 async def _until_upgraded(service: Service, user_id: str) -> None:
     for _ in range(int(RUN_SECONDS / 0.01)):
         item = await get_user_item(service.dynamodb, service.tables, user_id)
-        if item is not None and item["SchemaVersion"]["N"] == "4":
+        if item is not None and item["SchemaVersion"]["N"] == "5":
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the migration upgraded nothing")

@@ -69,6 +69,8 @@ async def test_user_reply_never_carries_the_password_or_its_hash(service: Servic
         "updated_at",
         "email_verified",
         "email_verified_at",
+        "totp_enabled",  # never the secret, only whether it is on
+        "recovery_codes_remaining",  # never the codes, only how many are left
     }
     assert PASSWORD.encode() not in user.SerializeToString()
     [item] = await service.scan(service.tables.users)

@@ -31,6 +31,7 @@ from domain.errors import (
     InvalidSignInChallenge,
     StaleVersion,
 )
+from domain.second_factors import RECOVERY_HASH_BYTES
 from domain.values import Email
 from tests.e2e.auth_helpers import PASSWORD, register, sign_in, token_hash, verify_access_token
 from tests.e2e.conftest import serving
@@ -585,6 +586,51 @@ async def test_two_users_confirming_the_same_new_address_at_once_one_wins_the_ot
     assert (backend.refused() > 0) is backend.conflicts_injected
 
 
+# --- second factors ------------------------------------------------------------------------------
+
+RECOVERY_RACERS = 8
+
+
+async def test_concurrent_uses_of_one_recovery_code_let_exactly_one_turn_totp_off(
+    service: Service, backend: Backend
+) -> None:
+    account = await register(service, label="recovery-race")
+    began = await service.stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=account.id), timeout=TIMEOUT
+    )
+    confirmed = await service.stub.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(
+            user_id=account.id, code=pyotp.TOTP(began.secret).at(service.clock())
+        ),
+        timeout=TIMEOUT,
+    )
+    request = pb.DisableTotpRequest(user_id=account.id, recovery_code=confirmed.recovery_codes[0])
+
+    async with racing_stubs(service) as stubs:
+        outcomes = await race(
+            outcome(stubs[n % len(stubs)].DisableTotp(request, timeout=TIMEOUT))
+            for n in range(RECOVERY_RACERS)
+        )
+
+    assert codes(outcomes)[Code.OK] == 1, codes(outcomes)
+    # A loser finds TOTP off already, or the code spent; with conflicts injected it may have met
+    # concurrent writes on every attempt (ABORTED). Never INTERNAL, never a second win.
+    assert set(codes(outcomes)) <= {
+        Code.OK,
+        Code.FAILED_PRECONDITION,
+        Code.UNAUTHENTICATED,
+        Code.ABORTED,
+    }, codes(outcomes)
+    events = await service.stub.ListUserEvents(
+        pb.ListUserEventsRequest(user_id=account.id, page_size=100), timeout=TIMEOUT
+    )
+    kinds = [event.WhichOneof("kind") for event in events.events]
+    assert kinds.count("recovery_code_used") == 1 and kinds.count("second_factor_removed") == 1
+    user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
+    assert not user.totp_enabled and user.recovery_codes_remaining == 0
+    assert (backend.refused() > 0) is backend.conflicts_injected, "the racers never met"
+
+
 # --- sign-in with a second factor ----------------------------------------------------------------
 
 COMPLETERS = 8
@@ -606,6 +652,7 @@ async def test_concurrent_completions_of_one_sign_in_challenge_open_exactly_one_
     service.clock.advance(seconds=30)  # this step's code was spent by the enrollment
     challenged = await sign_in(service, account.email, PASSWORD)
     token = challenged.challenge.challenge_token
+    enrolled_step = (await user_items(service))[account.id]["Totp"]["M"]["LastStep"]
     # Every completer holds a good proof: the app's code (of this step or the next, both
     # accepted) or a recovery code of its own.
     requests = [
@@ -638,6 +685,7 @@ async def test_concurrent_completions_of_one_sign_in_challenge_open_exactly_one_
     assert list(await stored_sessions(service, account.id)) == [winner.session_id]
     item = (await user_items(service))[account.id]
     assert "SignInChallenges" not in item
-    recovery_left = len(item["RecoveryCodes"]["L"])
-    assert recovery_left in (9, 10) and (recovery_left == 10) == ("LastStep" in item["Totp"]["M"])
+    recovery_left = len(item["RecoveryCodes"]["B"]) // RECOVERY_HASH_BYTES
+    totp_used = item["Totp"]["M"]["LastStep"] != enrolled_step
+    assert recovery_left in (9, 10) and (recovery_left == 10) == totp_used
     assert item["FailedLogins"] == {"N": "0"}, "no loser was counted as a wrong code"

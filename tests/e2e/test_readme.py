@@ -133,6 +133,35 @@ async def test_readme_email_change_session_works_as_pasted(
     assert {error.code() for error in gone} == {grpc.StatusCode.NOT_FOUND}
 
 
+async def test_readme_totp_enrollment_session_works_as_pasted(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    settings = service_settings(moto_endpoint, notifier="outbox", outbox_dir=outbox)
+    async with running_service(settings, address="127.0.0.1:0") as running:
+        target = f"127.0.0.1:{running.port}"
+        script = readme_block_after("TOTP enrollment with grpcurl").replace(
+            "localhost:50051", target
+        )
+
+        output = await run_block(script)
+
+        async with grpc.aio.insecure_channel(target) as channel:
+            gone = await rpc_error(
+                UserServiceStub(channel).GetUserByEmail(
+                    pb.GetUserByEmailRequest(email="kim@example.com")
+                )
+            )
+    assert "otpauth://totp/Biome:kim%40example.com?secret=" in output
+    assert '"totp_enabled": true' in output and '"recovery_codes_remaining": 10' in output
+    # Once: DisableTotp's reply has it false, a default grpcurl does not show.
+    assert output.count('"totp_enabled": true') == 1
+    assert '"version": "3"' in output
+    assert output.count("{\n  \n}") == 1  # the empty reply of the delete
+    assert len(list(outbox.glob("*.eml"))) == 2  # the notices: added, then removed
+    assert gone.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_readme_email_verification_session_works_as_pasted(
     moto_endpoint: str, tmp_path: Path
 ) -> None:

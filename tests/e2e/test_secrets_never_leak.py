@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,9 @@ class Secrets:
     verification_codes: list[str] = field(default_factory=list)
     errors: list[grpc.aio.AioRpcError] = field(default_factory=list)
     live_token_hashes: list[str] = field(default_factory=list)
-    # Sign-in challenges (CompleteSignIn's tokens), TOTP secrets and recovery codes.
+    # Sign-in challenges (CompleteSignIn's tokens).
     challenge_tokens: list[str] = field(default_factory=list)
+    # TOTP secrets (base 32, in clear) as enrollment showed them, and recovery codes as shown.
     totp_secrets: list[str] = field(default_factory=list)
     recovery_codes: list[str] = field(default_factory=list)
 
@@ -83,7 +85,8 @@ class Secrets:
         for token in [*tokens, *self.challenge_tokens]:
             found |= {token, token.partition(".")[2]}
         found |= set(self.totp_secrets)
-        found |= {code for codes in self.recovery_codes for code in (codes, codes.replace("-", ""))}
+        for code in self.recovery_codes:  # as shown, and as it may be typed back
+            found |= {code, code.upper(), code.replace("-", ""), code.replace("-", "").upper()}
         assert all(len(secret) >= 16 for secret in found), "too short to search for"
         return found
 
@@ -205,6 +208,8 @@ async def run_every_flow(service: Service) -> Secrets:
     by_link = pb.VerifyEmailRequest(token=link)
     await secrets.fails(stub.VerifyEmail(by_link, timeout=TIMEOUT), unauthenticated)
 
+    await second_factor_flows(service, secrets)
+
     # A second factor: TOTP enrolled; challenges met with a wrong code, the right one (then used
     # again), a recovery code; one left pending.
     totp_account = await register(service, label="totp")
@@ -245,6 +250,10 @@ async def run_every_flow(service: Service) -> Secrets:
     await secrets.fails(complete(forged_challenge, totp_code=app_code), unauthenticated)
     secrets.keep(await complete(await challenge(), recovery_code=enrolled.recovery_codes[0]))
     pending_challenge = await challenge()
+    # TOTP off again (the checks below count the factors second_factor_flows leaves stored); the
+    # pending challenge stays until it expires, and can no longer be completed.
+    turn_off = pb.DisableTotpRequest(user_id=totp_account.id, without_code=True)
+    await stub.DisableTotp(turn_off, timeout=TIMEOUT)
 
     # What stays stored: one live session, rotated once, a pending reset, a pending change, a
     # pending verification and a pending sign-in challenge.
@@ -266,6 +275,60 @@ async def run_every_flow(service: Service) -> Secrets:
         token_hash(pending_challenge),
     ]
     return secrets
+
+
+async def second_factor_flows(service: Service, secrets: Secrets) -> None:
+    """Two users enroll TOTP (a wrong code first), renew their recovery codes (a wrong code
+    first), fail with a spent recovery code; one then turns TOTP off with a recovery code, the
+    other keeps it; a third leaves an enrollment pending. Codes come from the clock as it is now
+    (a served process's clock cannot be moved): each one of the next step, so none is reused."""
+    stub = service.stub
+    unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+
+    def app_code(secret: str, steps_ahead: int = 0) -> str:
+        return pyotp.TOTP(secret).at(service.clock() + timedelta(seconds=30 * steps_ahead))
+
+    def wrong(code: str) -> str:
+        return f"{(int(code) + 1) % 10**6:06d}"
+
+    holders = [await register(service, label=f"totp-{label}") for label in ("off", "on")]
+    renewed: list[list[str]] = []
+    for holder in holders:
+        began = await stub.BeginTotpEnrollment(
+            pb.BeginTotpEnrollmentRequest(user_id=holder.id), timeout=TIMEOUT
+        )
+        secrets.totp_secrets.append(began.secret)
+        confirming = pb.ConfirmTotpEnrollmentRequest(
+            user_id=holder.id, code=wrong(app_code(began.secret))
+        )
+        await secrets.fails(
+            stub.ConfirmTotpEnrollment(confirming, timeout=TIMEOUT), unauthenticated
+        )
+        confirming.code = app_code(began.secret)
+        confirmed = await stub.ConfirmTotpEnrollment(confirming, timeout=TIMEOUT)
+        secrets.recovery_codes.extend(confirmed.recovery_codes)
+        renewing = pb.RegenerateRecoveryCodesRequest(
+            user_id=holder.id, totp_code=wrong(app_code(began.secret, 1))
+        )
+        await secrets.fails(
+            stub.RegenerateRecoveryCodes(renewing, timeout=TIMEOUT), unauthenticated
+        )
+        renewing.totp_code = app_code(began.secret, 1)
+        reply = await stub.RegenerateRecoveryCodes(renewing, timeout=TIMEOUT)
+        renewed.append(list(reply.recovery_codes))
+        secrets.recovery_codes.extend(reply.recovery_codes)
+        spent = pb.DisableTotpRequest(user_id=holder.id, recovery_code=confirmed.recovery_codes[0])
+        await secrets.fails(stub.DisableTotp(spent, timeout=TIMEOUT), unauthenticated)
+    # Typed back in capitals and without dashes: still accepted, still never echoed.
+    off = renewed[0][0].replace("-", "").upper()
+    await stub.DisableTotp(
+        pb.DisableTotpRequest(user_id=holders[0].id, recovery_code=off), timeout=TIMEOUT
+    )
+    pending = await register(service, label="totp-pending")
+    began = await stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=pending.id), timeout=TIMEOUT
+    )
+    secrets.totp_secrets.append(began.secret)
 
 
 async def requested_email_change(service: Service, account: Account) -> tuple[str, str]:
@@ -377,6 +440,41 @@ def stored_hashes(items: list[dict[str, Any]]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class StoredFactors:
+    """The stored forms of second factors in raw user items: the sealed secrets of confirmed
+    TOTP factors and of pending enrollments, and the recovery codes' hashes."""
+
+    sealed: set[str]
+    pending_sealed: set[str]
+    recovery_hashes: set[str]
+
+    @classmethod
+    def of(cls, items: list[dict[str, Any]]) -> StoredFactors:
+        return cls(
+            sealed={i["Totp"]["M"]["Secret"]["S"] for i in items if "Totp" in i},
+            pending_sealed={
+                i["PendingTotp"]["M"]["Secret"]["S"] for i in items if "PendingTotp" in i
+            },
+            recovery_hashes={
+                form
+                for i in items
+                if "RecoveryCodes" in i
+                for form in _forms(i["RecoveryCodes"]["B"])
+            },
+        )
+
+    def everything(self) -> set[str]:
+        secrets = self.sealed | self.pending_sealed
+        return secrets | {s.partition(":")[2] for s in secrets} | self.recovery_hashes
+
+
+def _forms(packed: bytes) -> set[str]:
+    """The recovery codes' hashes as stored (one binary value, 8 bytes a hash): the value in
+    base64 (as DynamoDB's JSON and the export hold it) and each hash in hex."""
+    return {base64.b64encode(packed).decode(), *(packed[i : i + 8].hex() for i in range(0, 80, 8))}
+
+
 def signing_key_secrets(pem: str) -> set[str]:
     """The private key as PEM body, raw hex and URL-safe base64 (a JWK's ``d``)."""
     key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -403,6 +501,7 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
                 *await service.scan(service.tables.emails),
                 *await service.scan(service.tables.sessions),
             ]
+            events_text = json.dumps(await service.scan(service.tables.events))
             export = tmp_path / "users.jsonl"
             exported = await asyncio.to_thread(
                 export_command, settings, str(export), resume=False, page_size=2
@@ -425,6 +524,14 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
     kept = [{k: v for k, v in item.items() if k != "EmailVerification"} for item in live]
     assert pending and all(h in exported_text for h in stored_hashes(kept))
     assert not any(h in exported_text for h in stored_hashes(pending))
+    # Second factors: the export keeps a confirmed TOTP factor sealed (its key is not in the
+    # file), and neither a pending enrollment nor any recovery code's hash; nothing in clear.
+    factors = StoredFactors.of(live)
+    assert factors.sealed and factors.pending_sealed and len(factors.recovery_hashes) == 11
+    assert all(sealed in exported_text for sealed in factors.sealed)
+    assert not [s for s in factors.pending_sealed | factors.recovery_hashes if s in exported_text]
+    assert not [s for s in secrets.raw() if s in exported_text]
+    assert not [s for s in secrets.raw() | factors.everything() if s in events_text]
     assert authorizations.values and all("Signature=" in v for v in authorizations.values)
     # The capture has teeth: DynamoDB bodies at DEBUG, the access lines, redactions made.
     assert any(
@@ -437,6 +544,7 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
         "hash": hashes,
         "Authorization": authorizations.secrets(),
         "signing key": signing_key_secrets(pem),
+        "second factor as stored": factors.everything(),
     }
     lines = log.getvalue().splitlines()
     leaks = {
@@ -469,8 +577,12 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
     ]
     assert any(item.get("Type", {}).get("S") == "RecoveryCodeUsed" for item in items)
 
+    items += await service.scan(service.tables.events)
     stored = "\n".join(json.dumps(item, default=str, sort_keys=True) for item in items)
     assert [secret for secret in secrets.raw() if secret in stored] == []
+    # Recovery codes are there as hashes, TOTP secrets sealed: what a leak would land next to.
+    factors = StoredFactors.of(items)
+    assert len(factors.recovery_hashes) == 11 and factors.sealed and factors.pending_sealed
     assert [code for code in secrets.verification_codes if f'"{code}"' in stored] == []
     # The scan reads what a leak would land in: the hashes of the live tokens are there.
     assert all(digest in stored for digest in secrets.live_token_hashes)

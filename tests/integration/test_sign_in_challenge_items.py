@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from domain.errors import InvalidSecondFactorCode, InvalidSignInChallenge, VersionConflict
 from domain.policies import AuthPolicy
-from domain.second_factors import TotpFactor, issue_recovery_codes
+from domain.second_factors import RECOVERY_HASH_BYTES, TotpFactor, issue_recovery_codes
 from domain.use_cases.accounts import register_user
 from domain.use_cases.second_factor_sign_in import Proof, ProofKind, complete_sign_in
 from domain.use_cases.sessions import SessionTokens, SignInChallenged, authenticate
@@ -160,7 +160,7 @@ async def test_of_concurrent_completions_of_one_challenge_exactly_one_wins(world
     assert sessions[0]["Amr"] == {"L": [{"S": "pwd"}, {"S": "otp"}]}
     item = await world.user_item()
     assert "SignInChallenges" not in item
-    spent_recovery = len(item["RecoveryCodes"]["L"]) == 9
+    spent_recovery = len(item["RecoveryCodes"]["B"]) == 9 * RECOVERY_HASH_BYTES
     used_totp = "LastStep" in item["Totp"]["M"]
     assert spent_recovery != used_totp, "exactly the winner's proof is spent"
     if world.proxy is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -31,7 +32,13 @@ from tests.data_tool_helpers import (
     scan_all,
     sign_up,
 )
-from tests.fakes import FakeAccessTokenIssuer, FakePasswordHasher, FixedClock, recorded_lock_notices
+from tests.fakes import (
+    FakeAccessTokenIssuer,
+    FakePasswordHasher,
+    FakeTotpCodes,
+    FixedClock,
+    recorded_lock_notices,
+)
 
 
 @pytest_asyncio.fixture
@@ -218,7 +225,7 @@ async def test_an_item_of_a_newer_schema_is_refused_and_nothing_is_written(
     current = await get_user_item(dynamodb_client, dynamodb_tables, user.user_id)
     assert current is not None
 
-    with pytest.raises(ValueError, match="schema version 5"):
+    with pytest.raises(ValueError, match="schema version 6"):
         await import_user(dynamodb_client, target, as_newer_schema(current))
 
     assert await scan_all(dynamodb_client, target.users) == []
@@ -339,3 +346,44 @@ async def test_a_user_deleted_in_the_target_and_imported_again_numbers_its_event
         for event in events
         if event["UserId"]["S"] == user.user_id
     ) == [(4, "UserDeleted"), (5, "ProfileUpdated")]
+
+
+async def test_a_users_totp_factor_moves_sealed_and_its_recovery_codes_stay_behind(
+    dynamodb_client: Any, dynamodb_tables: TableNames, target: TableNames
+) -> None:
+    (signed_up,) = await some_users(dynamodb_client, dynamodb_tables, 1)
+    codes = FakeTotpCodes()
+    async with DynamoUnitOfWork(dynamodb_client, dynamodb_tables) as uow:
+        user = await uow.users.require(UserId(signed_up.user_id))
+        user.begin_totp_enrollment(codes.new_secret().sealed, T0)
+        assert user.pending_totp is not None
+        issued = user.confirm_totp_enrollment(
+            codes.code_at(user.pending_totp.sealed_secret, T0), T0, codes
+        )
+        await uow.users.update(user)
+        await uow.commit()
+    source = await get_user_item(dynamodb_client, dynamodb_tables, signed_up.user_id)
+    assert source is not None
+
+    records = await export_all(dynamodb_client, dynamodb_tables)
+    await import_all(dynamodb_client, target, records)
+
+    exported = user_line(records[0])
+    assert source["Totp"]["M"]["Secret"]["S"] in exported
+    packed = source["RecoveryCodes"]["B"]
+    assert (
+        packed
+        and base64.b64encode(packed).decode() not in exported
+        and "RecoveryCodes" not in exported
+    )
+    assert not [code for code in issued.codes if code in exported]
+    imported = await get_user_item(dynamodb_client, target, signed_up.user_id)
+    assert imported is not None
+    assert imported["Totp"] == source["Totp"] and "RecoveryCodes" not in imported
+    async with DynamoUnitOfWork(dynamodb_client, target) as uow:
+        moved = await uow.users.require(UserId(signed_up.user_id))
+    assert moved.recovery_codes_remaining == 0
+    assert moved.totp is not None
+    # The same keys open it in the target: the next step's code works there.
+    later = T0 + timedelta(seconds=30)
+    moved.use_totp_code(codes.code_at(moved.totp.sealed_secret, later), later, codes)

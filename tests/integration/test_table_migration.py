@@ -14,7 +14,7 @@ from domain.use_cases.accounts import update_profile
 from domain.use_cases.sessions import refresh_session
 from domain.user import User
 from persistence.item_upgrades import item_schema_version
-from persistence.schema import TableNames
+from persistence.schema import SCHEMA_VERSION, TableNames
 from persistence.unit_of_work import DynamoUnitOfWork
 from persistence.user_mapper import item_to_user, user_to_item
 from tests.builders import T0, new_user
@@ -225,7 +225,7 @@ async def test_migrate_running_alongside_service_writes_loses_no_update(
         item = await get_user_item(dynamodb_client, dynamodb_tables, user_id)
         assert item is not None
         assert item["FirstName"] == {"S": f"N{renames - 1}"}
-    assert set(await schema_versions(dynamodb_client, dynamodb_tables)) == {4}
+    assert set(await schema_versions(dynamodb_client, dynamodb_tables)) == {5}
     for report in reports:
         assert report.scanned == len(users)
 
@@ -347,7 +347,7 @@ def vouching() -> Vouching:
 
 
 async def stored_user(
-    client: Any, tables: TableNames, label: str, *, schema: int = 4, created: Any = T0
+    client: Any, tables: TableNames, label: str, *, schema: int = SCHEMA_VERSION, created: Any = T0
 ) -> tuple[User, Item]:
     """A user stored at version 1 (one event recorded), created at ``created``, item as written by
     ``schema``; the user and the item."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -240,3 +241,20 @@ def test_arguments_that_do_not_fit_the_format_are_withheld_not_printed() -> None
 
     assert token not in record.getMessage()
     assert "withheld" in record.getMessage()
+
+
+def test_a_sealed_totp_secret_and_recovery_code_hashes_in_a_dynamodb_body_are_redacted() -> None:
+    sealed = "k1:" + secrets.token_urlsafe(46)
+    packed = secrets.token_bytes(80)
+    hashes = [base64.b64encode(packed).decode()]  # botocore's JSON holds binary as base64
+    item = {
+        "Totp": {"M": {"Secret": {"S": sealed}, "LastStep": {"N": "5"}}},
+        "RecoveryCodes": {"B": hashes[0]},
+        "FirstName": {"S": "Ada"},
+    }
+    body = json.dumps({"Item": item}).encode()
+    for line in (f"Response body: {body!r}", f"Request body: {json.dumps(item, indent=1)}"):
+        clean = redact(line)
+        assert sealed not in clean and sealed.partition(":")[2] not in clean
+        assert not any(h in clean for h in hashes), clean
+        assert "Ada" in clean and REDACTED in clean
