@@ -47,11 +47,12 @@ reads only users:
                         SHA-256("<user id>:<normalized code>"), 8 bytes each, one after the
                         other (ten: 80 bytes; the codes carry 80 random bits each: see
                         domain.second_factors); absent when none remain
-  SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
-                        signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
-                        second factor (CompleteSignIn); the single-use token only as its SHA-256;
-                        at most 4, expired ones dropped by the next write of them; absent when
-                        none
+  SignInChallenges   L  of M {TokenHash (B, the SHA-256 of the single-use token, never the token),
+                        ExpiresAt (N, epoch seconds), WebAuthn (B, 32 random bytes a passkey
+                        signs), WrongCodes (N, absent while 0)}: sign-ins whose password was
+                        right, waiting on a second factor (CompleteSignIn); at most 4, expired
+                        ones dropped by the next write of them; about 100 bytes each; absent
+                        when none
   SchemaVersion      N  5 (see persistence.item_upgrades for the versions and how older items
                         are read)
 Every token is stored only as the hex SHA-256 of the token. Both GSIs keep the seed's names and
