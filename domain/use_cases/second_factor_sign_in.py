@@ -88,7 +88,9 @@ async def complete_sign_in(
         elif not proof.code.strip():
             check.add(proof.kind.value, "must not be empty")
         elif len(proof.code) > SECOND_FACTOR_CODE_MAX_LENGTH:
-            check.add(proof.kind.value, f"must be at most {SECOND_FACTOR_CODE_MAX_LENGTH} long")
+            check.add(
+                proof.kind.value, f"must be at most {SECOND_FACTOR_CODE_MAX_LENGTH} characters"
+            )
         client = parse_client(check, user_agent, ip_address, device_label)
     assert proof is not None
     if proof.kind is ProofKind.TOTP_CODE and codes is None:
