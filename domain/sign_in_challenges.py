@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 # The most challenges one user holds at once: a new one beyond it replaces the oldest. Each adds
-# about 170 bytes to the user item (DynamoDB charges a write unit per KB of the item), and only a
+# about 100 bytes to the user item (DynamoDB charges a write unit per KB of the item), and only a
 # caller who knows the password can make them.
 MAX_SIGN_IN_CHALLENGES = 4
 # The random challenge a passkey signs (WebAuthn): 32 bytes, above the spec's 16-byte minimum.

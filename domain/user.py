@@ -623,7 +623,9 @@ class User:
         """A new single-use challenge, valid for ``lifetime``: kept as a hash with the user's
         unexpired ones (beyond MAX_SIGN_IN_CHALLENGES the oldest is dropped)."""
         token = issue_token(self.id)
-        challenge = SignInChallenge(token.token_hash, now + lifetime, new_webauthn_challenge())
+        # Whole seconds: what the store keeps, so the expiry told is the one that holds.
+        expires_at = (now + lifetime).replace(microsecond=0)
+        challenge = SignInChallenge(token.token_hash, expires_at, new_webauthn_challenge())
         kept = [c for c in self.sign_in_challenges if c.is_usable(now)]
         kept = kept[max(len(kept) - MAX_SIGN_IN_CHALLENGES + 1, 0) :]
         self.sign_in_challenges = (*kept, challenge)

@@ -47,11 +47,12 @@ reads only users:
                         SHA-256("<user id>:<normalized code>"), 16 bytes each, one after the
                         other (ten: 160 bytes; the codes carry 80 random bits each: see
                         domain.second_factors); absent when none remain
-  SignInChallenges   L  of M {TokenHash, ExpiresAt, WebAuthnChallenge (B, 32 random bytes a passkey
-                        signs), WrongCodes (N)}: sign-ins whose password was right, waiting on a
-                        second factor (CompleteSignIn); the single-use token only as its SHA-256;
-                        at most 4, expired ones dropped by the next write of them; absent when
-                        none
+  SignInChallenges   L  of M {TokenHash (B, the SHA-256 of the single-use token, never the token),
+                        ExpiresAt (N, epoch seconds), WebAuthn (B, 32 random bytes a passkey
+                        signs), WrongCodes (N, absent while 0)}: sign-ins whose password was
+                        right, waiting on a second factor (CompleteSignIn); at most 4, expired
+                        ones dropped by the next write of them; about 100 bytes each; absent
+                        when none
   Passkeys           L  of M {Id (the WebAuthn credential id, base64url), PublicKey (its COSE
                         key, base64url; not a secret), SignCount N, Name, CreatedAt, LastUsedAt
                         (absent until used), Transports (comma-separated hints; absent when

@@ -29,8 +29,8 @@ from domain.use_cases.sessions import (
     parse_client,
 )
 from domain.use_cases.validation import Violations
-from domain.user import User
-from domain.values import AMR_PASSWORD_AND_KEY, AMR_PASSWORD_AND_OTP
+from domain.user import SessionStart, User
+from domain.values import AMR_PASSWORD_AND_KEY, AMR_PASSWORD_AND_OTP, ClientDetails
 
 
 class ProofKind(enum.Enum):
@@ -89,18 +89,9 @@ async def complete_sign_in(
     None; recovery codes still work).
     The session's client details are the ones given here: the device that completes the sign-in
     is the one that holds the session (Authenticate's are not kept with the challenge)."""
-    with Violations() as check:
-        lookup = check.parse("challenge_token", _parse_challenge_token, challenge_token)
-        if proof is None:
-            check.add("totp_code", "must be given (or recovery_code instead)")
-        elif proof.kind is ProofKind.PASSKEY:
-            check.parse(proof.kind.value, _assertion_parser(webauthn), proof.code)
-        elif not proof.code.strip():
-            check.add(proof.kind.value, "must not be empty")
-        elif len(proof.code) > SECOND_FACTOR_CODE_MAX_LENGTH:
-            check.add(proof.kind.value, f"must be at most {SECOND_FACTOR_CODE_MAX_LENGTH} long")
-        client = parse_client(check, user_agent, ip_address, device_label)
-    assert proof is not None
+    lookup, proof, client = _parsed(
+        challenge_token, proof, webauthn, user_agent, ip_address, device_label
+    )
     if proof.kind is ProofKind.TOTP_CODE and codes is None:
         raise TotpUnavailable()  # this service has TOTP turned off: nothing read or counted
 
@@ -115,9 +106,7 @@ async def complete_sign_in(
                 # As a password during a wait: refused and counted, the code left untested, so
                 # the reply tells nothing of it.
                 user.record_failed_login(now, policy.lockout)
-                await uow.users.update(user)
-                await uow.commit()
-                return _Refused(began_lock=False)
+                return await _refused(uow, user, began_lock=False)
             check_may_sign_in(user)
             check_verified(user, policy)
             try:
@@ -125,20 +114,11 @@ async def complete_sign_in(
             except InvalidSecondFactorCode:
                 # Counted in the write that checked it: concurrent guesses cannot exceed either
                 # limit.
-                began = user.count_wrong_code(
-                    challenge, now, policy.lockout, policy.sign_in_challenges.max_wrong_codes
-                )
-                await uow.users.update(user)
-                await uow.commit()
-                return _Refused(began)
+                limit = policy.sign_in_challenges.max_wrong_codes
+                began = user.count_wrong_code(challenge, now, policy.lockout, limit)
+                return await _refused(uow, user, began_lock=began)
             user.complete_sign_in(challenge, now)
-            current = await uow.sessions.current(user)
-            start = user.start_session(now, policy.sessions, current, client, amr=amr)
-            await uow.users.update(user)
-            await uow.sessions.add(user, start.session)
-            for ended in start.ended:
-                await uow.sessions.remove(user, ended)
-            await uow.commit()
+            start = await _open_session(uow, user, now, policy, client, amr)
         access = issuer.issue(
             user_id=user.id.value,
             session_id=start.session.session_id,
@@ -154,6 +134,58 @@ async def complete_sign_in(
             notify_lock_later(uow, lookup.user_id, clock, policy, notices)
         raise InvalidSecondFactorCode()
     return outcome
+
+
+def _parsed(
+    challenge_token: str,
+    proof: Proof | None,
+    webauthn: WebAuthn | None,
+    user_agent: str,
+    ip_address: str,
+    device_label: str,
+) -> tuple[TokenLookup, Proof, ClientDetails]:
+    """The request's fields, or InvalidArgument naming each bad one."""
+    with Violations() as check:
+        lookup = check.parse("challenge_token", _parse_challenge_token, challenge_token)
+        if proof is None:
+            check.add("totp_code", "must be given (or recovery_code instead)")
+        elif proof.kind is ProofKind.PASSKEY:
+            check.parse(proof.kind.value, _assertion_parser(webauthn), proof.code)
+        elif not proof.code.strip():
+            check.add(proof.kind.value, "must not be empty")
+        elif len(proof.code) > SECOND_FACTOR_CODE_MAX_LENGTH:
+            limit = SECOND_FACTOR_CODE_MAX_LENGTH
+            check.add(proof.kind.value, f"must be at most {limit} characters")
+        client = parse_client(check, user_agent, ip_address, device_label)
+    assert proof is not None
+    return lookup, proof, client
+
+
+async def _refused(uow: UnitOfWork, user: User, *, began_lock: bool) -> _Refused:
+    """Store the refusal's count (inside the unit of work) before the reply."""
+    await uow.users.update(user)
+    await uow.commit()
+    return _Refused(began_lock)
+
+
+async def _open_session(
+    uow: UnitOfWork,
+    user: User,
+    now: datetime,
+    policy: AuthPolicy,
+    client: ClientDetails,
+    amr: tuple[str, ...],
+) -> SessionStart:
+    """The new session, in one write with the user (its revision checked: of concurrent
+    completions one lands, the others read again and find the challenge spent)."""
+    current = await uow.sessions.current(user)
+    start = user.start_session(now, policy.sessions, current, client, amr=amr)
+    await uow.users.update(user)
+    await uow.sessions.add(user, start.session)
+    for ended in start.ended:
+        await uow.sessions.remove(user, ended)
+    await uow.commit()
+    return start
 
 
 def _prove(

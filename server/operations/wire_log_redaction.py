@@ -12,10 +12,10 @@ JWTs, this service's refresh and reset tokens (the user id is kept, the secret p
 keys (``usk_...``), PEM private keys, temporary AWS credentials as STS, the instance metadata
 service or a credentials file hand them to botocore (``SecretAccessKey``, ``SessionToken``,
 ``Token``, in XML, JSON or ini form), and SMTP ``AUTH`` arguments. Second factors' stored forms
-are recognised by their attributes in a DynamoDB body: a ``Secret`` (the sealed TOTP secret) and
-the hashes in ``RecoveryCodes``. A JWK thumbprint (``kid``) is
-public and stays. Passwords have no form: they are kept out of logs by never logging a request
-(server.interceptors.observed_calls).
+are recognised by their attributes in a DynamoDB body: a ``Secret`` (the sealed TOTP secret),
+the hashes in ``RecoveryCodes``, and a binary ``TokenHash`` (a sign-in challenge's). A JWK
+thumbprint (``kid``) is public and stays. Passwords have no form: they are kept out of logs by
+never logging a request (server.interceptors.observed_calls).
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"""(["']Secret["']\s*:\s*\{\s*["']S["']\s*:\s*["'])[^"']*"""), rf"\1{REDACTED}"),
     (
         re.compile(r"""(["']RecoveryCodes["']\s*:\s*\{\s*["']B["']\s*:\s*["'])[^"']*"""),
+        rf"\1{REDACTED}",
+    ),
+    # A sign-in challenge's token hash, held as its 32 bytes: "TokenHash": {"B": "<base64>"}.
+    (
+        re.compile(r"""(["']TokenHash["']\s*:\s*\{\s*["']B["']\s*:\s*["'])[^"']*"""),
         rf"\1{REDACTED}",
     ),
 )

@@ -152,6 +152,15 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
     assert scenarios["ResendVerification"]["requests"].get("TransactWriteItems") == 1
     assert scenarios["VerifyEmail, wrong code"]["write_units"] > 0  # the wrong code is counted
     assert all(scenarios[name]["write_units"] == 0 for name in ISSUE_15_SCENARIOS[7:9])
+    # Sign-in with a second factor (issue 16): the password alone reads no sessions and writes
+    # the user alone (the challenge); the code opens the session in one transaction.
+    assert scenarios["Authenticate, TOTP on, challenge"]["requests"] == {"GetItem": 2, "PutItem": 1}
+    assert scenarios["CompleteSignIn, TOTP code"]["requests"] == {
+        "GetItem": 1,
+        "Query": 1,
+        "TransactWriteItems": 1,
+    }
+    assert scenarios["CompleteSignIn, wrong code"]["requests"] == {"GetItem": 1, "PutItem": 1}
     assert capacity["typical_user_bytes"] > 0
     checked = {check["operation"] for check in capacity["cross_checks"]}
     assert checked >= {"GetItem", "Scan", "TransactWriteItems"}, checked

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import uuid4
 
@@ -27,8 +28,10 @@ from domain.errors import (
     ConcurrentRefresh,
     ConcurrentWrite,
     EmailAlreadyRegistered,
+    InvalidSignInChallenge,
     StaleVersion,
 )
+from domain.second_factors import RECOVERY_HASH_BYTES
 from domain.values import Email
 from tests.e2e.auth_helpers import PASSWORD, register, sign_in, token_hash, verify_access_token
 from tests.e2e.conftest import serving
@@ -626,3 +629,63 @@ async def test_concurrent_uses_of_one_recovery_code_let_exactly_one_turn_totp_of
     user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
     assert not user.totp_enabled and user.recovery_codes_remaining == 0
     assert (backend.refused() > 0) is backend.conflicts_injected, "the racers never met"
+
+
+# --- sign-in with a second factor ----------------------------------------------------------------
+
+COMPLETERS = 8
+
+
+@pytest.mark.slow
+async def test_concurrent_completions_of_one_sign_in_challenge_open_exactly_one_session(
+    service: Service, backend: Backend
+) -> None:
+    account = await register(service, label="challenge-race")
+    began = await service.stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=account.id), timeout=TIMEOUT
+    )
+    app = pyotp.TOTP(began.secret)
+    enrolled = await service.stub.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(user_id=account.id, code=app.at(service.clock())),
+        timeout=TIMEOUT,
+    )
+    service.clock.advance(seconds=30)  # this step's code was spent by the enrollment
+    challenged = await sign_in(service, account.email, PASSWORD)
+    token = challenged.challenge.challenge_token
+    enrolled_step = (await user_items(service))[account.id]["Totp"]["M"]["LastStep"]
+    # Every completer holds a good proof: the app's code (of this step or the next, both
+    # accepted) or a recovery code of its own.
+    requests = [
+        pb.CompleteSignInRequest(
+            challenge_token=token, totp_code=app.at(service.clock() + timedelta(seconds=30 * step))
+        )
+        for step in (0, 1, 0, 1)
+    ]
+    requests += [
+        pb.CompleteSignInRequest(challenge_token=token, recovery_code=code)
+        for code in enrolled.recovery_codes[: COMPLETERS - 4]
+    ]
+
+    async with racing_stubs(service) as stubs:
+        outcomes = await race(
+            outcome(stubs[i % len(stubs)].CompleteSignIn(request, timeout=TIMEOUT))
+            for i, request in enumerate(requests)
+        )
+
+    assert codes(outcomes)[Code.OK] == 1, codes(outcomes)
+    [winner] = winners(outcomes)
+    losers = [error for code, error in outcomes if code is not Code.OK]
+    # A loser finds the challenge spent; with conflicts it may have met writes on every attempt.
+    assert {error.code() for error in losers} <= {Code.UNAUTHENTICATED, Code.ABORTED}
+    spent = str(InvalidSignInChallenge())
+    assert {error.details() for error in losers} <= backend.lost_to(spent)
+    assert all(token not in (error.details() or "") for error in losers)
+    assert (backend.refused() > 0) is backend.conflicts_injected
+    # One session, the winner's; the challenge gone; exactly the winner's proof spent.
+    assert list(await stored_sessions(service, account.id)) == [winner.session_id]
+    item = (await user_items(service))[account.id]
+    assert "SignInChallenges" not in item
+    recovery_left = len(item["RecoveryCodes"]["B"]) // RECOVERY_HASH_BYTES
+    totp_used = item["Totp"]["M"]["LastStep"] != enrolled_step
+    assert recovery_left in (9, 10) and (recovery_left == 10) == totp_used
+    assert item["FailedLogins"] == {"N": "0"}, "no loser was counted as a wrong code"

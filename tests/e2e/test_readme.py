@@ -186,6 +186,31 @@ async def test_readme_email_verification_session_works_as_pasted(
     assert {error.code() for error in gone} == {grpc.StatusCode.NOT_FOUND}
 
 
+async def test_readme_second_factor_session_works_as_pasted(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    settings = service_settings(moto_endpoint, notifier="outbox", outbox_dir=outbox)
+    async with running_service(settings, address="127.0.0.1:0") as running:
+        target = f"127.0.0.1:{running.port}"
+        script = readme_block_after("Sign-in with a second factor (TOTP) with grpcurl")
+        script = script.replace("localhost:50051", target)
+
+        output = await run_block(script)
+
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = UserServiceStub(channel)
+            gone = await rpc_error(
+                stub.GetUserByEmail(pb.GetUserByEmailRequest(email="mary@example.com"))
+            )
+    lines = output.splitlines()
+    assert "['SIGN_IN_FACTOR_TOTP', 'SIGN_IN_FACTOR_RECOVERY_CODE']" in lines
+    assert lines.count("['pwd', 'otp']") == 2  # the TOTP sign-in's token and the recovery code's
+    assert "the used code is refused" in lines
+    assert "9" in lines  # recovery codes remaining
+    assert gone.code() is grpc.StatusCode.NOT_FOUND
+
+
 async def test_readme_tls_and_api_key_block_works_as_pasted(
     moto_endpoint: str, tmp_path: Path
 ) -> None:

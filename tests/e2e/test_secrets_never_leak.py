@@ -71,6 +71,10 @@ class Secrets:
     verification_codes: list[str] = field(default_factory=list)
     errors: list[grpc.aio.AioRpcError] = field(default_factory=list)
     live_token_hashes: list[str] = field(default_factory=list)
+    # Sign-in challenges (CompleteSignIn's tokens), and the pending one's hash as it is stored
+    # (its 32 bytes).
+    challenge_tokens: list[str] = field(default_factory=list)
+    live_challenge_hashes: list[bytes] = field(default_factory=list)
     # TOTP secrets (base 32, in clear) as enrollment showed them, and recovery codes as shown.
     totp_secrets: list[str] = field(default_factory=list)
     recovery_codes: list[str] = field(default_factory=list)
@@ -79,7 +83,8 @@ class Secrets:
         """Each secret, and the part of it that is secret on its own (after a token's user id)."""
         found = set(self.passwords) | set(self.access_tokens)
         found |= {token.rsplit(".", 1)[-1] for token in self.access_tokens}  # the signature
-        for token in [*self.refresh_tokens, *self.reset_tokens, *self.verification_tokens]:
+        tokens = [*self.refresh_tokens, *self.reset_tokens, *self.verification_tokens]
+        for token in [*tokens, *self.challenge_tokens]:
             found |= {token, token.partition(".")[2]}
         found |= set(self.totp_secrets)
         for code in self.recovery_codes:  # as shown, and as it may be typed back
@@ -207,8 +212,53 @@ async def run_every_flow(service: Service) -> Secrets:
 
     await second_factor_flows(service, secrets)
 
-    # What stays stored: one live session, rotated once, a pending reset, a pending change and
-    # a pending verification.
+    # A second factor: TOTP enrolled; challenges met with a wrong code, the right one (then used
+    # again), a recovery code; one left pending.
+    totp_account = await register(service, label="totp")
+    began = await stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=totp_account.id), timeout=TIMEOUT
+    )
+    secrets.totp_secrets.append(began.secret)
+    app_code = pyotp.TOTP(began.secret).at(service.clock())
+    secrets.verification_codes.append(app_code)
+    confirm_totp = pb.ConfirmTotpEnrollmentRequest(user_id=totp_account.id, code=app_code)
+    enrolled = await stub.ConfirmTotpEnrollment(confirm_totp, timeout=TIMEOUT)
+    secrets.recovery_codes.extend(enrolled.recovery_codes)
+    service.clock.advance(seconds=30)  # the app's next code
+
+    async def challenge() -> str:
+        reply = await sign_in(service, totp_account.email, PASSWORD)
+        secrets.challenge_tokens.append(reply.challenge.challenge_token)
+        return reply.challenge.challenge_token
+
+    def complete(token: str, totp_code: str = "", recovery_code: str = "") -> Awaitable[Any]:
+        request = pb.CompleteSignInRequest(challenge_token=token)
+        if recovery_code:
+            request.recovery_code = recovery_code
+        else:
+            request.totp_code = totp_code
+        return stub.CompleteSignIn(request, timeout=TIMEOUT)
+
+    challenged = await challenge()
+    app_code = pyotp.TOTP(began.secret).at(service.clock())
+    secrets.verification_codes.append(app_code)
+    await secrets.fails(
+        complete(challenged, totp_code=f"{(int(app_code) + 1) % 10**6:06d}"), unauthenticated
+    )
+    secrets.keep(await complete(challenged, totp_code=app_code))
+    await secrets.fails(complete(challenged, totp_code=app_code), unauthenticated)
+    forged_challenge = f"{totp_account.id}.{'y' * 43}"
+    secrets.challenge_tokens.append(forged_challenge)
+    await secrets.fails(complete(forged_challenge, totp_code=app_code), unauthenticated)
+    secrets.keep(await complete(await challenge(), recovery_code=enrolled.recovery_codes[0]))
+    pending_challenge = await challenge()
+    # TOTP off again (the checks below count the factors second_factor_flows leaves stored); the
+    # pending challenge stays until it expires, and can no longer be completed.
+    turn_off = pb.DisableTotpRequest(user_id=totp_account.id, without_code=True)
+    await stub.DisableTotp(turn_off, timeout=TIMEOUT)
+
+    # What stays stored: one live session, rotated once, a pending reset, a pending change, a
+    # pending verification and a pending sign-in challenge.
     live = secrets.keep(await sign_in(service, account.email, RESET_PASSWORD))
     current = secrets.keep(await refresh(service, live))
     service.clock.advance(seconds=61)  # past the security mail cool-down of the first reset
@@ -225,6 +275,7 @@ async def run_every_flow(service: Service) -> Secrets:
         *(token_hash(token) for token in change_tokens["pending"]),
         token_hash(pending_link),
     ]
+    secrets.live_challenge_hashes = [bytes.fromhex(token_hash(pending_challenge))]
     return secrets
 
 
@@ -426,6 +477,24 @@ def _forms(packed: bytes) -> set[str]:
     return {base64.b64encode(packed).decode(), *(packed[i : i + 8].hex() for i in range(0, 80, 8))}
 
 
+def stored_binaries(items: list[dict[str, Any]]) -> set[bytes]:
+    """Every binary value in raw DynamoDB items."""
+    found: set[bytes] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+        elif isinstance(value, bytes | bytearray):
+            found.add(bytes(value))
+
+    walk(items)
+    return found
+
+
 def signing_key_secrets(pem: str) -> set[str]:
     """The private key as PEM body, raw hex and URL-safe base64 (a JWK's ``d``)."""
     key = serialization.load_pem_private_key(pem.encode(), password=None)
@@ -496,6 +565,12 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
         "Authorization": authorizations.secrets(),
         "signing key": signing_key_secrets(pem),
         "second factor as stored": factors.everything(),
+        # A challenge's hash: stored as 32 bytes, which DynamoDB's JSON holds in base64.
+        "challenge hash": {
+            form
+            for digest in map(token_hash, secrets.challenge_tokens)
+            for form in (digest, base64.b64encode(bytes.fromhex(digest)).decode())
+        },
     }
     lines = log.getvalue().splitlines()
     leaks = {
@@ -525,8 +600,8 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
         *await service.scan(service.tables.emails),
         *await service.scan(service.tables.sessions),
     ]
-
     items += await service.scan(service.tables.events)
+    assert any(item.get("Type", {}).get("S") == "RecoveryCodeUsed" for item in items)
     stored = "\n".join(json.dumps(item, default=str, sort_keys=True) for item in items)
     assert [secret for secret in secrets.raw() if secret in stored] == []
     # Recovery codes are there as hashes, TOTP secrets sealed: what a leak would land next to.
@@ -535,6 +610,7 @@ async def test_no_stored_item_holds_a_password_or_token_only_their_hashes(
     assert [code for code in secrets.verification_codes if f'"{code}"' in stored] == []
     # The scan reads what a leak would land in: the hashes of the live tokens are there.
     assert all(digest in stored for digest in secrets.live_token_hashes)
+    assert set(secrets.live_challenge_hashes) <= stored_binaries(items)
 
 
 async def test_no_error_message_echoes_a_password_or_token(service: Service) -> None:

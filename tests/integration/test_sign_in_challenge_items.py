@@ -15,7 +15,8 @@ import pytest_asyncio
 
 from domain.errors import InvalidSecondFactorCode, InvalidSignInChallenge, VersionConflict
 from domain.policies import AuthPolicy
-from domain.second_factors import TotpFactor, issue_recovery_codes
+from domain.second_factors import RECOVERY_HASH_BYTES, TotpFactor, issue_recovery_codes
+from domain.secret_tokens import hash_token
 from domain.use_cases.accounts import register_user
 from domain.use_cases.second_factor_sign_in import Proof, ProofKind, complete_sign_in
 from domain.use_cases.sessions import SessionTokens, SignInChallenged, authenticate
@@ -133,7 +134,8 @@ async def test_the_challenge_is_stored_as_a_hash_on_the_user_item(world: World) 
     item = await world.user_item()
 
     (stored,) = item["SignInChallenges"]["L"]
-    assert set(stored["M"]) == {"TokenHash", "ExpiresAt", "WebAuthnChallenge", "WrongCodes"}
+    assert set(stored["M"]) == {"TokenHash", "ExpiresAt", "WebAuthn"}
+    assert bytes(stored["M"]["TokenHash"]["B"]).hex() == hash_token(token)
     assert token not in json.dumps(item, default=str)
     assert token.split(".")[1] not in json.dumps(item, default=str)
     assert await world.session_items() == []
@@ -160,7 +162,7 @@ async def test_of_concurrent_completions_of_one_challenge_exactly_one_wins(world
     assert sessions[0]["Amr"] == {"L": [{"S": "pwd"}, {"S": "otp"}]}
     item = await world.user_item()
     assert "SignInChallenges" not in item
-    spent_recovery = len(item["RecoveryCodes"]["L"]) == 9
+    spent_recovery = len(item["RecoveryCodes"]["B"]) == 9 * RECOVERY_HASH_BYTES
     used_totp = "LastStep" in item["Totp"]["M"]
     assert spent_recovery != used_totp, "exactly the winner's proof is spent"
     if world.proxy is not None:

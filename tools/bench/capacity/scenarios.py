@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import pyotp
 from biome.user.v1 import user_service_pb2 as pb
 
 from tools.bench.capacity.mail import Outbox, link_token, verification_code
@@ -28,6 +30,9 @@ PASSWORDS = ("capacity-bench-passphrase-1618", "capacity-bench-passphrase-2718")
 WRONG_PASSWORD = "not-the-capacity-passphrase-0000"
 WRONG = "wrong password"  # the variant of Authenticate that signs in with WRONG_PASSWORD
 BY_TOKEN, BY_CODE, WRONG_CODE = "link token", "code", "wrong code"  # variants of VerifyEmail
+# Sign-in with a second factor (issue 16): Authenticate of a user with TOTP (a challenge, no
+# session), and CompleteSignIn with the app's code, a recovery code, or a wrong code.
+CHALLENGED, TOTP_CODE, RECOVERY_CODE = "TOTP on, challenge", "TOTP code", "recovery code"
 LIST_PAGE_SIZE = 50
 # After the reply (and, for a call that mails, after its mail is in the outbox): time for any
 # request still in flight to reach the proxy.
@@ -45,6 +50,15 @@ class Account:
     password: str
     version: int = 1
     sessions: list[tuple[str, str]] = field(default_factory=list)  # (session id, refresh token)
+
+
+@dataclass(frozen=True)
+class _TotpAccount:
+    """A user with TOTP on: its secret (as the app holds it) and its recovery codes."""
+
+    account: Account
+    secret: str
+    recovery_codes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,10 @@ def scenarios(many: int) -> list[Scenario]:
         Scenario("ListSessions", many),
         Scenario("EndSession", 1),
         Scenario("EndSession", many),
+        Scenario("Authenticate", variant=CHALLENGED),
+        Scenario("CompleteSignIn", variant=TOTP_CODE),
+        Scenario("CompleteSignIn", variant=RECOVERY_CODE),
+        Scenario("CompleteSignIn", variant=WRONG_CODE),
     ]
 
 
@@ -110,7 +128,7 @@ class Driver:
     async def run(self, scenario: Scenario, calls: int) -> list[list[Recorded]]:
         """``calls`` measured calls of ``scenario``, each on a user prepared for it."""
         account = await self._verified() if scenario.sessions else None
-        wrong = scenario.variant in (WRONG, WRONG_CODE)
+        wrong = scenario.variant in (WRONG, WRONG_CODE)  # CompleteSignIn's too
         expected = grpc.StatusCode.UNAUTHENTICATED if wrong else None
         measured: list[list[Recorded]] = []
         for _ in range(calls):
@@ -176,6 +194,11 @@ class Driver:
             return lambda: self._stub.ConfirmEmailChange(
                 pb.ConfirmEmailChangeRequest(token=token), timeout=self._timeout
             )
+        if scenario.variant == CHALLENGED:
+            totp = await self._with_totp()
+            return lambda: self._challenge(totp)
+        if scenario.rpc == "CompleteSignIn":
+            return await self._complete_sign_in(scenario.variant)
         account = await self.register()
         mail = await self._mail_to(account.email)
         if scenario.rpc == "VerifyEmail":
@@ -190,6 +213,40 @@ class Driver:
         if scenario.rpc == "ResendVerification":
             return lambda: self._resend(account)
         raise ValueError(f"no preparation for {scenario.name}")
+
+    async def _with_totp(self) -> _TotpAccount:
+        """A verified user with TOTP on (its enrollment spent this time step's code)."""
+        account = await self._verified()
+        began = await self._stub.BeginTotpEnrollment(
+            pb.BeginTotpEnrollmentRequest(user_id=account.id), timeout=self._timeout
+        )
+        request = pb.ConfirmTotpEnrollmentRequest(
+            user_id=account.id, code=pyotp.TOTP(began.secret).now()
+        )
+        confirmed = await self._stub.ConfirmTotpEnrollment(request, timeout=self._timeout)
+        await self._mail_to(account.email)  # the notice of the added factor
+        return _TotpAccount(account, began.secret, tuple(confirmed.recovery_codes))
+
+    async def _challenge(self, totp: _TotpAccount) -> str:
+        request = pb.AuthenticateRequest(email=totp.account.email, password=totp.account.password)
+        reply = await self._stub.Authenticate(request, timeout=self._timeout)
+        if not reply.HasField("challenge"):
+            raise RuntimeError("a user with TOTP on signed in without a challenge")
+        return reply.challenge.challenge_token
+
+    async def _complete_sign_in(self, variant: str) -> Measured:
+        """CompleteSignIn on a fresh challenge: with the app's next code (this step's was spent
+        by the enrollment), a recovery code, or a wrong code (then UNAUTHENTICATED)."""
+        totp = await self._with_totp()
+        request = pb.CompleteSignInRequest(challenge_token=await self._challenge(totp))
+        next_code = pyotp.TOTP(totp.secret).at(time.time() + 30)
+        if variant == TOTP_CODE:
+            request.totp_code = next_code
+        elif variant == RECOVERY_CODE:
+            request.recovery_code = totp.recovery_codes[0]
+        else:
+            request.totp_code = f"{(int(next_code) + 1) % 10**6:06d}"
+        return lambda: self._stub.CompleteSignIn(request, timeout=self._timeout)
 
     async def _resend(self, account: Account) -> None:
         """The reply comes before the lookup and the write: measured until the mail is out."""

@@ -258,3 +258,14 @@ def test_a_sealed_totp_secret_and_recovery_code_hashes_in_a_dynamodb_body_are_re
         assert sealed not in clean and sealed.partition(":")[2] not in clean
         assert not any(h in clean for h in hashes), clean
         assert "Ada" in clean and REDACTED in clean
+
+
+def test_a_sign_in_challenges_binary_token_hash_in_a_dynamodb_body_is_redacted() -> None:
+    digest = base64.b64encode(secrets.token_bytes(32)).decode()  # as botocore's JSON holds it
+    challenge = {"M": {"TokenHash": {"B": digest}, "ExpiresAt": {"N": "1796605388"}}}
+    item = {"SignInChallenges": {"L": [challenge]}, "FirstName": {"S": "Ada"}}
+    body = json.dumps({"Item": item}).encode()
+    for line in (f"Response body: {body!r}", f"Request body: {json.dumps(item, indent=1)}"):
+        clean = redact(line)
+        assert digest not in clean and "1796605388" in clean, clean
+        assert "Ada" in clean and REDACTED in clean
