@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,8 +104,10 @@ class PasskeyKit(AuthKit):
 
 
 @pytest.fixture
-def kit() -> PasskeyKit:
-    return PasskeyKit()
+def kit() -> Iterator[PasskeyKit]:
+    world = PasskeyKit()
+    yield world
+    world.close()  # the notices a test had no need to look at
 
 
 async def test_a_registered_passkey_is_kept_listed_counted_and_its_owner_told(
