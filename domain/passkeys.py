@@ -29,6 +29,11 @@ PASSKEY_NAME_MAX_LENGTH = 64
 DEFAULT_PASSKEY_NAME = "Passkey"
 # WebAuthn's own bound on a credential id (§5.8.3: at most 1023 bytes).
 CREDENTIAL_ID_MAX_BYTES = 1023
+# The most a credential's COSE public key may weigh: an RSA-4096 key takes about 530 bytes, a P-256
+# or Ed25519 key under 100. An authenticator answering "none" attestation signs nothing, so any
+# client may hand in a key padded with entries nobody reads; kept, they would weigh on the user
+# item (written, and paid for by the KB, at every sign-in).
+PUBLIC_KEY_MAX_BYTES = 1024
 # The most a browser's PublicKeyCredential JSON may weigh here (an attestation with a certificate
 # chain is a few KiB; "none" attestation, which is all this service asks for, well under one).
 CREDENTIAL_JSON_MAX_LENGTH = 16 * 1024
