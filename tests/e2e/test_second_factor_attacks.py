@@ -99,16 +99,22 @@ def _second_factor_calls(stub: Stub, user_id: str) -> dict[str, Any]:
     }
 
 
-async def test_another_users_token_or_a_reader_role_touches_no_ones_factors(
+async def test_another_users_token_or_a_reader_role_changes_no_ones_factors(
     stub: Stub, keys: CallerKeys
 ) -> None:
     victim, _ = await _new_user(stub, keys, "victim")
     _, as_attacker = await _new_user(stub, keys, "attacker")
 
     for rpc, call in _second_factor_calls(stub, victim).items():
-        for metadata in (as_attacker, bearer(keys.reader), bearer(keys.plain)):
+        callers = [as_attacker, bearer(keys.plain)]
+        callers += [bearer(keys.reader)] if rpc != "ListPasskeys" else []
+        for metadata in callers:
             refused = await rpc_error(call(metadata))
             assert refused.code() is Code.PERMISSION_DENIED, (rpc, metadata[0], refused)
+    listed = await stub.ListPasskeys(
+        pb.ListPasskeysRequest(user_id=victim), metadata=bearer(keys.reader), timeout=RPC_TIMEOUT
+    )
+    assert not listed.passkeys
 
     user = await stub.GetUser(
         pb.GetUserRequest(id=victim), metadata=bearer(keys.admin), timeout=RPC_TIMEOUT
@@ -125,7 +131,14 @@ async def test_a_users_write_service_cannot_add_a_factor_it_could_sign_in_with(
     victim, as_victim = await _new_user(stub, keys, "victim")
     calls = _second_factor_calls(stub, victim)
 
-    for rpc in ("BeginPasskeyRegistration", "FinishPasskeyRegistration", "BeginTotpEnrollment"):
+    adding_or_removing = (
+        "BeginPasskeyRegistration",
+        "FinishPasskeyRegistration",
+        "RemovePasskey",
+        "BeginTotpEnrollment",
+        "ConfirmTotpEnrollment",
+    )
+    for rpc in adding_or_removing:
         refused = await rpc_error(calls[rpc](bearer(keys.writer)))
         assert refused.code() is Code.PERMISSION_DENIED, (rpc, refused)
 
