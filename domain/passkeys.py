@@ -174,10 +174,13 @@ class PresentedAssertion:
 
 @dataclass(frozen=True)
 class VerifiedAssertion:
-    """A verified assertion: the authenticator's new signature counter and its BS flag."""
+    """A verified assertion: the authenticator's new signature counter, its BS flag, and its UV
+    flag (the authenticator verified its user: PIN, biometrics; unset, it proved possession
+    only)."""
 
     sign_count: int
     backed_up: bool
+    user_verified: bool = False
 
 
 class PasskeyNotVerified(Exception):
@@ -205,9 +208,12 @@ class WebAuthn(Protocol):
         """PublicKeyCredentialCreationOptions as JSON (navigator.credentials.create)."""
         ...
 
-    def request_options(self, *, challenge: bytes, allow: Sequence[Passkey]) -> str:
+    def request_options(
+        self, *, challenge: bytes, allow: Sequence[Passkey], require_user_verification: bool = False
+    ) -> str:
         """PublicKeyCredentialRequestOptions as JSON (navigator.credentials.get); ``allow``
-        empty: any discoverable credential."""
+        empty: any discoverable credential. User verification is asked as required when
+        ``require_user_verification``, else as preferred."""
         ...
 
     def read_registration(self, credential_json: str) -> str:

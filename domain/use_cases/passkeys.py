@@ -172,9 +172,12 @@ def begin_passkey_sign_in(
     webauthn: WebAuthn, ceremonies: SignInCeremonyCodec, clock: Clock
 ) -> PasskeySignInBegun:
     """Options for navigator.credentials.get() naming no credential (the authenticator offers
-    its discoverable ones), and the token that carries their challenge to the finish."""
+    its discoverable ones) and requiring user verification (no password stands beside it), and
+    the token that carries their challenge to the finish."""
     token, ceremony = ceremonies.issue(clock())
-    options = webauthn.request_options(challenge=ceremony.challenge, allow=())
+    options = webauthn.request_options(
+        challenge=ceremony.challenge, allow=(), require_user_verification=True
+    )
     return PasskeySignInBegun(options, token, ceremony.expires_at)
 
 
@@ -193,7 +196,8 @@ async def finish_passkey_sign_in(
     device_label: str = "",
 ) -> SessionTokens:
     """Sign in with an assertion of a discoverable passkey: the user is the one its user handle
-    names. Every refusal before the assertion verifies is one and the same PasskeyCeremonyFailed
+    names, and the authenticator must have verified them (UV: a PIN, biometrics; possession
+    alone, a security key without a PIN, would be a single factor). Every refusal before the assertion verifies is one and the same PasskeyCeremonyFailed
     (no account, no such passkey, a bad signature, an expired or spent ceremony), so that it
     tells nobody whether an account exists; a disabled account and an unverified address are
     said only after it verified, as Authenticate says them only after the password."""
@@ -278,7 +282,8 @@ def _verified(
     presented: PresentedAssertion,
     passkey: Passkey | None,
 ) -> VerifiedAssertion | None:
-    """The verified assertion, or None. Without a passkey (no account, or not one of its
+    """The verified assertion, or None (also when the authenticator did not verify its user).
+    Without a passkey (no account, or not one of its
     passkeys) the assertion is checked all the same, against nobody's passkey, and refused: the
     time taken does not tell whether the account exists."""
     against = passkey or dataclasses.replace(NOBODYS_PASSKEY, passkey_id=presented.passkey_id)
@@ -286,7 +291,7 @@ def _verified(
         verified = webauthn.verify_assertion(credential_json, challenge=challenge, passkey=against)
     except PasskeyNotVerified:
         return None
-    return verified if passkey is not None else None
+    return verified if passkey is not None and verified.user_verified else None
 
 
 def _check_active(user: User) -> None:

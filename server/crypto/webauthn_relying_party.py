@@ -103,13 +103,19 @@ class PyWebAuthnRelyingParty:
         )
         return options_to_json(options)
 
-    def request_options(self, *, challenge: bytes, allow: Sequence[Passkey]) -> str:
+    def request_options(
+        self, *, challenge: bytes, allow: Sequence[Passkey], require_user_verification: bool = False
+    ) -> str:
         options = generate_authentication_options(
             rp_id=self._rp_id,
             challenge=challenge,
             timeout=TIMEOUT_MS,
             allow_credentials=[_descriptor(p) for p in allow],
-            user_verification=UserVerificationRequirement.PREFERRED,
+            user_verification=(
+                UserVerificationRequirement.REQUIRED
+                if require_user_verification
+                else UserVerificationRequirement.PREFERRED
+            ),
         )
         return options_to_json(options)
 
@@ -165,7 +171,9 @@ class PyWebAuthnRelyingParty:
         except Exception as error:  # py_webauthn raises more than its own errors on odd input
             log.info("a passkey assertion did not verify: %s", type(error).__name__)
             raise PasskeyNotVerified() from None
-        return VerifiedAssertion(verified.new_sign_count, verified.credential_backed_up)
+        return VerifiedAssertion(
+            verified.new_sign_count, verified.credential_backed_up, verified.user_verified
+        )
 
 
 def _registration(credential_json: str) -> RegistrationCredential:

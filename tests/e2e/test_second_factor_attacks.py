@@ -19,7 +19,14 @@ from biome.user.v1 import user_service_pb2_grpc
 from tests.e2e.auth_helpers import PASSWORD, TIMEOUT, register, unique_email
 from tests.e2e.harness import Service, rpc_error
 from tests.e2e.secured_service import RPC_TIMEOUT, CallerKeys, SecuredService, bearer
-from tests.e2e.test_passkey_flows import finish, register_passkey, sign_in_with, stored_user
+from tests.e2e.test_passkey_flows import (
+    complete,
+    finish,
+    password_sign_in,
+    register_passkey,
+    sign_in_with,
+    stored_user,
+)
 from tests.e2e.test_second_factor_flows import app_code, begin, confirm, enrolled, next_step
 from tests.webauthn_authenticator import SoftAuthenticator, from_b64url
 
@@ -324,6 +331,35 @@ async def test_a_ceremony_token_serves_one_sign_in_and_not_after_it_expires(
 
     assert twice.code() is Code.UNAUTHENTICATED
     assert expired.code() is Code.UNAUTHENTICATED
+
+
+async def test_a_passkey_without_user_verification_is_no_password_but_still_a_second_factor(
+    service: Service,
+) -> None:
+    # A security key without a PIN (UV unset) proves possession only: whoever holds it would sign
+    # in with it alone. Without a password it must also verify the user (PIN, biometrics); after
+    # the password it is the second factor it is.
+    account = await register(service, label="no-uv")
+    browser = SoftAuthenticator(user_verifying=False)
+    await register_passkey(service, account, browser)
+    begun = await service.stub.BeginPasskeySignIn(pb.BeginPasskeySignInRequest(), timeout=TIMEOUT)
+    before = await stored_user(service, account.id)
+
+    refused = await rpc_error(
+        finish(service, begun.ceremony_token, json.dumps(browser.get(begun.options_json)))
+    )
+
+    assert json.loads(begun.options_json)["userVerification"] == "required"
+    assert refused.code() is Code.UNAUTHENTICATED
+    assert await stored_user(service, account.id) == before
+    challenge = await password_sign_in(service, account)
+    assert json.loads(challenge.passkey_request_options_json)["userVerification"] == "preferred"
+    signed_in = await complete(
+        service,
+        challenge.challenge_token,
+        json.dumps(browser.get(challenge.passkey_request_options_json)),
+    )
+    assert signed_in.user.id == account.id
 
 
 # --- the user item's growth ---------------------------------------------------------------------
