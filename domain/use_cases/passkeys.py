@@ -197,10 +197,11 @@ async def finish_passkey_sign_in(
 ) -> SessionTokens:
     """Sign in with an assertion of a discoverable passkey: the user is the one its user handle
     names, and the authenticator must have verified them (UV: a PIN, biometrics; possession
-    alone, a security key without a PIN, would be a single factor). Every refusal before the assertion verifies is one and the same PasskeyCeremonyFailed
-    (no account, no such passkey, a bad signature, an expired or spent ceremony), so that it
-    tells nobody whether an account exists; a disabled account and an unverified address are
-    said only after it verified, as Authenticate says them only after the password."""
+    alone, a security key without a PIN, would be a single factor). Every refusal before the
+    assertion verifies is one and the same PasskeyCeremonyFailed (no account, no such passkey, a
+    bad signature, an expired or spent ceremony), so that it tells nobody whether an account
+    exists; a disabled account and an unverified address are said only after it verified, as
+    Authenticate says them only after the password."""
     with Violations() as check:
         if not ceremony_token.strip():
             check.add("ceremony_token", "must not be empty")

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
 import grpc
-import pyotp
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
