@@ -5,6 +5,7 @@ another user's credential or user handle, and payloads built to grow the user it
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,8 @@ from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 
 from tests.e2e.auth_helpers import PASSWORD, TIMEOUT, register, unique_email
-from tests.e2e.harness import Service, rpc_error
+from tests.e2e.conftest import serving
+from tests.e2e.harness import Service, rpc_error, service_settings
 from tests.e2e.secured_service import RPC_TIMEOUT, CallerKeys, SecuredService, bearer
 from tests.e2e.test_passkey_flows import (
     complete,
@@ -27,6 +29,8 @@ from tests.e2e.test_passkey_flows import (
     stored_user,
 )
 from tests.e2e.test_second_factor_flows import app_code, begin, confirm, enrolled, next_step
+from tests.e2e.test_secrets_never_leak import everything_logged_at_debug
+from tests.smtp_server import CapturingSmtpServer
 from tests.webauthn_authenticator import SoftAuthenticator, from_b64url
 
 Code = grpc.StatusCode
@@ -401,3 +405,51 @@ async def test_a_registration_cannot_stuff_the_user_item(service: Service) -> No
     assert list(passkey.transports) == ["usb", "nfc"]
     grown = len(json.dumps(await stored_user(service, account.id))) - size_before
     assert grown < 1024, grown
+
+
+# --- secrets when things go wrong ---------------------------------------------------------------
+
+
+async def test_a_secret_whose_key_left_the_ring_fails_closed_and_leaks_nothing(
+    service: Service, moto_endpoint: str, smtp_server: CapturingSmtpServer
+) -> None:
+    # An operator drops the key that sealed a stored secret: a replica with the new ring cannot
+    # check the user's codes. It refuses (never turns TOTP off, never accepts), names the key id
+    # in its log for the operator, and neither the reply nor any log line holds the secret, the
+    # sealed value, the code or a recovery code.
+    account, secret, recovery_codes = await enrolled(service)
+    sealed = (await stored_user(service, account.id))["Totp"]["M"]["Secret"]["S"]
+    other_ring = "rotated:" + base64.b64encode(b"another-totp-key-of-32-bytes-xyz").decode()
+    tables = service.tables
+    settings = service_settings(
+        moto_endpoint,
+        smtp_server,
+        totp_encryption_keys=other_ring,
+        table_name=tables.users,
+        email_table_name=tables.emails,
+        events_table_name=tables.events,
+        sessions_table_name=tables.sessions,
+    )
+    code = app_code(service, secret)
+    with everything_logged_at_debug() as logged:
+        async with serving(settings, smtp_server, service.clock) as rotated:
+            failed = await rpc_error(
+                rotated.stub.DisableTotp(
+                    pb.DisableTotpRequest(user_id=account.id, totp_code=code), timeout=TIMEOUT
+                )
+            )
+            regenerate = await rpc_error(
+                rotated.stub.RegenerateRecoveryCodes(
+                    pb.RegenerateRecoveryCodesRequest(user_id=account.id, totp_code=code),
+                    timeout=TIMEOUT,
+                )
+            )
+
+    assert failed.code() is Code.INTERNAL and regenerate.code() is Code.INTERNAL
+    lines = logged.getvalue()
+    assert "no TOTP encryption key with the id 'e2e'" in lines  # for the operator
+    replies = f"{failed.details()} {failed.debug_error_string()} {regenerate.details()}"
+    for leaked in (secret, sealed, sealed.partition(":")[2], code, *recovery_codes):
+        assert leaked not in lines and leaked not in replies
+    user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
+    assert user.totp_enabled and user.recovery_codes_remaining == 10
