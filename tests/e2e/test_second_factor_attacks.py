@@ -453,3 +453,44 @@ async def test_a_secret_whose_key_left_the_ring_fails_closed_and_leaks_nothing(
         assert leaked not in lines and leaked not in replies
     user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
     assert user.totp_enabled and user.recovery_codes_remaining == 10
+
+
+# --- guessing codes with a stolen access token ------------------------------------------------
+
+
+async def test_wrong_codes_on_disable_and_regenerate_count_toward_the_lock_out(
+    service: Service,
+) -> None:
+    # Whoever holds the owner's access token cannot try the million codes: five wrong ones in a
+    # row (either RPC) begin the lock-out wait, during which the right code is refused as well
+    # (and so is the right password: as with wrong passwords, the owner waits at most 15 minutes
+    # at a time, which anyone who knows the address can already cause).
+    account, secret, recovery_codes = await enrolled(service)
+    wrong = f"{(int(app_code(service, secret)) + 1) % 1_000_000:06d}"
+    for attempt in range(5):
+        request: Any = (
+            pb.DisableTotpRequest(user_id=account.id, totp_code=wrong)
+            if attempt % 2
+            else pb.RegenerateRecoveryCodesRequest(user_id=account.id, totp_code=wrong)
+        )
+        call = service.stub.DisableTotp if attempt % 2 else service.stub.RegenerateRecoveryCodes
+        refused = await rpc_error(call(request, timeout=TIMEOUT))
+        assert refused.code() is Code.UNAUTHENTICATED
+
+    right = await rpc_error(
+        service.stub.DisableTotp(
+            pb.DisableTotpRequest(user_id=account.id, recovery_code=recovery_codes[0]),
+            timeout=TIMEOUT,
+        )
+    )
+
+    assert right.code() is Code.UNAUTHENTICATED
+    stored = await stored_user(service, account.id)
+    assert stored["FailedLogins"] == {"N": "6"}
+    user = await service.stub.GetUser(pb.GetUserRequest(id=account.id), timeout=TIMEOUT)
+    assert user.totp_enabled and user.recovery_codes_remaining == 10
+    service.clock.advance(seconds=3)
+    await service.stub.DisableTotp(
+        pb.DisableTotpRequest(user_id=account.id, recovery_code=recovery_codes[0]),
+        timeout=TIMEOUT,
+    )
