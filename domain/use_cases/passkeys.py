@@ -143,7 +143,8 @@ async def remove_passkey(
     passkey_id: str,
 ) -> None:
     """Drop one of the user's passkeys: it no longer signs in. Its owner is mailed a notice
-    after the reply."""
+    after the reply. AccountDisabled for a disabled account (its access tokens outlive the
+    disable; ResetSecondFactors is the administrator's way)."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
         parsed_passkey = check.parse("passkey_id", parse_passkey_id, passkey_id)
@@ -151,6 +152,7 @@ async def remove_passkey(
     async def apply(attempt: int) -> None:
         async with uow:
             user = await uow.users.require(parsed_id)
+            _check_active(user)
             user.remove_passkey(parsed_passkey, clock())
             await uow.users.update(user)
             await uow.commit()

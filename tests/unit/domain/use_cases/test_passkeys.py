@@ -224,6 +224,25 @@ async def test_a_disabled_account_registers_none(kit: PasskeyKit) -> None:
         await kit.finish(user, kit.browser.create(options))
 
 
+async def test_a_disabled_account_removes_none(kit: PasskeyKit) -> None:
+    # Its access tokens outlive the disable by up to their lifetime: they must not strip a
+    # factor meanwhile (an administrator's ResetSecondFactors still removes them all).
+    user = await kit.add_user()
+    passkey = await kit.register(user)
+    await _set_status(kit, user, UserStatus.DISABLED)
+    before = state_of(kit.stored(user))
+    with pytest.raises(AccountDisabled):
+        await passkeys.remove_passkey(
+            kit.uow(),
+            kit.clock,
+            kit.notifier,
+            kit.after_reply,
+            user_id=user.id.value,
+            passkey_id=passkey.passkey_id,
+        )
+    assert state_of(kit.stored(user)) == before
+
+
 async def test_a_removed_passkey_is_gone_and_its_owner_told(kit: PasskeyKit) -> None:
     user = await kit.add_user()
     passkey = await kit.register(user)
