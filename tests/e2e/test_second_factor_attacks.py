@@ -494,3 +494,45 @@ async def test_wrong_codes_on_disable_and_regenerate_count_toward_the_lock_out(
         pb.DisableTotpRequest(user_id=account.id, recovery_code=recovery_codes[0]),
         timeout=TIMEOUT,
     )
+
+
+# --- registration responses replayed ------------------------------------------------------------
+
+
+async def test_a_registration_response_serves_its_own_ceremony_once(service: Service) -> None:
+    # Sent for another user (whose ceremony is under way), sent again, or sent twice at once on
+    # two channels: one passkey, on the account whose ceremony it answered.
+    owner = await register(service, label="owner")
+    other = await register(service, label="other")
+    begun = await service.stub.BeginPasskeyRegistration(
+        pb.BeginPasskeyRegistrationRequest(user_id=owner.id), timeout=TIMEOUT
+    )
+    await service.stub.BeginPasskeyRegistration(
+        pb.BeginPasskeyRegistrationRequest(user_id=other.id), timeout=TIMEOUT
+    )
+    credential = json.dumps(SoftAuthenticator().create(begun.options_json))
+
+    def finish_for(user_id: str, stub: Stub) -> Any:
+        return stub.FinishPasskeyRegistration(
+            pb.FinishPasskeyRegistrationRequest(user_id=user_id, credential_json=credential),
+            timeout=TIMEOUT,
+        )
+
+    other_before = await stored_user(service, other.id)
+    elsewhere = await rpc_error(finish_for(other.id, service.stub))
+    async with grpc.aio.insecure_channel(service.target) as channel:
+        second = user_service_pb2_grpc.UserServiceStub(channel)
+        outcomes = await asyncio.gather(
+            finish_for(owner.id, service.stub), finish_for(owner.id, second), return_exceptions=True
+        )
+    again = await rpc_error(finish_for(owner.id, service.stub))
+
+    assert elsewhere.code() is Code.UNAUTHENTICATED
+    assert await stored_user(service, other.id) == other_before
+    kept = [o for o in outcomes if isinstance(o, pb.Passkey)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(kept) == 1 and len(refused) == 1, outcomes
+    assert refused[0].code() is Code.UNAUTHENTICATED
+    assert again.code() is Code.UNAUTHENTICATED
+    user = await service.stub.GetUser(pb.GetUserRequest(id=owner.id), timeout=TIMEOUT)
+    assert user.passkey_count == 1
