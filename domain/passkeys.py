@@ -29,6 +29,11 @@ PASSKEY_NAME_MAX_LENGTH = 64
 DEFAULT_PASSKEY_NAME = "Passkey"
 # WebAuthn's own bound on a credential id (§5.8.3: at most 1023 bytes).
 CREDENTIAL_ID_MAX_BYTES = 1023
+# The most a credential's COSE public key may weigh: an RSA-4096 key takes about 530 bytes, a P-256
+# or Ed25519 key under 100. An authenticator answering "none" attestation signs nothing, so any
+# client may hand in a key padded with entries nobody reads; kept, they would weigh on the user
+# item (written, and paid for by the KB, at every sign-in).
+PUBLIC_KEY_MAX_BYTES = 1024
 # The most a browser's PublicKeyCredential JSON may weigh here (an attestation with a certificate
 # chain is a few KiB; "none" attestation, which is all this service asks for, well under one).
 CREDENTIAL_JSON_MAX_LENGTH = 16 * 1024
@@ -169,10 +174,13 @@ class PresentedAssertion:
 
 @dataclass(frozen=True)
 class VerifiedAssertion:
-    """A verified assertion: the authenticator's new signature counter and its BS flag."""
+    """A verified assertion: the authenticator's new signature counter, its BS flag, and its UV
+    flag (the authenticator verified its user: PIN, biometrics; unset, it proved possession
+    only)."""
 
     sign_count: int
     backed_up: bool
+    user_verified: bool = False
 
 
 class PasskeyNotVerified(Exception):
@@ -200,9 +208,12 @@ class WebAuthn(Protocol):
         """PublicKeyCredentialCreationOptions as JSON (navigator.credentials.create)."""
         ...
 
-    def request_options(self, *, challenge: bytes, allow: Sequence[Passkey]) -> str:
+    def request_options(
+        self, *, challenge: bytes, allow: Sequence[Passkey], require_user_verification: bool = False
+    ) -> str:
         """PublicKeyCredentialRequestOptions as JSON (navigator.credentials.get); ``allow``
-        empty: any discoverable credential."""
+        empty: any discoverable credential. User verification is asked as required when
+        ``require_user_verification``, else as preferred."""
         ...
 
     def read_registration(self, credential_json: str) -> str:

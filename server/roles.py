@@ -15,15 +15,19 @@ EVENTS_READ = "events:read"
 # Each role and what it allows; roles do not imply one another, except that admin allows all.
 ROLES: Mapping[str, str] = {
     ADMIN: "every RPC, on any user",
-    USERS_READ: "read any user: by id, by email, in batches, or all of them page by page",
+    USERS_READ: (
+        "read any user: by id, by email, in batches, or all of them page by page; list any "
+        "user's passkeys"
+    ),
     USERS_WRITE: (
         "change any user's profile, or password (given the current one), or ask to move it to "
-        "another email address (confirmed from there); enroll an authenticator app (TOTP) for "
-        "any user, or turn it off or renew its recovery codes given a current code"
+        "another email address (confirmed from there); turn any user's authenticator app "
+        "(TOTP) off or renew its recovery codes, given a current code"
     ),
     USERS_ADMIN: (
         "delete, disable and enable any user, set its email address, verified, or register one "
-        "with a verified address; turn a user's TOTP off without a code, or remove every second "
+        "with a verified address; enroll an authenticator app (TOTP) or register or remove a "
+        "passkey for any user, turn a user's TOTP off without a code, or remove every second "
         "factor of a user"
     ),
     SESSIONS_ADMIN: "list the sessions of any user, end one or every one of them",

@@ -140,11 +140,13 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "ConfirmEmailChange": ANY_CALLER,
     "CancelEmailChange": ANY_CALLER,
     "ChangeEmail": role_only(USERS_ADMIN),
-    # Second factors: the owner's own token (or users:write) enrolls and, with a current code,
-    # disables or regenerates; turning TOTP off without a code, or removing every factor, is
-    # support's, for an owner who lost them.
-    "BeginTotpEnrollment": own_user_or("user_id", USERS_WRITE),
-    "ConfirmTotpEnrollment": own_user_or("user_id", USERS_WRITE),
+    # Second factors: the owner's own token (or users:admin) enrolls; with a current code, the
+    # owner or users:write disables or regenerates; turning TOTP off without a code, or removing
+    # every factor, is support's, for an owner who lost them. A factor is a credential: one a
+    # service enrolls for someone else (a TOTP secret it is handed, a passkey whose key it holds)
+    # signs in as them, so adding or removing one is never users:write's.
+    "BeginTotpEnrollment": own_user_or("user_id", USERS_ADMIN),
+    "ConfirmTotpEnrollment": own_user_or("user_id", USERS_ADMIN),
     "DisableTotp": Rule(
         roles=frozenset({USERS_WRITE}),
         own_user_field="user_id",
@@ -152,12 +154,13 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     ),
     "RegenerateRecoveryCodes": own_user_or("user_id", USERS_WRITE),
     "ResetSecondFactors": role_only(USERS_ADMIN),
-    # Passkeys: their owner, or a service acting for any user; a passwordless sign-in is proven
-    # by the assertion itself, whoever passes it on (as Authenticate by the password).
-    "BeginPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
-    "FinishPasskeyRegistration": own_user_or("user_id", USERS_WRITE),
-    "ListPasskeys": own_user_or("user_id", USERS_WRITE),
-    "RemovePasskey": own_user_or("user_id", USERS_WRITE),
+    # Passkeys: their owner registers and removes them (or users:admin, for any user); any
+    # user's are listed with users:read. A passwordless sign-in is proven by the assertion
+    # itself, whoever passes it on (as Authenticate by the password).
+    "BeginPasskeyRegistration": own_user_or("user_id", USERS_ADMIN),
+    "FinishPasskeyRegistration": own_user_or("user_id", USERS_ADMIN),
+    "ListPasskeys": own_user_or("user_id", USERS_READ),
+    "RemovePasskey": own_user_or("user_id", USERS_ADMIN),
     "BeginPasskeySignIn": ANY_CALLER,
     "FinishPasskeySignIn": ANY_CALLER,
 }

@@ -458,6 +458,15 @@ class DeferredTasks:
             _, work = self.pending.pop(0)
             await work
 
+    def close(self) -> list[str]:
+        """Drop the work no test ran, closing each coroutine (so none is left never awaited);
+        the names of what was dropped."""
+        dropped = [name for name, _ in self.pending]
+        for _, work in self.pending:
+            work.close()
+        self.pending.clear()
+        return dropped
+
 
 def recorded_lock_notices() -> LockNotices:
     """Lock notices kept by a RecordingNotifier, in work held by DeferredTasks until run."""

@@ -57,6 +57,8 @@ class Credential:
     rp_id: str
     user_handle: bytes
     sign_count: int = 0
+    # Entries a misbehaving authenticator adds to its COSE key beside the ones it needs.
+    cose_extra: dict[int, Any] = field(default_factory=dict)
 
     def cose_public_key(self) -> bytes:
         numbers = self.private_key.public_key().public_numbers()
@@ -67,6 +69,7 @@ class Credential:
                 -1: 1,  # crv: P-256
                 -2: numbers.x.to_bytes(32, "big"),
                 -3: numbers.y.to_bytes(32, "big"),
+                **self.cose_extra,
             }
         )
 
@@ -96,12 +99,19 @@ class SoftAuthenticator:
         rp_id: str | None = None,
         challenge: bytes | None = None,
         user_present: bool = True,
+        credential_id: bytes | None = None,
+        user_handle: bytes | None = None,
+        cose_extra: dict[int, Any] | None = None,
+        transports: list[str] | None = None,
     ) -> dict[str, Any]:
         """A new credential for the creation options, as ``PublicKeyCredential.toJSON()``.
 
         Misbehaving: ``origin`` (the browser's page), ``rp_id`` (the id whose SHA-256 heads the
         authenticator data), ``challenge`` (put in the client data instead of the options'),
-        ``user_present`` False (flag UP unset). With "none" attestation nothing is signed.
+        ``user_present`` False (flag UP unset), ``credential_id`` (chosen, not random),
+        ``user_handle`` (kept instead of the options' user id), ``cose_extra`` (entries added
+        to the COSE key), ``transports`` (the list the response claims). With "none"
+        attestation nothing is signed.
         """
         options = json.loads(options_json)
         options_rp_id = options["rp"].get("id") or _host_of(self.origin)
@@ -112,10 +122,11 @@ class SoftAuthenticator:
         if not any(p.get("alg") == ES256 for p in options.get("pubKeyCredParams", [])):
             raise NoCredential("ES256 is not among the accepted algorithms")
         credential = Credential(
-            credential_id=secrets.token_bytes(16),
+            credential_id=credential_id or secrets.token_bytes(16),
             private_key=ec.generate_private_key(ec.SECP256R1()),
             rp_id=options_rp_id,
-            user_handle=from_b64url(options["user"]["id"]),
+            user_handle=user_handle or from_b64url(options["user"]["id"]),
+            cose_extra=cose_extra or {},
         )
         self.credentials[credential.credential_id] = credential
         client_data = self._client_data(
@@ -146,7 +157,7 @@ class SoftAuthenticator:
                 "clientDataJSON": b64url(client_data),
                 "attestationObject": b64url(attestation_object),
                 "authenticatorData": b64url(auth_data),
-                "transports": ["hybrid", "internal"],
+                "transports": ["hybrid", "internal"] if transports is None else transports,
                 "publicKeyAlgorithm": ES256,
                 "publicKey": b64url(public_key_der),
             },
@@ -165,6 +176,7 @@ class SoftAuthenticator:
         bad_signature: bool = False,
         sign_count: int | None = None,
         with_user_handle: bool = True,
+        user_handle: bytes | None = None,
     ) -> dict[str, Any]:
         """An assertion for the request options, as ``PublicKeyCredential.toJSON()``.
 
@@ -173,7 +185,8 @@ class SoftAuthenticator:
         counter goes up by one (unless the authenticator does not count), or is set to
         ``sign_count`` (a counter going backwards). Misbehaving: ``origin``, ``rp_id``,
         ``challenge`` as for ``create``; ``bad_signature`` flips a bit of the signature;
-        ``with_user_handle`` False leaves userHandle out.
+        ``with_user_handle`` False leaves userHandle out; ``user_handle`` puts another in (it
+        is not signed: any client may).
         """
         options = json.loads(options_json)
         options_rp_id = options.get("rpId") or _host_of(self.origin)
@@ -198,7 +211,7 @@ class SoftAuthenticator:
             "signature": b64url(signature),
         }
         if with_user_handle:
-            response["userHandle"] = b64url(credential.user_handle)
+            response["userHandle"] = b64url(user_handle or credential.user_handle)
         return {
             "id": b64url(credential.credential_id),
             "rawId": b64url(credential.credential_id),

@@ -143,7 +143,8 @@ async def remove_passkey(
     passkey_id: str,
 ) -> None:
     """Drop one of the user's passkeys: it no longer signs in. Its owner is mailed a notice
-    after the reply."""
+    after the reply. AccountDisabled for a disabled account (its access tokens outlive the
+    disable; ResetSecondFactors is the administrator's way)."""
     with Violations() as check:
         parsed_id = check.parse("user_id", UserId.parse, user_id)
         parsed_passkey = check.parse("passkey_id", parse_passkey_id, passkey_id)
@@ -151,6 +152,7 @@ async def remove_passkey(
     async def apply(attempt: int) -> None:
         async with uow:
             user = await uow.users.require(parsed_id)
+            _check_active(user)
             user.remove_passkey(parsed_passkey, clock())
             await uow.users.update(user)
             await uow.commit()
@@ -172,9 +174,12 @@ def begin_passkey_sign_in(
     webauthn: WebAuthn, ceremonies: SignInCeremonyCodec, clock: Clock
 ) -> PasskeySignInBegun:
     """Options for navigator.credentials.get() naming no credential (the authenticator offers
-    its discoverable ones), and the token that carries their challenge to the finish."""
+    its discoverable ones) and requiring user verification (no password stands beside it), and
+    the token that carries their challenge to the finish."""
     token, ceremony = ceremonies.issue(clock())
-    options = webauthn.request_options(challenge=ceremony.challenge, allow=())
+    options = webauthn.request_options(
+        challenge=ceremony.challenge, allow=(), require_user_verification=True
+    )
     return PasskeySignInBegun(options, token, ceremony.expires_at)
 
 
@@ -193,10 +198,12 @@ async def finish_passkey_sign_in(
     device_label: str = "",
 ) -> SessionTokens:
     """Sign in with an assertion of a discoverable passkey: the user is the one its user handle
-    names. Every refusal before the assertion verifies is one and the same PasskeyCeremonyFailed
-    (no account, no such passkey, a bad signature, an expired or spent ceremony), so that it
-    tells nobody whether an account exists; a disabled account and an unverified address are
-    said only after it verified, as Authenticate says them only after the password."""
+    names, and the authenticator must have verified them (UV: a PIN, biometrics; possession
+    alone, a security key without a PIN, would be a single factor). Every refusal before the
+    assertion verifies is one and the same PasskeyCeremonyFailed (no account, no such passkey, a
+    bad signature, an expired or spent ceremony), so that it tells nobody whether an account
+    exists; a disabled account and an unverified address are said only after it verified, as
+    Authenticate says them only after the password."""
     with Violations() as check:
         if not ceremony_token.strip():
             check.add("ceremony_token", "must not be empty")
@@ -278,7 +285,8 @@ def _verified(
     presented: PresentedAssertion,
     passkey: Passkey | None,
 ) -> VerifiedAssertion | None:
-    """The verified assertion, or None. Without a passkey (no account, or not one of its
+    """The verified assertion, or None (also when the authenticator did not verify its user).
+    Without a passkey (no account, or not one of its
     passkeys) the assertion is checked all the same, against nobody's passkey, and refused: the
     time taken does not tell whether the account exists."""
     against = passkey or dataclasses.replace(NOBODYS_PASSKEY, passkey_id=presented.passkey_id)
@@ -286,7 +294,7 @@ def _verified(
         verified = webauthn.verify_assertion(credential_json, challenge=challenge, passkey=against)
     except PasskeyNotVerified:
         return None
-    return verified if passkey is not None else None
+    return verified if passkey is not None and verified.user_verified else None
 
 
 def _check_active(user: User) -> None:

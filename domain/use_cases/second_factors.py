@@ -93,8 +93,7 @@ async def begin_totp_enrollment(
     async def apply(attempt: int) -> TotpEnrollment:
         async with uow:
             user = await uow.users.require(parsed_id)
-            if user.status is UserStatus.DISABLED:
-                raise AccountDisabled()
+            _check_active(user)
             expires_at = user.begin_totp_enrollment(secret.sealed, clock())
             await uow.users.update(user)
             await uow.commit()
@@ -117,8 +116,7 @@ async def confirm_totp_enrollment(
     async def apply(attempt: int) -> RecoveryCodesIssued:
         async with uow:
             user = await uow.users.require(parsed_id)
-            if user.status is UserStatus.DISABLED:
-                raise AccountDisabled()
+            _check_active(user)
             issued = user.confirm_totp_enrollment(code, clock(), codes)
             await uow.users.update(user)
             await uow.commit()
@@ -148,6 +146,7 @@ async def regenerate_recovery_codes(
         async with uow:
             user = await uow.users.require(parsed_id)
             now = clock()
+            _check_active(user)
             if user.totp is None:
                 raise TotpNotEnabled()
             _prove(user, now, lambda: user.use_totp_code(totp_code, now, codes))
@@ -189,6 +188,8 @@ async def disable_totp(
         async with uow:
             user = await uow.users.require(parsed_id)
             now = clock()
+            if not without_code:
+                _check_active(user)  # an administrator may still turn it off
             if user.totp is None:
                 raise TotpNotEnabled()
             if totp_code:
@@ -228,6 +229,13 @@ async def reset_second_factors(
     for kind in sorted(removed):
         _mail_notice(deps.notices, user, kind, added=False)
     return user
+
+
+def _check_active(user: User) -> None:
+    """AccountDisabled for a disabled account: its access tokens outlive the disable by up to
+    their lifetime, and must not renew or remove its factors meanwhile."""
+    if user.status is UserStatus.DISABLED:
+        raise AccountDisabled()
 
 
 def presented_code(raw: str) -> str:

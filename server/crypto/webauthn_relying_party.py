@@ -35,6 +35,7 @@ from domain.errors import InvalidValue
 from domain.passkeys import (
     CEREMONY_LIFETIME,
     CREDENTIAL_ID_MAX_BYTES,
+    PUBLIC_KEY_MAX_BYTES,
     NewPasskey,
     Passkey,
     PasskeyNotVerified,
@@ -102,13 +103,19 @@ class PyWebAuthnRelyingParty:
         )
         return options_to_json(options)
 
-    def request_options(self, *, challenge: bytes, allow: Sequence[Passkey]) -> str:
+    def request_options(
+        self, *, challenge: bytes, allow: Sequence[Passkey], require_user_verification: bool = False
+    ) -> str:
         options = generate_authentication_options(
             rp_id=self._rp_id,
             challenge=challenge,
             timeout=TIMEOUT_MS,
             allow_credentials=[_descriptor(p) for p in allow],
-            user_verification=UserVerificationRequirement.PREFERRED,
+            user_verification=(
+                UserVerificationRequirement.REQUIRED
+                if require_user_verification
+                else UserVerificationRequirement.PREFERRED
+            ),
         )
         return options_to_json(options)
 
@@ -128,11 +135,15 @@ class PyWebAuthnRelyingParty:
         except Exception as error:  # py_webauthn raises more than its own errors on odd input
             log.info("a passkey registration did not verify: %s", type(error).__name__)
             raise PasskeyNotVerified() from None
+        if len(verified.credential_public_key) > PUBLIC_KEY_MAX_BYTES:
+            log.info("a passkey registration's public key is over %d bytes", PUBLIC_KEY_MAX_BYTES)
+            raise PasskeyNotVerified()
         return NewPasskey(
             passkey_id=_credential_id(verified.credential_id),
             public_key=verified.credential_public_key,
             sign_count=verified.sign_count,
-            transports=tuple(t.value for t in credential.response.transports or ()),
+            # Each known transport once (a response may repeat them; unknown ones are dropped).
+            transports=tuple(dict.fromkeys(t.value for t in credential.response.transports or ())),
             backup_eligible=verified.credential_device_type is CredentialDeviceType.MULTI_DEVICE,
             backed_up=verified.credential_backed_up,
         )
@@ -160,7 +171,9 @@ class PyWebAuthnRelyingParty:
         except Exception as error:  # py_webauthn raises more than its own errors on odd input
             log.info("a passkey assertion did not verify: %s", type(error).__name__)
             raise PasskeyNotVerified() from None
-        return VerifiedAssertion(verified.new_sign_count, verified.credential_backed_up)
+        return VerifiedAssertion(
+            verified.new_sign_count, verified.credential_backed_up, verified.user_verified
+        )
 
 
 def _registration(credential_json: str) -> RegistrationCredential:

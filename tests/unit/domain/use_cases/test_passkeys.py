@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,8 +104,10 @@ class PasskeyKit(AuthKit):
 
 
 @pytest.fixture
-def kit() -> PasskeyKit:
-    return PasskeyKit()
+def kit() -> Iterator[PasskeyKit]:
+    world = PasskeyKit()
+    yield world
+    world.close()  # the notices a test had no need to look at
 
 
 async def test_a_registered_passkey_is_kept_listed_counted_and_its_owner_told(
@@ -219,6 +222,25 @@ async def test_a_disabled_account_registers_none(kit: PasskeyKit) -> None:
     await _set_status(kit, user, UserStatus.DISABLED)
     with pytest.raises(AccountDisabled):
         await kit.finish(user, kit.browser.create(options))
+
+
+async def test_a_disabled_account_removes_none(kit: PasskeyKit) -> None:
+    # Its access tokens outlive the disable by up to their lifetime: they must not strip a
+    # factor meanwhile (an administrator's ResetSecondFactors still removes them all).
+    user = await kit.add_user()
+    passkey = await kit.register(user)
+    await _set_status(kit, user, UserStatus.DISABLED)
+    before = state_of(kit.stored(user))
+    with pytest.raises(AccountDisabled):
+        await passkeys.remove_passkey(
+            kit.uow(),
+            kit.clock,
+            kit.notifier,
+            kit.after_reply,
+            user_id=user.id.value,
+            passkey_id=passkey.passkey_id,
+        )
+    assert state_of(kit.stored(user)) == before
 
 
 async def test_a_removed_passkey_is_gone_and_its_owner_told(kit: PasskeyKit) -> None:

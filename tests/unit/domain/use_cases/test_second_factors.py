@@ -223,6 +223,27 @@ async def regenerate(kit: AuthKit, user: User, code: str) -> tuple[str, ...]:
     return issued.recovery_codes
 
 
+async def test_a_disabled_account_renews_and_turns_off_nothing_with_its_codes(
+    kit: AuthKit,
+) -> None:
+    # An administrator disabled the account (say, taken over); its access tokens live on for
+    # their lifetime: with them and a code, fresh recovery codes (for after a re-enable) or a
+    # factor turned off are refused, no code spent. The administrator's reset still works.
+    user, sealed, recovery = await enrolled(kit)
+    kit.store.users[user.id.value].status = UserStatus.DISABLED
+    before = state_of(kit.stored(user))
+
+    with pytest.raises(AccountDisabled):
+        await regenerate(kit, user, now_code(kit, sealed))
+    with pytest.raises(AccountDisabled):
+        await disable(kit, user, recovery_code=recovery[0])
+    with pytest.raises(AccountDisabled):
+        await disable(kit, user, totp_code=now_code(kit, sealed))
+
+    assert state_of(kit.stored(user)) == before
+    assert (await disable(kit, user, without_code=True)).totp is None
+
+
 async def test_regenerated_codes_replace_the_old_ones(kit: AuthKit) -> None:
     user, sealed, old = await enrolled(kit)
 
