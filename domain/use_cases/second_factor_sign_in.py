@@ -15,7 +15,7 @@ from domain.errors import (
     PasskeyCeremonyFailed,
     TotpUnavailable,
 )
-from domain.passkeys import PasskeyNotVerified, WebAuthn, parse_credential_json
+from domain.passkeys import PasskeyNotVerified, WebAuthn, parse_credential_json, user_handle
 from domain.policies import AuthPolicy
 from domain.ports import AccessTokenIssuer, Clock, LockNotices, TotpCodes, UnitOfWork
 from domain.second_factors import SECOND_FACTOR_CODE_MAX_LENGTH
@@ -214,9 +214,14 @@ def _use_passkey(
 ) -> None:
     """The assertion must be of one of the user's passkeys and verify against the sign-in
     challenge's WebAuthn challenge, its counter going up when it counts (kept); the challenge
-    itself is single use, so no ceremony digest is kept."""
-    passkey = user.passkey(webauthn.read_assertion(credential_json).passkey_id)
+    itself is single use, so no ceremony digest is kept. A user handle, when the authenticator
+    gives one, must name this user (WebAuthn 7.2 step 6): an assertion that says it is another
+    user's is a wrong code, whoever's key signed it."""
+    presented = webauthn.read_assertion(credential_json)
+    passkey = user.passkey(presented.passkey_id)
     if passkey is None:
+        raise InvalidSecondFactorCode()
+    if presented.user_handle is not None and presented.user_handle != user_handle(user.id):
         raise InvalidSecondFactorCode()
     try:
         verified = webauthn.verify_assertion(credential_json, challenge=challenge, passkey=passkey)

@@ -24,7 +24,13 @@ from domain.errors import (
     PasskeyNotFound,
 )
 from domain.events import SecondFactorAdded, SecondFactorKind, SecondFactorRemoved, SessionStarted
-from domain.passkeys import MAX_PASSKEYS, NOBODYS_PASSKEY, Passkey, SignInCeremonyCodec
+from domain.passkeys import (
+    MAX_PASSKEYS,
+    NOBODYS_PASSKEY,
+    Passkey,
+    SignInCeremonyCodec,
+    user_handle,
+)
 from domain.policies import AuthPolicy, VerificationPolicy
 from domain.ports import SecondFactorNotices
 from domain.sign_in_challenges import SignInFactor
@@ -572,6 +578,27 @@ async def test_another_users_passkey_does_not_complete_the_sign_in(kit: PasskeyK
         await complete_with(kit, token, intruder.get(stripped))
     assert kit.sessions(user) == ()
     kit.browser = mine
+
+
+async def test_an_assertion_naming_another_user_is_a_wrong_code(kit: PasskeyKit) -> None:
+    # WebAuthn 7.2 step 6: the user handle, when given, must be the user being signed in. The
+    # handle is not signed, so this is no forgery; but a response that says it is someone
+    # else's is refused and counted, not taken.
+    user = await kit.add_user()
+    await kit.register(user)
+    other = await kit.add_user("grace@example.com")
+    token, options_json = await challenged(kit)
+
+    with pytest.raises(InvalidSecondFactorCode):
+        await complete_with(
+            kit, token, kit.browser.get(options_json, user_handle=user_handle(other.id))
+        )
+
+    stored = kit.stored(user)
+    assert stored.failed_logins == 1
+    assert stored.sign_in_challenges[0].wrong_codes == 1
+    assert stored.passkeys[0].sign_count == 0
+    assert kit.sessions(user) == ()
 
 
 async def test_a_malformed_passkey_assertion_is_invalid_argument(kit: PasskeyKit) -> None:
