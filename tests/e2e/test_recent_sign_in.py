@@ -2,7 +2,8 @@
 needs a recent sign-in (the token's auth_time), over a real gRPC channel with API keys: a fresh
 sign-in's token may; the token of a session refreshed after the window may not
 (FAILED_PRECONDITION RECENT_SIGN_IN_REQUIRED, nothing changed), and neither may a token without
-auth_time, which still reads the user; a caller holding users:admin is not affected."""
+auth_time, which still reads the user; a caller holding users:admin is not affected; a sign-in
+completed with a second factor (CompleteSignIn) counts as recent."""
 
 from __future__ import annotations
 
@@ -323,3 +324,37 @@ async def test_a_token_without_auth_time_reads_the_user_but_changes_no_factor(
 
     assert read.id == user.id
     assert await keyed.stored(user.id) == before
+
+
+async def test_a_sign_in_completed_with_a_second_factor_is_recent(keyed: Keyed) -> None:
+    user, email = await keyed.signed_up()
+    stub, clock = keyed.service.stub, keyed.service.clock
+    first = keyed.as_user((await keyed.signed_in(email)).access_token)
+    began = await stub.BeginTotpEnrollment(
+        pb.BeginTotpEnrollmentRequest(user_id=user.id), metadata=first, timeout=TIMEOUT
+    )
+    app = pyotp.TOTP(began.secret)
+    await stub.ConfirmTotpEnrollment(
+        pb.ConfirmTotpEnrollmentRequest(user_id=user.id, code=app.at(clock())),
+        metadata=first,
+        timeout=TIMEOUT,
+    )
+    clock.advance(seconds=WINDOW_SECONDS + 30)
+
+    challenged = await keyed.signed_in(email)
+    completed = await stub.CompleteSignIn(
+        pb.CompleteSignInRequest(
+            challenge_token=challenged.challenge.challenge_token, totp_code=app.at(clock())
+        ),
+        metadata=bearer(keyed.keys.plain),
+        timeout=TIMEOUT,
+    )
+    begun = await stub.BeginPasskeyRegistration(
+        pb.BeginPasskeyRegistrationRequest(user_id=user.id),
+        metadata=keyed.as_user(completed.access_token),
+        timeout=TIMEOUT,
+    )
+
+    assert begun.options_json
+    claims = jwt.decode(completed.access_token, options={"verify_signature": False})
+    assert claims["auth_time"] == claims["iat"]
