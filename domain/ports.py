@@ -270,10 +270,13 @@ class AccessTokenIssuer(Protocol):
         now: datetime,
         email_verified: bool = False,
         amr: tuple[str, ...] = ("pwd",),
+        auth_time: datetime | None = None,
     ) -> AccessToken:
         """A token for the session, whose ``email_verified`` claim says whether the user's
-        address was verified when it was issued, and whose ``amr`` claim (RFC 8176) how the
-        session's sign-in was proven."""
+        address was verified when it was issued, whose ``amr`` claim (RFC 8176) how the
+        session's sign-in was proven, and whose ``auth_time`` claim (OpenID Connect) when that
+        sign-in happened: ``now`` unless given (a sign-in just happened), the session's
+        ``created_at`` on refresh, so a refreshed token never looks like a recent sign-in."""
         ...
 
 

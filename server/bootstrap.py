@@ -188,6 +188,7 @@ async def build_service(
             user_id=token.user_id,
             session_id=token.session_id,
         ),
+        clock=service_clock,  # the recent-sign-in window is measured on it
     )
     interceptors = (
         # First, to see every call, refusals included: request id, access log, metrics.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health
@@ -175,6 +175,7 @@ def caller_auth(
     settings: Settings,
     user_tokens: AccessTokenVerifier,
     session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> CallerAuthInterceptor:
     """The interceptor that checks API keys, client certificates and user tokens. With neither
     keys nor a client CA (development) every caller is an admin, but user tokens are verified."""
@@ -186,6 +187,8 @@ def caller_auth(
         public_services=public if settings.public_health_and_reflection else (),
         user_tokens=user_tokens,
         session_in_force=session_in_force,
+        recent_sign_in_seconds=settings.recent_sign_in_seconds,
+        clock=clock or (lambda: datetime.now(UTC)),
     )
 
 

@@ -51,6 +51,18 @@ class NotTheTokensUser(Exception):
         self.field = field
 
 
+class SignInNotRecent(Exception):
+    """The call, allowed on the user's own token only, needs that token's sign-in to be recent
+    (server.rpc_access's recent_sign_in), and it is not (or the token does not say when)."""
+
+    def __init__(self, max_age_seconds: int) -> None:
+        super().__init__(
+            f"this change needs a sign-in within the last {max_age_seconds} seconds; sign in "
+            "again (a refreshed session does not count) and retry with the new access token"
+        )
+        self.max_age_seconds = max_age_seconds
+
+
 class ServiceShuttingDown(Exception):
     """The server is draining for shutdown; the call was refused before any of its work began."""
 

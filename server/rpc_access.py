@@ -59,6 +59,11 @@ class Rule:
     (admin always counts), which lets the caller act on any user; or, when ``own_user_field``
     names the request field that names the user, the x-user-token of that very user. Over and
     above that, each of ``field_rules`` says who may set one field of the request.
+
+    ``recent_sign_in``: a call let through only by the user's own token (no role) also needs that
+    token's sign-in (its auth_time) within USER_SERVICE_RECENT_SIGN_IN_SECONDS, as Ory Kratos's
+    privileged session: a stolen refresh token keeps minting fresh access tokens, but none of
+    them may add or remove a factor or move the account's address.
     """
 
     roles: frozenset[str] = frozenset()
@@ -66,6 +71,7 @@ class Rule:
     any_caller: bool = False
     public: bool = False
     field_rules: tuple[FieldRule, ...] = ()
+    recent_sign_in: bool = False
 
     def field_refused(self, roles: frozenset[str], request: object) -> FieldRule | None:
         """The first field of ``request`` a caller holding ``roles`` may not set, if any."""
@@ -93,6 +99,11 @@ ANY_CALLER = Rule(any_caller=True)
 def own_user_or(field: str, role: str) -> Rule:
     """The user's own token (on the user ``field`` names), or ``role`` for any user."""
     return Rule(roles=frozenset({role}), own_user_field=field)
+
+
+def own_recent_user_or(field: str, role: str) -> Rule:
+    """As own_user_or, the own token's sign-in recent too (``recent_sign_in``)."""
+    return Rule(roles=frozenset({role}), own_user_field=field, recent_sign_in=True)
 
 
 def role_only(role: str) -> Rule:
@@ -135,8 +146,10 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     "ListUserEvents": own_user_or("user_id", EVENTS_READ),
     "WatchEvents": role_only(EVENTS_READ),
     # Email: a change is confirmed, or cancelled, by the token mailed for it, whoever passes it
-    # on; support sets a verified address without mail, so only an admin role may.
-    "RequestEmailChange": own_user_or("id", USERS_WRITE),
+    # on; support sets a verified address without mail, so only an admin role may. Requesting a
+    # change on the own token needs a recent sign-in: the new address could then reset the
+    # password.
+    "RequestEmailChange": own_recent_user_or("id", USERS_WRITE),
     "ConfirmEmailChange": ANY_CALLER,
     "CancelEmailChange": ANY_CALLER,
     "ChangeEmail": role_only(USERS_ADMIN),
@@ -144,9 +157,10 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     # owner or users:write disables or regenerates; turning TOTP off without a code, or removing
     # every factor, is support's, for an owner who lost them. A factor is a credential: one a
     # service enrolls for someone else (a TOTP secret it is handed, a passkey whose key it holds)
-    # signs in as them, so adding or removing one is never users:write's.
-    "BeginTotpEnrollment": own_user_or("user_id", USERS_ADMIN),
-    "ConfirmTotpEnrollment": own_user_or("user_id", USERS_ADMIN),
+    # signs in as them, so adding or removing one is never users:write's. On the owner's own
+    # token, adding or removing one needs a recent sign-in (a stolen token must not plant one).
+    "BeginTotpEnrollment": own_recent_user_or("user_id", USERS_ADMIN),
+    "ConfirmTotpEnrollment": own_recent_user_or("user_id", USERS_ADMIN),
     "DisableTotp": Rule(
         roles=frozenset({USERS_WRITE}),
         own_user_field="user_id",
@@ -157,10 +171,10 @@ RULE_BY_RPC: Mapping[str, Rule] = {
     # Passkeys: their owner registers and removes them (or users:admin, for any user); any
     # user's are listed with users:read. A passwordless sign-in is proven by the assertion
     # itself, whoever passes it on (as Authenticate by the password).
-    "BeginPasskeyRegistration": own_user_or("user_id", USERS_ADMIN),
-    "FinishPasskeyRegistration": own_user_or("user_id", USERS_ADMIN),
+    "BeginPasskeyRegistration": own_recent_user_or("user_id", USERS_ADMIN),
+    "FinishPasskeyRegistration": own_recent_user_or("user_id", USERS_ADMIN),
     "ListPasskeys": own_user_or("user_id", USERS_READ),
-    "RemovePasskey": own_user_or("user_id", USERS_ADMIN),
+    "RemovePasskey": own_recent_user_or("user_id", USERS_ADMIN),
     "BeginPasskeySignIn": ANY_CALLER,
     "FinishPasskeySignIn": ANY_CALLER,
 }

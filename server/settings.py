@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     access_token_lifetime_seconds: int = Field(
         default=900, ge=60, le=MAX_ACCESS_TOKEN_LIFETIME_SECONDS
     )
+    # Adding or removing a second factor, or requesting an email change, on a user's own token
+    # needs a sign-in this recent (the token's auth_time): a refreshed token keeps its sign-in's.
+    recent_sign_in_seconds: int = Field(default=900, ge=60, le=86400)
     jwt_issuer: str = Field(default="urn:biome:user-service", min_length=1)
     jwt_audience: str = Field(default="urn:biome:services", min_length=1)
     jwt_signing_keys: SecretStr | None = None

@@ -45,6 +45,7 @@ from server.refusals import (
     PasswordHashQueueFull,
     RequestTooLarge,
     ServiceShuttingDown,
+    SignInNotRecent,
     TooManyConcurrentCalls,
     TooManyWatchers,
     UndecodableRequest,
@@ -58,6 +59,7 @@ INTERNAL_MESSAGE = "internal error"
 # google.rpc.ErrorInfo: the domain of this service's reasons, and the reasons a caller acts on.
 ERROR_DOMAIN = "user.biome"
 EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
+RECENT_SIGN_IN_REQUIRED = "RECENT_SIGN_IN_REQUIRED"
 
 
 def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
@@ -142,6 +144,9 @@ def rpc_status_for(error: Exception, method: str = "") -> status_pb2.Status:
         return status_with(code_pb2.UNAUTHENTICATED, str(error))
     if isinstance(error, (CallerNotPermitted, NotTheTokensUser)):
         return status_with(code_pb2.PERMISSION_DENIED, str(error))
+    if isinstance(error, SignInNotRecent):
+        reason = error_details_pb2.ErrorInfo(reason=RECENT_SIGN_IN_REQUIRED, domain=ERROR_DOMAIN)
+        return status_with(code_pb2.FAILED_PRECONDITION, str(error), reason)
     # StorageError and anything unforeseen: the details stay in the log, never in the reply.
     log.error("%s failed", method, exc_info=error)
     return status_with(code_pb2.INTERNAL, INTERNAL_MESSAGE)

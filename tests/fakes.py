@@ -353,6 +353,8 @@ class FakeAccessTokenIssuer:
         # The email_verified and amr claims of each token issued, in order.
         self.email_verified_claims: list[bool] = []
         self.amr_claims: list[tuple[str, ...]] = []
+        # The auth_time claim of each token issued (now when the caller gave none), in order.
+        self.auth_time_claims: list[datetime] = []
 
     def issue(
         self,
@@ -362,10 +364,12 @@ class FakeAccessTokenIssuer:
         now: datetime,
         email_verified: bool = False,
         amr: tuple[str, ...] = ("pwd",),
+        auth_time: datetime | None = None,
     ) -> AccessToken:
         self.issued += 1
         self.email_verified_claims.append(email_verified)
         self.amr_claims.append(amr)
+        self.auth_time_claims.append(now if auth_time is None else auth_time)
         return AccessToken(f"access:{user_id}:{session_id}:{self.issued}", self.lifetime_seconds)
 
 

@@ -246,6 +246,7 @@ async def finish_passkey_sign_in(
             now=now,
             email_verified=user.email_verified,
             amr=start.session.amr,
+            auth_time=now,
         )
         return SessionTokens(user, session_id, access, start.token.value)
 

@@ -142,6 +142,7 @@ async def authenticate(
             now=now,
             email_verified=user.email_verified,
             amr=start.session.amr,
+            auth_time=now,
         )
         return SessionTokens(user, session_id, access, start.token.value)
 
@@ -269,6 +270,9 @@ async def refresh_session(
             now=now,
             email_verified=user.email_verified,
             amr=outcome.session.amr,
+            # The sign-in's time, not the refresh's: a refresh token is no proof of a recent
+            # sign-in (a stolen one keeps minting tokens), see server.rpc_access's recent_sign_in.
+            auth_time=outcome.session.created_at,
         )
         return SessionTokens(user, session_id, access, outcome.token.value)
 

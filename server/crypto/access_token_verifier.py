@@ -40,11 +40,14 @@ class InvalidAccessToken(Exception):
 @dataclass(frozen=True)
 class TokenUser:
     """Whom a verified access token speaks for: its user (sub) and session (sid), and how its
-    sign-in was proven (amr, RFC 8176; ``("pwd",)`` for a token issued before the claim)."""
+    sign-in was proven (amr, RFC 8176; ``("pwd",)`` for a token issued before the claim), and when
+    that sign-in happened (auth_time, seconds since the epoch; None for a token issued before the
+    claim, which never counts as a recent sign-in)."""
 
     user_id: str
     session_id: str
     amr: tuple[str, ...] = ("pwd",)
+    auth_time: int | None = None
 
 
 class AccessTokenVerifier:
@@ -99,6 +102,7 @@ class AccessTokenVerifier:
         sub, sid = claims.get("sub"), claims.get("sid")
         exp, iat = _timestamp(claims.get("exp")), _timestamp(claims.get("iat"))
         amr = _methods(claims.get("amr", ["pwd"]))
+        auth_time = _timestamp(claims.get("auth_time"))
         if (
             claims.get("aud") != self._audience
             or not isinstance(sid, str)
@@ -110,6 +114,7 @@ class AccessTokenVerifier:
                 not isinstance(claims.get(name, False), bool) for name in _OPTIONAL_BOOLEAN_CLAIMS
             )
             or amr is None
+            or ("auth_time" in claims and auth_time is None)
         ):
             raise InvalidAccessToken("not a valid access token of this service")
         now = self._clock().timestamp()
@@ -117,7 +122,9 @@ class AccessTokenVerifier:
             raise InvalidAccessToken("expired", expired=True)
         if iat > now + CLOCK_SKEW_SECONDS:
             raise InvalidAccessToken("issued in the future")
-        return TokenUser(user_id=sub, session_id=sid, amr=amr)
+        if auth_time is not None and auth_time > now + CLOCK_SKEW_SECONDS:
+            raise InvalidAccessToken("signed in in the future")
+        return TokenUser(user_id=sub, session_id=sid, amr=amr, auth_time=auth_time)
 
 
 def _timestamp(value: object) -> int | None:

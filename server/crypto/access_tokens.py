@@ -98,9 +98,11 @@ class JwtAccessTokenIssuer:
         now: datetime,
         email_verified: bool = False,
         amr: tuple[str, ...] = ("pwd",),
+        auth_time: datetime | None = None,
     ) -> AccessToken:
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
+        signed_in = now if auth_time is None else auth_time
+        if now.tzinfo is None or signed_in.tzinfo is None:
+            raise ValueError("now and auth_time must be timezone-aware")
         issued_at = int(now.timestamp())
         claims = {
             "iss": self._issuer,
@@ -112,6 +114,7 @@ class JwtAccessTokenIssuer:
             "jti": uuid.uuid4().hex,
             "email_verified": email_verified,
             "amr": list(amr),
+            "auth_time": int(signed_in.timestamp()),
         }
         value = jwt.encode(
             claims, self._keys.signer, algorithm=_ALGORITHM, headers={"kid": self._keys.kid}

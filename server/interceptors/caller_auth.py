@@ -17,6 +17,7 @@ from collections.abc import (
 )
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
@@ -30,6 +31,7 @@ from server.refusals import (
     CallerNotPermitted,
     CallerUnauthenticated,
     NotTheTokensUser,
+    SignInNotRecent,
     UserTokenRejected,
 )
 from server.rpc_access import ADMIN_ROLE, Rule, rule_of, service_of
@@ -79,6 +81,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
     SHA-256, or else by the common name of a client certificate the TLS layer verified (only
     trusted when ``client_certs_required``: only then did the handshake check it against the
     client CA). A wrong or malformed authorization header is refused even with a certificate.
+    A method whose rule wants a recent sign-in, let through by the user's own token alone, also
+    needs the token's auth_time within ``recent_sign_in_seconds`` of ``clock``.
     With neither API keys nor required client certificates everyone passes, as an admin (user
     tokens are still verified).
     """
@@ -93,6 +97,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         user_tokens: AccessTokenVerifier | None = None,
         session_in_force: Callable[[TokenUser], Awaitable[bool]] | None = None,
         access: Callable[[str], Rule | None] = rule_of,
+        recent_sign_in_seconds: int = 900,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._api_keys = tuple(
             (key.sha256, Caller(key.name, frozenset(key.roles))) for key in api_keys
@@ -105,6 +111,8 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         self._user_tokens = user_tokens
         self._session_in_force = session_in_force
         self._access = access
+        self._recent_sign_in_seconds = recent_sign_in_seconds
+        self._clock = clock
         self._handlers = WrappedHandlers(self._admitting_handler)
 
     async def intercept_service(
@@ -161,9 +169,10 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         """Raises CallerNotPermitted unless ``caller`` (perhaps for ``user``) has what ``method``
         needs, as server.rpc_access says (a field of ``request`` only some roles may set
         included), and NotTheTokensUser when ``user`` may call it but ``request`` names another
-        user. A method not classified there is refused to everyone. Whether the call acts on the
-        token's own user: ``user`` is the user of a self-service method's request (then the end
-        user asked, whatever roles the caller also holds)."""
+        user, and SignInNotRecent when only ``user``'s token lets it through and the rule wants a
+        recent sign-in that token lacks. A method not classified there is refused to everyone.
+        Whether the call acts on the token's own user: ``user`` is the user of a self-service
+        method's request (then the end user asked, whatever roles the caller also holds)."""
         rule = self._access(method)
         if rule is None:
             raise CallerNotPermitted(None)
@@ -179,11 +188,22 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
             and request is not None
             and _named_user(getattr(request, field, None)) == user.user_id
         )
-        if own or rule.public or rule.any_caller or rule.allows_any_user(caller.roles):
+        if rule.allows_any_user(caller.roles) or rule.public or rule.any_caller:
             return own
+        if own:
+            assert user is not None
+            if rule.recent_sign_in and not self._signed_in_recently(user):
+                raise SignInNotRecent(self._recent_sign_in_seconds)
+            return True
         if field is None or user is None:
             raise CallerNotPermitted(rule.describe_needs())
         raise NotTheTokensUser(field)
+
+    def _signed_in_recently(self, user: TokenUser) -> bool:
+        """Whether the token's sign-in is within the window (a token without auth_time: no)."""
+        if user.auth_time is None:
+            return False
+        return self._clock().timestamp() - user.auth_time <= self._recent_sign_in_seconds
 
     def _caller_with_key(self, headers: Sequence[str | bytes]) -> Caller:
         if len(headers) != 1 or not isinstance(headers[0], str):
@@ -219,7 +239,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
             name = "unknown caller" if caller is None else f"caller {caller.name}"
             log.info("%s at %s denied %s: %s", name, context.peer(), method, reason)
             await _abort(context, error, method)
-        except (CallerNotPermitted, NotTheTokensUser) as error:
+        except (CallerNotPermitted, NotTheTokensUser, SignInNotRecent) as error:
             assert caller is not None
             log.info("caller %s denied %s: %s", caller.name, method, error)
             await _abort(context, error, method)

@@ -26,7 +26,8 @@ def _own_token(rule: Rule) -> str:
         return "—"
     if rule.own_user_field is None:
         return "no"
-    return f"on the user its `{rule.own_user_field}` names"
+    own = f"on the user its `{rule.own_user_field}` names"
+    return f"{own}, signed in recently" if rule.recent_sign_in else own
 
 
 def access_table() -> str:

@@ -247,6 +247,28 @@ async def test_refresh_rotates_the_token_within_the_same_session(kit: AuthKit) -
     assert await kit.refresh(refreshed.refresh_token)
 
 
+async def test_a_refreshed_access_token_keeps_the_sign_in_time_as_its_auth_time(
+    kit: AuthKit,
+) -> None:
+    await kit.add_user()
+    signed_in_at = kit.clock()
+    signed_in = await kit.sign_in()
+    kit.later(hours=1)
+
+    refreshed = await kit.refresh(signed_in.refresh_token)
+    kit.later(hours=1)
+    await kit.refresh(refreshed.refresh_token)
+    signed_in_again_at = kit.clock()
+    await kit.sign_in()
+
+    assert kit.issuer.auth_time_claims == [
+        signed_in_at,
+        signed_in_at,
+        signed_in_at,
+        signed_in_again_at,
+    ]
+
+
 async def test_the_previous_token_within_the_grace_is_refused_without_ending_the_session(
     kit: AuthKit,
 ) -> None:

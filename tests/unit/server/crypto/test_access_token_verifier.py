@@ -65,7 +65,9 @@ def keys() -> SigningKeys:
 
 
 def test_a_token_it_issued_names_its_user_and_session(keys: SigningKeys) -> None:
-    assert verifier(keys).verify(issue(keys)) == TokenUser(USER_ID, SESSION_ID)
+    assert verifier(keys).verify(issue(keys)) == TokenUser(
+        USER_ID, SESSION_ID, auth_time=int(NOW.timestamp())
+    )
 
 
 def test_a_token_signed_by_an_older_key_still_published_is_accepted(keys: SigningKeys) -> None:
@@ -129,6 +131,11 @@ def test_a_token_for_another_audience_is_refused(keys: SigningKeys) -> None:
         {"amr": [""]},
         {"amr": ["x" * 33]},
         {"amr": ["pwd"] * 9},
+        {"auth_time": str(int(NOW.timestamp()))},
+        {"auth_time": True},
+        {"auth_time": NOW.timestamp() + 0.5},
+        {"auth_time": [int(NOW.timestamp())]},
+        {"auth_time": int(NOW.timestamp()) + 31},
     ],
     ids=lambda changes: ",".join(f"{k}={v}" for k, v in changes.items()),
 )
@@ -163,6 +170,21 @@ def test_the_amr_claim_is_read_and_a_token_from_before_it_counts_as_a_password_s
     claims = claims_of(keys, amr=amr)
     assert ("amr" in claims) is (amr is not None)
     assert verifier(keys).verify(signed(keys, claims)).amr == read
+
+
+def test_the_auth_time_claim_is_read_and_a_token_from_before_it_says_no_sign_in_time(
+    keys: SigningKeys,
+) -> None:
+    signed_in = int(NOW.timestamp()) - 3600
+    assert verifier(keys).verify(signed(keys, claims_of(keys, auth_time=signed_in))).auth_time == (
+        signed_in
+    )
+    assert verifier(keys).verify(signed(keys, claims_of(keys, auth_time=None))).auth_time is None
+
+
+def test_an_auth_time_within_the_clock_skew_ahead_is_accepted(keys: SigningKeys) -> None:
+    ahead = int(NOW.timestamp()) + 30
+    assert verifier(keys).verify(signed(keys, claims_of(keys, auth_time=ahead))).auth_time == ahead
 
 
 def test_alg_none_is_refused(keys: SigningKeys) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -98,6 +98,7 @@ def test_issued_token_carries_the_session_claims_and_verifies_against_the_jwks(
         "exp": iat + LIFETIME,
         "email_verified": False,
         "amr": ["pwd"],
+        "auth_time": iat,
     }
     assert isinstance(claims["jti"], str) and claims["jti"]
     verified = issuer.issue(user_id="user-1", session_id="s", now=now, email_verified=True)
@@ -105,6 +106,27 @@ def test_issued_token_carries_the_session_claims_and_verifies_against_the_jwks(
     second = issuer.issue(user_id="user-1", session_id="s", now=now, amr=("pwd", "otp"))
     assert verify(second.value, issuer.jwks())["amr"] == ["pwd", "otp"]
     assert token.expires_in == LIFETIME
+
+
+def test_a_refreshed_token_carries_the_sign_in_time_it_is_given_not_its_issue_time(
+    signer_pem: str,
+) -> None:
+    issuer = make_issuer(signer_pem)
+    now = just_now()
+    signed_in = now - timedelta(hours=2)
+
+    token = issuer.issue(user_id="u", session_id="s", now=now, auth_time=signed_in)
+
+    claims = verify(token.value, issuer.jwks())
+    assert claims["auth_time"] == int(signed_in.timestamp())
+    assert claims["iat"] == int(now.timestamp())
+
+
+def test_a_naive_auth_time_is_refused(signer_pem: str) -> None:
+    with pytest.raises(ValueError):
+        make_issuer(signer_pem).issue(
+            user_id="u", session_id="s", now=just_now(), auth_time=datetime(2030, 1, 1)
+        )
 
 
 def test_token_header_names_the_signing_key_listed_in_the_jwks(signer_pem: str) -> None:

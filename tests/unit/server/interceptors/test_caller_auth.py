@@ -13,6 +13,7 @@ import grpc
 import pytest
 import pytest_asyncio
 from biome.user.v1 import user_service_pb2, user_service_pb2_grpc
+from google.rpc import code_pb2, error_details_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
@@ -23,9 +24,18 @@ from server.crypto.api_keys import api_key_sha256, new_api_key
 from server.crypto.tls import server_credentials
 from server.interceptors.caller_auth import Caller, CallerAuthInterceptor, on_own_user_token
 from server.interceptors.errors import DomainErrorInterceptor
-from server.refusals import CallerNotPermitted
-from server.rpc_access import ADMIN_ROLE, ANY_CALLER, Rule, method_path, rule_of, service_of
+from server.refusals import CallerNotPermitted, SignInNotRecent
+from server.rpc_access import (
+    ADMIN_ROLE,
+    ANY_CALLER,
+    RULE_BY_RPC,
+    Rule,
+    method_path,
+    rule_of,
+    service_of,
+)
 from server.settings import ApiKey
+from server.status import rpc_status_for
 from tests.tls_material import TlsMaterial, channel_credentials, make_tls_material
 
 TIMEOUT = 5.0
@@ -684,3 +694,89 @@ async def test_a_store_that_cannot_tell_makes_a_token_call_unavailable(start: St
     code, _ = await get_user_outcome(target, ADA, bearer(SERVICE_KEY) + user_token(ADA))
 
     assert code is grpc.StatusCode.UNAVAILABLE
+
+
+RECENT_WINDOW = 900
+SIGNED_IN = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+RECENT_SIGN_IN_RPCS = (
+    "BeginTotpEnrollment",
+    "ConfirmTotpEnrollment",
+    "BeginPasskeyRegistration",
+    "FinishPasskeyRegistration",
+    "RemovePasskey",
+    "RequestEmailChange",
+)
+
+
+def recent_sign_in_gate(now: datetime) -> CallerAuthInterceptor:
+    return CallerAuthInterceptor(
+        api_keys=API_KEYS,
+        client_cert_roles={},
+        client_certs_required=False,
+        public_services=(),
+        recent_sign_in_seconds=RECENT_WINDOW,
+        clock=lambda: now,
+    )
+
+
+def own_request(rpc: str, user_id: str) -> object:
+    request_class = getattr(user_service_pb2, f"{rpc}Request")
+    field = RULE_BY_RPC[rpc].own_user_field
+    assert field is not None
+    return request_class(**{field: user_id})
+
+
+@pytest.mark.parametrize("rpc", RECENT_SIGN_IN_RPCS)
+def test_factor_and_address_changes_on_the_own_token_need_a_recent_sign_in(rpc: str) -> None:
+    method, request = method_path(rpc), own_request(rpc, ADA)
+    roleless = Caller("web", frozenset())
+    signed_in = TokenUser(ADA, "s-1", auth_time=int(SIGNED_IN.timestamp()))
+    at_the_edge = SIGNED_IN + timedelta(seconds=RECENT_WINDOW)
+    assert recent_sign_in_gate(at_the_edge).authorize(roleless, signed_in, method, request)
+
+    too_late = recent_sign_in_gate(at_the_edge + timedelta(seconds=1))
+    with pytest.raises(SignInNotRecent):
+        too_late.authorize(roleless, signed_in, method, request)
+    with pytest.raises(SignInNotRecent):  # a token from before the claim says no sign-in time
+        recent_sign_in_gate(SIGNED_IN).authorize(roleless, TokenUser(ADA, "s-1"), method, request)
+
+
+@pytest.mark.parametrize("rpc", RECENT_SIGN_IN_RPCS)
+def test_a_role_that_allows_any_user_needs_no_recent_sign_in(rpc: str) -> None:
+    method, request = method_path(rpc), own_request(rpc, ADA)
+    long_after = recent_sign_in_gate(SIGNED_IN + timedelta(days=1))
+    old_token = TokenUser(ADA, "s-1", auth_time=int(SIGNED_IN.timestamp()))
+    roles = RULE_BY_RPC[rpc].roles
+    for role in (*roles, ADMIN_ROLE):
+        caller = Caller("support", frozenset({role}))
+        assert long_after.authorize(caller, old_token, method, request) is True
+        assert long_after.authorize(caller, None, method, request) is False
+
+
+def test_other_self_service_rpcs_take_an_old_sign_in() -> None:
+    long_after = recent_sign_in_gate(SIGNED_IN + timedelta(days=1))
+    old_token = TokenUser(ADA, "s-1", auth_time=int(SIGNED_IN.timestamp()))
+    roleless = Caller("web", frozenset())
+    for rpc, request in (
+        ("GetUser", user_service_pb2.GetUserRequest(id=ADA)),
+        ("ListPasskeys", user_service_pb2.ListPasskeysRequest(user_id=ADA)),
+        ("DisableTotp", user_service_pb2.DisableTotpRequest(user_id=ADA)),
+    ):
+        assert long_after.authorize(roleless, old_token, method_path(rpc), request) is True
+        no_time = TokenUser(ADA, "s-1")
+        assert long_after.authorize(roleless, no_time, method_path(rpc), request) is True
+
+
+def test_exactly_the_factor_and_address_changes_want_a_recent_sign_in() -> None:
+    wanting = {rpc for rpc, rule in RULE_BY_RPC.items() if rule.recent_sign_in}
+    assert wanting == set(RECENT_SIGN_IN_RPCS)
+
+
+def test_a_sign_in_that_is_not_recent_is_failed_precondition_recent_sign_in_required() -> None:
+    status = rpc_status_for(SignInNotRecent(RECENT_WINDOW))
+    assert status.code == code_pb2.FAILED_PRECONDITION
+    (detail,) = status.details
+    info = error_details_pb2.ErrorInfo()
+    assert detail.Unpack(info)
+    assert (info.reason, info.domain) == ("RECENT_SIGN_IN_REQUIRED", "user.biome")
+    assert "sign in again" in status.message
