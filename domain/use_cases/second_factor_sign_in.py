@@ -125,6 +125,7 @@ async def complete_sign_in(
             now=now,
             email_verified=user.email_verified,
             amr=start.session.amr,
+            auth_time=start.session.created_at,
         )
         return SessionTokens(user, start.session.session_id, access, start.token.value)
 
