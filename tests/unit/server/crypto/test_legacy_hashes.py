@@ -198,7 +198,7 @@ def _v3_with(prf: int = 1, iterations: int = 10_000, salt_length: int = 16) -> s
         V3[:20],  # header only
         _v3_with(prf=3),  # unknown PRF
         _v3_with(iterations=0),
-        _v3_with(iterations=MAX_PBKDF2_ITERATIONS + 1),  # absurd iteration count
+        _v3_with(iterations=MAX_PBKDF2_ITERATIONS["sha256"] + 1),  # absurd iteration count
         _v3_with(iterations=2**32 - 1),
         _v3_with(salt_length=8),  # below ASP.NET's own floor
         _v3_with(salt_length=40),  # longer than what follows: no subkey left
@@ -230,12 +230,12 @@ ARGON2I = VECTORS[14][2]
         DJANGO[:-2],
         DJANGO + "AA",
         DJANGO.replace("$20000$", "$0$"),
-        DJANGO.replace("$20000$", f"${MAX_PBKDF2_ITERATIONS + 1}$"),
+        DJANGO.replace("$20000$", f"${MAX_PBKDF2_ITERATIONS['sha256'] + 1}$"),
         DJANGO.replace("$20000$", "$99999999999$"),
         PASSLIB[:-5],
         PASSLIB + "=",
         PASSLIB.replace("$1212$", "$01212x$"),
-        PASSLIB.replace("$1212$", f"${MAX_PBKDF2_ITERATIONS + 1}$"),
+        PASSLIB.replace("$1212$", f"${MAX_PBKDF2_ITERATIONS['sha256'] + 1}$"),
         PASSLIB.replace("$1212$", "$$"),
         PASSLIB + "$",
         PASSLIB.replace("$1212$", "$i=1212,l=16$"),
@@ -264,6 +264,14 @@ def test_the_phc_form_with_i_and_l_is_read() -> None:
         "$hsYF68OiOUPdDZ1Fg+fJPeq1h/gXXY7acBp9/6c+tmQ"
     )
     assert check_importable(stored) is HashFormat.PBKDF2
+
+
+def test_the_iteration_ceiling_is_per_prf() -> None:
+    # HMAC-SHA512 costs about twice HMAC-SHA256 per iteration: OWASP's counts, as ceilings.
+    assert check_importable(_v3_with(prf=1, iterations=600_000)) is HashFormat.ASPNET_V3
+    with pytest.raises(UnusableHash):
+        check_importable(_v3_with(prf=2, iterations=600_000))
+    assert check_importable(_v3_with(prf=2, iterations=100_000)) is HashFormat.ASPNET_V3
 
 
 def test_a_refusal_names_the_fault_not_the_hash() -> None:
