@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 from argon2 import extract_parameters
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from domain.values import Password
@@ -189,3 +191,28 @@ def test_the_accepted_formats_come_comma_separated(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("USER_SERVICE_LEGACY_HASH_FORMATS", "bcrypt")
     with pytest.raises(ValidationError, match="must include argon2id"):
         Settings()
+
+
+_STORED = st.one_of(
+    st.text(max_size=200),
+    st.sampled_from([v[2] for v in VECTORS]).flatmap(
+        lambda stored: st.tuples(
+            st.just(stored),
+            st.integers(0, len(stored)),
+            st.integers(0, len(stored)),
+            st.text(alphabet="$=.,/+0123456789ABCabcimlnrp", max_size=6),
+        ).map(lambda t: t[0][: min(t[1], t[2])] + t[3] + t[0][max(t[1], t[2]) :])
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stored=_STORED)
+def test_any_stored_text_is_refused_or_read_and_never_raises_anything_else(stored: str) -> None:
+    # Sign-in must never fail with INTERNAL over what a stored hash holds.
+    legacy_hashes.identify(stored)
+    try:
+        legacy_hashes.check_importable(stored)
+    except legacy_hashes.UnusableHash:
+        pass
+    assert verify(stored, "my password") in (True, False)
