@@ -117,9 +117,20 @@ class PersonName:
 
 @dataclass(frozen=True, repr=False)
 class Password:
-    """A clear-text password that met the policy; it never shows in repr, logs or errors."""
+    """A clear-text password that met the policy; it never shows in repr, logs or errors.
+
+    ``typed``: the text as the caller sent it, before normalisation, when that differs (only
+    for a password presented for checking): hashes made by other systems were made from it.
+    """
 
     value: str
+    typed: str | None = field(default=None, compare=False)
+
+    @property
+    def as_typed(self) -> str:
+        """The text as typed: what a hash made by another system (which did not normalise)
+        was made from."""
+        return self.value if self.typed is None else self.typed
 
     @classmethod
     def parse(cls, raw: str) -> Password:
@@ -145,7 +156,7 @@ class Password:
             raise InvalidValue("must not be empty")
         if len(text) > PASSWORD_PRESENTED_MAX_LENGTH:
             raise InvalidValue(f"must be at most {PASSWORD_PRESENTED_MAX_LENGTH} characters")
-        return cls(text)
+        return cls(text, None if raw == text else raw)
 
     def __repr__(self) -> str:
         return "Password(***)"

@@ -105,6 +105,7 @@ async def build_service(
         parallelism=settings.argon2_parallelism,
         workers=settings.password_hash_workers,
         max_waiting=settings.password_hash_max_waiting,
+        accepted_formats=settings.legacy_hash_formats,
     )
     stack.callback(hasher.shutdown)
     # File reads and the common-password list's decompression happen now, off the loop,

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.event_cursors import STREAM_SHARDS
 from persistence.deadline import EVENT_COMMIT_WINDOW_SECONDS
+from server.crypto.legacy_hashes import HashFormat, parse_accepted_formats
 from server.crypto.totp_keys import TotpKeyRing
 from server.crypto.webauthn_settings import check_origins, check_rp_id, parse_origins
 from server.mail.links import check_link_template
@@ -111,6 +112,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = ARGON2_MIN_MEMORY_KIB
     argon2_parallelism: int = ARGON2_MIN_PARALLELISM
     password_hash_workers: int = Field(default_factory=usable_cpus, ge=1)
+    # Password hash formats a stored hash may be in (comma-separated HashFormat values: hashes
+    # brought over from the old system); a hash in any other format never matches.
+    legacy_hash_formats: Annotated[frozenset[HashFormat], NoDecode] = frozenset(HashFormat)
     page_token_secret: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] | None = None
@@ -230,6 +234,11 @@ class Settings(BaseSettings):
     @classmethod
     def _rp_id_is_a_host(cls, value: str) -> str:
         return check_rp_id(value)
+
+    @field_validator("legacy_hash_formats", mode="before")
+    @classmethod
+    def _formats_are_listed(cls, value: object) -> object:
+        return parse_accepted_formats(value) if isinstance(value, str) else value
 
     @field_validator("webauthn_origins", mode="before")
     @classmethod

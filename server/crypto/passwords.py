@@ -1,5 +1,6 @@
 """Argon2id password hashing on a bounded thread pool, so hashing never blocks the event loop,
-behind a bounded queue, so overload is refused rather than waited out."""
+behind a bounded queue, so overload is refused rather than waited out. Hashes brought over
+from the old system (server/crypto/legacy_hashes.py) are verified on the same pool."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -16,6 +17,8 @@ from argon2 import PasswordHasher, Type, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from domain.values import Password
+from server.crypto import legacy_hashes
+from server.crypto.legacy_hashes import HashFormat
 from server.refusals import PasswordHashQueueFull
 
 _Result = TypeVar("_Result")
@@ -43,6 +46,7 @@ class Argon2PasswordHasher:
         parallelism: int,
         workers: int,
         max_waiting: int | None = None,
+        accepted_formats: Collection[HashFormat] = tuple(HashFormat),
     ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
@@ -56,6 +60,9 @@ class Argon2PasswordHasher:
         self._in_pool = 0
         # Verified against when an email is unknown, so that answer takes as long as a real one.
         self.dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._today = extract_parameters(self.dummy_hash)
+        # The service's own hashes always match (settings refuse a list without argon2id).
+        self._accepted = frozenset(accepted_formats) | {HashFormat.ARGON2ID}
 
     @property
     def in_pool(self) -> int:
@@ -66,7 +73,13 @@ class Argon2PasswordHasher:
         return await self._run(self._hasher.hash, password.value)
 
     async def verify(self, password_hash: str, password: Password) -> bool:
-        return await self._run(self._verify, password_hash, password.value)
+        """Whether ``password`` matches ``password_hash``, in whichever format it is.
+
+        A hash in a format not accepted, malformed, or above the ceilings never matches: it is
+        refused without its own work, and the dummy hash is checked instead, so the answer
+        takes as long as a wrong password does for an account with a usable hash.
+        """
+        return await self._run(self._verify, password_hash, password.value, password.as_typed)
 
     def _run(self, work: Callable[..., _Result], *args: str) -> asyncio.Future[_Result]:
         with self._lock:
@@ -87,7 +100,8 @@ class Argon2PasswordHasher:
             self._in_pool -= 1
 
     def needs_rehash(self, password_hash: str) -> bool:
-        """Whether the hash was made with weaker parameters than today's (or is not argon2id).
+        """Whether the hash was made with weaker parameters than today's, or is not argon2id
+        (every hash brought over from the old system): a sign-in that verified it rewrites it.
 
         A hash made with stronger parameters is kept: lowering the settings never weakens it.
         """
@@ -109,11 +123,32 @@ class Argon2PasswordHasher:
         """Waits for running hashes and frees the worker threads."""
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _verify(self, password_hash: str, clear_text: str) -> bool:
+    def _verify(self, password_hash: str, clear_text: str, as_typed: str) -> bool:
+        found = legacy_hashes.identify(password_hash, today=self._today)
+        if found is HashFormat.ARGON2ID:
+            return self._verify_argon2id(password_hash, clear_text)
+        if found is None or found not in self._accepted or not _usable(password_hash):
+            self._verify_argon2id(self.dummy_hash, clear_text)
+            return False
+        # Made by the old system from the password as typed; an argon2 hash of weaker
+        # parameters may also be this service's own, made from the normalised text.
+        if legacy_hashes.verify(password_hash, as_typed):
+            return True
+        return as_typed != clear_text and legacy_hashes.verify(password_hash, clear_text)
+
+    def _verify_argon2id(self, password_hash: str, clear_text: str) -> bool:
         try:
             return self._hasher.verify(password_hash, clear_text)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def _usable(password_hash: str) -> bool:
+    try:
+        legacy_hashes.check_importable(password_hash)
+    except legacy_hashes.UnusableHash:
+        return False
+    return True
 
 
 def yield_cpu_to_other_threads() -> None:
