@@ -507,6 +507,7 @@ class FakeLegacyAuthenticator:
         self.accounts: dict[str, tuple[str, LegacyUser]] = {}
         self.asked: list[str] = []
         self.hold: asyncio.Event | None = None
+        self._asked_more = asyncio.Condition()
 
     def add(
         self, email: str, password: str, *, user_id: str = "", confirmed: bool = True, **names: str
@@ -521,8 +522,15 @@ class FakeLegacyAuthenticator:
         self.accounts[email.casefold()] = (password, user)
         return user
 
+    async def until_asked(self, times: int) -> None:
+        """Returns once the old system has been asked ``times`` questions in all."""
+        async with self._asked_more:
+            await self._asked_more.wait_for(lambda: len(self.asked) >= times)
+
     async def check(self, email: str, password: Password) -> LegacyUser | None:
         self.asked.append(email)
+        async with self._asked_more:
+            self._asked_more.notify_all()
         if self.hold is not None:
             await self.hold.wait()
         known = self.accounts.get(email.casefold())

@@ -64,7 +64,9 @@ class OldSystem:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        if not verify_signature(request.headers.get("X-Signature", ""), body, self.key, time.time()):
+        if not verify_signature(
+            request.headers.get("X-Signature", ""), body, self.key, time.time()
+        ):
             self.bad_signatures += 1
             return web.Response(status=403, text="bad signature")
         asked = json.loads(body)

@@ -65,7 +65,9 @@ async def test_a_user_of_the_old_system_signs_in_and_is_here_from_then_on(
     assert claims["sub"] == OLD_ID
     assert system.bad_signatures == 0
     assert system.requests == [{"email": email, "password": PASSWORD}]
-    user = await migrating.stub.GetUserByEmail(pb.GetUserByEmailRequest(email=email), timeout=TIMEOUT)
+    user = await migrating.stub.GetUserByEmail(
+        pb.GetUserByEmailRequest(email=email), timeout=TIMEOUT
+    )
     assert (user.id, user.first_name, user.last_name) == (OLD_ID, "Grace", "Hopper")
     assert user.email_verified
     # From now on the service knows the user: the old system is not asked again.

@@ -534,18 +534,21 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
     legacy_key = os.urandom(32)
     authorizations = SentAuthorizations()
     with everything_logged_at_debug() as log:
-        async with old_system(legacy_key) as legacy, serving(
-            settings := service_settings(
-                moto_endpoint,
+        async with (
+            old_system(legacy_key) as legacy,
+            serving(
+                settings := service_settings(
+                    moto_endpoint,
+                    smtp_server,
+                    jwt_signing_keys=SecretStr(pem),
+                    legacy_auth_url=legacy.url,
+                    legacy_auth_hmac_key=SecretStr(base64.b64encode(legacy_key).decode()),
+                    legacy_auth_timeout_seconds=0.5,
+                    legacy_auth_breaker_failures=2,
+                ),
                 smtp_server,
-                jwt_signing_keys=SecretStr(pem),
-                legacy_auth_url=legacy.url,
-                legacy_auth_hmac_key=SecretStr(base64.b64encode(legacy_key).decode()),
-                legacy_auth_timeout_seconds=0.5,
-                legacy_auth_breaker_failures=2,
-            ),
-            smtp_server,
-        ) as service:
+            ) as service,
+        ):
             service.dynamodb.meta.events.register("before-send.dynamodb", authorizations)
             secrets = await run_every_flow(service)
             await run_lazy_migration(service, legacy, secrets)

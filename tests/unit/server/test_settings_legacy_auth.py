@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from server.from_settings import legacy_authenticator
 from server.legacy_auth import HttpLegacyAuthenticator
@@ -37,7 +37,7 @@ def test_a_key_that_is_not_base64_is_refused_without_being_shown(
 ) -> None:
     monkeypatch.setenv("USER_SERVICE_LEGACY_AUTH_URL", URL)
     with pytest.raises(ValidationError) as error:
-        Settings(legacy_auth_hmac_key=key or " ")
+        Settings(legacy_auth_hmac_key=SecretStr(key or " "))
     message = describe_invalid_settings(error.value)
     assert "USER_SERVICE_LEGACY_AUTH_HMAC_KEY" in message
     assert key.strip() == "" or key not in message
@@ -48,13 +48,15 @@ def test_a_key_that_is_not_base64_is_refused_without_being_shown(
 )
 def test_a_url_that_is_not_plain_http_is_refused(url: str) -> None:
     with pytest.raises(ValidationError) as error:
-        Settings(legacy_auth_url=url, legacy_auth_hmac_key=KEY)
+        Settings(legacy_auth_url=url, legacy_auth_hmac_key=SecretStr(KEY))
     assert "USER_SERVICE_LEGACY_AUTH_URL" in describe_invalid_settings(error.value)
 
 
 def test_development_takes_http_and_a_short_key() -> None:
     settings = Settings(
-        profile="development", legacy_auth_url="http://127.0.0.1:8080/x", legacy_auth_hmac_key=SHORT_KEY
+        profile="development",
+        legacy_auth_url="http://127.0.0.1:8080/x",
+        legacy_auth_hmac_key=SecretStr(SHORT_KEY),
     )
     assert settings.unmet_serving_requirement() is None
     hook = legacy_authenticator(settings)

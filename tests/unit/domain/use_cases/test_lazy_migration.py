@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -73,22 +74,20 @@ async def test_the_second_sign_in_does_not_ask_the_old_system(
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("password", "changes"),
     [
-        pytest.param({"password": WRONG_PASSWORD}, id="refused"),
-        pytest.param({"email": "someone.else@example.com"}, id="another-email"),
-        pytest.param({"first_name": "  "}, id="empty-name"),
-        pytest.param({"last_name": "x" * 101}, id="long-name"),
+        pytest.param(WRONG_PASSWORD, {}, id="refused"),
+        pytest.param(PASSWORD, {"email": "someone.else@example.com"}, id="another-email"),
+        pytest.param(PASSWORD, {"email": "not an email"}, id="bad-email"),
+        pytest.param(PASSWORD, {"first_name": "  "}, id="empty-name"),
+        pytest.param(PASSWORD, {"last_name": "x" * 101}, id="long-name"),
     ],
 )
 async def test_anything_but_a_usable_yes_fails_as_an_unknown_email_does_without_the_hook(
-    kit: AuthKit, legacy: FakeLegacyAuthenticator, answer: dict[str, str]
+    kit: AuthKit, legacy: FakeLegacyAuthenticator, password: str, changes: dict[str, Any]
 ) -> None:
-    user = legacy.add(EMAIL, answer.get("password", PASSWORD))
-    legacy.accounts[EMAIL] = (
-        legacy.accounts[EMAIL][0],
-        replace(user, **{k: v for k, v in answer.items() if k != "password"}),
-    )
+    user = legacy.add(EMAIL, password)
+    legacy.accounts[EMAIL] = (password, replace(user, **changes))
 
     with pytest.raises(AuthenticationFailed) as failed:
         await kit.sign_in(EMAIL, PASSWORD)
@@ -155,8 +154,7 @@ async def test_concurrent_first_sign_ins_create_one_user_and_both_sign_in(
     legacy.add(EMAIL, PASSWORD)
     legacy.hold = asyncio.Event()
     both = asyncio.gather(kit.sign_in(EMAIL, PASSWORD), kit.sign_in(EMAIL, PASSWORD))
-    while len(legacy.asked) < 2:  # both found the email unknown and asked
-        await asyncio.sleep(0)
+    await legacy.until_asked(2)  # both found the email unknown and asked
     legacy.hold.set()
 
     first, second = await both
@@ -176,8 +174,7 @@ async def test_a_registration_meanwhile_decides_and_its_password_counts(
     legacy.add(EMAIL, PASSWORD)
     legacy.hold = asyncio.Event()
     sign_in = asyncio.ensure_future(kit.sign_in(EMAIL, PASSWORD))
-    while not legacy.asked:
-        await asyncio.sleep(0)
+    await legacy.until_asked(1)
     registered = await accounts.register_user(
         kit.uow(),
         kit.hasher,
