@@ -14,7 +14,7 @@ from domain.errors import EmailAlreadyRegistered, InvalidValue
 from domain.ports import Clock, LegacyAuthenticator, LegacyUser, PasswordHasher, UnitOfWork
 from domain.use_cases.retry import retry_on_conflict
 from domain.user import User
-from domain.values import Email, Password, PersonName, UserId
+from domain.values import PASSWORD_PRESENTED_MAX_LENGTH, Email, Password, PersonName, UserId
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,17 @@ async def migrate_on_sign_in(
     *,
     email: Email,
     password: Password,
+    typed: str,
 ) -> User | None:
-    """The user of ``email`` when the old system accepts ``password`` and the user could be
+    """The user of ``email`` when the old system accepts the password and the user could be
     created here (or a concurrent write created it meanwhile); None otherwise. The caller then
-    checks the password against the user as for any sign-in."""
-    answer = await legacy.check(email.value, password)
+    checks the password against the user as for any sign-in.
+
+    The old system gets the password as ``typed``: it hashed what its users typed, while this
+    service hashes (and will check) ``password``, its NFKC form, as at registration."""
+    if len(typed) > PASSWORD_PRESENTED_MAX_LENGTH:
+        return None  # only its normal form was bounded: the old system is not sent megabytes
+    answer = await legacy.check(email.value, Password(typed))
     if answer is None:
         return None
     try:

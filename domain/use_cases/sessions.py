@@ -92,7 +92,7 @@ async def authenticate(
         user = await uow.users.get_by_email(parsed_email)
     if user is None and legacy is not None:
         user = await migrate_on_sign_in(
-            uow, hasher, clock, legacy, email=parsed_email, password=presented
+            uow, hasher, clock, legacy, email=parsed_email, password=presented, typed=password
         )
     if user is None:
         # The same work as a wrong password (a hash check and the store round trips of counting

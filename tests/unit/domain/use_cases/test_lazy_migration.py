@@ -194,3 +194,18 @@ async def test_a_registration_meanwhile_decides_and_its_password_counts(
     assert list(kit.store.users) == [registered.id.value]
     assert kit.stored(registered).first_name.value == "Someone"
     assert kit.stored(registered).failed_logins == 1  # counted, as any wrong password
+
+
+async def test_the_old_system_gets_the_password_as_typed_and_the_new_hash_is_of_its_nfkc_form(
+    kit: AuthKit, legacy: FakeLegacyAuthenticator
+) -> None:
+    typed = "Cafe\u0301-Quill-\uff14\uff12"  # a combining accent, full-width digits
+    normalized = "Caf\u00e9-Quill-42"
+    legacy.add(EMAIL, typed)  # the old system hashed it as typed, without normalising
+
+    tokens = await kit.sign_in(EMAIL, typed)
+
+    assert kit.stored(tokens.user).password_hash == fake_hash(normalized)
+    await kit.sign_in(EMAIL, typed)  # checked here from now on, normalised as always
+    await kit.sign_in(EMAIL, normalized)
+    assert len(legacy.asked) == 1
