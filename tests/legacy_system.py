@@ -40,13 +40,15 @@ class OldSystem:
 
     ``behaviour``: "normal"; "slow" (sleeps ``delay`` first); "not-json"; "wrong-shape";
     "huge" (a body far over any cap, with its length announced); "huge-chunked" (the same,
-    streamed without a length); "error" (HTTP 500).
+    streamed without a length); "error" (HTTP 500); "redirect" (302 to a handler that accepts
+    any password, which the hook must not follow).
     """
 
     key: bytes
     accounts: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
+    followed_redirects: int = 0
     behaviour: str = "normal"
     delay: float = 5.0
     url: str = ""
@@ -73,6 +75,8 @@ class OldSystem:
         self.requests.append(asked)
         if self.behaviour == "slow":
             await asyncio.sleep(self.delay)
+        if self.behaviour == "redirect":  # to a place that would say yes to anything
+            raise web.HTTPFound(self.url.replace("check-password", "anything-goes"))
         if self.behaviour == "error":
             return web.Response(status=500, text="Internal Server Error")
         if self.behaviour == "not-json":
@@ -96,6 +100,11 @@ class OldSystem:
             return web.json_response({"error": "invalid credentials"}, status=401)
         return web.json_response({"user": known[1]})
 
+    async def accept_anything(self, request: web.Request) -> web.Response:
+        self.followed_redirects += 1
+        asked = await request.json()
+        return web.json_response({"user": self.add(asked["email"], asked["password"])})
+
 
 @asynccontextmanager
 async def old_system(key: bytes) -> AsyncIterator[OldSystem]:
@@ -103,6 +112,7 @@ async def old_system(key: bytes) -> AsyncIterator[OldSystem]:
     system = OldSystem(key)
     app = web.Application(client_max_size=64 * 1024)
     app.router.add_post("/legacy/check-password", system.handle)
+    app.router.add_post("/legacy/anything-goes", system.accept_anything)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -124,6 +124,7 @@ async def test_an_old_system_that_is_down_is_a_failure(monotonic: Monotonic) -> 
         ("huge", "is over 16384 bytes"),
         ("huge-chunked", "is over 16384 bytes"),
         ("error", "answered HTTP 500"),
+        ("redirect", "answered HTTP 302"),
     ],
 )
 async def test_garbage_is_a_failure(
@@ -134,8 +135,9 @@ async def test_garbage_is_a_failure(
     logged: str,
 ) -> None:
     system.behaviour = behaviour
-    assert await hook.check(EMAIL, PASSWORD) is None
+    assert await hook.check(EMAIL, Password("Wrong-Horse-00")) is None
     assert logged in caplog.text
+    assert system.followed_redirects == 0
 
 
 async def test_the_stand_in_refuses_a_request_signed_with_another_key(
