@@ -453,3 +453,24 @@ class VerificationMailing:
 
     notifier: Notifier
     later: TaskRunner
+
+
+@dataclass(frozen=True)
+class LegacyUser:
+    """What the old system says of a user whose password it has just accepted: its id (kept
+    when it is a UUID), address, names, and whether it had confirmed the address."""
+
+    id: str
+    email: str
+    first_name: str
+    last_name: str
+    email_confirmed: bool
+
+
+class LegacyAuthenticator(Protocol):
+    """The old system's password check, asked at sign-in for an email this service does not
+    know yet (lazy migration). ``check`` answers the user when the old system accepts the
+    password; None for a refusal and for every failure (timeout, garbage, the old system down
+    or skipped while its circuit breaker is open): it never raises for those."""
+
+    async def check(self, email: str, password: Password) -> LegacyUser | None: ...

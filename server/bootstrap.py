@@ -144,6 +144,10 @@ async def build_service(
         )
 
     policy = from_settings.auth_policy(settings)
+    legacy = from_settings.legacy_authenticator(settings)
+    if legacy is not None:
+        stack.push_async_callback(legacy.close)
+        log.info("lazy migration on: unknown emails at sign-in are asked of the old system")
     servicer = UserServiceServicer(
         uow_factory=unit_of_work,
         hasher=hasher,
@@ -161,6 +165,7 @@ async def build_service(
         webauthn=from_settings.relying_party(settings),
         # Sealed with the page tokens' key: its format byte keeps either from passing for the other.
         passkey_ceremonies=SignInCeremonyCodec(page_token_key),
+        legacy=legacy,
     )
     health_servicer = health.aio.HealthServicer()
     health_loop = HealthLoop(

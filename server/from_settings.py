@@ -34,12 +34,13 @@ from server.crypto.tls import server_credentials
 from server.crypto.totp_keys import SealedTotpCodes, TotpKeyError, TotpKeyRing
 from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
 from server.interceptors.caller_auth import CallerAuthInterceptor
+from server.legacy_auth import CircuitBreaker, HttpLegacyAuthenticator
 from server.mail.compose import MailComposer
 from server.mail.links import LinkTemplates
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
 from server.mail.templates import MailTemplates
-from server.settings import Settings
+from server.settings import Settings, legacy_auth_key_bytes
 
 log = logging.getLogger(__name__)
 
@@ -233,4 +234,18 @@ def dynamodb_options(settings: Settings, endpoint_url: str | None) -> DynamoDbOp
         max_attempts=settings.dynamodb_max_attempts,
         access_key_id=access_key_id,
         secret_access_key=secret_access_key,
+    )
+
+
+def legacy_authenticator(settings: Settings) -> HttpLegacyAuthenticator | None:
+    """The lazy-migration hook; None while USER_SERVICE_LEGACY_AUTH_URL is unset."""
+    if settings.legacy_auth_url is None or settings.legacy_auth_hmac_key is None:
+        return None
+    return HttpLegacyAuthenticator(
+        settings.legacy_auth_url,
+        legacy_auth_key_bytes(settings.legacy_auth_hmac_key),
+        timeout_seconds=settings.legacy_auth_timeout_seconds,
+        breaker=CircuitBreaker(
+            settings.legacy_auth_breaker_failures, settings.legacy_auth_breaker_cooldown_seconds
+        ),
     )

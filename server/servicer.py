@@ -15,6 +15,7 @@ from domain.ports import (
     AccessTokenIssuer,
     Clock,
     EventLog,
+    LegacyAuthenticator,
     LockNotices,
     Notifier,
     PasswordHasher,
@@ -85,6 +86,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         totp_codes: TotpCodes | None = None,
         webauthn: WebAuthn,
         passkey_ceremonies: SignInCeremonyCodec,
+        legacy: LegacyAuthenticator | None = None,
     ) -> None:
         self._uow = uow_factory
         self._hasher = hasher
@@ -107,6 +109,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         )
         self._webauthn = webauthn
         self._passkey_ceremonies = passkey_ceremonies
+        self._legacy = legacy
 
     async def RegisterUser(
         self, request: pb.RegisterUserRequest, context: Context[pb.RegisterUserRequest, pb.User]
@@ -196,6 +199,7 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
             user_agent=request.client.user_agent,
             ip_address=request.client.ip_address,
             device_label=request.client.device_label,
+            legacy=self._legacy,
         )
         return signed_in_to_pb(tokens, passkeys.second_factor_options(self._webauthn, tokens))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import unicodedata
@@ -220,6 +222,16 @@ class Settings(BaseSettings):
     max_concurrent_rpcs: int = Field(default=256, ge=1, le=100_000)
     password_hash_max_waiting: int = Field(default=128, ge=0, le=100_000)
 
+    # Lazy migration (README, "Lazy migration"): the old system's password check, asked at
+    # sign-in for an unknown email; off unless the URL is set. Its HMAC key is base64 (at least
+    # 32 bytes in production, where the URL must be https); after the breaker's failures in a
+    # row the hook is skipped for its cool-down.
+    legacy_auth_url: str | None = None
+    legacy_auth_hmac_key: SecretStr | None = None
+    legacy_auth_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    legacy_auth_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    legacy_auth_breaker_cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
+
     @field_validator("dynamodb_endpoint")
     @classmethod
     def _endpoint_is_http_url(cls, value: str | None) -> str | None:
@@ -229,6 +241,34 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL such as http://localhost:8000")
         return value
+
+    @field_validator("legacy_auth_url")
+    @classmethod
+    def _legacy_auth_url_is_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL such as https://old.example/auth")
+        if parts.username or parts.password:
+            raise ValueError("must not hold credentials: the requests are signed with the key")
+        return value
+
+    @field_validator("legacy_auth_hmac_key")
+    @classmethod
+    def _legacy_auth_key_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            legacy_auth_key_bytes(value)  # its message names no key material
+        return value
+
+    @model_validator(mode="after")
+    def _legacy_auth_url_needs_a_key(self) -> Settings:
+        if self.legacy_auth_url is not None and self.legacy_auth_hmac_key is None:
+            raise ValueError(
+                "USER_SERVICE_LEGACY_AUTH_URL needs USER_SERVICE_LEGACY_AUTH_HMAC_KEY "
+                "(base64) to sign its requests"
+            )
+        return self
 
     @field_validator("webauthn_rp_id")
     @classmethod
@@ -390,7 +430,23 @@ class Settings(BaseSettings):
                 "production needs USER_SERVICE_TOTP_ENCRYPTION_KEYS while TOTP is on "
                 "(or USER_SERVICE_TOTP_ENABLED=false)"
             )
-        return self._unsafe_mail_in_production()
+        return self._unsafe_mail_in_production() or self._unsafe_legacy_auth_in_production()
+
+    def _unsafe_legacy_auth_in_production(self) -> str | None:
+        """Why the lazy-migration hook is unsafe in production (checked only when serving)."""
+        if self.legacy_auth_url is None or self.legacy_auth_hmac_key is None:
+            return None
+        if urlsplit(self.legacy_auth_url).scheme != "https":
+            return (
+                "production needs an https:// USER_SERVICE_LEGACY_AUTH_URL: "
+                "its requests carry passwords"
+            )
+        if len(legacy_auth_key_bytes(self.legacy_auth_hmac_key)) < LEGACY_AUTH_MIN_KEY_BYTES:
+            return (
+                f"production needs a USER_SERVICE_LEGACY_AUTH_HMAC_KEY of at least "
+                f"{LEGACY_AUTH_MIN_KEY_BYTES} bytes (before base64)"
+            )
+        return None
 
     # --- production refusals of mail settings (issue 13) ---------------------------------------
 
@@ -471,6 +527,20 @@ class Settings(BaseSettings):
         if self.embedded_dynamodb is None:
             return not self.is_production and self.dynamodb_endpoint is None
         return self.embedded_dynamodb
+
+
+LEGACY_AUTH_MIN_KEY_BYTES = 32
+
+
+def legacy_auth_key_bytes(value: SecretStr) -> bytes:
+    """The lazy-migration hook's HMAC key, decoded from base64 (ValueError naming no key)."""
+    try:
+        key = base64.b64decode(value.get_secret_value().strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 (e.g. from: openssl rand -base64 32)") from None
+    if not key:
+        raise ValueError("must not be empty")
+    return key
 
 
 _LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

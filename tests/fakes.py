@@ -19,6 +19,7 @@ from domain.ports import (
     AccessToken,
     EmailChangeMail,
     EmailChangeNoticeMail,
+    LegacyUser,
     LockNoticeMail,
     LockNotices,
     PasswordResetMail,
@@ -498,3 +499,45 @@ def recorded_verification_mailing() -> VerificationMailing:
 def unsent_verification_mailing() -> VerificationMailing:
     """Verification mail dropped unsent: for tests of something else that register users."""
     return VerificationMailing(RecordingNotifier(), DroppedTasks())
+
+
+class FakeLegacyAuthenticator:
+    """The old system's password check, in memory: ``accounts`` maps an email (as the old
+    system holds it) to its password and profile; every question asked is recorded.
+    ``hold`` (when set) keeps each answer back until it is set, so concurrent first sign-ins
+    can be lined up."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, tuple[str, LegacyUser]] = {}
+        self.asked: list[str] = []
+        self.hold: asyncio.Event | None = None
+        self._asked_more = asyncio.Condition()
+
+    def add(
+        self, email: str, password: str, *, user_id: str = "", confirmed: bool = True, **names: str
+    ) -> LegacyUser:
+        user = LegacyUser(
+            id=user_id or str(UserId.new()),
+            email=email,
+            first_name=names.get("first_name", "Ada"),
+            last_name=names.get("last_name", "Lovelace"),
+            email_confirmed=confirmed,
+        )
+        self.accounts[email.casefold()] = (password, user)
+        return user
+
+    async def until_asked(self, times: int) -> None:
+        """Returns once the old system has been asked ``times`` questions in all."""
+        async with self._asked_more:
+            await self._asked_more.wait_for(lambda: len(self.asked) >= times)
+
+    async def check(self, email: str, password: Password) -> LegacyUser | None:
+        self.asked.append(email)
+        async with self._asked_more:
+            self._asked_more.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
+        known = self.accounts.get(email.casefold())
+        if known is None or not hmac.compare_digest(known[0].encode(), password.value.encode()):
+            return None
+        return known[1]

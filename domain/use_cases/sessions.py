@@ -22,6 +22,7 @@ from domain.ports import (
     AccessToken,
     AccessTokenIssuer,
     Clock,
+    LegacyAuthenticator,
     LockNoticeMail,
     LockNotices,
     PasswordHasher,
@@ -29,6 +30,7 @@ from domain.ports import (
 )
 from domain.secret_tokens import TokenLookup, parse_token
 from domain.sign_in_challenges import IssuedSignInChallenge
+from domain.use_cases.lazy_migration import migrate_on_sign_in
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
 from domain.user import RefreshResult, User, UserStatus
@@ -75,15 +77,23 @@ async def authenticate(
     user_agent: str = "",
     ip_address: str = "",
     device_label: str = "",
+    legacy: LegacyAuthenticator | None = None,
 ) -> SessionTokens | SignInChallenged:
     """Sign in with email and password: the new session's tokens; or, when the user has a
-    second factor, a challenge instead (no session yet: CompleteSignIn opens it)."""
+    second factor, a challenge instead (no session yet: CompleteSignIn opens it).
+
+    With ``legacy`` (the lazy-migration hook), an unknown email is first asked of the old
+    system, and the user it vouches for is created here (domain.use_cases.lazy_migration)."""
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
         presented = check.parse("password", Password.presented, password)
         client = parse_client(check, user_agent, ip_address, device_label)
     async with uow:
         user = await uow.users.get_by_email(parsed_email)
+    if user is None and legacy is not None:
+        user = await migrate_on_sign_in(
+            uow, hasher, clock, legacy, email=parsed_email, password=presented, typed=password
+        )
     if user is None:
         # The same work as a wrong password (a hash check and the store round trips of counting
         # a failure), so the time taken does not tell which emails have accounts.

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+import os
 import re
 import signal
 import time
@@ -45,15 +46,18 @@ from tests.e2e.auth_helpers import (
     refresh,
     register,
     sign_in,
+    sign_in_error,
     token_hash,
     unique_email,
 )
 from tests.e2e.conftest import serving
 from tests.e2e.harness import Service, rpc_error, service_settings
 from tests.e2e.test_cli import cli_environment, health_status, start_cli
+from tests.legacy_system import OldSystem, old_system
 from tests.smtp_server import CapturingSmtpServer, reset_token_from, verification_code_from
 
 RESET_PASSWORD = "juniper-comet-71"
+LEGACY_PASSWORD = "saffron-glacier-58"
 COMMON_PASSWORD = "password123"
 
 
@@ -506,16 +510,49 @@ def signing_key_secrets(pem: str) -> set[str]:
     return {body, raw.hex(), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
 
 
+async def run_lazy_migration(service: Service, legacy: OldSystem, secrets: Secrets) -> None:
+    """Sign-ins through the lazy-migration hook: one brought over, one refused, and failures
+    (garbage, too slow) until the breaker opens; each password sent to the old system."""
+    brought, refused = LEGACY_PASSWORD, "quartz-meadow-62"
+    asked = len(legacy.requests)  # the flows' unknown emails were asked too
+    secrets.passwords |= {brought, refused}
+    email = unique_email("legacy")
+    legacy.add(email, brought, id=str(uuid4()))
+    await sign_in(service, email, brought)
+    other = unique_email("legacy")
+    legacy.add(other, brought)
+    await sign_in_error(service, other, refused)
+    for behaviour in ("not-json", "slow", "slow"):  # the second failure opens the breaker
+        legacy.behaviour, legacy.delay = behaviour, 1.0
+        await sign_in_error(service, other, brought)
+    assert len(legacy.requests) == asked + 4 and legacy.bad_signatures == 0
+
+
 async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
     moto_endpoint: str, smtp_server: CapturingSmtpServer, tmp_path: Path
 ) -> None:
     pem = signing_key_pem(generate_signing_keys())
-    settings = service_settings(moto_endpoint, smtp_server, jwt_signing_keys=SecretStr(pem))
+    legacy_key = os.urandom(32)
     authorizations = SentAuthorizations()
     with everything_logged_at_debug() as log:
-        async with serving(settings, smtp_server) as service:
+        async with (
+            old_system(legacy_key) as legacy,
+            serving(
+                settings := service_settings(
+                    moto_endpoint,
+                    smtp_server,
+                    jwt_signing_keys=SecretStr(pem),
+                    legacy_auth_url=legacy.url,
+                    legacy_auth_hmac_key=SecretStr(base64.b64encode(legacy_key).decode()),
+                    legacy_auth_timeout_seconds=0.5,
+                    legacy_auth_breaker_failures=2,
+                ),
+                smtp_server,
+            ) as service,
+        ):
             service.dynamodb.meta.events.register("before-send.dynamodb", authorizations)
             secrets = await run_every_flow(service)
+            await run_lazy_migration(service, legacy, secrets)
             items = [
                 *await service.scan(service.tables.users),
                 *await service.scan(service.tables.emails),
@@ -564,6 +601,7 @@ async def test_nothing_logged_at_debug_by_any_logger_holds_a_secret(
         "hash": hashes,
         "Authorization": authorizations.secrets(),
         "signing key": signing_key_secrets(pem),
+        "legacy HMAC key": {legacy_key.hex(), base64.b64encode(legacy_key).decode()},
         "second factor as stored": factors.everything(),
         # A challenge's hash: stored as 32 bytes, which DynamoDB's JSON holds in base64.
         "challenge hash": {

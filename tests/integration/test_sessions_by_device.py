@@ -63,7 +63,8 @@ class World:
     async def sign_in(self, **client: str) -> SessionTokens:
         return session_tokens(await authenticate(
             self.uow(), FakePasswordHasher(), FakeAccessTokenIssuer(), self.clock, self.policy,
-            recorded_lock_notices(), email="ada@example.com", password=PASSWORD, **client,
+            recorded_lock_notices(), email="ada@example.com", password=PASSWORD, legacy=None,
+            **client,
         ))  # fmt: skip
 
     async def refresh(self, token: str) -> SessionTokens:

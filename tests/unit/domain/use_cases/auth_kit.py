@@ -15,6 +15,7 @@ from tests.builders import T0, new_user, session_tokens
 from tests.fakes import (
     DeferredTasks,
     FakeAccessTokenIssuer,
+    FakeLegacyAuthenticator,
     FakePasswordHasher,
     FakeUnitOfWork,
     FixedClock,
@@ -43,6 +44,8 @@ class AuthKit:
     notifier: RecordingNotifier = field(default_factory=RecordingNotifier)
     policy: AuthPolicy = field(default_factory=AuthPolicy)
     after_reply: DeferredTasks = field(default_factory=DeferredTasks)
+    # The lazy-migration hook sign_in passes on (None: off).
+    legacy: FakeLegacyAuthenticator | None = None
     _seen: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -103,6 +106,7 @@ class AuthKit:
                 self.notices,
                 email=email,
                 password=password,
+                legacy=self.legacy,
                 **client,
             )
         )
