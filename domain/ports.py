@@ -474,3 +474,8 @@ class LegacyAuthenticator(Protocol):
     or skipped while its circuit breaker is open): it never raises for those."""
 
     async def check(self, email: str, password: Password) -> LegacyUser | None: ...
+
+    async def lookup(self, email: str) -> LegacyUser | None:
+        """The user of ``email`` when the old system knows it (asked at password reset, with
+        no password); None for a refusal and for every failure, as ``check``."""
+        ...

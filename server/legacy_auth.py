@@ -10,6 +10,11 @@ body that is not that JSON or is larger than MAX_RESPONSE_BYTES, a timeout, a re
 connection) is a failure: the sign-in is refused as a wrong password, and after
 ``breaker_failures`` failures in a row the hook is skipped for ``breaker_cooldown_seconds``.
 
+At password reset for an email unknown here (after the reply), the same URL gets
+``{"email": ..., "purpose": "password_reset"}``, signed alike, with no password: 200 with the
+same ``{"user": ...}`` when the old system knows the email, 401 when it does not; failures count
+toward the same circuit breaker.
+
 The password goes only into the request body: it is never logged, and no error names it.
 """
 
@@ -32,6 +37,7 @@ from domain.values import Password
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Signature"
+PASSWORD_RESET_PURPOSE = "password_reset"
 # A user's profile is well under a kilobyte; a larger answer is garbage, and is not read on.
 MAX_RESPONSE_BYTES = 16 * 1024
 _FIELDS: dict[str, type] = {
@@ -113,12 +119,18 @@ class HttpLegacyAuthenticator:
             await self._session.close()
 
     async def check(self, email: str, password: Password) -> LegacyUser | None:
+        return await self._guarded({"email": email, "password": password.value})
+
+    async def lookup(self, email: str) -> LegacyUser | None:
+        return await self._guarded({"email": email, "purpose": PASSWORD_RESET_PURPOSE})
+
+    async def _guarded(self, question: dict[str, str]) -> LegacyUser | None:
         if self._breaker.is_open:
             log.warning("lazy migration skipped: the circuit breaker is open")
             return None
         try:
             async with asyncio.timeout(self._timeout):
-                answer = await self._ask(email, password)
+                answer = await self._ask(question)
         except TimeoutError:
             self._breaker.failed()
             log.warning("lazy migration failed: no answer within %gs", self._timeout)
@@ -130,10 +142,8 @@ class HttpLegacyAuthenticator:
         self._breaker.succeeded()
         return answer
 
-    async def _ask(self, email: str, password: Password) -> LegacyUser | None:
-        body = json.dumps(
-            {"email": email, "password": password.value}, separators=(",", ":")
-        ).encode()
+    async def _ask(self, question: dict[str, str]) -> LegacyUser | None:
+        body = json.dumps(question, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self._key, int(self._wall_clock()), body),

@@ -282,7 +282,13 @@ class UserServiceServicer(user_service_pb2_grpc.UserServiceServicer):
         context: Context[pb.RequestPasswordResetRequest, pb.RequestPasswordResetResponse],
     ) -> pb.RequestPasswordResetResponse:
         await passwords.request_password_reset(
-            self._uow(), self._notifier, self._clock, self._policy, self._later, email=request.email
+            self._uow(),
+            self._notifier,
+            self._clock,
+            self._policy,
+            self._later,
+            email=request.email,
+            legacy=None if self._legacy is None else (self._legacy, self._hasher),
         )
         return pb.RequestPasswordResetResponse()
 

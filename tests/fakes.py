@@ -510,6 +510,7 @@ class FakeLegacyAuthenticator:
     def __init__(self) -> None:
         self.accounts: dict[str, tuple[str, LegacyUser]] = {}
         self.asked: list[str] = []
+        self.looked_up: list[str] = []  # asked at password reset, with no password
         self.hold: asyncio.Event | None = None
         self._asked_more = asyncio.Condition()
 
@@ -529,7 +530,7 @@ class FakeLegacyAuthenticator:
     async def until_asked(self, times: int) -> None:
         """Returns once the old system has been asked ``times`` questions in all."""
         async with self._asked_more:
-            await self._asked_more.wait_for(lambda: len(self.asked) >= times)
+            await self._asked_more.wait_for(lambda: len(self.asked) + len(self.looked_up) >= times)
 
     async def check(self, email: str, password: Password) -> LegacyUser | None:
         self.asked.append(email)
@@ -541,3 +542,12 @@ class FakeLegacyAuthenticator:
         if known is None or not hmac.compare_digest(known[0].encode(), password.value.encode()):
             return None
         return known[1]
+
+    async def lookup(self, email: str) -> LegacyUser | None:
+        self.looked_up.append(email)
+        async with self._asked_more:
+            self._asked_more.notify_all()
+        if self.hold is not None:
+            await self.hold.wait()
+        known = self.accounts.get(email.casefold())
+        return None if known is None else known[1]

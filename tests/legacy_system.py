@@ -1,6 +1,7 @@
 """A stand-in for the old system's password check, on loopback: a real aiohttp server that
 verifies each request's signature as README "Lazy migration" tells the old system to, and
-answers as a test sets it (right, refusing, slow, garbage)."""
+answers as a test sets it (right, refusing, slow, garbage). It also answers the password-reset
+question (``{"email", "purpose": "password_reset"}``, no password) with a known email's profile."""
 
 from __future__ import annotations
 
@@ -94,6 +95,11 @@ class OldSystem:
             await response.write_eof()
             return response
         known = self.accounts.get(str(asked.get("email", "")).casefold())
+        if asked.get("purpose") == "password_reset" and "password" not in asked:
+            # Asked at password reset: the profile of a known email, with no password to check.
+            if known is None:
+                return web.json_response({"error": "unknown email"}, status=401)
+            return web.json_response({"user": known[1]})
         if known is None or not hmac.compare_digest(
             known[0].encode(), str(asked.get("password", "")).encode()
         ):

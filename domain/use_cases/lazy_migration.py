@@ -3,12 +3,15 @@
 Asked only when an email is unknown here and the hook is on (server.legacy_auth). The old
 system checks the password; on success the user is created, with an argon2id hash of the
 password given, in one write with its email guard (as RegisterUser), and the sign-in goes on
-as for any user. Password reset does not ask the old system (README, "Lazy migration").
+as for any user. At password reset (after the reply, in its deferred work) the old system is
+asked only whether it knows the email: the user it names is created with an unusable password
+(an argon2id hash of 32 random bytes nobody is told), and the reset mail goes as for any user.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 
 from domain.errors import EmailAlreadyRegistered, InvalidValue
 from domain.ports import Clock, LegacyAuthenticator, LegacyUser, PasswordHasher, UnitOfWork
@@ -46,6 +49,39 @@ async def migrate_on_sign_in(
         # The answer is the old system's, not the caller's: a refusal, logged for the operator.
         log.warning("lazy migration refused: the old system's answer has %s", error)
         return None
+    return await _create(uow, hasher, clock, answer, parsed_email, first_name, last_name, password)
+
+
+async def migrate_on_password_reset(
+    uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, legacy: LegacyAuthenticator, email: Email
+) -> User | None:
+    """The user of ``email`` when the old system knows it and the user could be created here
+    (or a concurrent write created it meanwhile); None otherwise. Runs after the reply only.
+
+    No password is given, so the user gets a hash of 32 random bytes nobody is told: nothing
+    signs in with it, and the reset that follows sets the password."""
+    answer = await legacy.lookup(email.value)
+    if answer is None:
+        return None
+    try:
+        parsed_email, first_name, last_name = _profile(answer, email)
+    except InvalidValue as error:
+        log.warning("lazy migration refused: the old system's answer has %s", error)
+        return None
+    unusable = Password(secrets.token_bytes(32).hex())
+    return await _create(uow, hasher, clock, answer, parsed_email, first_name, last_name, unusable)
+
+
+async def _create(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    answer: LegacyUser,
+    email: Email,
+    first_name: PersonName,
+    last_name: PersonName,
+    password: Password,
+) -> User | None:
     password_hash = await hasher.hash(password)
 
     async def commit(attempt: int) -> None:
@@ -56,7 +92,7 @@ async def migrate_on_sign_in(
             now = clock()
             user = User.register(
                 user_id=user_id,
-                email=parsed_email,
+                email=email,
                 first_name=first_name,
                 last_name=last_name,
                 password_hash=password_hash,

@@ -13,6 +13,7 @@ from domain.password_policy import check_new_password
 from domain.policies import AuthPolicy, SessionPolicy
 from domain.ports import (
     Clock,
+    LegacyAuthenticator,
     LockNotices,
     Notifier,
     PasswordHasher,
@@ -21,6 +22,7 @@ from domain.ports import (
     UnitOfWork,
 )
 from domain.secret_tokens import parse_token
+from domain.use_cases.lazy_migration import migrate_on_password_reset
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.sessions import check_may_sign_in, password_accepted
 from domain.use_cases.validation import Violations
@@ -102,6 +104,7 @@ async def request_password_reset(
     later: TaskRunner,
     *,
     email: str,
+    legacy: tuple[LegacyAuthenticator, PasswordHasher] | None = None,
 ) -> None:
     """Mail a reset token if an active account has this address; otherwise do nothing, quietly.
 
@@ -109,19 +112,35 @@ async def request_password_reset(
     happen after it, so the reply is the same, and as fast, whether or not the address exists,
     and whether or not the security mail limit lets a mail go (policy.security_mail). Requests
     for one address while its work is under way make one more job after it (the key).
+
+    With ``legacy`` (the lazy-migration hook and the hasher), an address unknown here is asked
+    of the old system in that deferred work too; a user it knows is created first (with an
+    unusable password) and then mailed as any user.
     """
     with Violations() as check:
         parsed_email = check.parse("email", Email.parse, email)
     later.spawn(
-        _issue_reset(uow, notifier, clock, policy, parsed_email),
+        _issue_reset(uow, notifier, clock, policy, parsed_email, legacy),
         name="issue a password reset",
         key=f"password reset:{parsed_email.normalized}",
     )
 
 
 async def _issue_reset(
-    uow: UnitOfWork, notifier: Notifier, clock: Clock, policy: AuthPolicy, email: Email
+    uow: UnitOfWork,
+    notifier: Notifier,
+    clock: Clock,
+    policy: AuthPolicy,
+    email: Email,
+    legacy: tuple[LegacyAuthenticator, PasswordHasher] | None,
 ) -> None:
+    if legacy is not None:
+        async with uow:
+            known = await uow.users.get_by_email(email) is not None
+        if not known:
+            authenticator, hasher = legacy
+            await migrate_on_password_reset(uow, hasher, clock, authenticator, email)
+
     async def issue(attempt: int) -> PasswordResetMail | None:
         async with uow:
             user = await uow.users.get_by_email(email)

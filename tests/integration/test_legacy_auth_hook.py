@@ -213,3 +213,57 @@ async def test_the_breaker_opens_after_failures_in_a_row_and_closes_after_its_co
     system.behaviour = "normal"
     assert await hook.check(EMAIL, PASSWORD) is not None
     assert len(system.requests) == 8
+
+
+# --- the password-reset question: the email alone, signed alike -------------------------------
+
+
+async def test_the_reset_question_sends_no_password_and_answers_a_known_emails_profile(
+    hook: HttpLegacyAuthenticator, system: OldSystem
+) -> None:
+    answer = await hook.lookup(EMAIL.upper())
+
+    assert answer is not None and answer.email == EMAIL and answer.email_confirmed
+    assert system.requests == [{"email": EMAIL.upper(), "purpose": "password_reset"}]
+    assert system.bad_signatures == 0  # the stand-in verified its signature
+
+
+async def test_the_reset_question_for_an_unknown_email_is_a_refusal_not_a_failure(
+    hook: HttpLegacyAuthenticator, system: OldSystem, monotonic: Monotonic
+) -> None:
+    for _ in range(5):
+        assert await hook.lookup("nobody@example.com") is None
+    assert await hook.lookup(EMAIL) is not None  # the breaker did not open
+    assert len(system.requests) == 6
+
+
+@pytest.mark.parametrize("behaviour", ["slow", "not-json", "wrong-shape", "huge", "error"])
+async def test_the_reset_question_fails_as_the_password_check_does(
+    hook: HttpLegacyAuthenticator, system: OldSystem, behaviour: str
+) -> None:
+    system.behaviour = behaviour
+    started = time.monotonic()
+    for _ in range(3):
+        assert await hook.lookup(EMAIL) is None
+    assert time.monotonic() - started < 3 * (TIMEOUT + 1.0)
+    # Three failures in a row: the breaker is open for both questions now.
+    asked = len(system.requests)
+    system.behaviour = "normal"
+    assert await hook.lookup(EMAIL) is None and await hook.check(EMAIL, PASSWORD) is None
+    assert len(system.requests) == asked
+
+
+async def test_the_stand_in_refuses_a_reset_question_signed_with_another_key(
+    system: OldSystem, monotonic: Monotonic
+) -> None:
+    forger = HttpLegacyAuthenticator(
+        system.url,
+        os.urandom(32),
+        timeout_seconds=TIMEOUT,
+        breaker=CircuitBreaker(3, 30.0, monotonic),
+    )
+    try:
+        assert await forger.lookup(EMAIL) is None
+    finally:
+        await forger.close()
+    assert system.bad_signatures == 1 and system.requests == []
