@@ -52,6 +52,9 @@ class OldSystem:
     followed_redirects: int = 0
     behaviour: str = "normal"
     delay: float = 5.0
+    # Set by a test to hold every answer until it is set: the old system is asked and has not
+    # answered yet, for as long as the test needs.
+    hold: asyncio.Event | None = None
     url: str = ""
 
     def add(self, email: str, password: str, **profile: Any) -> dict[str, Any]:
@@ -74,6 +77,8 @@ class OldSystem:
             return web.Response(status=403, text="bad signature")
         asked = json.loads(body)
         self.requests.append(asked)
+        if self.hold is not None:
+            await self.hold.wait()
         if self.behaviour == "slow":
             await asyncio.sleep(self.delay)
         if self.behaviour == "redirect":  # to a place that would say yes to anything
