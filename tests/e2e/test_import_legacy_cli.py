@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from datatools.legacy_rows import LEGACY_ID_NAMESPACE
 from persistence.schema import TableNames
 from tests.e2e.auth_helpers import sign_in
 from tests.e2e.harness import Service
@@ -37,25 +38,36 @@ def aspnet_row(user_id: str, email: str, password_hash: str) -> str:
     return f"{user_id},{email},True,{password_hash},,True,0,Grace,Hopper,2019-03-04 05:06:07"
 
 
-async def test_imported_users_sign_in_over_a_channel_with_their_old_passwords(
+V3_PASSWORD, V2_PASSWORD = "net7-Password!", "identity2-Password!"
+NEW_ID_OF_LEGACY_17 = str(uuid.uuid5(LEGACY_ID_NAMESPACE, "legacy-17"))
+
+
+def aspnet_file(path: Path, v3_id: str, *, with_duplicate: bool) -> tuple[str, str]:
+    """An AspNetUsers export: a V3 user, a V2 user whose id is not a UUID, and (optionally) a
+    third row whose email is the first's in other case. The two hashes."""
+    v3 = aspnet_v3_hash(V3_PASSWORD, salt=uuid.uuid4().bytes)
+    v2 = aspnet_v2_hash(V2_PASSWORD, salt=uuid.uuid4().bytes)
+    rows = [
+        HEADER,
+        aspnet_row(v3_id, "Grace@Example.com", v3),
+        aspnet_row("legacy-17", "old@example.com", v2),
+    ]
+    if with_duplicate:
+        rows.append(aspnet_row(str(uuid.uuid4()), "GRACE@example.COM", v3))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return v3, v2
+
+
+async def stored_hashes(service: Service) -> dict[str, str]:
+    items = await service.scan(service.tables.users)
+    return {item["Id"]["S"]: item["PasswordHash"]["S"] for item in items}
+
+
+async def test_a_dry_run_names_the_duplicates_then_a_run_stores_each_hash_exactly_as_given(
     moto_endpoint: str, service: Service, tmp_path: Path
 ) -> None:
-    v3_id, v2_id = str(uuid.uuid4()), "legacy-17"
-    v3 = aspnet_v3_hash("net7-Password!", salt=uuid.uuid4().bytes)
-    v2 = aspnet_v2_hash("identity2-Password!", salt=uuid.uuid4().bytes)
-    path = tmp_path / "AspNetUsers.csv"
-    path.write_text(
-        "\n".join(
-            [
-                HEADER,
-                aspnet_row(v3_id, "Grace@Example.com", v3),
-                aspnet_row(v2_id, "old@example.com", v2),
-                aspnet_row(str(uuid.uuid4()), "GRACE@example.COM", v3),
-            ]
-        )
-        + "\n",
-        encoding="utf-8",
-    )
+    path, v3_id = tmp_path / "AspNetUsers.csv", str(uuid.uuid4())
+    v3, v2 = aspnet_file(path, v3_id, with_duplicate=True)
 
     code, stdout, stderr = await import_legacy(
         moto_endpoint, service.tables, "--dry-run", str(path)
@@ -68,31 +80,33 @@ async def test_imported_users_sign_in_over_a_channel_with_their_old_passwords(
     assert v3 not in stdout + stderr and v2 not in stdout + stderr
     assert await service.scan(service.tables.users) == [], "a dry run writes nothing"
 
-    path.write_text("\n".join(path.read_text(encoding="utf-8").splitlines()[:3]) + "\n")
+    v3, v2 = aspnet_file(path, v3_id, with_duplicate=False)
     code, stdout, stderr = await import_legacy(moto_endpoint, service.tables, str(path))
 
     assert code == 0, stdout + stderr
     assert _count(stdout, "imported") == 2
-    new_id = str(uuid.uuid5(uuid.UUID("5b0c7c35-5d2f-4c43-9d0e-3f6f4b1f2a17"), v2_id))
-    assert f"row 2: legacy-17 -> {new_id}" in stdout
+    assert f"row 2: legacy-17 -> {NEW_ID_OF_LEGACY_17}" in stdout
     assert "\r" not in stderr, "no progress bar when standard error is not a terminal"
-    stored = {
-        item["Id"]["S"]: item["PasswordHash"]["S"]
-        for item in await service.scan(service.tables.users)
-    }
-    assert stored == {v3_id: v3, new_id: v2}, "each hash stored exactly as the source holds it"
+    assert await stored_hashes(service) == {v3_id: v3, NEW_ID_OF_LEGACY_17: v2}
 
     again = await import_legacy(moto_endpoint, service.tables, str(path))
-    assert again[0] == 0 and _count(again[1], "already imported (skipped)") == 2
 
-    signed_in = await sign_in(service, "grace@example.com", "net7-Password!")
+    assert again[0] == 0 and _count(again[1], "already imported (skipped)") == 2
+    assert await stored_hashes(service) == {v3_id: v3, NEW_ID_OF_LEGACY_17: v2}
+
+
+async def test_imported_users_sign_in_over_a_channel_with_their_old_passwords_and_are_rehashed(
+    moto_endpoint: str, service: Service, tmp_path: Path
+) -> None:
+    path, v3_id = tmp_path / "AspNetUsers.csv", str(uuid.uuid4())
+    aspnet_file(path, v3_id, with_duplicate=False)
+    code, stdout, stderr = await import_legacy(moto_endpoint, service.tables, str(path))
+    assert code == 0, stdout + stderr
+
+    signed_in = await sign_in(service, "grace@example.com", V3_PASSWORD)
     assert signed_in.user.id == v3_id and signed_in.user.email_verified
-    assert (await sign_in(service, "old@example.com", "identity2-Password!")).user.id == new_id
-    rehashed = {
-        item["Id"]["S"]: item["PasswordHash"]["S"]
-        for item in await service.scan(service.tables.users)
-    }
-    assert all(value.startswith("$argon2id$") for value in rehashed.values())
+    assert (await sign_in(service, "old@example.com", V2_PASSWORD)).user.id == NEW_ID_OF_LEGACY_17
+    assert all(value.startswith("$argon2id$") for value in (await stored_hashes(service)).values())
 
 
 @pytest.mark.parametrize(
