@@ -61,6 +61,14 @@ bench: BENCH_ARGS ?=
 bench: venv gen
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
+# The bulk-import benchmark (issue 17; a benchmark, not a test): 100,000 generated AspNetUsers rows
+# imported by `user-service import-legacy` into moto; prints rows per second.
+# `make bench-import-legacy IMPORT_BENCH_ARGS="--rows 1000"` for a quick look.
+.PHONY: bench-import-legacy
+bench-import-legacy: IMPORT_BENCH_ARGS ?= --rows 100000
+bench-import-legacy: venv gen
+	$(PY) -m tools.legacy_import_bench $(IMPORT_BENCH_ARGS)
+
 # The scale model (issue 14): units per second of each table and index, the busiest partition
 # key against its ceiling and the monthly on-demand cost for a peak workload, from the units per
 # RPC of the last `make bench` (or measured now when there are none). Prints the README's table;

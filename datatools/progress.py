@@ -28,6 +28,7 @@ class Progress:
         initial: int = 0,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
+        plain_seconds: float | None = None,
     ) -> None:
         self.label, self.unit, self.total = label, unit, total
         # ``initial`` items were done by an earlier run: counted, but not in the rate.
@@ -36,6 +37,8 @@ class Progress:
         self._clock = clock
         self._started = self._last_drawn = clock()
         self._drawn_width = 0
+        # Off a terminal, a plain line every ``plain_seconds`` (None: only the summary).
+        self._plain_seconds = plain_seconds
         try:
             self.live = self._stream.isatty()
         except ValueError:  # a closed stream
@@ -45,6 +48,14 @@ class Progress:
         self.done += count
         if self.live and self._clock() - self._last_drawn >= REDRAW_SECONDS:
             self._draw(self.line())
+        elif (
+            not self.live
+            and self._plain_seconds is not None
+            and self._clock() - self._last_drawn >= self._plain_seconds
+        ):
+            self._stream.write(self.line() + "\n")
+            self._stream.flush()
+            self._last_drawn = self._clock()
 
     def finish(self, summary: str | None = None) -> None:
         """Replaces the progress line by ``summary`` (default: the final count), and a newline."""

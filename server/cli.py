@@ -1,4 +1,5 @@
-"""The ``user-service`` command: serve, init-tables, health, keys, export, import, migrate."""
+"""The ``user-service`` command: serve, init-tables, health, keys, export, import, migrate,
+import-legacy."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(settings)
 
 
-DATA_COMMANDS = frozenset({"export", "import", "migrate"})
+DATA_COMMANDS = frozenset({"export", "import", "migrate", "import-legacy"})
 
 
 def _add_data_commands(commands: Any) -> None:
@@ -113,6 +114,34 @@ def _add_data_commands(commands: Any) -> None:
         "--mark-verified",
         action="store_true",
         help="mark every user it writes as having a verified address (the file's owner vouches)",
+    )
+    legacy = commands.add_parser(
+        "import-legacy",
+        help="check, then write the users of the old system's export (CSV or JSON Lines)",
+        description=(
+            "Reads PATH (.csv or .jsonl) with ASP.NET Identity's AspNetUsers columns (Id, Email, "
+            "EmailConfirmed, PasswordHash, LockoutEnd, LockoutEnabled) plus FirstName, LastName "
+            "and CreatedAt, checks every row, and writes the users that pass with their password "
+            "hashes as they are. Running it again skips the users already written."
+        ),
+    )
+    legacy.add_argument("path", help="the file to import (.csv or .jsonl, UTF-8)")
+    legacy.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help=(
+            "read FIELD from COLUMN (repeatable); fields: id, email, first_name, last_name, "
+            "password_hash, hash_format, created, email_verified, disabled, lockout_end, "
+            "lockout_enabled"
+        ),
+    )
+    legacy.add_argument(
+        "--dry-run", action="store_true", help="check every row and print the report; write nothing"
+    )
+    legacy.add_argument(
+        "--concurrency", type=_positive, default=16, help="users written at once (default 16)"
     )
     migrate = commands.add_parser(
         "migrate", help="upgrade every user item of an older schema in place, while serving"

@@ -47,12 +47,19 @@ def test_only_the_command_line_reaches_the_data_tools() -> None:
         assert files <= {"server/cli.py"}, package
 
 
-def test_the_data_tools_take_from_the_server_only_its_settings() -> None:
+def test_the_data_tools_take_from_the_server_only_its_settings_and_the_legacy_hash_checker() -> (
+    None
+):
     server_modules = set()
     for path in sorted((ROOT / "datatools").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module.split(".")[0] == "server":
                     server_modules.add(node.module)
-    assert server_modules <= {"server.settings", "server.from_settings"}
+    # And import-legacy's hash checker: pure hashlib/bcrypt/argon2 parsing, no grpc, no storage.
+    assert server_modules <= {
+        "server.settings",
+        "server.from_settings",
+        "server.crypto.legacy_hashes",
+    }
     assert not {"grpc", "google", "biome"} & set(imported_top_level_modules("datatools"))

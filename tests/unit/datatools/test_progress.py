@@ -139,3 +139,21 @@ def test_items_done_by_an_earlier_run_count_toward_the_total_but_not_the_rate() 
 
     assert progress.line() == "export: 60 items, 1/s, 60% of ~100, ~40 s left"
     assert progress.summary() == "export: 10 items in 10.0 s (1/s)"
+
+
+def test_off_a_terminal_plain_lines_come_every_few_seconds_when_asked() -> None:
+    clock = Ticks()
+    stream = io.StringIO()
+    progress = Progress(
+        "import-legacy", unit="users", total=16, stream=stream, clock=clock, plain_seconds=1.0
+    )
+    for _ in range(16):
+        clock.now += 0.25
+        progress.advance()
+    progress.finish()
+
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert len(lines) == 5, lines  # one a second for four seconds, and the summary
+    assert lines[0].startswith("import-legacy: 4 users, 4/s, 25% of ~16")
+    assert lines[-1] == "import-legacy: 16 users in 4.0 s (4/s)"
