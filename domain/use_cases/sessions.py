@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,9 +92,19 @@ async def authenticate(
     async with uow:
         user = await uow.users.get_by_email(parsed_email)
     if user is None and legacy is not None:
-        user = await migrate_on_sign_in(
-            uow, hasher, clock, legacy, email=parsed_email, password=presented, typed=password
-        )
+        # The dummy check runs while the old system is asked: when it answers within a hash's
+        # time, an unknown email takes as long as without the hook (a wrong password's time).
+        dummy = asyncio.ensure_future(hasher.verify(hasher.dummy_hash, presented))
+        try:
+            user = await migrate_on_sign_in(
+                uow, hasher, clock, legacy, email=parsed_email, password=presented, typed=password
+            )
+        finally:
+            await asyncio.gather(dummy, return_exceptions=True)
+        dummy.result()  # a refused hash (the pool's queue full) is the answer, as without it
+        if user is None:
+            await uow.users.shadow_failed_login()
+            raise AuthenticationFailed()
     if user is None:
         # The same work as a wrong password (a hash check and the store round trips of counting
         # a failure), so the time taken does not tell which emails have accounts.

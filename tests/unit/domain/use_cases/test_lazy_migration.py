@@ -13,9 +13,10 @@ import pytest
 from domain.errors import AuthenticationFailed, EmailNotVerified
 from domain.events import EmailVerified, SessionStarted, UserRegistered
 from domain.policies import AuthPolicy, VerificationPolicy
+from domain.ports import LegacyUser
 from domain.use_cases import accounts
 from domain.user import User
-from domain.values import Email, UserId
+from domain.values import Email, Password, UserId
 from tests.fakes import FakeLegacyAuthenticator, FakePasswordHasher, unsent_verification_mailing
 from tests.unit.domain.use_cases.auth_kit import EMAIL, PASSWORD, WRONG_PASSWORD, AuthKit, fake_hash
 
@@ -57,8 +58,9 @@ async def test_a_user_the_old_system_vouches_for_is_created_and_signed_in(
         EmailVerified(OLD_ID, kit.clock.now, email="Ada.Lovelace@Example.com"),
     ]
     assert events[2:] == [SessionStarted(OLD_ID, kit.clock.now, session_id=tokens.session_id)]
-    # No dummy check: a user resulted, and its own hash was checked as at any sign-in.
-    assert kit.hasher.verified == [fake_hash(PASSWORD)]
+    # The dummy check ran while the old system was asked; then the user's own hash, as at any
+    # sign-in.
+    assert kit.hasher.verified == [kit.hasher.dummy_hash, fake_hash(PASSWORD)]
     assert kit.store.shadow_logins == 0
 
 
@@ -209,3 +211,43 @@ async def test_the_old_system_gets_the_password_as_typed_and_the_new_hash_is_of_
     await kit.sign_in(EMAIL, typed)  # checked here from now on, normalised as always
     await kit.sign_in(EMAIL, normalized)
     assert len(legacy.asked) == 1
+
+
+class SignallingHasher(FakePasswordHasher):
+    """A hasher that tells when the dummy check begins."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy_begun = asyncio.Event()
+
+    async def verify(self, password_hash: str, password: Password) -> bool:
+        if password_hash == self.dummy_hash:
+            self.dummy_begun.set()
+        return await super().verify(password_hash, password)
+
+
+class AskedWhileHashing(FakeLegacyAuthenticator):
+    """An old system that answers only once the dummy check has begun: a sign-in that asked it
+    before beginning that check would never get an answer."""
+
+    def __init__(self, hasher: SignallingHasher) -> None:
+        super().__init__()
+        self.hasher = hasher
+
+    async def check(self, email: str, password: Password) -> LegacyUser | None:
+        await self.hasher.dummy_begun.wait()
+        return await super().check(email, password)
+
+
+async def test_the_old_system_is_asked_while_the_dummy_check_runs() -> None:
+    # Overlapped, an unknown email costs max(the old system's answer, a hash), not their sum.
+    hasher = SignallingHasher()
+    legacy = AskedWhileHashing(hasher)
+    kit = AuthKit(legacy=legacy, hasher=hasher)
+
+    with pytest.raises(AuthenticationFailed):
+        await asyncio.wait_for(kit.sign_in("nobody@example.com", PASSWORD), timeout=5)
+
+    assert hasher.verified == [hasher.dummy_hash]
+    assert legacy.asked == ["nobody@example.com"]
+    assert kit.store.shadow_logins == 1
