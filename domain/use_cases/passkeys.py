@@ -41,7 +41,9 @@ from domain.use_cases.sessions import (
     SignInChallenged,
     check_may_sign_in,
     check_verified,
+    issue_session_tokens,
     parse_client,
+    write_new_session,
 )
 from domain.use_cases.validation import Violations
 from domain.user import User, UserStatus
@@ -232,23 +234,8 @@ async def finish_passkey_sign_in(
             user.use_passkey(passkey.passkey_id, verified, now, spent=spent)
             check_may_sign_in(user)
             check_verified(user, policy)
-            current = await uow.sessions.current(user)
-            start = user.start_session(now, policy.sessions, current, client, amr=AMR_KEY)
-            await uow.users.update(user)
-            await uow.sessions.add(user, start.session)
-            for ended in start.ended:
-                await uow.sessions.remove(user, ended)
-            await uow.commit()
-        session_id = start.session.session_id
-        access = issuer.issue(
-            user_id=user.id.value,
-            session_id=session_id,
-            now=now,
-            email_verified=user.email_verified,
-            amr=start.session.amr,
-            auth_time=now,
-        )
-        return SessionTokens(user, session_id, access, start.token.value)
+            start = await write_new_session(uow, user, now, policy.sessions, client, AMR_KEY)
+        return issue_session_tokens(issuer, user, start, now)
 
     return await retry_on_conflict(open_session)
 

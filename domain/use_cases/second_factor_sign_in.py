@@ -25,11 +25,13 @@ from domain.use_cases.sessions import (
     SessionTokens,
     check_may_sign_in,
     check_verified,
+    issue_session_tokens,
     notify_lock_later,
     parse_client,
+    write_new_session,
 )
 from domain.use_cases.validation import Violations
-from domain.user import SessionStart, User
+from domain.user import User
 from domain.values import AMR_PASSWORD_AND_KEY, AMR_PASSWORD_AND_OTP, ClientDetails
 
 
@@ -118,16 +120,10 @@ async def complete_sign_in(
                 began = user.count_wrong_code(challenge, now, policy.lockout, limit)
                 return await _refused(uow, user, began_lock=began)
             user.complete_sign_in(challenge, now)
-            start = await _open_session(uow, user, now, policy, client, amr)
-        access = issuer.issue(
-            user_id=user.id.value,
-            session_id=start.session.session_id,
-            now=now,
-            email_verified=user.email_verified,
-            amr=start.session.amr,
-            auth_time=start.session.created_at,
-        )
-        return SessionTokens(user, start.session.session_id, access, start.token.value)
+            # One write with the user, its revision checked: of concurrent completions one
+            # lands, the others read again and find the challenge spent.
+            start = await write_new_session(uow, user, now, policy.sessions, client, amr)
+        return issue_session_tokens(issuer, user, start, now)
 
     outcome = await retry_on_conflict(complete)
     if isinstance(outcome, _Refused):
@@ -167,26 +163,6 @@ async def _refused(uow: UnitOfWork, user: User, *, began_lock: bool) -> _Refused
     await uow.users.update(user)
     await uow.commit()
     return _Refused(began_lock)
-
-
-async def _open_session(
-    uow: UnitOfWork,
-    user: User,
-    now: datetime,
-    policy: AuthPolicy,
-    client: ClientDetails,
-    amr: tuple[str, ...],
-) -> SessionStart:
-    """The new session, in one write with the user (its revision checked: of concurrent
-    completions one lands, the others read again and find the challenge spent)."""
-    current = await uow.sessions.current(user)
-    start = user.start_session(now, policy.sessions, current, client, amr=amr)
-    await uow.users.update(user)
-    await uow.sessions.add(user, start.session)
-    for ended in start.ended:
-        await uow.sessions.remove(user, ended)
-    await uow.commit()
-    return start
 
 
 def _prove(

@@ -34,8 +34,9 @@ from domain.sign_in_challenges import IssuedSignInChallenge
 from domain.use_cases.lazy_migration import migrate_on_sign_in
 from domain.use_cases.retry import retry_on_conflict
 from domain.use_cases.validation import Violations
-from domain.user import RefreshResult, User, UserStatus
+from domain.user import RefreshResult, SessionStart, User, UserStatus
 from domain.values import (
+    AMR_PASSWORD,
     ClientDetails,
     Email,
     Password,
@@ -146,26 +147,9 @@ async def authenticate(
                 await uow.commit()
                 return SignInChallenged(user, issued)
             user.record_successful_login()
-            # Read only now: a failed sign-in never gets this far, and costs no sessions read.
-            current = await uow.sessions.current(user)
-            start = user.start_session(now, policy.sessions, current, client)
-            # The user's write (its revision checked) serializes concurrent sign-ins: the loser
-            # reads the user and its sessions again.
-            await uow.users.update(user)
-            await uow.sessions.add(user, start.session)
-            for ended in start.ended:
-                await uow.sessions.remove(user, ended)
-            await uow.commit()
-        session_id = start.session.session_id
-        access = issuer.issue(
-            user_id=user.id.value,
-            session_id=session_id,
-            now=now,
-            email_verified=user.email_verified,
-            amr=start.session.amr,
-            auth_time=now,
-        )
-        return SessionTokens(user, session_id, access, start.token.value)
+            # Sessions are read only now: a failed sign-in never gets this far, and costs none.
+            start = await write_new_session(uow, user, now, policy.sessions, client, AMR_PASSWORD)
+        return issue_session_tokens(issuer, user, start, now)
 
     try:
         return await retry_on_conflict(open_session)
@@ -197,6 +181,45 @@ def parse_client(
             "client.device_label", ClientDetails.parse_device_label, device_label
         ),
     )
+
+
+async def write_new_session(
+    uow: UnitOfWork,
+    user: User,
+    now: datetime,
+    policy: SessionPolicy,
+    client: ClientDetails,
+    amr: tuple[str, ...],
+) -> SessionStart:
+    """Open a session for ``user`` (whose sign-in was proven by ``amr``) in one write with the
+    user, inside the caller's unit of work: the user's revision check serializes concurrent
+    sign-ins, and the loser reads the user and its sessions again. Sessions beyond the limit, and
+    expired ones, end in the same write."""
+    current = await uow.sessions.current(user)
+    start = user.start_session(now, policy, current, client, amr=amr)
+    await uow.users.update(user)
+    await uow.sessions.add(user, start.session)
+    for ended in start.ended:
+        await uow.sessions.remove(user, ended)
+    await uow.commit()
+    return start
+
+
+def issue_session_tokens(
+    issuer: AccessTokenIssuer, user: User, start: SessionStart, now: datetime
+) -> SessionTokens:
+    """The tokens of a session just opened: its access token (claims: the session's amr, and its
+    sign-in time as auth_time) and its first refresh token."""
+    session = start.session
+    access = issuer.issue(
+        user_id=user.id.value,
+        session_id=session.session_id,
+        now=now,
+        email_verified=user.email_verified,
+        amr=session.amr,
+        auth_time=session.created_at,
+    )
+    return SessionTokens(user, session.session_id, access, start.token.value)
 
 
 class _WaitBegan(Exception):
