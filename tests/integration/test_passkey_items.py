@@ -49,16 +49,19 @@ async def test_a_passkey_its_ceremonies_and_a_spent_challenge_are_stored_and_rea
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
     assert set(item["PasskeyRegistration"]["M"]) == {"Challenge", "ExpiresAt"}
 
+    notifier, after_reply = RecordingNotifier(), DeferredTasks()
     passkey = await passkeys.finish_passkey_registration(
         uow(),
         RELYING_PARTY,
         clock,
-        RecordingNotifier(),
-        DeferredTasks(),
+        notifier,
+        after_reply,
         user_id=user.id.value,
         credential_json=json.dumps(browser.create(begun.options_json)),
         name="Laptop",
     )
+    await after_reply.run_all()  # the owner's notice, mailed after the reply
+    assert [notice.added for notice in notifier.second_factor_notices] == [True]
     item = await raw_user(dynamodb_client, dynamodb_tables, user.id.value)
     assert "PasskeyRegistration" not in item
     [stored] = item["Passkeys"]["L"]
