@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Generates the Python messages, gRPC stubs and .pyi type stubs for every
-# .proto under protos/, beside each .proto. The Makefile and the Dockerfile
+# .proto under protos/biome/, beside each .proto. The protos under
+# protos/google/ and protos/grpc/ are shipped for clients in other languages;
+# Python gets their code from googleapis-common-protos and grpcio-health-checking. The Makefile and the Dockerfile
 # both call this script, so local and image builds generate the same code.
 # Usage: PYTHON=/path/to/venv/bin/python protos/generate.sh
 set -euo pipefail
@@ -20,7 +22,7 @@ done
 # Paths are given relative to the repository root so that `-I protos` makes
 # the generated imports absolute (`from biome.user.v1 import ...`).
 cd "$protos_dir/.."
-mapfile -t protos < <(find protos -name '*.proto' | LC_ALL=C sort)
+mapfile -t protos < <(find protos/biome -name '*.proto' | LC_ALL=C sort)
 if [[ ${#protos[@]} -eq 0 ]]; then
     echo "generate.sh: no .proto files under $protos_dir" >&2
     exit 1
