@@ -29,7 +29,8 @@ class SignInChallenge:
     """A pending second-factor sign-in: the SHA-256 of its single-use token (domain.
     secret_tokens: ``<user id>.<secret>``, 256 random bits), when it expires, how many wrong
     codes were tried against it (at the policy's limit it is dropped), and the WebAuthn
-    challenge a passkey answers it with."""
+    challenge a passkey answers it with (empty when the user had no passkey when it was
+    issued: then no passkey can answer it)."""
 
     token_hash: str = field(repr=False)
     expires_at: datetime

@@ -625,7 +625,10 @@ class User:
         token = issue_token(self.id)
         # Whole seconds: what the store keeps, so the expiry told is the one that holds.
         expires_at = (now + lifetime).replace(microsecond=0)
-        challenge = SignInChallenge(token.token_hash, expires_at, new_webauthn_challenge())
+        # A WebAuthn challenge only for a user with passkeys: 32 bytes a challenge on the item,
+        # which for a TOTP user with one pending would pass 1 KB and bill 2 write units.
+        webauthn_challenge = new_webauthn_challenge() if self.passkeys else b""
+        challenge = SignInChallenge(token.token_hash, expires_at, webauthn_challenge)
         kept = [c for c in self.sign_in_challenges if c.is_usable(now)]
         kept = kept[max(len(kept) - MAX_SIGN_IN_CHALLENGES + 1, 0) :]
         self.sign_in_challenges = (*kept, challenge)

@@ -16,7 +16,7 @@ reads only users:
                         as sessions of epoch 0 and moved to the sessions table by the user's
                         next write (or by ``user-service migrate``); never written by version 3
   FailedLogins       N  failed sign-ins in a row since the last success (attempts refused
-                        during a delay included)
+                        during a delay included); absent while it and FailedGuesses are 0
   LockedUntil        S  until when sign-in is refused (the current delay); absent when never
                         (items written before growing delays may hold FailuresStartedAt, unread)
   PasswordReset      M  {TokenHash, RequestedAt, ExpiresAt}; absent when none is pending
@@ -49,9 +49,10 @@ reads only users:
                         domain.second_factors); absent when none remain
   SignInChallenges   L  of M {TokenHash (B, the SHA-256 of the single-use token, never the token),
                         ExpiresAt (N, epoch seconds), WebAuthn (B, 32 random bytes a passkey
-                        signs), WrongCodes (N, absent while 0)}: sign-ins whose password was
-                        right, waiting on a second factor (CompleteSignIn); at most 4, expired
-                        ones dropped by the next write of them; about 100 bytes each; absent
+                        signs; empty for a user without passkeys), WrongCodes (N, absent
+                        while 0)}: sign-ins whose password was right, waiting on a second
+                        factor (CompleteSignIn); at most 4, expired ones dropped by the next
+                        write of them; about 70 bytes each, 100 with passkeys; absent
                         when none
   Passkeys           L  of M {Id (the WebAuthn credential id, base64url), PublicKey (its COSE
                         key, base64url; not a secret), SignCount N, Name, CreatedAt, LastUsedAt

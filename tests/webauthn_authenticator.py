@@ -130,7 +130,9 @@ class SoftAuthenticator:
         )
         self.credentials[credential.credential_id] = credential
         client_data = self._client_data(
-            "webauthn.create", challenge or from_b64url(options["challenge"]), origin
+            "webauthn.create",
+            from_b64url(options["challenge"]) if challenge is None else challenge,
+            origin,
         )
         attested = (
             ZERO_AAGUID
@@ -197,7 +199,9 @@ class SoftAuthenticator:
         elif self.counting:
             credential.sign_count += 1
         client_data = self._client_data(
-            "webauthn.get", challenge or from_b64url(options["challenge"]), origin
+            "webauthn.get",
+            from_b64url(options["challenge"]) if challenge is None else challenge,
+            origin,
         )
         auth_data = self._authenticator_data(rp_id or options_rp_id, credential.sign_count, True)
         signature = credential.private_key.sign(

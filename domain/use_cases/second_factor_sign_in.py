@@ -194,6 +194,8 @@ def _use_passkey(
     itself is single use, so no ceremony digest is kept. A user handle, when the authenticator
     gives one, must name this user (WebAuthn 7.2 step 6): an assertion that says it is another
     user's is a wrong code, whoever's key signed it."""
+    if not challenge:  # issued before the user had a passkey: nothing to sign
+        raise InvalidSecondFactorCode()
     presented = webauthn.read_assertion(credential_json)
     passkey = user.passkey(presented.passkey_id)
     if passkey is None:

@@ -688,4 +688,4 @@ async def test_concurrent_completions_of_one_sign_in_challenge_open_exactly_one_
     recovery_left = len(item["RecoveryCodes"]["B"]) // RECOVERY_HASH_BYTES
     totp_used = item["Totp"]["M"]["LastStep"] != enrolled_step
     assert recovery_left in (9, 10) and (recovery_left == 10) == totp_used
-    assert item["FailedLogins"] == {"N": "0"}, "no loser was counted as a wrong code"
+    assert "FailedLogins" not in item, "no loser was counted as a wrong code"

@@ -25,8 +25,8 @@ from tests.fakes import (
 CLEAR_PASSWORD = "correct horse battery staple"
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
-    "FailedGuesses", "SchemaVersion", "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "SchemaVersion",
+    "EventSeq",
 }  # fmt: skip
 SESSION_ATTRIBUTES = {
     "UserId", "SessionKey", "SessionId", "TokenHash", "CreatedAt", "ExpiresAt", "LastUsedAt",

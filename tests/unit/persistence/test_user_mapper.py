@@ -27,8 +27,8 @@ from tools.capacity.item_size import item_size
 
 BASE_ATTRIBUTES = {
     "Id", "Email", "EmailIndex", "FirstName", "LastName", "PasswordHash", "Status",
-    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "FailedLogins",
-    "FailedGuesses", "SchemaVersion", "EventSeq",
+    "Version", "Revision", "CreatedAt", "UpdatedAt", "SessionEpoch", "SchemaVersion",
+    "EventSeq",
 }  # fmt: skip
 
 
@@ -84,7 +84,37 @@ def test_a_new_user_item_has_only_the_base_attributes_with_their_types() -> None
     assert item["Status"] == {"S": "ACTIVE"}
     assert item["Version"] == {"N": "1"} and item["SchemaVersion"] == {"N": "5"}
     assert item["SessionEpoch"] == {"N": "0"}  # no sessions in the user item: their own table
-    assert item["FailedLogins"] == {"N": "0"}
+    # No failure counters while none counts (29 bytes): absent reads as 0.
+    assert item_to_user(item).failed_logins == 0 == item_to_user(item).failed_guesses
+
+
+def test_the_failure_counters_are_written_together_so_neither_reads_as_the_other() -> None:
+    user = new_user()
+    user.failed_logins, user.failed_guesses = 2, 0  # refused attempts, no guess among them
+
+    item = user_to_item(user, version=1, revision=1, event_seq=0)
+
+    assert item["FailedLogins"] == {"N": "2"} and item["FailedGuesses"] == {"N": "0"}
+    assert item_to_user(item).failed_guesses == 0
+
+
+def test_a_verified_totp_user_with_a_pending_challenge_fits_one_write_unit() -> None:
+    # DynamoDB bills a write per started KB (transactions twice): the item of a verified user
+    # with TOTP, ten recovery codes, a sent notice and the challenge of a sign-in under way must
+    # stay within 1,024 bytes, or every step of a TOTP sign-in costs double.
+    user = new_user("capacity-1765079000-12@bench.example.com")
+    user.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$" + "s" * 22 + "$" + "h" * 43
+    user.email_verified, user.email_verified_at = True, T0
+    user.totp = TotpFactor(
+        SealedSecret("2026-12:" + "x" * 64), confirmed_at=T0, last_used_step=59_000_000
+    )
+    user.recovery_code_hashes = issue_recovery_codes(user.id.value).hashes
+    user.security_mail_sent_at = (T0, T0 + timedelta(minutes=1))
+    user.issue_sign_in_challenge(T0, timedelta(minutes=5))
+
+    size = item_size(user_to_item(user, version=9, revision=12, event_seq=11))
+
+    assert size <= 1024, size
 
 
 def test_the_refresh_token_index_key_is_never_written_so_that_index_stays_empty() -> None:
@@ -152,8 +182,7 @@ def test_an_item_from_the_flat_lock_reads_its_count_and_lock_and_drops_the_windo
         "FailedLogins": {"N": "3"},
         "FailuresStartedAt": {"S": "2026-11-26T09:30:15.123456+00:00"},
         "LockedUntil": {"S": "2026-11-26T09:45:15.123456+00:00"},
-    }
-    del item["FailedGuesses"]
+    }  # and no FailedGuesses: written before it existed
 
     restored = item_to_user(item)
 

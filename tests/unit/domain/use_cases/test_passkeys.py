@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -563,6 +563,30 @@ async def test_an_assertion_that_does_not_verify_is_a_wrong_code_and_counted(
     assert stored.failed_logins == 1
     assert stored.sign_in_challenges[0].wrong_codes == 1
     assert len(kit.sessions(user)) == 1
+
+
+async def test_a_challenge_issued_before_the_users_first_passkey_takes_no_passkey(
+    kit: PasskeyKit,
+) -> None:
+    # A user without passkeys gets no WebAuthn challenge (no bytes on the item). Should one
+    # register a passkey before completing, an assertion over the empty challenge is a wrong
+    # code: it would verify, an empty expected challenge matching an empty presented one.
+    user = await kit.add_user()
+    await kit.register(user)
+    token, options_json = await challenged(kit)
+    stored = kit.stored(user)
+    kit.store.users[user.id.value] = replace(
+        stored,
+        sign_in_challenges=tuple(
+            replace(c, webauthn_challenge=b"") for c in stored.sign_in_challenges
+        ),
+    )
+
+    with pytest.raises(InvalidSecondFactorCode):
+        await complete_with(kit, token, kit.browser.get(options_json, challenge=b""))
+
+    assert kit.sessions(user) == ()
+    assert kit.stored(user).sign_in_challenges[0].wrong_codes == 1
 
 
 async def test_another_users_passkey_does_not_complete_the_sign_in(kit: PasskeyKit) -> None:
