@@ -32,6 +32,9 @@ test-deps: $(TEST_STAMP)
 
 gen: $(GEN_STAMP)
 
+# The HTTP listener (JWKS, discovery, probes) on 8081 unless the environment says otherwise
+# (USER_SERVICE_HTTP_PORT= turns it off); the service itself leaves it off unless a port is set.
+run: export USER_SERVICE_HTTP_PORT ?= 8081
 run: venv gen
 	exec $(VENV)/bin/user-service serve
 

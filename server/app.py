@@ -20,12 +20,14 @@ from grpc_reflection.v1alpha import reflection
 
 from domain.ports import Clock
 from persistence.schema import TableNames
+from server import from_settings
 from server.bootstrap import SERVICE_NAMES, build_service
 from server.event_stream import EventStreams
+from server.http.listener import HttpListener, start_http_listener
 from server.interceptors.draining import DrainGate
 from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
 from server.operations.health import HealthLoop
-from server.operations.metrics import MetricsEndpoint, start_metrics_endpoint
+from server.operations.metrics import Metrics, MetricsEndpoint, start_metrics_endpoint
 from server.servicer import UserServiceServicer
 from server.settings import Settings
 
@@ -77,6 +79,7 @@ class RunningService:
     tables: TableNames
     jwks: list[dict[str, str]]
     metrics_port: int | None = None  # where Prometheus scrapes, when metrics are on
+    http_port: int | None = None  # the HTTP listener's (JWKS, discovery, probes), when it is on
 
 
 @contextlib.asynccontextmanager
@@ -122,6 +125,11 @@ async def running_service(
 
         await built.health_loop.start()
         stack.push_async_callback(built.health_loop.stop)
+        http = await _start_http_listener(settings, built.jwks, built.health_loop, built.metrics)
+        if http is not None:
+            # Stopped after the gRPC server (pushed before the drain): /readyz answers 503 while
+            # the drain lasts, so the probe takes this instance out of rotation.
+            stack.push_async_callback(http.stop)
         await server.start()
         stack.push_async_callback(
             _drain, server, built.health_loop, built.drain_gate, built.event_streams, grace
@@ -141,7 +149,39 @@ async def running_service(
             tables=built.tables,
             jwks=built.jwks,
             metrics_port=None if metrics_endpoint is None else metrics_endpoint.port,
+            http_port=None if http is None else http.port,
         )
+
+
+async def _start_http_listener(
+    settings: Settings,
+    jwks: list[dict[str, str]],
+    health_loop: HealthLoop,
+    metrics: Metrics | None,
+) -> HttpListener | None:
+    """The HTTP listener, when USER_SERVICE_HTTP_PORT is set; None otherwise."""
+    if settings.http_port is None:
+        return None
+    ssl_context = from_settings.http_ssl_context(settings)
+    http = await start_http_listener(
+        host=settings.http_address,
+        port=settings.http_port,
+        ssl_context=ssl_context,
+        public_url=settings.http_public_url,
+        keys=jwks,
+        issuer=settings.jwt_issuer,
+        ready=lambda: health_loop.ready,
+        metrics=metrics,
+    )
+    log.info(
+        "HTTP (%s) on %s:%d: JWKS at %s/.well-known/jwks.json, probes, %s",
+        "TLS" if ssl_context is not None else "plaintext",
+        settings.http_address,
+        http.port,
+        http.public_url,
+        "metrics" if metrics is not None else "no metrics",
+    )
+    return http
 
 
 async def serve(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -30,7 +31,7 @@ from server.crypto.access_tokens import (
     generate_signing_keys,
     load_signing_keys,
 )
-from server.crypto.tls import server_credentials
+from server.crypto.tls import server_credentials, server_ssl_context
 from server.crypto.totp_keys import SealedTotpCodes, TotpKeyError, TotpKeyRing
 from server.crypto.webauthn_relying_party import PyWebAuthnRelyingParty
 from server.interceptors.caller_auth import CallerAuthInterceptor
@@ -202,6 +203,13 @@ def tls_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         key_file=settings.tls_key_file,
         client_ca_file=settings.tls_client_ca_file,
     )
+
+
+def http_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The HTTP listener's TLS: the gRPC port's certificate, no client certificate asked."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    return server_ssl_context(cert_file=settings.tls_cert_file, key_file=settings.tls_key_file)
 
 
 def table_names(settings: Settings) -> TableNames:

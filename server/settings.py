@@ -208,6 +208,12 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_host: str | None = None
 
+    # The HTTP listener (server.http): JWKS, OpenID discovery, probes, metrics; off unless a port
+    # is set. Its public URL is what callers reach it at (the discovery document's jwks_uri).
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    http_host: str | None = None
+    http_public_url: str | None = None
+
     # WatchEvents: how its streams follow the events table (see server.event_stream).
     events_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     events_settle_seconds: float = Field(default=5.0, le=600)
@@ -253,6 +259,18 @@ class Settings(BaseSettings):
         if parts.username or parts.password:
             raise ValueError("must not hold credentials: the requests are signed with the key")
         return value
+
+    @field_validator("http_public_url")
+    @classmethod
+    def _public_url_is_a_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL such as https://users.example")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("must be a base URL: no credentials, query or fragment")
+        return value.rstrip("/")
 
     @field_validator("legacy_auth_hmac_key")
     @classmethod
@@ -402,6 +420,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _http_port_is_another_port(self) -> Settings:
+        taken = {self.port, self.health_port, self.metrics_port}
+        if self.http_port and self.http_port in taken:  # 0, any free port, collides with nothing
+            raise ValueError(
+                "USER_SERVICE_HTTP_PORT must differ from USER_SERVICE_PORT, "
+                "USER_SERVICE_HEALTH_PORT and USER_SERVICE_METRICS_PORT"
+            )
+        return self
+
     def unmet_serving_requirement(self) -> str | None:
         """What serving in production still lacks (TLS, caller authentication, a signing key).
 
@@ -430,7 +458,28 @@ class Settings(BaseSettings):
                 "production needs USER_SERVICE_TOTP_ENCRYPTION_KEYS while TOTP is on "
                 "(or USER_SERVICE_TOTP_ENABLED=false)"
             )
-        return self._unsafe_mail_in_production() or self._unsafe_legacy_auth_in_production()
+        return (
+            self._unsafe_http_listener_in_production()
+            or self._unsafe_mail_in_production()
+            or self._unsafe_legacy_auth_in_production()
+        )
+
+    def _unsafe_http_listener_in_production(self) -> str | None:
+        """Why the HTTP listener's settings are unsafe in production (checked only when serving).
+
+        The listener speaks TLS when the gRPC port does, and plaintext only where the gRPC port
+        may (USER_SERVICE_ALLOW_PLAINTEXT, behind a TLS-terminating proxy). Verifiers trust
+        whatever keys the discovery document's jwks_uri serves, so that URL must be https and
+        name the host callers really reach (the listener's own 0.0.0.0 names none).
+        """
+        if self.http_port is None:
+            return None
+        if self.http_public_url is None or urlsplit(self.http_public_url).scheme != "https":
+            return (
+                "production needs USER_SERVICE_HTTP_PUBLIC_URL, the https:// URL callers reach "
+                "the HTTP listener at (verifiers fetch the signing keys from it)"
+            )
+        return None
 
     def _unsafe_legacy_auth_in_production(self) -> str | None:
         """Why the lazy-migration hook is unsafe in production (checked only when serving)."""
@@ -515,6 +564,11 @@ class Settings(BaseSettings):
     def metrics_address(self) -> str:
         """The interface the metrics endpoint listens on: by default the service's own host."""
         return self.host if self.metrics_host is None else self.metrics_host
+
+    @property
+    def http_address(self) -> str:
+        """The interface the HTTP listener listens on: by default the service's own host."""
+        return self.host if self.http_host is None else self.http_host
 
     @property
     def authenticates_callers(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import grpc
@@ -29,6 +30,20 @@ def server_credentials(
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
+
+
+def server_ssl_context(*, cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """Server TLS for the HTTP listener, with the gRPC port's certificate and key, checked alike.
+
+    No client certificate is asked for, even when the gRPC port requires one: the kubelet's
+    probes and token verifiers present none, and nothing served there is secret.
+    """
+    _read_private_key(key_file, _read_certificates(cert_file))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def _read(path: Path) -> bytes:

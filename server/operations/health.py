@@ -37,6 +37,7 @@ class HealthLoop:
         self._interval = interval
         self._timeout = timeout
         self._serving: bool | None = None
+        self._draining = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,8 +66,14 @@ class HealthLoop:
         await self._set(SERVING)
         return True
 
+    @property
+    def ready(self) -> bool:
+        """Whether to send traffic here: the last probe passed and the drain has not begun."""
+        return self._serving is True and not self._draining
+
     async def enter_graceful_shutdown(self) -> None:
         """NOT_SERVING for good, so clients and load balancers drain this instance."""
+        self._draining = True
         await self._servicer.enter_graceful_shutdown()
 
     async def stop(self) -> None:

@@ -44,6 +44,7 @@ async def serving(
                 smtp=smtp,
                 clock=clock,
                 jwks=running.jwks,
+                http_port=running.http_port,
             )
 
 

@@ -47,10 +47,17 @@ class Service:
     smtp: CapturingSmtpServer
     clock: MovableClock = field(default_factory=MovableClock)
     jwks: list[dict[str, str]] = field(default_factory=list)
+    http_port: int | None = None  # the HTTP listener's, when USER_SERVICE_HTTP_PORT is set
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP listener's base URL (plaintext)."""
+        assert self.http_port is not None, "the HTTP listener is off (set http_port)"
+        return f"http://127.0.0.1:{self.http_port}"
 
     async def scan(self, table: str) -> list[dict[str, Any]]:
         """Every item of a table, read raw (strongly consistent)."""

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from server.rpc_access import USER_SERVICE_NAME
+from server.http.probes import HEALTHZ_PATH, READYZ_PATH
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,28 +339,27 @@ def yaml_documents(path: Path) -> list[Any]:
     return [yaml.safe_load(body) for language, body in fenced_blocks(text) if language == "yaml"]
 
 
-def test_the_deployment_probes_the_health_service_the_server_serves() -> None:
+def test_the_deployment_probes_the_http_listener_the_server_serves() -> None:
     documents = [document for document in yaml_documents(GUIDE) if isinstance(document, dict)]
     (deployment,) = [document for document in documents if document.get("kind") == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    (port,) = container["ports"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     env = {item["name"]: item.get("value") for item in container["env"]}
-    assert port["containerPort"] == Settings.model_fields["port"].default
-    assert container["readinessProbe"]["exec"]["command"] == ["user-service", "health"]
-    # Liveness never waits on DynamoDB: a TCP check of the service port.
-    assert container["livenessProbe"]["tcpSocket"] == {"port": port["name"]}
+    assert ports["grpc"] == Settings.model_fields["port"].default
+    assert ports["http"] == int(env["USER_SERVICE_HTTP_PORT"])
+    assert env["USER_SERVICE_HTTP_PUBLIC_URL"].startswith("https://")
+    # The service speaks TLS (its certificate is set), so the probes ask over HTTPS.
+    assert env["USER_SERVICE_TLS_CERT_FILE"]
+    https = {"port": "http", "scheme": "HTTPS"}
+    assert container["readinessProbe"]["httpGet"] == {"path": READYZ_PATH, **https}
+    # Liveness never waits on DynamoDB.
+    assert container["livenessProbe"]["httpGet"] == {"path": HEALTHZ_PATH, **https}
+    assert container["startupProbe"]["httpGet"] == {"path": HEALTHZ_PATH, **https}
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     drain = float(pre_stop[1]) + float(env["USER_SERVICE_SHUTDOWN_GRACE_SECONDS"])
     assert pod["terminationGracePeriodSeconds"] >= drain + 5
-    # The variant for TLS terminated in front of the pod: the kubelet asks the health service.
-    grpc_probes = [
-        document["readinessProbe"]["grpc"]
-        for document in documents
-        if "grpc" in document.get("readinessProbe", {})
-    ]
-    assert grpc_probes == [{"port": port["containerPort"], "service": USER_SERVICE_NAME}]
 
 
 def github_anchor(heading: str) -> str:

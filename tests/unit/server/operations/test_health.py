@@ -112,3 +112,25 @@ async def test_stop_ends_the_loop_whenever_the_cancel_lands() -> None:
             await stop
 
     assert hung == 0
+
+
+async def test_ready_follows_the_probes_until_the_drain_begins_and_never_after() -> None:
+    servicer = health_aio.HealthServicer()
+    readiness = Readiness()
+    loop = HealthLoop(servicer, readiness, interval=60, timeout=1)
+    assert not loop.ready  # nothing probed yet
+
+    await loop.start()
+    assert loop.ready
+    readiness.failure = StorageUnavailable("DynamoDB GetItem failed (EndpointConnectionError)")
+    await loop.probe_once()
+    assert not loop.ready
+    readiness.failure = None
+    await loop.probe_once()
+    assert loop.ready
+
+    await loop.enter_graceful_shutdown()
+    assert not loop.ready
+    assert await loop.probe_once()  # DynamoDB answers, but the drain has begun
+    assert not loop.ready
+    await loop.stop()
