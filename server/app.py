@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from domain.ports import Clock
 from persistence.schema import TableNames
+from server import reflection
 from server.bootstrap import SERVICE_NAMES, build_service
 from server.event_stream import EventStreams
 from server.interceptors.draining import DrainGate
