@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
-from grpc_tools import protoc  # type: ignore[import-untyped]
+from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parents[2]
 WELL_KNOWN_TYPES = Path(grpc_tools.__file__).parent / "_proto"
