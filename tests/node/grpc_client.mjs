@@ -17,8 +17,13 @@ const options = {
 };
 const files = ['biome/user/v1/user_service.proto', 'grpc/health/v1/health.proto'];
 const api = grpc.loadPackageDefinition(protoLoader.loadSync(files, options));
-// With TLS: grpc.credentials.createSsl(caPem); with an API key, combine it with
-// grpc.credentials.createFromMetadataGenerator(({}, done) => done(null, metadataWithAuthorization)).
+// With TLS and an API key (see "Calling a server with TLS and API keys"):
+//   grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(caPem),
+//     grpc.credentials.createFromMetadataGenerator((_, done) => {
+//       const metadata = new grpc.Metadata();
+//       metadata.set('authorization', `Bearer ${apiKey}`);
+//       done(null, metadata);
+//     }));
 const credentials = grpc.credentials.createInsecure();
 const users = new api.biome.user.v1.UserService(target, credentials);
 const health = new api.grpc.health.v1.Health(target, credentials);
@@ -37,7 +42,8 @@ const rpc = new protobuf.Root().loadSync(
 );
 const Status = rpc.lookupType('google.rpc.Status');
 function statusDetails(error) {
-  const [bytes] = error.metadata.get('grpc-status-details-bin');
+  const [bytes] = error.metadata?.get('grpc-status-details-bin') ?? [];
+  if (!bytes) return []; // a status without details (UNAVAILABLE from the channel, say)
   const status = Status.decode(bytes);
   return status.details.map((any) => {
     const type = rpc.lookupType(any.type_url.slice(any.type_url.lastIndexOf('/') + 1));
