@@ -26,6 +26,12 @@ SHELL := bash
 
 .PHONY: venv test-deps gen run test lint load bench init-tables lint-docker lock clean
 
+# buf keeps its cache in the venv, never in the user's home; it fetches nothing (see buf.yaml).
+export BUF_CACHE_DIR := $(CURDIR)/$(VENV)/buf-cache
+BUF := $(VENV)/bin/buf
+# The proto as last released (a buf image, as JSON so that a release's diff reads as the API's).
+RELEASED_API := protos/released/api.json
+
 venv: $(RUN_STAMP)
 
 test-deps: $(TEST_STAMP)
@@ -43,11 +49,19 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Style (ruff check), format (ruff format --check) and strict types (mypy --strict, over the
-# packages pyproject.toml's [tool.mypy] lists); nothing is changed.
+# packages pyproject.toml's [tool.mypy] lists); then the API: buf lint (buf.yaml's rules) and
+# buf breaking against the proto as last released. Nothing is changed.
 lint: test-deps gen
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(BUF) lint
+	$(BUF) breaking --against $(RELEASED_API)
+
+# At a release: the proto as it is now becomes the baseline later changes must not break.
+.PHONY: api-baseline
+api-baseline: test-deps
+	$(BUF) build --exclude-source-info -o '-#format=json' | $(PY) -m json.tool --indent 1 > $(RELEASED_API)
 
 # A bounded load run (loopback only) that ends with a table and a check that no user was lost,
 # against an instance of its own; `make load LOAD_ARGS="--target 127.0.0.1:50051"` drives a

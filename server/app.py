@@ -16,11 +16,10 @@ from typing import Any
 import grpc
 from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from domain.ports import Clock
 from persistence.schema import TableNames
-from server import from_settings
+from server import from_settings, reflection
 from server.bootstrap import SERVICE_NAMES, build_service
 from server.event_stream import EventStreams
 from server.http.listener import HttpListener, start_http_listener

@@ -10,8 +10,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from grpc_health.v1 import health
-from grpc_reflection.v1alpha import reflection
 
 from domain.policies import (
     AuthPolicy,
@@ -41,6 +39,7 @@ from server.mail.links import LinkTemplates
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
 from server.mail.templates import MailTemplates
+from server.rpc_access import PUBLIC_SERVICES
 from server.settings import Settings, legacy_auth_key_bytes
 
 log = logging.getLogger(__name__)
@@ -181,12 +180,11 @@ def caller_auth(
 ) -> CallerAuthInterceptor:
     """The interceptor that checks API keys, client certificates and user tokens. With neither
     keys nor a client CA (development) every caller is an admin, but user tokens are verified."""
-    public = (health.SERVICE_NAME, reflection.SERVICE_NAME)
     return CallerAuthInterceptor(
         api_keys=settings.api_keys,
         client_cert_roles=settings.client_cert_roles,
         client_certs_required=settings.tls_client_ca_file is not None,
-        public_services=public if settings.public_health_and_reflection else (),
+        public_services=PUBLIC_SERVICES if settings.public_health_and_reflection else (),
         user_tokens=user_tokens,
         session_in_force=session_in_force,
         recent_sign_in_seconds=settings.recent_sign_in_seconds,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from biome.user.v1 import user_service_pb2
 from grpc_health.v1 import health
-from grpc_reflection.v1alpha import reflection
 
+from server import reflection
 from server.roles import (
     ADMIN,
     EVENTS_READ,
@@ -28,7 +28,7 @@ from server.roles import (
 USER_SERVICE_NAME = user_service_pb2.DESCRIPTOR.services_by_name["UserService"].full_name
 # Served to anyone who reaches the port, unless USER_SERVICE_PUBLIC_HEALTH_AND_REFLECTION=false
 # (then they need an identified caller, as any-caller methods do).
-PUBLIC_SERVICES = (health.SERVICE_NAME, reflection.SERVICE_NAME)
+PUBLIC_SERVICES = (health.SERVICE_NAME, *reflection.SERVICE_NAMES)
 ADMIN_ROLE = ADMIN
 
 

@@ -13,7 +13,7 @@ import pytest_asyncio
 from biome.user.v1 import user_service_pb2 as pb
 from biome.user.v1 import user_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from server.app import running_service
 from server.crypto.access_tokens import generate_signing_keys, signing_key_pem
@@ -233,11 +233,27 @@ async def health_status(channel: grpc.aio.Channel, metadata: Any = None) -> Any:
     return reply.status
 
 
-async def reflected_services(channel: grpc.aio.Channel, metadata: Any = None) -> set[str]:
-    # Any: the stub's ServerReflectionInfo is a broken placeholder ("Incomplete" from binascii).
-    stub: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]  # the stub accepts only a sync channel
-    request = reflection_pb2.ServerReflectionRequest(list_services="")
-    call = stub.ServerReflectionInfo(iter([request]), metadata=metadata, timeout=RPC_TIMEOUT)
+REFLECTION_SERVICES = (
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+)
+
+
+async def reflected_services(
+    channel: grpc.aio.Channel,
+    metadata: Any = None,
+    service: str = "grpc.reflection.v1alpha.ServerReflection",
+) -> set[str]:
+    """The services reflection lists; v1's messages are v1alpha's on the wire."""
+    call: Any = channel.stream_stream(
+        f"/{service}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+        metadata=metadata,
+        timeout=RPC_TIMEOUT,
+    )
     replies = [reply async for reply in call]
     return {entry.name for entry in replies[0].list_services_response.service}
 
@@ -247,7 +263,8 @@ async def test_health_and_reflection_answer_callers_without_a_key(
 ) -> None:
     async with secured.channel() as channel:
         assert await health_status(channel) == SERVING
-        assert "biome.user.v1.UserService" in await reflected_services(channel)
+        for service in REFLECTION_SERVICES:
+            assert "biome.user.v1.UserService" in await reflected_services(channel, service=service)
 
 
 async def test_health_and_reflection_need_a_key_when_not_public(
@@ -256,12 +273,19 @@ async def test_health_and_reflection_need_a_key_when_not_public(
     settings = tls_settings(moto_endpoint, tls, keys, public_health_and_reflection=False)
     async with secured_service(settings, tls) as running, running.channel() as channel:
         health_error = await rpc_error(health_status(channel))
-        reflection_error = await rpc_error(reflected_services(channel))
+        reflection_errors = [
+            await rpc_error(reflected_services(channel, service=service))
+            for service in REFLECTION_SERVICES
+        ]
 
         assert health_error.code() == grpc.StatusCode.UNAUTHENTICATED
-        assert reflection_error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert [error.code() for error in reflection_errors] == [
+            grpc.StatusCode.UNAUTHENTICATED
+        ] * len(REFLECTION_SERVICES)
         assert await health_status(channel, bearer(keys.plain)) == SERVING
-        assert "grpc.health.v1.Health" in await reflected_services(channel, bearer(keys.plain))
+        for service in REFLECTION_SERVICES:
+            listed = await reflected_services(channel, bearer(keys.plain), service=service)
+            assert "grpc.health.v1.Health" in listed
 
 
 # --- transport ------------------------------------------------------------------------------------

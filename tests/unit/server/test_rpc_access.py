@@ -147,6 +147,7 @@ def test_methods_are_looked_up_by_their_grpc_path() -> None:
     assert rule_of(method_path("ListUsers")) == RULE_BY_RPC["ListUsers"]
     assert rule_of(f"/{health.SERVICE_NAME}/Check") is PUBLIC
     assert rule_of(f"/{reflection.SERVICE_NAME}/ServerReflectionInfo") is PUBLIC
+    assert rule_of("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") is PUBLIC
 
 
 def test_a_method_outside_the_classification_needs_what_nobody_has() -> None:
