@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any, Protocol
 
+from opentelemetry.context import create_key, get_value
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, get_current_span
 
 from persistence.errors import THROTTLING_CODES
@@ -21,6 +22,9 @@ from persistence.errors import THROTTLING_CODES
 log = logging.getLogger(__name__)
 
 OK = "ok"
+# Set (to True) in an OpenTelemetry context whose DynamoDB calls are not to be spans: a
+# WatchEvents stream, which may last hours and polls the events table every second.
+UNTRACED_CALLS = create_key("user-service.untraced-dynamodb-calls")
 # Where the call's start and span are kept in botocore's per-call context dict.
 _STARTED = "user_service_started"
 _SPAN = "user_service_span"
@@ -88,8 +92,8 @@ class CallHooks:
         self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
         assert self._tracer is not None  # registered only with one
-        if not get_current_span().get_span_context().is_valid:
-            return  # outside any traced work: the readiness probe, start-up, the data tools
+        if not get_current_span().get_span_context().is_valid or get_value(UNTRACED_CALLS):
+            return  # outside any traced work (the readiness probe, start-up), or in a stream
         operation = model.name
         attributes: dict[str, Any] = {
             "rpc.system": "aws-api",

@@ -47,9 +47,7 @@ class BackgroundTasks:
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_key: dict[str, asyncio.Task[None]] = {}
         # Per key whose job is under way: the one piece to run after it, and where it was spawned.
-        self._waiting: dict[
-            str, tuple[Coroutine[Any, Any, None], str, contextvars.Context]
-        ] = {}
+        self._waiting: dict[str, tuple[Coroutine[Any, Any, None], str, contextvars.Context]] = {}
         self._closing = False
         self._dropped = 0  # since the bound was last reached
         self.merged = 0  # in all, for tests and the curious

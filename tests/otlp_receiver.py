@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,7 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: OtlpReceiver) -> None:
         self._receiver = receiver
 
-    async def Export(  # noqa: N802 (the proto's name)
+    async def Export(
         self,
         request: trace_service_pb2.ExportTraceServiceRequest,
         context: grpc.aio.ServicerContext[Any, Any],
@@ -66,7 +65,6 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                         )
                     )
                     self._receiver.resources.append(resource)
-        self._receiver.arrived.set()
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
@@ -77,22 +75,11 @@ class OtlpReceiver:
         self.spans: list[ReceivedSpan] = []
         self.resources: list[dict[str, Any]] = []
         self.metadata: list[tuple[tuple[str, Any], ...]] = []
-        self.arrived = asyncio.Event()
         self.port = 0
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def wait_for(
-        self, found: Callable[[list[ReceivedSpan]], bool], timeout: float = 15.0
-    ) -> list[ReceivedSpan]:
-        """The spans received, once ``found`` says they are all there; TimeoutError if not."""
-        async with asyncio.timeout(timeout):
-            while not found(self.spans):
-                self.arrived.clear()
-                await self.arrived.wait()
-        return list(self.spans)
 
 
 @asynccontextmanager
@@ -100,7 +87,9 @@ async def otlp_receiver() -> AsyncIterator[OtlpReceiver]:
     """A receiver listening on 127.0.0.1 (plaintext, any free port) until the block ends."""
     receiver = OtlpReceiver()
     server = grpc.aio.server()
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(receiver), server)
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        _TraceService(receiver), server
+    )
     receiver.port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

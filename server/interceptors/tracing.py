@@ -6,6 +6,8 @@ The span is the current one while the call runs: the DynamoDB calls it makes
 legacy-auth request (server.legacy_auth) become its children, and the access-log line
 (observed_calls, inside it) carries its trace and span ids. Its parent is the caller's W3C
 ``traceparent`` (and ``tracestate``) metadata when that is valid; otherwise it starts a trace.
+A stream (WatchEvents) is one span for its whole length; its DynamoDB polls, every second for
+hours, are not spans.
 
 Only the method and the status code are put on it: never a request, a reply, the status message
 or other metadata (they hold emails and tokens).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from contextvars import Token
 from typing import Any, TypeAlias
 
 import grpc
@@ -24,6 +27,7 @@ from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
+from persistence.call_observer import UNTRACED_CALLS
 from server.interceptors.observed_calls import failure_code, status_code_of, written
 from server.interceptors.wrapping import WrappedHandlers
 
@@ -131,7 +135,7 @@ class _SpanOf:
             return self.unary(written(behaviour))
 
         async def traced(request: Any, context: _Context) -> AsyncIterator[Any]:
-            span, token = self.begin(context)
+            span, token = self.begin(context, untraced_store_calls=True)
             try:
                 async for reply in behaviour(request, context):
                     yield reply
@@ -148,18 +152,27 @@ class _SpanOf:
 
         return traced
 
-    def begin(self, context: _Context) -> tuple[Span, object]:
+    def begin(
+        self, context: _Context, *, untraced_store_calls: bool = False
+    ) -> tuple[Span, Token[Context]]:
+        """The call's span, started and made current. ``untraced_store_calls``: its DynamoDB
+        calls are no spans (a stream's polls would make thousands under one span)."""
         parent = self.parent_of(context.invocation_metadata())
         span = self.tracer.start_span(
             self.name, context=parent, kind=SpanKind.SERVER, attributes=self.attributes
         )
-        return span, otel_context.attach(trace.set_span_in_context(span, parent))
+        current = trace.set_span_in_context(span, parent)
+        if untraced_store_calls:
+            current = otel_context.set_value(UNTRACED_CALLS, True, current)
+        return span, otel_context.attach(current)
 
     def parent_of(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Context:
         """The caller's span context from its metadata; an empty context (a new trace) when it
         sent none, or none that is valid."""
         carrier = {
-            key: value for key, value in metadata or () if key in _CARRIED and isinstance(value, str)
+            key: value
+            for key, value in metadata or ()
+            if key in _CARRIED and isinstance(value, str)
         }
         if TRACEPARENT not in carrier:
             return Context()

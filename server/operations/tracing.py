@@ -1,9 +1,10 @@
 """OpenTelemetry tracing, configured by the standard OTEL_* variables (README, "Tracing").
 
 Off unless an exporter is configured: ``OTEL_TRACES_EXPORTER=otlp``, or an OTLP endpoint
-(``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``). ``OTEL_SDK_DISABLED=true``
-and ``OTEL_TRACES_EXPORTER=none`` turn it off whatever else is set. When off, nothing of the SDK
-is built and no interceptor or hook is installed: a call costs what it cost before.
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``).
+``OTEL_SDK_DISABLED=true`` and ``OTEL_TRACES_EXPORTER=none`` turn it off whatever else is set.
+When off, nothing of the SDK is built and no interceptor or hook is installed: a call costs
+what it cost before.
 
 When on, spans go in batches (``BatchSpanProcessor``, tuned by ``OTEL_BSP_*``) to an OTLP/gRPC
 exporter that reads its own variables (endpoint, headers, certificate, timeout, compression);
