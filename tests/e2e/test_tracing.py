@@ -6,10 +6,12 @@ span ids in the access line, and no email, password or token in any span."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from server import bootstrap
+from server.interceptors.tracing import TracingInterceptor
 from server.operations.logging_config import JsonFormatter, RequestIdFilter
 from server.operations.tracing import Tracing, tracing_with
 from tests.e2e.auth_helpers import PASSWORD, register, unique_email
@@ -121,6 +124,30 @@ def every_attribute_value(span: ReadableSpan) -> list[str]:
     values.append(span.name)
     values.append(str(span.status.description))
     return values
+
+
+async def test_off_unless_an_exporter_is_configured_nothing_is_installed(
+    moto_endpoint: str, smtp_server: CapturingSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    local = Spans().tracing()  # a span of someone else's current while DynamoDB is called
+
+    async with contextlib.AsyncExitStack() as stack:
+        built = await bootstrap.build_service(service_settings(moto_endpoint), stack)
+        assert not [i for i in built.interceptors if isinstance(i, TracingInterceptor)]
+        params: dict[str, Any] = {"TableName": built.tables.users}
+        call_context: dict[str, Any] = {}
+        with local.tracer.start_as_current_span("elsewhere"):
+            await built.client.meta.events.emit(
+                "before-parameter-build.dynamodb.GetItem",
+                params=params,
+                model=built.client.meta.service_model.operation_model("GetItem"),
+                context=call_context,
+            )
+    assert params == {"TableName": built.tables.users}  # no ReturnConsumedCapacity asked
+    assert call_context == {}  # no span kept
 
 
 async def test_a_call_is_a_server_span_under_the_callers_trace_with_its_dynamodb_calls_as_children(
