@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -31,6 +32,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "user-service"
+# At shutdown, how long the spans still batched may take to reach the collector.
+FLUSH_SECONDS = 2.0
 INSTRUMENTATION_NAME = "user-service"
 # The only exporter and protocol this service ships with.
 _OTLP = "otlp"
@@ -89,16 +92,31 @@ class Tracing:
     provider: TracerProvider
     tracer: Tracer
     propagator: TextMapPropagator
+    # Stops the exporter at once, abandoning an export under way and its retries.
+    stop_exporting: Callable[[], None] | None = None
 
-    def shutdown(self) -> None:
-        """Exports the spans still batched, then stops the exporter (blocks up to its timeout)."""
+    def shutdown(self, flush_seconds: float = FLUSH_SECONDS) -> None:
+        """Exports the spans still batched, then stops; an export that has not succeeded within
+        ``flush_seconds`` (the collector is down: the exporter would retry for its whole
+        timeout, 10 s by default) is abandoned, so a stop is never held up for long."""
+        timer = None
+        if self.stop_exporting is not None:
+            timer = threading.Timer(flush_seconds, self.stop_exporting)
+            timer.daemon = True
+            timer.start()
         try:
-            self.provider.force_flush()
+            self.provider.shutdown()  # the batch processor exports what it holds, then stops
         finally:
-            self.provider.shutdown()
+            if timer is not None:
+                timer.cancel()
 
 
-def tracing_with(processor: SpanProcessor, *, service_name: str | None = None) -> Tracing:
+def tracing_with(
+    processor: SpanProcessor,
+    *,
+    service_name: str | None = None,
+    stop_exporting: Callable[[], None] | None = None,
+) -> Tracing:
     """Tracing into ``processor`` (tests: a SimpleSpanProcessor over an InMemorySpanExporter);
     the resource and sampler still follow the OTEL_* variables."""
     provider = TracerProvider(resource=_resource(service_name))
@@ -107,6 +125,7 @@ def tracing_with(processor: SpanProcessor, *, service_name: str | None = None) -
         provider=provider,
         tracer=provider.get_tracer(INSTRUMENTATION_NAME),
         propagator=TraceContextTextMapPropagator(),
+        stop_exporting=stop_exporting,
     )
 
 
@@ -121,7 +140,8 @@ def tracing_from_environment(environ: Mapping[str, str] | None = None) -> Tracin
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    tracing = tracing_with(BatchSpanProcessor(OTLPSpanExporter()))
+    exporter = OTLPSpanExporter()
+    tracing = tracing_with(BatchSpanProcessor(exporter), stop_exporting=exporter.shutdown)
     log.info(
         "tracing on: spans exported over OTLP/gRPC to %s as service %s",
         _endpoint(os.environ),

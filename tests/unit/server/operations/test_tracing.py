@@ -3,10 +3,13 @@ whenever the SDK is disabled or the exporter is "none"; the resource names the s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from server.operations import tracing as tracing_module
 from server.operations.tracing import (
     TracingMisconfigured,
     tracing_from_environment,
@@ -106,3 +109,33 @@ def test_shutdown_flushes_what_is_batched(monkeypatch: pytest.MonkeyPatch) -> No
     tracing.shutdown()
 
     assert [span.name for span in exporter.get_finished_spans()] == ["batched"]
+
+
+def test_the_readme_lists_every_otel_variable_the_service_reads() -> None:
+    readme = (Path(__file__).resolve().parents[4] / "README.md").read_text()
+    section = readme.split("## Tracing", 1)[1].split("\n## ", 1)[0]
+    read = [
+        value
+        for name, value in vars(tracing_module).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("OTEL_")
+    ]
+    assert len(read) == 8
+    assert [name for name in read if f"`{name}`" not in section] == []
+
+
+def test_a_collector_that_does_not_answer_holds_the_stop_up_two_seconds_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    tracing = tracing_from_environment()
+    assert tracing is not None
+    tracing.tracer.start_span("never delivered").end()
+
+    started = time.monotonic()
+    tracing.shutdown()
+
+    assert time.monotonic() - started < 3.0  # the exporter alone would retry for 10 s
