@@ -6,10 +6,12 @@ span ids in the access line, and no email, password or token in any span."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import SecretStr
 
 from server import bootstrap
 from server.interceptors.tracing import TracingInterceptor
@@ -30,6 +33,7 @@ from tests.e2e.auth_helpers import PASSWORD, register, unique_email
 from tests.e2e.conftest import ServeThroughProxy, serving
 from tests.e2e.harness import Service, service_settings
 from tests.fault_proxy import FaultProxy
+from tests.legacy_system import old_system
 from tests.smtp_server import CapturingSmtpServer
 
 TIMEOUT = 10
@@ -338,3 +342,34 @@ async def test_health_checks_and_the_readiness_probe_are_not_traced(
     )
     # Nor the readiness probe's DynamoDB reads, made at the start and every few seconds.
     assert spans.all() == []
+
+
+async def test_the_old_system_is_asked_with_the_traceparent_of_a_span_under_the_rpcs(
+    spans: Spans, moto_endpoint: str, smtp_server: CapturingSmtpServer
+) -> None:
+    key = os.urandom(32)
+    async with old_system(key) as system:
+        email = unique_email("old")
+        system.add(email, PASSWORD, id="3f2b8a3e-1c4d-4e5f-9a6b-7c8d9e0f1a2b")
+        settings = service_settings(
+            moto_endpoint,
+            smtp_server,
+            legacy_auth_url=system.url,
+            legacy_auth_hmac_key=SecretStr(base64.b64encode(key).decode()),
+            legacy_auth_timeout_seconds=2.0,
+        )
+        async with serving(settings, smtp_server) as service:
+            await service.stub.Authenticate(
+                pb.AuthenticateRequest(email=email, password=PASSWORD),
+                timeout=TIMEOUT,
+                metadata=(("traceparent", TRACEPARENT),),
+            )
+
+    rpc = spans.rpc("Authenticate")
+    [post] = [span for span in spans.children_of(rpc) if span.name == "POST"]
+    assert post.kind == SpanKind.CLIENT
+    [sent] = system.traceparents
+    assert sent is not None and sent.startswith(f"00-{TRACE_ID}-{hex_span(post)}-")
+    for span in spans.all():
+        for value in every_attribute_value(span):
+            assert email not in value and PASSWORD not in value, (span.name, value)
