@@ -215,7 +215,8 @@ async def build_service(
     )
     interceptors = (
         *traced,
-        # First, to see every call, refusals included: request id, access log, metrics.
+        # First (inside the span, when traced), to see every call, refusals included: request
+        # id, access log, metrics.
         ObservedCalls(metrics, traced=tracing is not None),
         # At shutdown, refuses new calls and counts those under way.
         drain_gate,
