@@ -1,23 +1,48 @@
 """Watches every DynamoDB call through botocore's events: throttles and retries are logged, and
-each call's outcome, latency, retries and throttles go to an optional observer (metrics).
+each call's outcome, latency, retries and throttles go to an optional observer (metrics); with
+a tracer, each call is a client span (OpenTelemetry's aws-api and DynamoDB conventions), child of
+the span current when the call was made (the RPC's).
 
-Only operation names, error codes and counts are read: never a request's parameters, which hold
-email addresses and token hashes.
+Only operation names, table names, error codes, counts and consumed capacity are read: never a
+request's other parameters, which hold email addresses and token hashes.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Protocol
+
+from opentelemetry.context import create_key, get_value
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, get_current_span
 
 from persistence.errors import THROTTLING_CODES
 
 log = logging.getLogger(__name__)
 
 OK = "ok"
-# Where the call's start is kept in botocore's per-call context dict.
+# Set (to True) in an OpenTelemetry context whose DynamoDB calls are not to be spans: a
+# WatchEvents stream, which may last hours and polls the events table every second.
+UNTRACED_CALLS = create_key("user-service.untraced-dynamodb-calls")
+# Where the call's start and span are kept in botocore's per-call context dict.
 _STARTED = "user_service_started"
+_SPAN = "user_service_span"
+# The operations that can return the capacity they consumed; with tracing on, they are asked to.
+CAPACITY_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
 
 
 class DynamoDbCallObserver(Protocol):
@@ -37,18 +62,54 @@ class CallHooks:
     """botocore event handlers (before-call, needs-retry, after-call, after-call-error).
 
     Each returns None, so botocore's own retry handler, which answers needs-retry, decides alone.
+
+    With a ``tracer``, a call made inside traced work (an RPC's span or the background work's
+    is current) is a span; the readiness probe's calls are not. The span starts when the
+    parameters are built (before-parameter-build, where the table names are read and
+    ``ReturnConsumedCapacity=TOTAL`` is asked for where the operation has it and the caller did
+    not ask already), gets an event per failed attempt, and ends with the call (retries,
+    consumed capacity, error code). A call cancelled mid-way (the RPC's caller went away) fires
+    no event, so its span is never ended nor exported.
     """
 
-    def __init__(self, observer: DynamoDbCallObserver | None = None) -> None:
+    def __init__(
+        self, observer: DynamoDbCallObserver | None = None, *, tracer: Tracer | None = None
+    ) -> None:
         self._observer = observer
+        self._tracer = tracer
 
     def register(self, events: Any) -> None:
         """Registers the handlers on a client's event emitter (``client.meta.events``)."""
+        if self._tracer is not None:
+            events.register("before-parameter-build.dynamodb", self.before_parameter_build)
         if self._observer is not None:  # only the observer wants latencies
             events.register("before-call.dynamodb", self.before_call)
         events.register("needs-retry.dynamodb", self.needs_retry)
         events.register("after-call.dynamodb", self.after_call)
         events.register("after-call-error.dynamodb", self.after_call_error)
+
+    def before_parameter_build(
+        self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        assert self._tracer is not None  # registered only with one
+        if not get_current_span().get_span_context().is_valid or get_value(UNTRACED_CALLS):
+            return  # outside any traced work (the readiness probe, start-up), or in a stream
+        operation = model.name
+        attributes: dict[str, Any] = {
+            "rpc.system": "aws-api",
+            "rpc.service": "DynamoDB",
+            "rpc.method": operation,
+            "db.system": "dynamodb",
+            "db.operation": operation,
+        }
+        tables = _table_names(params)
+        if tables:
+            attributes["aws.dynamodb.table_names"] = tables
+        if operation in CAPACITY_OPERATIONS:
+            params.setdefault("ReturnConsumedCapacity", "TOTAL")
+        context[_SPAN] = self._tracer.start_span(
+            f"DynamoDB.{operation}", kind=SpanKind.CLIENT, attributes=attributes
+        )
 
     def before_call(self, context: dict[str, Any], **_: Any) -> None:
         context[_STARTED] = time.perf_counter()
@@ -58,9 +119,20 @@ class CallHooks:
         operation: Any,
         attempts: int,
         response: tuple[Any, dict[str, Any]] | None = None,
+        caught_exception: BaseException | None = None,
+        request_dict: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """Called after every attempt, whether or not botocore then retries it."""
+        span: Span | None = ((request_dict or {}).get("context") or {}).get(_SPAN)
+        if span is not None:
+            failure = (
+                type(caught_exception).__name__
+                if caught_exception is not None
+                else (None if response is None else _error_code(response[1]))
+            )
+            if failure is not None:
+                span.add_event("attempt failed", {"attempt": attempts, "error.type": failure})
         if response is None:
             return
         code = _error_code(response[1])
@@ -84,6 +156,16 @@ class CallHooks:
         **_: Any,
     ) -> None:
         outcome = OK if http_response.status_code < 300 else (_error_code(parsed) or "HTTPError")
+        span: Span | None = context.get(_SPAN)
+        if span is not None:
+            span.set_attribute("http.response.status_code", http_response.status_code)
+            capacity = parsed.get("ConsumedCapacity")
+            if capacity:
+                entries = capacity if isinstance(capacity, list) else [capacity]
+                span.set_attribute(
+                    "aws.dynamodb.consumed_capacity",
+                    [json.dumps(entry, sort_keys=True, default=str) for entry in entries],
+                )
         self._finished(model.name, outcome, context)
 
     def after_call_error(
@@ -94,6 +176,9 @@ class CallHooks:
 
     def _finished(self, operation: str, outcome: str, context: dict[str, Any]) -> None:
         retries = int((context.get("retries") or {}).get("attempt", 1)) - 1
+        span: Span | None = context.pop(_SPAN, None)
+        if span is not None:
+            _end_span(span, outcome, retries)
         if retries > 0:
             log.warning(
                 "DynamoDB %s needed %d retries: %s",
@@ -115,3 +200,28 @@ class CallHooks:
 def _error_code(parsed: dict[str, Any]) -> str | None:
     code = (parsed.get("Error") or {}).get("Code")
     return str(code) if code else None
+
+
+def _end_span(span: Span, outcome: str, retries: int) -> None:
+    span.set_attribute("aws.dynamodb.retries", retries)
+    if outcome != OK:
+        span.set_attribute("error.type", outcome)  # an AWS error code or an exception's class
+        span.set_status(Status(StatusCode.ERROR, outcome))
+    span.end()
+
+
+def _table_names(params: dict[str, Any]) -> list[str]:
+    """The tables a call's parameters name: TableName, a batch's RequestItems, a transaction's
+    items (Put, Update, Delete, ConditionCheck, Get)."""
+    names: set[str] = set()
+    table = params.get("TableName")
+    if isinstance(table, str):
+        names.add(table)
+    items = params.get("RequestItems")
+    if isinstance(items, dict):
+        names.update(name for name in items if isinstance(name, str))
+    for item in params.get("TransactItems") or ():
+        for action in item.values() if isinstance(item, dict) else ():
+            if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                names.add(action["TableName"])
+    return sorted(names)

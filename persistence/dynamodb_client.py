@@ -10,6 +10,7 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
+from opentelemetry.trace import Tracer
 
 from persistence.call_observer import CallHooks, DynamoDbCallObserver
 from persistence.deadline import refuse_after_deadline
@@ -47,12 +48,16 @@ def _session() -> AioSession:
 
 @asynccontextmanager
 async def open_dynamodb_client(
-    options: DynamoDbOptions, *, observer: DynamoDbCallObserver | None = None
+    options: DynamoDbOptions,
+    *,
+    observer: DynamoDbCallObserver | None = None,
+    tracer: Tracer | None = None,
 ) -> AsyncIterator[Any]:
     """Yield one DynamoDB client (safe to share between tasks); its connections close on exit.
 
     No request of the client starts after the deadline of the RPC it serves (persistence.deadline).
-    Throttles and retries are logged; every call is reported to ``observer`` when one is given.
+    Throttles and retries are logged; every call is reported to ``observer`` when one is given,
+    and is a span of ``tracer`` when one is given (persistence.call_observer).
     """
     config = AioConfig(
         connect_timeout=options.connect_timeout,
@@ -77,5 +82,5 @@ async def open_dynamodb_client(
         config=config,
     ) as client:
         client.meta.events.register("before-send.dynamodb", refuse_after_deadline)
-        CallHooks(observer).register(client.meta.events)
+        CallHooks(observer, tracer=tracer).register(client.meta.events)
         yield client

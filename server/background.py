@@ -9,6 +9,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
 from persistence.deadline import clear_deadline
 
 log = logging.getLogger(__name__)
@@ -31,16 +33,21 @@ class BackgroundTasks:
     A failure is logged with the error's type and message (domain and transport errors
     carry no secrets); it never reaches the caller, who has had the reply already.
     ``drain`` waits at shutdown for the work under way, so none is cut off mid-retry.
+
+    Each piece runs in the context it was spawned in (the deadline aside): with a ``tracer``
+    (tracing on), it is a span named after it, child of the span of the RPC that spawned it,
+    and its DynamoDB calls and mail are that span's children.
     """
 
-    def __init__(self, max_jobs: int = DEFAULT_MAX_JOBS) -> None:
+    def __init__(self, max_jobs: int = DEFAULT_MAX_JOBS, *, tracer: Tracer | None = None) -> None:
         if max_jobs < 1:
             raise ValueError("max_jobs must be at least 1")
         self._max_jobs = max_jobs
+        self._tracer = tracer
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_key: dict[str, asyncio.Task[None]] = {}
-        # Per key whose job is under way: the one piece to run after it.
-        self._waiting: dict[str, tuple[Coroutine[Any, Any, None], str]] = {}
+        # Per key whose job is under way: the one piece to run after it, and where it was spawned.
+        self._waiting: dict[str, tuple[Coroutine[Any, Any, None], str, contextvars.Context]] = {}
         self._closing = False
         self._dropped = 0  # since the bound was last reached
         self.merged = 0  # in all, for tests and the curious
@@ -57,11 +64,17 @@ class BackgroundTasks:
                 work.close()
                 self.merged += 1
             else:
-                self._waiting[key] = (work, name)
+                self._waiting[key] = (work, name, contextvars.copy_context())
             return
-        self._start(work, name, key)
+        self._start(work, name, key, contextvars.copy_context())
 
-    def _start(self, work: Coroutine[Any, Any, None], name: str, key: str | None) -> None:
+    def _start(
+        self,
+        work: Coroutine[Any, Any, None],
+        name: str,
+        key: str | None,
+        context: contextvars.Context,
+    ) -> None:
         if len(self._tasks) >= self._max_jobs:
             work.close()
             self._note_dropped(name)
@@ -73,7 +86,6 @@ class BackgroundTasks:
             )
             self._dropped = 0
         # The work outlives the request, so the caller's deadline does not bind it.
-        context = contextvars.copy_context()
         context.run(clear_deadline)
         task = asyncio.create_task(self._run(work, name), name=name, context=context)
         self._tasks.add(task)
@@ -108,11 +120,11 @@ class BackgroundTasks:
         del self._by_key[key]
         waiting = self._waiting.pop(key, None)
         if waiting is not None:
-            work, name = waiting
+            work, name, context = waiting
             if self._closing:
                 work.close()
             else:
-                self._start(work, name, key)
+                self._start(work, name, key, context)
 
     def _note_dropped(self, name: str) -> None:
         self.dropped += 1
@@ -128,7 +140,24 @@ class BackgroundTasks:
             log.debug("background work is full: dropped '%s'", name)
 
     async def _run(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await work
-        except Exception as error:
-            log.error("%s failed: %s: %s", name, type(error).__name__, error)
+        if self._tracer is None:
+            await _logging_failure(work, name)
+            return
+        # Not the error's message on the span, nor its traceback: only its type.
+        with self._tracer.start_as_current_span(
+            name, kind=SpanKind.INTERNAL, record_exception=False, set_status_on_exception=False
+        ) as span:
+            failure = await _logging_failure(work, name)
+            if failure is not None:
+                span.set_attribute("error.type", failure)
+                span.set_status(Status(StatusCode.ERROR, failure))
+
+
+async def _logging_failure(work: Coroutine[Any, Any, None], name: str) -> str | None:
+    """Runs ``work``; logs its failure, and returns the failure's type name (None: it ran)."""
+    try:
+        await work
+    except Exception as error:
+        log.error("%s failed: %s: %s", name, type(error).__name__, error)
+        return type(error).__name__
+    return None

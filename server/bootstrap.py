@@ -41,8 +41,10 @@ from server.interceptors.draining import DrainGate
 from server.interceptors.errors import DomainErrorInterceptor
 from server.interceptors.observed_calls import ObservedCalls
 from server.interceptors.request_size import RequestSizeLimit
+from server.interceptors.tracing import TracingInterceptor
 from server.operations.health import HealthLoop
 from server.operations.metrics import Metrics
+from server.operations.tracing import tracing_from_environment
 from server.rpc_access import PUBLIC_SERVICES, USER_SERVICE_NAME
 from server.servicer import UserServiceServicer
 from server.settings import Settings
@@ -83,6 +85,13 @@ async def build_service(
     """
     # Reads and tries out the mail templates first: a broken one stops the start at once.
     notifier = await asyncio.to_thread(from_settings.notifier, settings)
+    # From the OTEL_* variables; None (nothing installed) unless an exporter is configured.
+    # Shut down last of all (first on the stack): after the drain and the background work, so
+    # their spans are exported too.
+    tracing = tracing_from_environment()
+    if tracing is not None:
+        stack.push_async_callback(asyncio.to_thread, tracing.shutdown)
+    tracer = None if tracing is None else tracing.tracer
     endpoint = settings.dynamodb_endpoint
     if settings.uses_embedded_dynamodb:
         embedded = EmbeddedDynamoDb()
@@ -90,7 +99,9 @@ async def build_service(
         stack.push_async_callback(asyncio.to_thread, embedded.stop)
     metrics = Metrics() if settings.metrics_port is not None else None
     client = await stack.enter_async_context(
-        open_dynamodb_client(from_settings.dynamodb_options(settings, endpoint), observer=metrics)
+        open_dynamodb_client(
+            from_settings.dynamodb_options(settings, endpoint), observer=metrics, tracer=tracer
+        )
     )
     tables = from_settings.table_names(settings)
     if settings.creates_tables:
@@ -130,7 +141,7 @@ async def build_service(
         retention_days=settings.events_retention_days,
         max_watchers=settings.max_event_watchers,
     )
-    background = BackgroundTasks(max_jobs=settings.max_background_jobs)
+    background = BackgroundTasks(max_jobs=settings.max_background_jobs, tracer=tracer)
 
     def unit_of_work() -> DynamoUnitOfWork:
         return DynamoUnitOfWork(
@@ -144,7 +155,7 @@ async def build_service(
         )
 
     policy = from_settings.auth_policy(settings)
-    legacy = from_settings.legacy_authenticator(settings)
+    legacy = from_settings.legacy_authenticator(settings, tracing)
     if legacy is not None:
         stack.push_async_callback(legacy.close)
         log.info("lazy migration on: unknown emails at sign-in are asked of the old system")
@@ -196,9 +207,17 @@ async def build_service(
         ),
         clock=service_clock,  # the recent-sign-in window is measured on it
     )
+    # Only when tracing is on: outermost, so that the access line is written inside the span.
+    traced: tuple[grpc.aio.ServerInterceptor, ...] = (
+        ()
+        if tracing is None
+        else (TracingInterceptor(tracing.tracer, tracing.propagator, [USER_SERVICE_NAME]),)
+    )
     interceptors = (
-        # First, to see every call, refusals included: request id, access log, metrics.
-        ObservedCalls(metrics),
+        *traced,
+        # First (inside the span, when traced), to see every call, refusals included: request
+        # id, access log, metrics.
+        ObservedCalls(metrics, traced=tracing is not None),
         # At shutdown, refuses new calls and counts those under way.
         drain_gate,
         # Refuses calls beyond the cap; reads the gate's count, so it comes after the gate.

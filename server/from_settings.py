@@ -39,6 +39,7 @@ from server.mail.links import LinkTemplates
 from server.mail.outbox import OutboxNotifier
 from server.mail.smtp import SmtpNotifier
 from server.mail.templates import MailTemplates
+from server.operations.tracing import Tracing
 from server.rpc_access import PUBLIC_SERVICES
 from server.settings import Settings, legacy_auth_key_bytes
 
@@ -243,8 +244,11 @@ def dynamodb_options(settings: Settings, endpoint_url: str | None) -> DynamoDbOp
     )
 
 
-def legacy_authenticator(settings: Settings) -> HttpLegacyAuthenticator | None:
-    """The lazy-migration hook; None while USER_SERVICE_LEGACY_AUTH_URL is unset."""
+def legacy_authenticator(
+    settings: Settings, tracing: Tracing | None = None
+) -> HttpLegacyAuthenticator | None:
+    """The lazy-migration hook; None while USER_SERVICE_LEGACY_AUTH_URL is unset. With
+    ``tracing``, its requests are spans and carry their traceparent."""
     if settings.legacy_auth_url is None or settings.legacy_auth_hmac_key is None:
         return None
     return HttpLegacyAuthenticator(
@@ -254,4 +258,5 @@ def legacy_authenticator(settings: Settings) -> HttpLegacyAuthenticator | None:
         breaker=CircuitBreaker(
             settings.legacy_auth_breaker_failures, settings.legacy_auth_breaker_cooldown_seconds
         ),
+        tracing=None if tracing is None else (tracing.tracer, tracing.propagator),
     )

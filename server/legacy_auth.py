@@ -16,6 +16,10 @@ same ``{"user": ...}`` when the old system knows the email, 401 when it does not
 toward the same circuit breaker.
 
 The password goes only into the request body: it is never logged, and no error names it.
+
+With tracing on, the request is a client span ("POST", child of the RPC's span or of the
+background work's) and carries its W3C ``traceparent`` (and ``tracestate``) header, so the old
+system's own traces join the caller's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from yarl import URL
 
 from domain.ports import LegacyUser
 from domain.values import Password
@@ -103,8 +110,17 @@ class HttpLegacyAuthenticator:
         timeout_seconds: float,
         breaker: CircuitBreaker,
         wall_clock: Callable[[], float] = time.time,
+        tracing: tuple[Tracer, TextMapPropagator] | None = None,
     ) -> None:
         self._url = url
+        self._tracing = tracing
+        parsed = URL(url)
+        # Where, not what: the URL's path and query stay off the span.
+        self._span_attributes: dict[str, str | int] = {
+            "http.request.method": "POST",
+            "server.address": parsed.host or "",
+            "server.port": parsed.port or 0,
+        }
         self._key = key
         self._timeout = timeout_seconds
         self._breaker = breaker
@@ -143,10 +159,32 @@ class HttpLegacyAuthenticator:
         return answer
 
     async def _ask(self, question: dict[str, str]) -> LegacyUser | None:
+        if self._tracing is None:
+            return await self._post(question, {}, None)
+        tracer, propagator = self._tracing
+        with tracer.start_as_current_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes=self._span_attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            carrier: dict[str, str] = {}
+            propagator.inject(carrier)  # the traceparent of this span, passed on
+            try:
+                return await self._post(question, carrier, span)
+            except _Failure as failure:
+                span.set_status(Status(StatusCode.ERROR, str(failure)))
+                raise
+
+    async def _post(
+        self, question: dict[str, str], trace_headers: dict[str, str], span: Span | None
+    ) -> LegacyUser | None:
         body = json.dumps(question, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self._key, int(self._wall_clock()), body),
+            **trace_headers,
         }
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -156,6 +194,8 @@ class HttpLegacyAuthenticator:
             async with self._session.post(
                 self._url, data=body, headers=headers, allow_redirects=False
             ) as response:
+                if span is not None:
+                    span.set_attribute("http.response.status_code", response.status)
                 if response.status == 401:
                     return None  # refused: the old system answered, as it should
                 if response.status != 200:

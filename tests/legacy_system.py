@@ -48,6 +48,8 @@ class OldSystem:
     key: bytes
     accounts: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # The W3C traceparent header of each request (None: it had none).
+    traceparents: list[str | None] = field(default_factory=list)
     bad_signatures: int = 0
     followed_redirects: int = 0
     behaviour: str = "normal"
@@ -77,6 +79,7 @@ class OldSystem:
             return web.Response(status=403, text="bad signature")
         asked = json.loads(body)
         self.requests.append(asked)
+        self.traceparents.append(request.headers.get("traceparent"))
         if self.hold is not None:
             await self.hold.wait()
         if self.behaviour == "slow":

@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health
+from opentelemetry import trace
 
 from server.interceptors.request_id import (
     METADATA_KEY,
@@ -44,10 +45,16 @@ _OK = grpc.StatusCode.OK
 class ObservedCalls(grpc.aio.ServerInterceptor):
     """Gives every call a request id (the caller's sane ``x-request-id``, else a new one),
     returns it in the trailing metadata, logs one line when the call ends (method, code,
-    duration, peer, request id: never a message, nor other metadata), and feeds ``metrics``."""
+    duration, peer, request id: never a message, nor other metadata), and feeds ``metrics``.
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    With ``traced`` (tracing on: server.interceptors.tracing wraps this one), the line also
+    carries the trace and span ids of the call's server span. With tracing off there is no span
+    of this service to name, so the line carries none (nor is any caller's traceparent read).
+    """
+
+    def __init__(self, metrics: Metrics | None = None, *, traced: bool = False) -> None:
         self._metrics = metrics
+        self._traced = traced
         self._handlers = WrappedHandlers(self._observed_handler)
 
     async def intercept_service(
@@ -65,6 +72,7 @@ class ObservedCalls(grpc.aio.ServerInterceptor):
             method,
             logging.DEBUG if method.startswith(_QUIET_PREFIX) else logging.INFO,
             None if self._metrics is None else self._metrics.for_method(method),
+            self._traced,
         )
         serializers = {
             "request_deserializer": handler.request_deserializer,
@@ -92,12 +100,15 @@ class ObservedCalls(grpc.aio.ServerInterceptor):
 class _Observation:
     """What is known of a method before any call: its name, log level and metrics."""
 
-    __slots__ = ("level", "method", "metrics")
+    __slots__ = ("level", "method", "metrics", "traced")
 
-    def __init__(self, method: str, level: int, metrics: MethodMetrics | None) -> None:
+    def __init__(
+        self, method: str, level: int, metrics: MethodMetrics | None, traced: bool = False
+    ) -> None:
         self.method = method
         self.level = level
         self.metrics = metrics
+        self.traced = traced
 
     def unary(self, behaviour: _Behaviour) -> _Behaviour:
         async def observed(request: Any, context: _Context) -> Any:
@@ -107,9 +118,9 @@ class _Observation:
                 if inspect.isawaitable(reply):
                     reply = await reply
             except BaseException as error:  # asyncio.CancelledError too: deadline, or caller gone
-                self.end(context, _failure_code(error, context), peer, started, token)
+                self.end(context, failure_code(error, context), peer, started, token)
                 raise
-            self.end(context, _code(context.code()), peer, started, token)
+            self.end(context, status_code_of(context.code()), peer, started, token)
             return reply
 
         return observed
@@ -117,7 +128,7 @@ class _Observation:
     def stream(self, behaviour: _Behaviour) -> _Behaviour:
         # grpc.aio picks the streaming style from the function's kind, so the wrapper keeps it.
         if not inspect.isasyncgenfunction(behaviour):
-            return self.unary(_written(behaviour))
+            return self.unary(written(behaviour))
 
         async def observed(request: Any, context: _Context) -> AsyncIterator[Any]:
             token, peer, started = self.begin(context)
@@ -125,9 +136,9 @@ class _Observation:
                 async for reply in behaviour(request, context):
                     yield reply
             except BaseException as error:  # GeneratorExit too: the caller went away
-                self.end(context, _failure_code(error, context), peer, started, token)
+                self.end(context, failure_code(error, context), peer, started, token)
                 raise
-            self.end(context, _code(context.code()), peer, started, token)
+            self.end(context, status_code_of(context.code()), peer, started, token)
 
         return observed
 
@@ -154,6 +165,17 @@ class _Observation:
             self.metrics.finished(code, seconds)
         if ACCESS_LOG.isEnabledFor(self.level):
             milliseconds = round(seconds * 1000, 3)
+            fields: dict[str, object] = {
+                "method": self.method,
+                "code": code.name,
+                "duration_ms": milliseconds,
+                "peer": peer,
+            }
+            if self.traced:
+                span = trace.get_current_span().get_span_context()
+                if span.is_valid:
+                    fields["trace_id"] = trace.format_trace_id(span.trace_id)
+                    fields["span_id"] = trace.format_span_id(span.span_id)
             ACCESS_LOG.log(
                 self.level,
                 "%s %s %.1f ms from %s",
@@ -161,12 +183,7 @@ class _Observation:
                 code.name,
                 milliseconds,
                 peer,
-                extra={
-                    "method": self.method,
-                    "code": code.name,
-                    "duration_ms": milliseconds,
-                    "peer": peer,
-                },
+                extra=fields,
             )
         try:
             current_request_id.reset(token)
@@ -181,17 +198,17 @@ def _request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     return new_request_id()
 
 
-def _code(code: object) -> grpc.StatusCode:
+def status_code_of(code: object) -> grpc.StatusCode:
     """The status a handler left on its context: None (never set) is OK."""
     if code is None:
         return _OK
     return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN
 
 
-def _failure_code(error: BaseException, context: _Context) -> grpc.StatusCode:
+def failure_code(error: BaseException, context: _Context) -> grpc.StatusCode:
     """The status a call ends with when its handler raised ``error``."""
     if isinstance(error, grpc.aio.AbortError):
-        return _code(context.code())
+        return status_code_of(context.code())
     if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         remaining = context.time_remaining()
         if remaining is not None and remaining < DEADLINE_SLACK_SECONDS:
@@ -200,7 +217,7 @@ def _failure_code(error: BaseException, context: _Context) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN  # what gRPC answers for an exception a handler let out
 
 
-def _written(behaviour: _Behaviour) -> _Behaviour:
+def written(behaviour: _Behaviour) -> _Behaviour:
     """A streaming behaviour that is no async generator, as a coroutine writing its replies."""
 
     async def writing(request: Any, context: _Context) -> None:

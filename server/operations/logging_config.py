@@ -111,7 +111,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``<UTC time> <LEVEL> <logger>: <message> request_id=<id>``, then any exception."""
+    """``<UTC time> <LEVEL> <logger>: <message> request_id=<id>``, then any exception; an
+    access line of a traced call ends with ``trace_id=<32 hex> span_id=<16 hex>``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -122,4 +123,9 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         request_id = getattr(record, "request_id", None)
-        return line if request_id is None else f"{line} request_id={request_id}"
+        if request_id is not None:
+            line = f"{line} request_id={request_id}"
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id is not None:
+            line = f"{line} trace_id={trace_id} span_id={getattr(record, 'span_id', '')}"
+        return line

@@ -15,10 +15,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import pytest_asyncio
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from domain.ports import LegacyUser
 from domain.values import Password
 from server.legacy_auth import CircuitBreaker, HttpLegacyAuthenticator, sign
+from server.operations.tracing import tracing_with
 from tests.legacy_system import OldSystem, old_system, verify_signature
 
 KEY = os.urandom(32)
@@ -267,3 +271,48 @@ async def test_the_stand_in_refuses_a_reset_question_signed_with_another_key(
     finally:
         await forger.close()
     assert system.bad_signatures == 1 and system.requests == []
+
+
+async def test_with_tracing_the_request_is_a_client_span_whose_traceparent_is_passed_on(
+    system: OldSystem, monotonic: Monotonic
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = tracing_with(SimpleSpanProcessor(exporter))
+    client = HttpLegacyAuthenticator(
+        system.url,
+        KEY,
+        timeout_seconds=TIMEOUT,
+        breaker=CircuitBreaker(3, 30.0, monotonic),
+        tracing=(tracing.tracer, tracing.propagator),
+    )
+    try:
+        with tracing.tracer.start_as_current_span("the RPC") as rpc:
+            assert await client.check(EMAIL, PASSWORD) is not None
+    finally:
+        await client.close()
+
+    [post] = [span for span in exporter.get_finished_spans() if span.name == "POST"]
+    assert post.kind == SpanKind.CLIENT
+    assert post.parent is not None and post.parent.span_id == rpc.get_span_context().span_id
+    assert post.context is not None
+    trace_id, span_id = post.context.trace_id, post.context.span_id
+    [sent] = system.traceparents
+    assert sent is not None
+    version, sent_trace, sent_parent, flags = sent.split("-")
+    assert (version, sent_trace, sent_parent) == ("00", f"{trace_id:032x}", f"{span_id:016x}")
+    assert int(flags, 16) & 1  # sampled
+    attributes = dict(post.attributes or {})
+    assert attributes == {
+        "http.request.method": "POST",
+        "server.address": "127.0.0.1",
+        "server.port": int(system.url.split(":")[2].split("/")[0]),
+        "http.response.status_code": 200,
+    }
+
+
+async def test_without_tracing_no_traceparent_is_sent(
+    hook: HttpLegacyAuthenticator, system: OldSystem
+) -> None:
+    assert await hook.check(EMAIL, PASSWORD) is not None
+
+    assert system.traceparents == [None]

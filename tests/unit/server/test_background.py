@@ -192,3 +192,40 @@ async def test_when_full_new_work_is_dropped_with_one_warning_and_no_error(
     assert started == [0, 1, 2, 100]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and "97 piece(s) were dropped" in warnings[1].getMessage()
+
+
+async def test_with_a_tracer_each_piece_is_a_span_under_the_span_that_spawned_it() -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from server.operations.tracing import tracing_with
+
+    exporter = InMemorySpanExporter()
+    tracer = tracing_with(SimpleSpanProcessor(exporter)).tracer
+    tasks = BackgroundTasks(tracer=tracer)
+    release = asyncio.Event()
+
+    async def first() -> None:
+        await release.wait()
+
+    async def second() -> None:
+        raise ConnectionRefusedError("smtp.example.com refused ada@example.com")
+
+    with tracer.start_as_current_span("first RPC") as first_rpc:
+        tasks.spawn(first(), name="mail one", key="ada@example.com")
+    with tracer.start_as_current_span("second RPC") as second_rpc:
+        # Waits behind the first piece (same key), then runs in its own RPC's context.
+        tasks.spawn(second(), name="mail two", key="ada@example.com")
+    release.set()
+    await tasks.drain(grace_seconds=1)
+
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    for name, rpc in (("mail one", first_rpc), ("mail two", second_rpc)):
+        parent = spans[name].parent
+        assert parent is not None and parent.span_id == rpc.get_span_context().span_id, name
+    failed = spans["mail two"]
+    assert failed.status.status_code == StatusCode.ERROR
+    assert dict(failed.attributes or {}) == {"error.type": "ConnectionRefusedError"}
+    assert failed.events == ()  # no exception event: its message may name an address
+    assert "ada@example.com" not in str(failed.status.description)

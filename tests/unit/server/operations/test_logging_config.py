@@ -113,6 +113,23 @@ def test_a_line_written_during_a_call_carries_its_request_id_in_either_format() 
     assert text_handler is not json_handler
 
 
+def test_a_traced_access_line_ends_with_its_trace_and_span_ids_in_text() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="text", stream=stream)
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+    token = current_request_id.set("req-7")
+    try:
+        logging.getLogger("user_service.access").info(
+            "GetUser OK", extra={"trace_id": trace_id, "span_id": span_id}
+        )
+    finally:
+        current_request_id.reset(token)
+
+    [line] = lines_of(stream)
+    assert line.endswith(f"GetUser OK request_id=req-7 trace_id={trace_id} span_id={span_id}")
+
+
 def test_text_format_is_one_readable_line_with_utc_time_level_and_logger() -> None:
     stream = io.StringIO()
     configure_logging("INFO", log_format="text", stream=stream)
