@@ -15,7 +15,6 @@ import pytest
 import yaml
 from botocore import xform_name
 
-from server.http.probes import HEALTHZ_PATH, READYZ_PATH
 from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,27 +338,21 @@ def yaml_documents(path: Path) -> list[Any]:
     return [yaml.safe_load(body) for language, body in fenced_blocks(text) if language == "yaml"]
 
 
-def test_the_deployment_probes_the_http_listener_the_server_serves() -> None:
-    documents = [document for document in yaml_documents(GUIDE) if isinstance(document, dict)]
-    (deployment,) = [document for document in documents if document.get("kind") == "Deployment"]
-    pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    env = {item["name"]: item.get("value") for item in container["env"]}
-    assert ports["grpc"] == Settings.model_fields["port"].default
-    assert ports["http"] == int(env["USER_SERVICE_HTTP_PORT"])
-    assert env["USER_SERVICE_HTTP_PUBLIC_URL"].startswith("https://")
-    # The service speaks TLS (its certificate is set), so the probes ask over HTTPS.
-    assert env["USER_SERVICE_TLS_CERT_FILE"]
-    https = {"port": "http", "scheme": "HTTPS"}
-    assert container["readinessProbe"]["httpGet"] == {"path": READYZ_PATH, **https}
-    # Liveness never waits on DynamoDB.
-    assert container["livenessProbe"]["httpGet"] == {"path": HEALTHZ_PATH, **https}
-    assert container["startupProbe"]["httpGet"] == {"path": HEALTHZ_PATH, **https}
-    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
-    assert pre_stop[0] == "sleep"
-    drain = float(pre_stop[1]) + float(env["USER_SERVICE_SHUTDOWN_GRACE_SECONDS"])
-    assert pod["terminationGracePeriodSeconds"] >= drain + 5
+def test_the_kubernetes_section_points_at_the_manifests_and_applies_them() -> None:
+    # The manifests live in deploy/kubernetes/ (checked by test_kubernetes_manifests.py); the
+    # guide names each, applies them with their own command, and copies none of them.
+    text = GUIDE.read_text(encoding="utf-8")
+    section = text.split("\n## Kubernetes\n", 1)[1]
+    manifests = sorted(path.name for path in (ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+    assert len(manifests) > 1
+    assert [name for name in manifests if f"`{name}`" not in section] == []
+    commands = "\n".join(body for language, body in fenced_blocks(section) if language == "bash")
+    assert "kubectl apply -k deploy/kubernetes/" in commands
+    kinds = {
+        document.get("kind") for document in yaml_documents(GUIDE) if isinstance(document, dict)
+    }
+    assert not kinds & {"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
+    assert "livenessProbe:" not in section and "readinessProbe:" not in section
 
 
 def github_anchor(heading: str) -> str:
