@@ -101,6 +101,18 @@ init-tables: venv gen
 lint-docker: test-deps
 	$(VENV)/bin/hadolint Dockerfile
 
+# deploy/kubernetes/: every manifest, strictly, against the schemas of the oldest Kubernetes the
+# manifests support (the preStop sleep action) and the newest the pinned kubernetes-validate
+# knows. `make test` runs the same (tests/unit/test_kubernetes_manifests.py reads these versions)
+# and checks what no schema can: probes, settings, Secrets, selectors, the grace period, the uid.
+KUBERNETES_VERSIONS := 1.30.0 1.37.0
+K8S_MANIFESTS := $(filter-out %/kustomization.yaml,$(wildcard deploy/kubernetes/*.yaml))
+.PHONY: validate-kubernetes
+validate-kubernetes: test-deps
+	for version in $(KUBERNETES_VERSIONS); do \
+	  $(VENV)/bin/kubernetes-validate --strict --quiet -k $$version $(K8S_MANIFESTS); \
+	done
+
 $(PY):
 	$(PYTHON3) -m venv $(VENV)
 

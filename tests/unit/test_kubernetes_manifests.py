@@ -38,9 +38,17 @@ GUIDE = ROOT / "docs" / "production.md"
 DOCKERFILE = ROOT / "Dockerfile"
 README = ROOT / "README.md"
 
-# The oldest Kubernetes the manifests support (the preStop hook's sleep action is on by default
-# from 1.30) and the newest the pinned kubernetes-validate knows.
-KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+MAKEFILE = ROOT / "Makefile"
+
+
+def kubernetes_versions() -> list[str]:
+    """The Makefile's KUBERNETES_VERSIONS: the oldest Kubernetes the manifests support (the
+    preStop hook's sleep action is on by default from 1.30) and the newest the pinned
+    kubernetes-validate knows; `make validate-kubernetes` validates against the same."""
+    match = re.search(r"^KUBERNETES_VERSIONS := (.+)$", MAKEFILE.read_text("utf-8"), re.MULTILINE)
+    assert match, "KUBERNETES_VERSIONS is not in the Makefile"
+    return match.group(1).split()
+
 
 _FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _COMMENTED_KEY = re.compile(r"^\s*#\s*((?:USER_SERVICE|OTEL)_[A-Z0-9_]+):", re.MULTILINE)
@@ -183,7 +191,7 @@ def test_the_kustomization_lists_every_manifest_and_transforms_nothing() -> None
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+@pytest.mark.parametrize("version", kubernetes_versions())
 def test_every_manifest_validates_strictly_against_the_kubernetes_schemas(version: str) -> None:
     validator = Path(sys.executable).parent / "kubernetes-validate"
     files = [str(path) for path in manifest_files()]
