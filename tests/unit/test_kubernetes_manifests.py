@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -488,3 +489,78 @@ def test_the_guides_overlay_names_the_deployments_image() -> None:
     image = container()["image"]
     assert [entry["name"] for entry in overlay["images"]] == [image.rsplit(":", 1)[0]]
     assert overlay["resources"] == ["../../deploy/kubernetes"]
+
+
+# --- rendered by kustomize, where kubectl is installed ---------------------------------------
+
+KUBECTL = shutil.which("kubectl")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (its kustomize) not installed")
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    assert KUBECTL is not None
+    result = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {document["kind"]: document for document in documents}
+
+
+@needs_kubectl
+def test_kustomize_renders_the_base_as_the_files_are() -> None:
+    assert by_kind(kustomize(MANIFESTS)) == resources()
+
+
+@needs_kubectl
+def test_the_guides_overlay_renders_with_its_namespace_image_and_patches(tmp_path: Path) -> None:
+    (overlay,) = [
+        block
+        for block in guide_yaml_blocks()
+        if isinstance(block, dict) and block.get("kind") == "Kustomization"
+    ]
+    shutil.copytree(MANIFESTS, tmp_path / "deploy" / "kubernetes")
+    directory = tmp_path / "overlays" / "production"
+    directory.mkdir(parents=True)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(overlay), encoding="utf-8")
+    role = "arn:aws:iam::123456789012:role/user-service-production"
+    patches = {
+        "settings.yaml": {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "user-service"},
+            "data": {"USER_SERVICE_AWS_REGION": "eu-west-1"},
+        },
+        "role.yaml": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "user-service",
+                "annotations": {"eks.amazonaws.com/role-arn": role},
+            },
+        },
+    }
+    assert sorted(patch["path"] for patch in overlay["patches"]) == sorted(patches)
+    for name, patch in patches.items():
+        (directory / name).write_text(yaml.safe_dump(patch), encoding="utf-8")
+
+    rendered = by_kind(kustomize(directory))
+    assert set(rendered) == set(resources())
+    assert {document["metadata"]["namespace"] for document in rendered.values()} == {
+        overlay["namespace"]
+    }
+    (image,) = overlay["images"]
+    (pod_container,) = rendered["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert pod_container["image"] == f"{image['newName']}@{image['digest']}"
+    # The patch changes its key and keeps the others.
+    assert rendered["ConfigMap"]["data"] == config_map() | {"USER_SERVICE_AWS_REGION": "eu-west-1"}
+    assert rendered["ServiceAccount"]["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": role
+    }
