@@ -62,8 +62,12 @@ async def keys_and_server() -> AsyncIterator[tuple[SigningKeys, JwksServer]]:
         yield keys, server
 
 
-def verifier(server: JwksServer, clock: Clock, **options: float) -> AccessTokenVerifier:
-    return AccessTokenVerifier(server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock, **options)
+def verifier(
+    server: JwksServer, clock: Clock, *, refresh_cooldown: float = 30
+) -> AccessTokenVerifier:
+    return AccessTokenVerifier(
+        server.url, issuer=ISSUER, audience=AUDIENCE, clock=clock, refresh_cooldown=refresh_cooldown
+    )
 
 
 async def test_a_token_of_the_service_verifies_with_its_claims(
