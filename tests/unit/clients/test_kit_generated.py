@@ -8,8 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[3]
 KIT = ROOT / "clients" / "python"
 GENERATED = KIT / "user_service_client" / "_proto"
@@ -21,7 +19,6 @@ FILES = (
 )
 
 
-@pytest.mark.slow
 def test_the_kits_generated_code_is_what_the_proto_generates_now(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(KIT / "generate.py"), "--out", str(tmp_path)],
