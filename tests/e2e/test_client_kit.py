@@ -4,6 +4,7 @@ client certificate, and the access-token verifier across a key rotation."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import types
@@ -156,6 +157,21 @@ async def test_errors_are_typed_with_the_details_the_server_sent(service: Servic
     assert [v.field for v in bad_code.value.field_violations] == ["code"]
 
 
+async def test_a_stream_that_fails_raises_a_typed_error_and_a_live_one_cancels(
+    service: Service,
+) -> None:
+    async with connect(service.target) as client:
+        with pytest.raises(InvalidArgument) as invalid:
+            async for _ in client.WatchEvents(pb.WatchEventsRequest(after_cursor="not-a-cursor")):
+                pass
+        live = client.WatchEvents(pb.WatchEventsRequest())
+        await asyncio.sleep(0.2)
+        live.cancel()  # reaches the call under the kit's interceptors
+        assert await asyncio.wait_for(live.code(), timeout=5) is grpc.StatusCode.CANCELLED
+
+    assert [v.field for v in invalid.value.field_violations] == ["after_cursor"]
+
+
 async def test_a_sign_in_before_verification_names_the_reason(verified_only: Service) -> None:
     email = unique_email()
     async with connect(verified_only.target) as client:
@@ -222,6 +238,10 @@ async def test_tls_with_an_api_key_or_a_client_certificate(
             api_key=keys.admin,
         ) as keyed:
             assert (await keyed.ListUsers(pb.ListUsersRequest(page_size=1))) is not None
+            # The key goes with a stream too: admitted, then refused for its cursor.
+            with pytest.raises(InvalidArgument):
+                async for _ in keyed.WatchEvents(pb.WatchEventsRequest(after_cursor="nope")):
+                    pass
         async with connect(
             running.target, root_certificates=ca, client_cert=(anonymous_cert[0], anonymous_cert[1])
         ) as nobody:

@@ -5,7 +5,7 @@ errors (user_service_client.errors) from every unary call."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -165,9 +165,10 @@ def connect(
         *KEEPALIVE_OPTIONS,
         *options,
     ]
-    interceptors: list[grpc.aio.ClientInterceptor] = [_TypedErrors()]
+    interceptors: list[grpc.aio.ClientInterceptor] = []
     if api_key is not None:
-        interceptors.insert(0, _ApiKey(api_key))
+        interceptors += [_UnaryApiKey(api_key), _StreamApiKey(api_key)]
+    interceptors += [_UnaryTypedErrors(), _StreamTypedErrors()]
     if use_tls:
         private_key, chain = (client_cert[1], client_cert[0]) if client_cert else (None, None)
         credentials = grpc.ssl_channel_credentials(
@@ -187,14 +188,18 @@ _Details = grpc.aio.ClientCallDetails
 _Continuation = Callable[[_Details, Any], Awaitable[Any]]
 
 
-class _ApiKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+# grpc.aio files each interceptor under the first kind of call it handles (an if/elif over the
+# classes), so one class per kind: a class handling two would see only unary calls.
+
+
+class _ApiKey:
     """Adds "authorization: Bearer <key>" to every call (the key is never in a repr)."""
 
     def __init__(self, api_key: str) -> None:
         self._header = (AUTHORIZATION_KEY, f"Bearer {api_key}")
 
     def __repr__(self) -> str:
-        return "_ApiKey(<redacted>)"
+        return f"{type(self).__name__}(<redacted>)"
 
     def _with_key(self, details: _Details) -> _Details:
         metadata = grpc.aio.Metadata(*(details.metadata or ()))
@@ -203,18 +208,22 @@ class _ApiKey(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientIn
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+class _UnaryApiKey(_ApiKey, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self, continuation: _Continuation, details: _Details, request: Any
     ) -> Any:
         return await continuation(self._with_key(details), request)
 
+
+class _StreamApiKey(_ApiKey, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self, continuation: _Continuation, details: _Details, request: Any
     ) -> Any:
         return await continuation(self._with_key(details), request)
 
 
-class _TypedErrors(grpc.aio.UnaryUnaryClientInterceptor):
+class _UnaryTypedErrors(grpc.aio.UnaryUnaryClientInterceptor):
     """Raises the typed error (a grpc.aio.AioRpcError subclass) for a failed unary call."""
 
     async def intercept_unary_unary(
@@ -226,3 +235,20 @@ class _TypedErrors(grpc.aio.UnaryUnaryClientInterceptor):
         except grpc.aio.AioRpcError as error:
             raise typed_error(error) from None
         return call
+
+
+class _StreamTypedErrors(grpc.aio.UnaryStreamClientInterceptor):
+    """Raises the typed error from iterating a stream (WatchEvents) that ends with an error."""
+
+    async def intercept_unary_stream(
+        self, continuation: _Continuation, details: _Details, request: Any
+    ) -> Any:
+        return _typed_stream(await continuation(details, request))
+
+
+async def _typed_stream(call: AsyncIterable[Any]) -> AsyncIterator[Any]:
+    try:
+        async for response in call:
+            yield response
+    except grpc.aio.AioRpcError as error:
+        raise typed_error(error) from None
