@@ -4,6 +4,7 @@ and counts the requests. Stands in for the service's HTTP listener where a test 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,9 @@ class JwksServer:
 
     keys: list[dict[str, str]]
     max_age: int = 300
+    etags: bool = False  # answer If-None-Match with 304 while the set is unchanged
     requests: int = 0
+    not_modified: int = 0
     base_url: str = field(default="")
 
     @property
@@ -29,19 +32,23 @@ class JwksServer:
 
     async def _serve(self, request: web.Request) -> web.Response:
         self.requests += 1
-        return web.Response(
-            body=json.dumps({"keys": self.keys}).encode(),
-            content_type="application/json",
-            headers={"Cache-Control": f"public, max-age={self.max_age}"},
-        )
+        body = json.dumps({"keys": self.keys}).encode()
+        headers = {"Cache-Control": f"public, max-age={self.max_age}"}
+        if self.etags:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            headers["ETag"] = etag
+            if request.headers.get("If-None-Match") == etag:
+                self.not_modified += 1
+                return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 @asynccontextmanager
 async def serving_jwks(
-    keys: list[dict[str, str]], *, max_age: int = 300
+    keys: list[dict[str, str]], *, max_age: int = 300, etags: bool = False
 ) -> AsyncIterator[JwksServer]:
     """A JwksServer listening on a free loopback port until the block ends."""
-    server = JwksServer(keys=list(keys), max_age=max_age)
+    server = JwksServer(keys=list(keys), max_age=max_age, etags=etags)
     app = web.Application()
     app.router.add_get(JWKS_PATH, server._serve)
     runner = web.AppRunner(app, access_log=None)

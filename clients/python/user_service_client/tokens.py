@@ -1,11 +1,12 @@
 """Verifies the service's access tokens with the keys it publishes at /.well-known/jwks.json.
 
 The key set is fetched over HTTP(S) with urllib in a worker thread (the event loop never blocks,
-and the kit needs no HTTP library), kept for the response's Cache-Control max-age (bounded), and
-fetched again early, at most once per ``refresh_cooldown``, when a token names a kid the cached
-set lacks (the service rotated its key). PyJWT's PyJWKClient is not used: it blocks the caller,
-ignores Cache-Control, and fetches again for every unknown kid, so a stream of forged tokens with
-made-up kids would become a stream of requests to the service."""
+and the kit needs no HTTP library) and kept for the response's Cache-Control max-age (bounded),
+then asked for again with its ETag (an unchanged set costs a 304); it is fetched early, at most
+once per ``refresh_cooldown``, when a token names a kid the cached set lacks (the service rotated
+its key). PyJWT's PyJWKClient is not used: it blocks the caller, ignores Cache-Control, and
+fetches again for every unknown kid, so a stream of forged tokens with made-up kids would become
+a stream of requests to the service."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import json
 import re
 import ssl
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import jwt
@@ -74,6 +77,7 @@ class _KeySet:
     keys: dict[str, jwt.PyJWK]
     fetched_at: float
     max_age: float
+    etag: str | None = None
 
 
 class AccessTokenVerifier:
@@ -173,28 +177,45 @@ class AccessTokenVerifier:
         return self._last_attempt is None or now - self._last_attempt >= cooldown
 
     async def _refresh(self) -> None:
-        """Fetches the set; on failure keeps the cached one (keys outlive their tokens)."""
+        """Fetches the set (conditionally, with the cached set's ETag); on failure keeps the
+        cached one (keys outlive their tokens)."""
         self._last_attempt = self._clock()
         self.fetches += 1
+        cached = self._key_set
+        etag = cached.etag if cached is not None else None
         try:
-            body, cache_control = await asyncio.to_thread(self._fetch)
-            keys = _usable_keys(body)
+            body, cache_control, new_etag = await asyncio.to_thread(self._fetch, etag)
+            if body is not None:
+                keys, etag = _usable_keys(body), new_etag
+            elif cached is not None:  # 304 Not Modified: the cached set is still the set
+                keys = cached.keys
+            else:
+                raise ValueError("304 Not Modified without a cached set")
         except (OSError, ValueError, jwt.PyJWKSetError):
-            if self._key_set is not None:
+            if cached is not None:
                 return
             raise JwksUnavailable(f"could not fetch the key set from {self.jwks_url}") from None
         max_age = self._max_age(cache_control)
-        self._key_set = _KeySet(keys, fetched_at=self._clock(), max_age=max_age)
+        self._key_set = _KeySet(keys, fetched_at=self._clock(), max_age=max_age, etag=etag)
 
-    def _fetch(self) -> tuple[bytes, str]:
-        request = urllib.request.Request(self.jwks_url, headers={"Accept": "application/json"})
-        with urllib.request.urlopen(
-            request, timeout=self._timeout, context=self._ssl_context
-        ) as response:
-            body: bytes = response.read(MAX_JWKS_BYTES + 1)
-            if len(body) > MAX_JWKS_BYTES:
-                raise ValueError("the key set is too large")
-            return body, response.headers.get("Cache-Control", "")
+    def _fetch(self, etag: str | None) -> tuple[bytes | None, str, str | None]:
+        """The set's body (None when unchanged: 304), Cache-Control and ETag."""
+        headers = {"Accept": "application/json"}
+        if etag is not None:
+            headers["If-None-Match"] = etag
+        request = urllib.request.Request(self.jwks_url, headers=headers)
+        try:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout, context=self._ssl_context
+            ) as response:
+                body: bytes = response.read(MAX_JWKS_BYTES + 1)
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("the key set is too large")
+                return body, response.headers.get("Cache-Control", ""), response.headers.get("ETag")
+        except urllib.error.HTTPError as error:
+            if error.code == HTTPStatus.NOT_MODIFIED:
+                return None, error.headers.get("Cache-Control", ""), etag
+            raise
 
     def _max_age(self, cache_control: str) -> float:
         """How long the set is good for: its max-age, within [cooldown, max_max_age]."""

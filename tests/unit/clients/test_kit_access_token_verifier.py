@@ -192,3 +192,24 @@ async def test_a_cached_set_outlives_a_failed_fetch(
     await checker.verify(token(keys))
 
     assert server.requests == 2
+
+
+async def test_an_expired_set_is_asked_for_again_with_its_etag_and_a_304_keeps_it() -> None:
+    keys = generate_signing_keys()
+    async with serving_jwks(issuer_for(keys).jwks(), max_age=60, etags=True) as server:
+        clock = Clock()
+        checker = verifier(server, clock)
+        await checker.verify(token(keys))
+        clock.now += 61
+
+        await checker.verify(token(keys))  # unchanged: 304, the cached keys kept
+        clock.now += 59
+        await checker.verify(token(keys))  # and kept for the 304's max-age
+        assert (server.requests, server.not_modified) == (2, 1)
+        new = rotated(keys)
+        server.keys = issuer_for(new).jwks()
+        clock.now += 31
+
+        await checker.verify(token(new))  # a new kid: the changed set comes whole
+
+    assert (server.requests, server.not_modified) == (3, 1)
