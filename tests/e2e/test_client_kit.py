@@ -187,8 +187,11 @@ async def test_a_sign_in_before_verification_names_the_reason(verified_only: Ser
 async def test_a_read_is_retried_through_unavailable_and_a_write_is_not(
     serve_through_proxy: ServeThroughProxy, fault_proxy: FaultProxy
 ) -> None:
-    # One DynamoDB attempt per call: a throttled GetItem is the RPC's UNAVAILABLE at once.
-    async with serve_through_proxy(dynamodb_max_attempts=1) as running:
+    # One DynamoDB attempt per call: a throttled GetItem is the RPC's UNAVAILABLE at once. The
+    # readiness probe (a GetItem too) waits an hour, so the throttles meet the RPC's reads only.
+    async with serve_through_proxy(
+        dynamodb_max_attempts=1, health_check_interval_seconds=3600.0
+    ) as running:
         async with connect(running.target) as client:
             user = await client.RegisterUser(
                 pb.RegisterUserRequest(
@@ -202,7 +205,9 @@ async def test_a_read_is_retried_through_unavailable_and_a_write_is_not(
             throttled = [
                 r for r in fault_proxy.requests("GetItem") if r.outcome is Outcome.THROTTLED
             ]
-            assert read.id == user.id and len(throttled) == 2  # two UNAVAILABLEs, then the answer
+            # Two attempts answered UNAVAILABLE, the third with the user.
+            assert read.id == user.id and len(throttled) == 2
+            assert all(user.id.encode() in r.body for r in throttled)
             fault_proxy.throttle(operations=["TransactWriteItems", "UpdateItem"], times=1)
             with pytest.raises(Unavailable) as unavailable:
                 await client.UpdateProfile(
