@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from user_service_client import (
     AccessTokenVerifier,
     AlreadyExists,
+    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -32,6 +33,7 @@ from user_service_client import (
     pb,
     user_token,
 )
+from user_service_client.channel import READ_TIMEOUT_SECONDS
 
 from server.crypto.access_tokens import generate_signing_keys, signing_key_pem
 from tests.e2e.conftest import ServeThroughProxy, serving
@@ -217,6 +219,28 @@ async def test_a_read_is_retried_through_unavailable_and_a_write_is_not(
             assert unavailable.value.retry_after == timedelta(seconds=1)
             # Not retried: the one throttled attempt was the call's only one.
             assert (await client.GetUser(pb.GetUserRequest(id=user.id))).version == 1
+
+
+async def test_a_read_without_a_deadline_of_its_own_gets_the_configs(
+    serve_through_proxy: ServeThroughProxy, fault_proxy: FaultProxy
+) -> None:
+    async with serve_through_proxy(health_check_interval_seconds=3600.0) as running:
+        async with connect(running.target) as client:
+            user = await client.RegisterUser(
+                pb.RegisterUserRequest(
+                    email=unique_email(), password=PASSWORD, first_name="A", last_name="B"
+                )
+            )
+            fault_proxy.delay(30.0, operations=["GetItem"])
+            started = time.monotonic()
+
+            with pytest.raises(DeadlineExceeded):
+                await client.GetUser(pb.GetUserRequest(id=user.id))  # no timeout= given
+
+            elapsed = time.monotonic() - started
+            fault_proxy.pass_through()
+
+    assert READ_TIMEOUT_SECONDS - 0.1 <= elapsed <= READ_TIMEOUT_SECONDS + 2
 
 
 async def test_tls_with_an_api_key_or_a_client_certificate(

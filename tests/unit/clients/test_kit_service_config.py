@@ -1,5 +1,5 @@
-"""The client kit's service config names only RPCs the service has, retries only where a repeat
-changes nothing, and gives every RPC a deadline but the event stream."""
+"""The client kit's service config names only RPCs the service has and retries only where a
+repeat changes nothing; every RPC but the event stream gets a default deadline."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ METHODS = {
 
 
 def configs_naming(method: str) -> list[dict[str, object]]:
+    """The method configs naming ``method`` itself (the service-wide one names no method)."""
     return [
         config
         for config in channel.service_config()["methodConfig"]
@@ -32,8 +33,18 @@ def test_streams_are_the_streaming_methods_and_have_no_deadline_nor_retry() -> N
 
     assert set(channel.STREAMS) == streaming
     for name in streaming:
-        (config,) = configs_naming(name)
-        assert "timeout" not in config and "retryPolicy" not in config
+        assert channel.default_timeout(f"/{channel.SERVICE}/{name}") is None
+        assert configs_naming(name) == []  # only the service-wide config, which retries nothing
+
+
+def test_every_unary_method_has_a_deadline_longest_for_hashing_shortest_for_reads() -> None:
+    timeouts = {name: channel.default_timeout(f"/{channel.SERVICE}/{name}") for name in METHODS}
+
+    assert {timeouts[name] for name in channel.RETRIED_READS} == {channel.READ_TIMEOUT_SECONDS}
+    assert {timeouts[name] for name in channel.HASHING} == {channel.HASHING_TIMEOUT_SECONDS}
+    assert timeouts["UpdateProfile"] == channel.WRITE_TIMEOUT_SECONDS
+    assert channel.READ_TIMEOUT_SECONDS < channel.WRITE_TIMEOUT_SECONDS
+    assert channel.WRITE_TIMEOUT_SECONDS < channel.HASHING_TIMEOUT_SECONDS
 
 
 def test_only_reads_and_idempotent_writes_are_retried_and_only_on_unavailable() -> None:
