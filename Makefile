@@ -120,13 +120,16 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PIP_INSTALL) -e '.[embedded,codegen,dev]'
 	touch $@
 
-# The test set (with the lint tools) contains the run set, so it satisfies the run stamp too.
-$(TEST_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP_INSTALL) -e '.[embedded,codegen,dev,test,lint]'
+# The test set (with the lint tools) contains the run set, so it satisfies the run stamp too;
+# and the Python client kit (clients/python), which the e2e tests drive the service with.
+$(TEST_STAMP): pyproject.toml clients/python/pyproject.toml constraints.txt | $(PY)
+	$(PIP_INSTALL) -e '.[embedded,codegen,dev,test,lint]' -e clients/python
 	touch $@ $(RUN_STAMP)
 
-$(GEN_STAMP): $(PROTOS) protos/generate.sh constraints.txt | $(RUN_STAMP)
+# The client kit's copy (committed, so the kit installs alone) is regenerated with it.
+$(GEN_STAMP): $(PROTOS) protos/generate.sh clients/python/generate.py constraints.txt | $(RUN_STAMP)
 	PYTHON=$(PY) protos/generate.sh
+	$(PY) clients/python/generate.py
 	touch $@
 
 # Re-resolves every dependency at its newest allowed version in a throwaway

@@ -11,9 +11,8 @@ from uuid import uuid4
 
 import grpc
 from biome.user.v1 import user_service_pb2_grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from pydantic import SecretStr
+from user_service_client import typed_error
 
 from persistence.schema import TableNames
 from server.settings import Settings
@@ -118,13 +117,8 @@ async def rpc_error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> dict[str, str]:
-    """The google.rpc.BadRequest field violations of a failed call: field -> description."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type, unused-ignore]
-    assert status is not None, "the error carries no google.rpc.Status"
-    violations: dict[str, str] = {}
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            detail.Unpack(bad_request)
-            violations.update({v.field: v.description for v in bad_request.field_violations})
-    return violations
+    """The google.rpc.BadRequest field violations of a failed call: field -> description, as the
+    client kit decodes them."""
+    typed = typed_error(error)
+    assert typed.status is not None, "the error carries no google.rpc.Status"
+    return typed.violations_by_field()
