@@ -17,6 +17,7 @@ import grpc
 import jwt
 import pytest
 import pytest_asyncio
+import user_service_client
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 from user_service_client import (
@@ -84,20 +85,17 @@ async def verified_only(
     moto_endpoint: str, smtp_server: CapturingSmtpServer
 ) -> AsyncIterator[Service]:
     """The service requiring verified addresses for sign-in (as production does)."""
-    settings = service_settings(moto_endpoint, smtp_server, require_verified_email=True)
+    settings = service_settings(
+        moto_endpoint, smtp_server, require_verified_email=True, http_port=0
+    )
     async with serving(settings, smtp_server) as running:
         yield running
 
 
-@pytest_asyncio.fixture
-async def jwks_url(verified_only: Service) -> AsyncIterator[str]:
-    """Where the service's key set is fetched over HTTP (the body GetJwks answers).
-
-    Seam: with the service's own HTTP listener (USER_SERVICE_HTTP_PORT), this is one line,
-    ``yield user_service_client.jwks_url(f"http://127.0.0.1:{running.http_port}")``; until
-    then a loopback server serves the running service's key set."""
-    async with serving_jwks(verified_only.jwks) as server:
-        yield server.url
+@pytest.fixture
+def jwks_url(verified_only: Service) -> str:
+    """Where the service's own HTTP listener serves its key set (/.well-known/jwks.json)."""
+    return user_service_client.jwks_url(verified_only.http_url)
 
 
 async def test_the_readmes_flows_run_through_the_kit(

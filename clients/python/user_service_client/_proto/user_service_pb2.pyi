@@ -180,6 +180,7 @@ class _SignInFactor:
 class _SignInFactorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignInFactor.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     SIGN_IN_FACTOR_UNSPECIFIED: _SignInFactor.ValueType  # 0
+    """Never sent; a reader that sees it has an outdated schema."""
     SIGN_IN_FACTOR_TOTP: _SignInFactor.ValueType  # 1
     """A code from the user's authenticator app (RFC 6238)."""
     SIGN_IN_FACTOR_RECOVERY_CODE: _SignInFactor.ValueType  # 2
@@ -191,6 +192,7 @@ class SignInFactor(_SignInFactor, metaclass=_SignInFactorEnumTypeWrapper):
     """A way to complete a challenged sign-in."""
 
 SIGN_IN_FACTOR_UNSPECIFIED: SignInFactor.ValueType  # 0
+"""Never sent; a reader that sees it has an outdated schema."""
 SIGN_IN_FACTOR_TOTP: SignInFactor.ValueType  # 1
 """A code from the user's authenticator app (RFC 6238)."""
 SIGN_IN_FACTOR_RECOVERY_CODE: SignInFactor.ValueType  # 2
@@ -292,6 +294,8 @@ Global___User: _TypeAlias = User  # noqa: Y015
 
 @_typing.final
 class RegisterUserRequest(_message.Message):
+    """The request of RegisterUser."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -335,6 +339,8 @@ Global___RegisterUserRequest: _TypeAlias = RegisterUserRequest  # noqa: Y015
 
 @_typing.final
 class GetUserRequest(_message.Message):
+    """The request of GetUser."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -355,6 +361,8 @@ Global___GetUserRequest: _TypeAlias = GetUserRequest  # noqa: Y015
 
 @_typing.final
 class GetUserByEmailRequest(_message.Message):
+    """The request of GetUserByEmail."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -377,6 +385,8 @@ Global___GetUserByEmailRequest: _TypeAlias = GetUserByEmailRequest  # noqa: Y015
 
 @_typing.final
 class BatchGetUsersRequest(_message.Message):
+    """The request of BatchGetUsers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int
@@ -401,6 +411,8 @@ Global___BatchGetUsersRequest: _TypeAlias = BatchGetUsersRequest  # noqa: Y015
 
 @_typing.final
 class BatchGetUsersResponse(_message.Message):
+    """The reply of BatchGetUsers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
@@ -457,6 +469,8 @@ Global___BatchGetUsersResult: _TypeAlias = BatchGetUsersResult  # noqa: Y015
 
 @_typing.final
 class UpdateProfileRequest(_message.Message):
+    """The request of UpdateProfile."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -498,6 +512,8 @@ Global___UpdateProfileRequest: _TypeAlias = UpdateProfileRequest  # noqa: Y015
 
 @_typing.final
 class ListUsersRequest(_message.Message):
+    """The request of ListUsers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
@@ -526,6 +542,8 @@ Global___ListUsersRequest: _TypeAlias = ListUsersRequest  # noqa: Y015
 
 @_typing.final
 class ListUsersResponse(_message.Message):
+    """The reply of ListUsers."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USERS_FIELD_NUMBER: _builtins.int
@@ -552,6 +570,8 @@ Global___ListUsersResponse: _TypeAlias = ListUsersResponse  # noqa: Y015
 
 @_typing.final
 class DeleteUserRequest(_message.Message):
+    """The request of DeleteUser."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -593,6 +613,8 @@ Global___DeleteUserResponse: _TypeAlias = DeleteUserResponse  # noqa: Y015
 
 @_typing.final
 class AuthenticateRequest(_message.Message):
+    """The request of Authenticate."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -664,6 +686,8 @@ Global___ClientDetails: _TypeAlias = ClientDetails  # noqa: Y015
 
 @_typing.final
 class AuthenticateResponse(_message.Message):
+    """The reply of Authenticate."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
@@ -723,6 +747,8 @@ Global___AuthenticateResponse: _TypeAlias = AuthenticateResponse  # noqa: Y015
 
 @_typing.final
 class RefreshSessionRequest(_message.Message):
+    """The request of RefreshSession."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
@@ -743,6 +769,8 @@ Global___RefreshSessionRequest: _TypeAlias = RefreshSessionRequest  # noqa: Y015
 
 @_typing.final
 class RefreshSessionResponse(_message.Message):
+    """The reply of RefreshSession."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
@@ -771,6 +799,8 @@ Global___RefreshSessionResponse: _TypeAlias = RefreshSessionResponse  # noqa: Y0
 
 @_typing.final
 class LogoutRequest(_message.Message):
+    """The request of Logout."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
@@ -808,6 +838,8 @@ Global___LogoutResponse: _TypeAlias = LogoutResponse  # noqa: Y015
 
 @_typing.final
 class LogoutAllRequest(_message.Message):
+    """The request of LogoutAll."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -828,6 +860,8 @@ Global___LogoutAllRequest: _TypeAlias = LogoutAllRequest  # noqa: Y015
 
 @_typing.final
 class LogoutAllResponse(_message.Message):
+    """The reply of LogoutAll."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSIONS_ENDED_FIELD_NUMBER: _builtins.int
@@ -848,6 +882,8 @@ Global___LogoutAllResponse: _TypeAlias = LogoutAllResponse  # noqa: Y015
 
 @_typing.final
 class ListSessionsRequest(_message.Message):
+    """The request of ListSessions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -868,6 +904,8 @@ Global___ListSessionsRequest: _TypeAlias = ListSessionsRequest  # noqa: Y015
 
 @_typing.final
 class ListSessionsResponse(_message.Message):
+    """The reply of ListSessions."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     SESSIONS_FIELD_NUMBER: _builtins.int
@@ -938,6 +976,8 @@ Global___SessionInfo: _TypeAlias = SessionInfo  # noqa: Y015
 
 @_typing.final
 class EndSessionRequest(_message.Message):
+    """The request of EndSession."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -979,6 +1019,8 @@ Global___EndSessionResponse: _TypeAlias = EndSessionResponse  # noqa: Y015
 
 @_typing.final
 class ChangePasswordRequest(_message.Message):
+    """The request of ChangePassword."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -1032,6 +1074,8 @@ Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y0
 
 @_typing.final
 class RequestPasswordResetRequest(_message.Message):
+    """The request of RequestPasswordReset."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -1069,6 +1113,8 @@ Global___RequestPasswordResetResponse: _TypeAlias = RequestPasswordResetResponse
 
 @_typing.final
 class ResetPasswordRequest(_message.Message):
+    """The request of ResetPassword."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RESET_TOKEN_FIELD_NUMBER: _builtins.int
@@ -1110,6 +1156,8 @@ Global___ResetPasswordResponse: _TypeAlias = ResetPasswordResponse  # noqa: Y015
 
 @_typing.final
 class VerifyEmailRequest(_message.Message):
+    """The request of VerifyEmail."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
@@ -1138,6 +1186,8 @@ Global___VerifyEmailRequest: _TypeAlias = VerifyEmailRequest  # noqa: Y015
 
 @_typing.final
 class ResendVerificationRequest(_message.Message):
+    """The request of ResendVerification."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EMAIL_FIELD_NUMBER: _builtins.int
@@ -1175,6 +1225,8 @@ Global___ResendVerificationResponse: _TypeAlias = ResendVerificationResponse  # 
 
 @_typing.final
 class DisableUserRequest(_message.Message):
+    """The request of DisableUser."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1195,6 +1247,8 @@ Global___DisableUserRequest: _TypeAlias = DisableUserRequest  # noqa: Y015
 
 @_typing.final
 class EnableUserRequest(_message.Message):
+    """The request of EnableUser."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -1215,6 +1269,8 @@ Global___EnableUserRequest: _TypeAlias = EnableUserRequest  # noqa: Y015
 
 @_typing.final
 class GetJwksRequest(_message.Message):
+    """The request of GetJwks."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -1272,6 +1328,8 @@ Global___Jwk: _TypeAlias = Jwk  # noqa: Y015
 
 @_typing.final
 class GetJwksResponse(_message.Message):
+    """The reply of GetJwks."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     KEYS_FIELD_NUMBER: _builtins.int
@@ -1294,6 +1352,8 @@ Global___GetJwksResponse: _TypeAlias = GetJwksResponse  # noqa: Y015
 
 @_typing.final
 class ListUserEventsRequest(_message.Message):
+    """The request of ListUserEvents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -1325,6 +1385,8 @@ Global___ListUserEventsRequest: _TypeAlias = ListUserEventsRequest  # noqa: Y015
 
 @_typing.final
 class ListUserEventsResponse(_message.Message):
+    """The reply of ListUserEvents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
@@ -1354,6 +1416,8 @@ Global___ListUserEventsResponse: _TypeAlias = ListUserEventsResponse  # noqa: Y0
 
 @_typing.final
 class WatchEventsRequest(_message.Message):
+    """The request of WatchEvents."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_CURSOR_FIELD_NUMBER: _builtins.int
@@ -1416,7 +1480,9 @@ class UserEvent(_message.Message):
         email: _builtins.str
         """The address as typed."""
         first_name: _builtins.str
+        """Given name, as registered."""
         last_name: _builtins.str
+        """Family name, as registered."""
         def __init__(
             self,
             *,
@@ -1439,7 +1505,9 @@ class UserEvent(_message.Message):
         FIRST_NAME_FIELD_NUMBER: _builtins.int
         LAST_NAME_FIELD_NUMBER: _builtins.int
         first_name: _builtins.str
+        """Given name, as it now is."""
         last_name: _builtins.str
+        """Family name, as it now is."""
         def __init__(
             self,
             *,
@@ -1461,7 +1529,9 @@ class UserEvent(_message.Message):
         OLD_EMAIL_FIELD_NUMBER: _builtins.int
         NEW_EMAIL_FIELD_NUMBER: _builtins.int
         old_email: _builtins.str
+        """The address the account had."""
         new_email: _builtins.str
+        """The address it has now, verified."""
         def __init__(
             self,
             *,
@@ -1484,6 +1554,7 @@ class UserEvent(_message.Message):
 
         EMAIL_FIELD_NUMBER: _builtins.int
         email: _builtins.str
+        """The address, as the account has it."""
         def __init__(
             self,
             *,
@@ -1527,6 +1598,7 @@ class UserEvent(_message.Message):
 
         REASON_FIELD_NUMBER: _builtins.int
         reason: Global___PasswordChangeReason.ValueType
+        """How it came to change: by its owner, or by a reset."""
         def __init__(
             self,
             *,
@@ -1589,7 +1661,9 @@ class UserEvent(_message.Message):
         SESSION_ID_FIELD_NUMBER: _builtins.int
         REASON_FIELD_NUMBER: _builtins.int
         session_id: _builtins.str
+        """The ended session's id (an access token's sid claim)."""
         reason: Global___SessionEndReason.ValueType
+        """Why it ended."""
         def __init__(
             self,
             *,
@@ -1617,6 +1691,7 @@ class UserEvent(_message.Message):
         SESSIONS_ENDED_FIELD_NUMBER: _builtins.int
         KEPT_SESSION_ID_FIELD_NUMBER: _builtins.int
         reason: Global___SessionEndReason.ValueType
+        """Why they ended."""
         sessions_ended: _builtins.int
         """How many live sessions ended."""
         kept_session_id: _builtins.str
@@ -1645,7 +1720,9 @@ class UserEvent(_message.Message):
 
         LOCKED_UNTIL_FIELD_NUMBER: _builtins.int
         @_builtins.property
-        def locked_until(self) -> _timestamp_pb2.Timestamp: ...
+        def locked_until(self) -> _timestamp_pb2.Timestamp:
+            """Until when sign-in is refused (UTC)."""
+
         def __init__(
             self,
             *,
@@ -1715,8 +1792,11 @@ class UserEvent(_message.Message):
         NEW_EMAIL_FIELD_NUMBER: _builtins.int
         EXPIRES_AT_FIELD_NUMBER: _builtins.int
         new_email: _builtins.str
+        """The address asked for."""
         @_builtins.property
-        def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+        def expires_at(self) -> _timestamp_pb2.Timestamp:
+            """When the confirm and cancel links stop working (UTC)."""
+
         def __init__(
             self,
             *,
@@ -1737,6 +1817,7 @@ class UserEvent(_message.Message):
 
         NEW_EMAIL_FIELD_NUMBER: _builtins.int
         new_email: _builtins.str
+        """The address that was asked for."""
         def __init__(
             self,
             *,
@@ -1759,6 +1840,7 @@ class UserEvent(_message.Message):
         KIND_FIELD_NUMBER: _builtins.int
         FACTOR_ID_FIELD_NUMBER: _builtins.int
         kind: Global___SecondFactorKind.ValueType
+        """TOTP or a passkey."""
         factor_id: _builtins.str
         """"totp" for TOTP; the passkey's id for a passkey."""
         def __init__(
@@ -1784,6 +1866,7 @@ class UserEvent(_message.Message):
         KIND_FIELD_NUMBER: _builtins.int
         FACTOR_ID_FIELD_NUMBER: _builtins.int
         kind: Global___SecondFactorKind.ValueType
+        """TOTP or a passkey."""
         factor_id: _builtins.str
         """As in SecondFactorAdded."""
         def __init__(
@@ -1828,6 +1911,7 @@ class UserEvent(_message.Message):
 
         COUNT_FIELD_NUMBER: _builtins.int
         count: _builtins.int
+        """How many codes the new set holds."""
         def __init__(
             self,
             *,
@@ -1901,47 +1985,89 @@ class UserEvent(_message.Message):
         """
 
     @_builtins.property
-    def user_registered(self) -> Global___UserEvent.UserRegistered: ...
+    def user_registered(self) -> Global___UserEvent.UserRegistered:
+        """A new account was created."""
+
     @_builtins.property
-    def profile_updated(self) -> Global___UserEvent.ProfileUpdated: ...
+    def profile_updated(self) -> Global___UserEvent.ProfileUpdated:
+        """UpdateProfile changed the names."""
+
     @_builtins.property
-    def email_changed(self) -> Global___UserEvent.EmailChanged: ...
+    def email_changed(self) -> Global___UserEvent.EmailChanged:
+        """The address moved (ConfirmEmailChange, ChangeEmail)."""
+
     @_builtins.property
-    def password_changed(self) -> Global___UserEvent.PasswordChanged: ...
+    def password_changed(self) -> Global___UserEvent.PasswordChanged:
+        """The password changed (ChangePassword, ResetPassword)."""
+
     @_builtins.property
-    def password_reset_requested(self) -> Global___UserEvent.PasswordResetRequested: ...
+    def password_reset_requested(self) -> Global___UserEvent.PasswordResetRequested:
+        """RequestPasswordReset mailed a reset link."""
+
     @_builtins.property
-    def session_started(self) -> Global___UserEvent.SessionStarted: ...
+    def session_started(self) -> Global___UserEvent.SessionStarted:
+        """A sign-in opened a session."""
+
     @_builtins.property
-    def session_revoked(self) -> Global___UserEvent.SessionRevoked: ...
+    def session_revoked(self) -> Global___UserEvent.SessionRevoked:
+        """One session ended; its reason says why."""
+
     @_builtins.property
-    def account_locked(self) -> Global___UserEvent.AccountLocked: ...
+    def account_locked(self) -> Global___UserEvent.AccountLocked:
+        """Failed sign-ins in a row locked sign-in."""
+
     @_builtins.property
-    def user_disabled(self) -> Global___UserEvent.UserDisabled: ...
+    def user_disabled(self) -> Global___UserEvent.UserDisabled:
+        """The account was disabled (DisableUser)."""
+
     @_builtins.property
-    def user_enabled(self) -> Global___UserEvent.UserEnabled: ...
+    def user_enabled(self) -> Global___UserEvent.UserEnabled:
+        """The account was enabled again (EnableUser)."""
+
     @_builtins.property
-    def user_deleted(self) -> Global___UserEvent.UserDeleted: ...
+    def user_deleted(self) -> Global___UserEvent.UserDeleted:
+        """The account was deleted (DeleteUser); the user's last event."""
+
     @_builtins.property
-    def sessions_revoked(self) -> Global___UserEvent.SessionsRevoked: ...
+    def sessions_revoked(self) -> Global___UserEvent.SessionsRevoked:
+        """Every session ended at once (LogoutAll, DisableUser, a password change or reset)."""
+
     @_builtins.property
-    def email_verified(self) -> Global___UserEvent.EmailVerified: ...
+    def email_verified(self) -> Global___UserEvent.EmailVerified:
+        """The address was verified."""
+
     @_builtins.property
-    def email_verification_requested(self) -> Global___UserEvent.EmailVerificationRequested: ...
+    def email_verification_requested(self) -> Global___UserEvent.EmailVerificationRequested:
+        """A verification link and code were mailed."""
+
     @_builtins.property
-    def email_change_requested(self) -> Global___UserEvent.EmailChangeRequested: ...
+    def email_change_requested(self) -> Global___UserEvent.EmailChangeRequested:
+        """A move to another address was asked (RequestEmailChange)."""
+
     @_builtins.property
-    def email_change_cancelled(self) -> Global___UserEvent.EmailChangeCancelled: ...
+    def email_change_cancelled(self) -> Global___UserEvent.EmailChangeCancelled:
+        """The pending move was cancelled (CancelEmailChange)."""
+
     @_builtins.property
-    def second_factor_added(self) -> Global___UserEvent.SecondFactorAdded: ...
+    def second_factor_added(self) -> Global___UserEvent.SecondFactorAdded:
+        """A second factor was turned on."""
+
     @_builtins.property
-    def second_factor_removed(self) -> Global___UserEvent.SecondFactorRemoved: ...
+    def second_factor_removed(self) -> Global___UserEvent.SecondFactorRemoved:
+        """A second factor was turned off."""
+
     @_builtins.property
-    def recovery_code_used(self) -> Global___UserEvent.RecoveryCodeUsed: ...
+    def recovery_code_used(self) -> Global___UserEvent.RecoveryCodeUsed:
+        """A recovery code was spent."""
+
     @_builtins.property
-    def recovery_codes_regenerated(self) -> Global___UserEvent.RecoveryCodesRegenerated: ...
+    def recovery_codes_regenerated(self) -> Global___UserEvent.RecoveryCodesRegenerated:
+        """New recovery codes replaced the old (RegenerateRecoveryCodes)."""
+
     @_builtins.property
-    def second_factors_reset(self) -> Global___UserEvent.SecondFactorsReset: ...
+    def second_factors_reset(self) -> Global___UserEvent.SecondFactorsReset:
+        """Every second factor was removed (ResetSecondFactors)."""
+
     def __init__(
         self,
         *,
@@ -1984,6 +2110,8 @@ Global___UserEvent: _TypeAlias = UserEvent  # noqa: Y015
 
 @_typing.final
 class RequestEmailChangeRequest(_message.Message):
+    """The request of RequestEmailChange."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -2014,6 +2142,8 @@ Global___RequestEmailChangeRequest: _TypeAlias = RequestEmailChangeRequest  # no
 
 @_typing.final
 class RequestEmailChangeResponse(_message.Message):
+    """The reply of RequestEmailChange."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
@@ -2036,6 +2166,8 @@ Global___RequestEmailChangeResponse: _TypeAlias = RequestEmailChangeResponse  # 
 
 @_typing.final
 class ConfirmEmailChangeRequest(_message.Message):
+    """The request of ConfirmEmailChange."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
@@ -2056,6 +2188,8 @@ Global___ConfirmEmailChangeRequest: _TypeAlias = ConfirmEmailChangeRequest  # no
 
 @_typing.final
 class CancelEmailChangeRequest(_message.Message):
+    """The request of CancelEmailChange."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
@@ -2093,6 +2227,8 @@ Global___CancelEmailChangeResponse: _TypeAlias = CancelEmailChangeResponse  # no
 
 @_typing.final
 class ChangeEmailRequest(_message.Message):
+    """The request of ChangeEmail."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
@@ -2121,6 +2257,8 @@ Global___ChangeEmailRequest: _TypeAlias = ChangeEmailRequest  # noqa: Y015
 
 @_typing.final
 class BeginTotpEnrollmentRequest(_message.Message):
+    """The request of BeginTotpEnrollment."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2177,6 +2315,8 @@ Global___BeginTotpEnrollmentResponse: _TypeAlias = BeginTotpEnrollmentResponse  
 
 @_typing.final
 class ConfirmTotpEnrollmentRequest(_message.Message):
+    """The request of ConfirmTotpEnrollment."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2201,6 +2341,8 @@ Global___ConfirmTotpEnrollmentRequest: _TypeAlias = ConfirmTotpEnrollmentRequest
 
 @_typing.final
 class ConfirmTotpEnrollmentResponse(_message.Message):
+    """The reply of ConfirmTotpEnrollment."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECOVERY_CODES_FIELD_NUMBER: _builtins.int
@@ -2232,6 +2374,8 @@ Global___ConfirmTotpEnrollmentResponse: _TypeAlias = ConfirmTotpEnrollmentRespon
 
 @_typing.final
 class DisableTotpRequest(_message.Message):
+    """The request of DisableTotp."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2266,6 +2410,8 @@ Global___DisableTotpRequest: _TypeAlias = DisableTotpRequest  # noqa: Y015
 
 @_typing.final
 class RegenerateRecoveryCodesRequest(_message.Message):
+    """The request of RegenerateRecoveryCodes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2290,6 +2436,8 @@ Global___RegenerateRecoveryCodesRequest: _TypeAlias = RegenerateRecoveryCodesReq
 
 @_typing.final
 class RegenerateRecoveryCodesResponse(_message.Message):
+    """The reply of RegenerateRecoveryCodes."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECOVERY_CODES_FIELD_NUMBER: _builtins.int
@@ -2314,6 +2462,8 @@ Global___RegenerateRecoveryCodesResponse: _TypeAlias = RegenerateRecoveryCodesRe
 
 @_typing.final
 class ResetSecondFactorsRequest(_message.Message):
+    """The request of ResetSecondFactors."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2382,6 +2532,8 @@ Global___SignInChallenge: _TypeAlias = SignInChallenge  # noqa: Y015
 
 @_typing.final
 class CompleteSignInRequest(_message.Message):
+    """The request of CompleteSignIn."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CHALLENGE_TOKEN_FIELD_NUMBER: _builtins.int
@@ -2426,6 +2578,8 @@ Global___CompleteSignInRequest: _TypeAlias = CompleteSignInRequest  # noqa: Y015
 
 @_typing.final
 class BeginPasskeyRegistrationRequest(_message.Message):
+    """The request of BeginPasskeyRegistration."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2446,6 +2600,8 @@ Global___BeginPasskeyRegistrationRequest: _TypeAlias = BeginPasskeyRegistrationR
 
 @_typing.final
 class BeginPasskeyRegistrationResponse(_message.Message):
+    """The reply of BeginPasskeyRegistration."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPTIONS_JSON_FIELD_NUMBER: _builtins.int
@@ -2475,6 +2631,8 @@ Global___BeginPasskeyRegistrationResponse: _TypeAlias = BeginPasskeyRegistration
 
 @_typing.final
 class FinishPasskeyRegistrationRequest(_message.Message):
+    """The request of FinishPasskeyRegistration."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2524,9 +2682,10 @@ class Passkey(_message.Message):
     """What the user calls it."""
     backup_eligible: _builtins.bool
     """Whether it may be synced to the user's other devices (WebAuthn's BE
-    flag), and whether it is (BS, as of its last use).
+    flag).
     """
     backed_up: _builtins.bool
+    """Whether it is synced (WebAuthn's BS flag, as of its last use)."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was registered (UTC)."""
@@ -2562,6 +2721,8 @@ Global___Passkey: _TypeAlias = Passkey  # noqa: Y015
 
 @_typing.final
 class ListPasskeysRequest(_message.Message):
+    """The request of ListPasskeys."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2582,6 +2743,8 @@ Global___ListPasskeysRequest: _TypeAlias = ListPasskeysRequest  # noqa: Y015
 
 @_typing.final
 class ListPasskeysResponse(_message.Message):
+    """The reply of ListPasskeys."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PASSKEYS_FIELD_NUMBER: _builtins.int
@@ -2604,6 +2767,8 @@ Global___ListPasskeysResponse: _TypeAlias = ListPasskeysResponse  # noqa: Y015
 
 @_typing.final
 class RemovePasskeyRequest(_message.Message):
+    """The request of RemovePasskey."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     USER_ID_FIELD_NUMBER: _builtins.int
@@ -2645,6 +2810,8 @@ Global___RemovePasskeyResponse: _TypeAlias = RemovePasskeyResponse  # noqa: Y015
 
 @_typing.final
 class BeginPasskeySignInRequest(_message.Message):
+    """The request of BeginPasskeySignIn."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -2660,6 +2827,8 @@ Global___BeginPasskeySignInRequest: _TypeAlias = BeginPasskeySignInRequest  # no
 
 @_typing.final
 class BeginPasskeySignInResponse(_message.Message):
+    """The reply of BeginPasskeySignIn."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     OPTIONS_JSON_FIELD_NUMBER: _builtins.int
@@ -2693,6 +2862,8 @@ Global___BeginPasskeySignInResponse: _TypeAlias = BeginPasskeySignInResponse  # 
 
 @_typing.final
 class FinishPasskeySignInRequest(_message.Message):
+    """The request of FinishPasskeySignIn."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CEREMONY_TOKEN_FIELD_NUMBER: _builtins.int
