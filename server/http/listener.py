@@ -14,6 +14,10 @@ from server.operations.metrics import Metrics
 
 # What stop() gives requests under way (probes and key fetches take milliseconds).
 STOP_GRACE_SECONDS = 1.0
+# How long an idle keep-alive connection is kept: a kubelet or a verifier asks every few seconds
+# to every few minutes, so holding connections longer only lets idle ones pile up (aiohttp's own
+# default is an hour).
+KEEPALIVE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,12 @@ async def start_http_listener(
             keys=keys, issuer=issuer, public_url=public_url, ready=ready, metrics=metrics
         )
         # No access log: the kubelet's probes would write two lines every few seconds.
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=STOP_GRACE_SECONDS)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=STOP_GRACE_SECONDS,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
+        )
         await runner.setup()
     except BaseException:
         sock.close()
@@ -69,8 +78,11 @@ async def start_http_listener(
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
+    if ":" in host:  # "::" takes IPv4 too where it can, as the gRPC port's "[::]" does
+        return socket.create_server(
+            (host, port), family=socket.AF_INET6, dualstack_ipv6=socket.has_dualstack_ipv6()
+        )
+    return socket.create_server((host, port), family=socket.AF_INET)
 
 
 def _url_host(host: str) -> str:

@@ -35,6 +35,7 @@ def http_app(
         return discovery.respond(request)
 
     app = web.Application()
+    app.on_response_prepare.append(_name_no_versions)
     app.add_routes(
         [
             web.get(JWKS_PATH, get_jwks),
@@ -52,3 +53,9 @@ def http_app(
 
         app.add_routes([web.get(METRICS_PATH, get_metrics)])
     return app
+
+
+async def _name_no_versions(request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: user-service`` instead of aiohttp's ``Python/3.11 aiohttp/3.x``: versions help
+    only someone matching them against known flaws."""
+    response.headers["Server"] = "user-service"

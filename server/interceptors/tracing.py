@@ -16,6 +16,7 @@ or other metadata (they hold emails and tokens).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextvars import Token
 from typing import Any, TypeAlias
@@ -34,6 +35,13 @@ from server.interceptors.wrapping import WrappedHandlers
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 _CARRIED = (TRACEPARENT, TRACESTATE)
+# W3C Trace Context, version 00 (a later version's header starts the same way and may be longer:
+# its first 55 characters are read as version 00's). Anything else is no parent, quietly: the
+# SDK would log a warning per call for a malformed header, a flood any caller could start.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?", re.ASCII)
+MAX_TRACEPARENT_LENGTH = 256
+# The spec's limit: 32 list members, and a vendor may truncate what exceeds 512 characters.
+MAX_TRACESTATE_LENGTH = 512
 
 # OpenTelemetry's rpc conventions: on a server span, only these codes make the span an error;
 # the others (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, ...) are the caller's to judge.
@@ -174,8 +182,11 @@ class _SpanOf:
             for key, value in metadata or ()
             if key in _CARRIED and isinstance(value, str)
         }
-        if TRACEPARENT not in carrier:
+        traceparent = carrier.get(TRACEPARENT, "")
+        if len(traceparent) > MAX_TRACEPARENT_LENGTH or not _TRACEPARENT.fullmatch(traceparent):
             return Context()
+        if len(carrier.get(TRACESTATE, "")) > MAX_TRACESTATE_LENGTH:
+            del carrier[TRACESTATE]  # the parent without its vendors' state
         return self.propagator.extract(carrier, context=Context())
 
     @staticmethod

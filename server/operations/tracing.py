@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -161,8 +162,10 @@ def _resource(service_name: str | None) -> Resource:
 
 
 def _endpoint(environ: Mapping[str, str]) -> str:
-    return (
-        environ.get(OTLP_TRACES_ENDPOINT, "").strip()
-        or environ.get(OTLP_ENDPOINT, "").strip()
-        or "the default (localhost:4317)"
+    """The endpoint as the log may show it: any ``user:password@`` left out."""
+    endpoint = (
+        environ.get(OTLP_TRACES_ENDPOINT, "").strip() or environ.get(OTLP_ENDPOINT, "").strip()
     )
+    if not endpoint:
+        return "the default (localhost:4317)"
+    return re.sub(r"(?<=//)[^/@]*@", "", endpoint, count=1)

@@ -3,6 +3,7 @@ whenever the SDK is disabled or the exporter is "none"; the resource names the s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,17 @@ def test_a_collector_that_does_not_answer_holds_the_stop_up_two_seconds_at_most(
     tracing.shutdown()
 
     assert time.monotonic() - started < 3.0  # the exporter alone would retry for 10 s
+
+
+def test_the_logged_endpoint_leaves_out_credentials(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://ops:s3cret@collector.example:4317")
+    caplog.set_level("INFO", logger=tracing_module.__name__)
+
+    tracing = tracing_from_environment(dict(os.environ))
+    assert tracing is not None
+    tracing.provider.shutdown()
+
+    assert "https://collector.example:4317" in caplog.text
+    assert "s3cret" not in caplog.text and "ops" not in caplog.text
