@@ -346,6 +346,32 @@ def test_the_stacks_policies_name_only_the_stacks_tables() -> None:
                 assert match and match.group(1).endswith("-prod"), (logical_id, resource)
 
 
+def parameter_overrides(command: str) -> list[str]:
+    """The parameter names of a deploy command's --parameter-overrides (to its last line)."""
+    rest = command.split("--parameter-overrides", 1)[1]
+    lines = []
+    for line in rest.splitlines():
+        lines.append(line)
+        if not line.rstrip().endswith("\\"):
+            break
+    return re.findall(r"(?:^|\s)([A-Za-z][A-Za-z0-9]*)=", " ".join(lines))
+
+
+def test_the_guides_stack_commands_name_the_template_and_its_parameters_and_outputs() -> None:
+    template = load_template()
+    blocks = [body for language, body in fenced_blocks(GUIDE.read_text(encoding="utf-8"))]
+    deploys = [body for body in blocks if "aws cloudformation deploy" in body]
+    assert len(deploys) >= 3  # the tables, a customer key, provisioned capacity
+    for command in deploys:
+        assert f"--template-file {TEMPLATE.relative_to(ROOT).as_posix()} " in command
+        names = parameter_overrides(command)
+        assert names, command
+        assert set(names) <= set(template["Parameters"]), command
+    outputs = {name for body in blocks for name in re.findall(r"\$\(output (\w+)\)", body)}
+    assert "ServicePolicyArn" in outputs
+    assert outputs <= set(template["Outputs"])
+
+
 # --- the guide's text ----------------------------------------------------------------------
 
 
