@@ -1,8 +1,8 @@
 """The stack deployed to moto's CloudFormation, and the service serving from what it made.
 
 deploy/cloudformation/user-service.yaml goes to moto_server's CloudFormation API over HTTP; the
-stack's outputs become the service's environment (USER_SERVICE_TABLE_NAME and the rest), table
-creation stays off, and the README's core flows run over a real gRPC channel against the tables
+stack's outputs become the service's environment (USER_SERVICE_TABLE_NAME and the rest, read by
+the production guide's own query), table creation stays off, and the README's core flows run over a real gRPC channel against the tables
 the stack created. moto's CloudFormation does not implement AWS::CloudWatch::Alarm or
 AWS::ApplicationAutoScaling::* and skips them (the stack still completes): those are checked by
 cfn-lint and checkov in `make lint` and by tests/unit/test_cloudformation_template.py, not here.
@@ -10,10 +10,12 @@ cfn-lint and checkov in `make lint` and by tests/unit/test_cloudformation_templa
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
+import jmespath  # type: ignore[import-untyped]  # botocore's, as the AWS CLI's --query uses
 import pytest
 import pytest_asyncio
 from aiobotocore.session import get_session
@@ -22,7 +24,7 @@ from biome.user.v1 import user_service_pb2 as pb
 from persistence.schema import TableNames
 from persistence.table_initializer import ensure_tables
 from server.settings import Settings
-from tests.cfn_template import TEMPLATE, Resolved, load_template
+from tests.cfn_template import ROOT, TEMPLATE, Resolved, load_template
 from tests.e2e.conftest import serving
 from tests.e2e.harness import service_settings
 from tests.smtp_server import CapturingSmtpServer
@@ -61,12 +63,13 @@ async def deploy(moto_endpoint: str, parameters: dict[str, str]) -> dict[str, An
 
 
 def settings_environment(stack: dict[str, Any]) -> dict[str, str]:
-    """The stack's outputs that are settings: USER_SERVICE_* name -> value."""
-    return {
-        output["Description"]: output["OutputValue"]
-        for output in stack["Outputs"]
-        if output["Description"].startswith("USER_SERVICE_")
-    }
+    """The settings the production guide's command reads from the stack's outputs: its own
+    JMESPath query (the one that writes user-service-tables.env), applied to this stack."""
+    guide = (ROOT / "docs" / "production.md").read_text(encoding="utf-8")
+    (query,) = re.findall(r"--query '([^']+)'[^\n]*\n[^\n]*user-service-tables\.env", guide)
+    pairs = jmespath.search(query, {"Stacks": [stack]})
+    assert pairs, "the guide's query finds no setting"
+    return {name: value for name, value in pairs}
 
 
 STACK_PARAMETERS = [
