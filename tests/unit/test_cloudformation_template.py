@@ -256,3 +256,64 @@ def test_the_outputs_are_the_service_settings_that_name_its_tables_and_region() 
         if output["Description"].startswith("USER_SERVICE_"):
             words = re.findall(r"[A-Z][a-z0-9]*", key)
             assert "_".join(words).upper() == output["Description"], key
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm watches: its one metric, or those its math expression adds up."""
+    if "MetricName" in alarm:
+        return [{key: alarm[key] for key in ("Namespace", "MetricName", "Dimensions")}]
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "SUM(METRICS())" and expression["ReturnData"] is True
+    return [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
+def test_the_alarms_watch_each_tables_throttles_and_system_errors_and_the_stream_index() -> None:
+    stack = Resolved(load_template(), {"EnvironmentSuffix": "prod"})
+    alarms = list(stack.resources("AWS::CloudWatch::Alarm").values())
+    tables = [properties["TableName"] for properties in stack.resources(TABLE).values()]
+    watched: dict[tuple[str, str, str | None], str] = {}
+    for alarm in alarms:
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == 0
+        for metric in alarm_metrics(alarm):
+            assert metric["Namespace"] == "AWS/DynamoDB"
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            table = dimensions.pop("TableName")
+            other = "".join(f"{name}={value}" for name, value in dimensions.items()) or None
+            watched[(metric["MetricName"], table, other)] = alarm["AlarmName"]
+    for table in tables:
+        assert ("ReadThrottleEvents", table, None) in watched
+        assert ("WriteThrottleEvents", table, None) in watched
+    names = stack_names(stack)
+    assert ("WriteThrottleEvents", names.events, "GlobalSecondaryIndexName=EventStream") in watched
+    # SystemErrors of exactly the operations the service calls on each table: those its policy
+    # grants outright, and TransactWriteItems where it grants writes inside transactions only.
+    policy = stack.resources("AWS::IAM::ManagedPolicy")["ServicePolicy"]["PolicyDocument"]
+    called: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        resources = statement["Resource"]
+        for resource in [resources] if isinstance(resources, str) else resources:
+            table = resource.split(":table/", 1)[1].split("/index/", 1)[0]
+            actions = statement["Action"]
+            if "Condition" in statement:
+                called.setdefault(table, set()).add("TransactWriteItems")
+            else:
+                for action in [actions] if isinstance(actions, str) else actions:
+                    called.setdefault(table, set()).add(action.removeprefix("dynamodb:"))
+    errors: dict[str, set[str]] = {}
+    for metric_name, table, dimension in watched:
+        if metric_name == "SystemErrors":
+            assert dimension is not None and dimension.startswith("Operation=")
+            errors.setdefault(table, set()).add(dimension.removeprefix("Operation="))
+    assert errors == called
+
+
+def test_the_alarms_notify_the_topic_when_one_is_given() -> None:
+    topic = "arn:aws:sns:eu-west-1:123456789012:user-service-alerts"
+    for alarm in (
+        Resolved(load_template(), {"AlarmTopicArn": topic})
+        .resources("AWS::CloudWatch::Alarm")
+        .values()
+    ):
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [topic]
+    for alarm in Resolved(load_template()).resources("AWS::CloudWatch::Alarm").values():
+        assert "AlarmActions" not in alarm and "OKActions" not in alarm
