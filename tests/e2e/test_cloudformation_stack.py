@@ -3,9 +3,10 @@
 deploy/cloudformation/user-service.yaml goes to moto_server's CloudFormation API over HTTP; the
 stack's outputs become the service's environment (USER_SERVICE_TABLE_NAME and the rest, read by
 the production guide's own query), table creation stays off, and the README's core flows run
-over a real gRPC channel against the tables the stack created. moto's CloudFormation does not implement AWS::CloudWatch::Alarm or
-AWS::ApplicationAutoScaling::* and skips them (the stack still completes): those are checked by
-cfn-lint and checkov in `make lint` and by tests/unit/test_cloudformation_template.py, not here.
+over a real gRPC channel against the tables the stack created. moto's CloudFormation does not
+implement AWS::CloudWatch::Alarm or AWS::ApplicationAutoScaling::* and skips them (the stack
+still completes): those are checked by cfn-lint and checkov in `make lint` and by
+tests/unit/test_cloudformation_template.py, not here.
 """
 
 from __future__ import annotations
