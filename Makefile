@@ -95,6 +95,34 @@ capacity: CAPACITY_ARGS ?=
 capacity: venv gen
 	$(PY) -m tools.capacity $(CAPACITY_ARGS)
 
+# deploy/cloudformation: the stack's template, linted by `make lint` with cfn-lint (in .venv, from
+# constraints.txt) and checkov. checkov pins versions that conflict with constraints.txt, so it
+# lives in a venv of its own, installed with --no-deps from its exact list (make lock-checkov
+# re-resolves it); it runs offline (--skip-download).
+CFN_TEMPLATES := deploy/cloudformation/user-service.yaml
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_LOCK  := deploy/checkov-constraints.txt
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+.PHONY: lint-cloudformation lock-checkov
+test-deps: $(CHECKOV_STAMP)
+lint: lint-cloudformation
+lint-cloudformation: $(TEST_STAMP) $(CHECKOV_STAMP)
+	$(VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  $(addprefix -f ,$(CFN_TEMPLATES))
+$(CHECKOV_STAMP): $(CHECKOV_LOCK)
+	$(PYTHON3) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --no-deps -r $(CHECKOV_LOCK)
+	touch $@
+lock-checkov:
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON3) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install -q checkov; \
+	{ sed -n '1,/^# do not edit/p' $(CHECKOV_LOCK); \
+	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude pip; \
+	} > $(CHECKOV_LOCK).new; \
+	mv $(CHECKOV_LOCK).new $(CHECKOV_LOCK)
+
 init-tables: venv gen
 	$(VENV)/bin/user-service init-tables
 
@@ -145,6 +173,6 @@ lock:
 	mv constraints.txt.new constraints.txt
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(GEN_STAMP)
+	rm -rf $(VENV) .venv-checkov build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis $(GEN_STAMP)
 	find protos \( -name '*_pb2.py' -o -name '*_pb2_grpc.py' -o -name '*_pb2.pyi' -o -name '*_pb2_grpc.pyi' \) -delete
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -16,6 +16,7 @@ import yaml
 from botocore import xform_name
 
 from server.settings import Settings
+from tests.cfn_template import TEMPLATE, Resolved, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -276,6 +277,98 @@ def test_the_kms_policy_only_decrypts_through_dynamodb() -> None:
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": "dynamodb.REGION.amazonaws.com"}
     }
+
+
+# --- the stack's policies (deploy/cloudformation/user-service.yaml) ---------------------------
+
+# Each managed policy of the stack and the guide's policy it is: the same statements, on the
+# stack's tables instead of the placeholders.
+POLICY_OF_STACK = {
+    "ServicePolicy": SERVICE_POLICY,
+    "InitTablesPolicy": INIT_TABLES_POLICY,
+    "DataToolsPolicy": DATA_TOOLS_POLICY,
+    "KmsPolicy": KMS_POLICY,
+}
+KMS_KEY = "arn:aws:kms:REGION:ACCOUNT_ID:key/KEY_ID"
+
+
+def stack_policies(**parameters: str) -> dict[str, dict[str, Any]]:
+    """The policy document of each managed policy of the stack, resolved for ``parameters``."""
+    stack = Resolved(load_template(), {"KmsKeyArn": KMS_KEY, **parameters})
+    return {
+        logical_id: properties["PolicyDocument"]
+        for logical_id, properties in stack.resources("AWS::IAM::ManagedPolicy").items()
+    }
+
+
+def test_the_stack_has_a_managed_policy_for_each_policy_of_the_guide() -> None:
+    assert set(stack_policies()) == set(POLICY_OF_STACK)
+    assert sorted(POLICY_OF_STACK.values()) == POLICIES
+    assert "KmsPolicy" not in stack_policies(KmsKeyArn=""), "no key, no KMS policy"
+
+
+@pytest.mark.parametrize(("logical_id", "name"), sorted(POLICY_OF_STACK.items()))
+def test_each_managed_policy_of_the_stack_is_the_guides_policy(logical_id: str, name: str) -> None:
+    # With the default table names, the stack's ARNs resolve to the guide's placeholders'.
+    assert stack_policies()[logical_id] == load_policy(name), TEMPLATE.name
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "name"),
+    sorted(item for item in POLICY_OF_STACK.items() if item[1] != KMS_POLICY),
+)
+def test_each_managed_policy_of_the_stack_grants_exactly_the_calls_of_its_modules(
+    logical_id: str, name: str
+) -> None:
+    document = stack_policies()[logical_id]
+    needs = needs_by_policy()[name]
+    actions = {action for s in document["Statement"] for action in as_list(s["Action"])}
+    assert actions == set(needs.all)
+    unconditional = {
+        action
+        for statement in document["Statement"]
+        if _ENCLOSING_OPERATION not in json.dumps(statement.get("Condition", {}))
+        for action in as_list(statement["Action"])
+    }
+    assert needs.direct <= unconditional, sorted(needs.direct - unconditional)
+
+
+def test_the_stacks_policies_name_only_the_stacks_tables() -> None:
+    arn = re.compile(r"arn:aws:dynamodb:REGION:ACCOUNT_ID:table/([A-Za-z0-9_.-]+)(?:/index/.+)?")
+    for logical_id, document in stack_policies(EnvironmentSuffix="prod").items():
+        for statement in document["Statement"]:
+            for resource in as_list(statement["Resource"]):
+                if logical_id == "KmsPolicy":
+                    assert resource == KMS_KEY
+                    continue
+                match = arn.fullmatch(resource)
+                assert match and match.group(1).endswith("-prod"), (logical_id, resource)
+
+
+def parameter_overrides(command: str) -> list[str]:
+    """The parameter names of a deploy command's --parameter-overrides (to its last line)."""
+    rest = command.split("--parameter-overrides", 1)[1]
+    lines = []
+    for line in rest.splitlines():
+        lines.append(line)
+        if not line.rstrip().endswith("\\"):
+            break
+    return re.findall(r"(?:^|\s)([A-Za-z][A-Za-z0-9]*)=", " ".join(lines))
+
+
+def test_the_guides_stack_commands_name_the_template_and_its_parameters_and_outputs() -> None:
+    template = load_template()
+    blocks = [body for language, body in fenced_blocks(GUIDE.read_text(encoding="utf-8"))]
+    deploys = [body for body in blocks if "aws cloudformation deploy" in body]
+    assert len(deploys) >= 3  # the tables, a customer key, provisioned capacity
+    for command in deploys:
+        assert f"--template-file {TEMPLATE.relative_to(ROOT).as_posix()} " in command
+        names = parameter_overrides(command)
+        assert names, command
+        assert set(names) <= set(template["Parameters"]), command
+    outputs = {name for body in blocks for name in re.findall(r"\$\(output (\w+)\)", body)}
+    assert "ServicePolicyArn" in outputs
+    assert outputs <= set(template["Outputs"])
 
 
 # --- the guide's text ----------------------------------------------------------------------
