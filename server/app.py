@@ -44,18 +44,21 @@ def create_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
     loopback_port: int | None = None,
+    max_connection_age_seconds: float | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted server with UserService, health and reflection on ``address``; its port.
 
     ``interceptors`` are listed in the order a call passes through them, outermost first.
     ``loopback_port`` adds a plaintext listener on 127.0.0.1 only, so a health check inside
     the container needs no certificate; the same caller checks apply there.
+    ``max_connection_age_seconds`` sends each connection GOAWAY after that long (gRPC adds
+    10 % jitter); its calls under way, streams included, finish on it without limit.
     """
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        # Above the service's own limit (server.interceptors.request_size), which answers there.
-        options=[("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)],
-    )
+    # Above the service's own limit (server.interceptors.request_size), which answers there.
+    options: list[tuple[str, int]] = [("grpc.max_receive_message_length", GRPC_RECEIVE_LIMIT_BYTES)]
+    if max_connection_age_seconds is not None:
+        options.append(("grpc.max_connection_age_ms", round(max_connection_age_seconds * 1000)))
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     user_service_pb2_grpc.add_UserServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(SERVICE_NAMES, server)
@@ -105,6 +108,7 @@ async def running_service(
             interceptors=built.interceptors,
             credentials=built.credentials,
             loopback_port=settings.health_port,
+            max_connection_age_seconds=settings.max_connection_age_seconds,
         )
         metrics_endpoint: MetricsEndpoint | None = None
         if built.metrics is not None and settings.metrics_port is not None:

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     ensure_tables_created: bool | None = None
     embedded_dynamodb: bool | None = None
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # After this long a client's connection is sent GOAWAY (its calls under way finish, its next
+    # calls open a new connection): a ClusterIP Service balances connections, not calls, so
+    # without it replicas added by scaling would get nothing from the callers already connected.
+    max_connection_age_seconds: float = Field(default=300.0, ge=1, le=86_400)
     dynamodb_connect_timeout: float = Field(default=2.0, gt=0)
     dynamodb_read_timeout: float = Field(default=5.0, gt=0)
     dynamodb_max_attempts: int = Field(default=3, ge=1)
