@@ -4,6 +4,7 @@ and counts the requests. Stands in for the service's HTTP listener where a test 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -22,6 +23,9 @@ class JwksServer:
     keys: list[dict[str, str]]
     max_age: int = 300
     etags: bool = False  # answer If-None-Match with 304 while the set is unchanged
+    redirect_to: str | None = None  # answer 302 to this address instead of the set
+    held: asyncio.Event | None = None  # answer only once this is set (a slow endpoint)
+    asked: asyncio.Event = field(default_factory=asyncio.Event)  # set by each request
     requests: int = 0
     not_modified: int = 0
     base_url: str = field(default="")
@@ -32,6 +36,11 @@ class JwksServer:
 
     async def _serve(self, request: web.Request) -> web.Response:
         self.requests += 1
+        self.asked.set()
+        if self.held is not None:
+            await self.held.wait()
+        if self.redirect_to is not None:
+            return web.Response(status=302, headers={"Location": self.redirect_to})
         body = json.dumps({"keys": self.keys}).encode()
         headers = {"Cache-Control": f"public, max-age={self.max_age}"}
         if self.etags:

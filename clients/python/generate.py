@@ -1,5 +1,5 @@
 """Generates the kit's messages and stub from protos/biome/user/v1/user_service.proto into
-user_service_client/_proto/ (committed; tests/unit/clients/test_client_kit_generated.py fails when
+user_service_client/_proto/ (committed; tests/unit/clients/test_kit_generated.py fails when
 they are stale). Run by `make gen`; usage: python clients/python/generate.py [--out DIR].
 
 protoc's output is rewritten in two ways, so that the kit stands alone and never collides with

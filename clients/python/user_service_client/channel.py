@@ -4,6 +4,7 @@ errors (user_service_client.errors) from every unary call."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -156,17 +157,23 @@ def connect(
     wait_for_ready: bool = False,
     options: Sequence[tuple[str, Any]] = (),
 ) -> UserServiceClient:
-    """A client of the service at ``target`` ("host:port").
+    """A client of the service at ``target`` ("host:port", or a gRPC target name).
 
-    TLS is on when ``tls`` is true, or (by default) when any of ``client_cert`` (PEM certificate
-    chain, PEM private key) or ``root_certificates`` (PEM; the system's roots when None) is given.
-    ``api_key`` goes with every call as "authorization: Bearer <key>" (plaintext without TLS: for
-    development only). ``wait_for_ready`` makes calls wait for the server (up to their deadline)
-    instead of failing UNAVAILABLE at once while it cannot be reached.
+    TLS is on unless ``tls`` is False or, with ``tls`` left None, the target is on this machine
+    (localhost, 127.0.0.0/8, ::1, a unix socket) and neither ``client_cert`` (PEM certificate
+    chain, PEM private key) nor ``root_certificates`` (PEM; the system's roots when None) is
+    given: the API key and users' tokens never cross a network in plaintext unless the caller
+    says ``tls=False``. ``api_key`` goes with every call as "authorization: Bearer <key>".
+    ``wait_for_ready`` makes calls wait for the server (up to their deadline) instead of failing
+    UNAVAILABLE at once while it cannot be reached.
     """
-    use_tls = tls if tls is not None else (client_cert is not None or root_certificates is not None)
-    if not use_tls and client_cert is not None:
-        raise ValueError("a client certificate needs TLS")
+    if tls is None:
+        certificates = client_cert is not None or root_certificates is not None
+        use_tls = certificates or not is_loopback(target)
+    else:
+        use_tls = tls
+    if not use_tls and (client_cert is not None or root_certificates is not None):
+        raise ValueError("certificates need TLS (tls=False was given)")
     channel_options = [
         ("grpc.service_config", json.dumps(service_config(wait_for_ready=wait_for_ready))),
         ("grpc.enable_retries", 1),
@@ -190,6 +197,42 @@ def connect(
             target, options=channel_options, interceptors=interceptors
         )
     return UserServiceClient(channel)
+
+
+def is_loopback(target: str) -> bool:
+    """Whether every address of a gRPC ``target`` is on this machine: localhost, 127.0.0.0/8,
+    ::1 (as "host:port", "[::1]:port", "dns:///host:port", "ipv4:a:p,b:p", "ipv6:[a]:p") or a
+    unix socket. Anything else, a name not understood included, is not."""
+    scheme, colon, rest = target.partition(":")
+    if colon and scheme in ("unix", "unix-abstract"):
+        return True
+    if colon and scheme in ("ipv4", "ipv6"):
+        return all(_is_loopback_host(_host(address)) for address in rest.split(","))
+    if colon and scheme == "dns":
+        # dns:[//authority/]host[:port]: the authority is the DNS server, not the target.
+        target = rest.split("/", 3)[-1] if rest.startswith("//") else rest
+    return _is_loopback_host(_host(target))
+
+
+def _host(address: str) -> str:
+    """The host of "host", "host:port", "[v6]" or "[v6]:port"; a bare IPv6 address as is."""
+    if address.startswith("["):
+        return address[1:].partition("]")[0]
+    if address.count(":") > 1:
+        return address
+    return address.partition(":")[0]
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 _Details = grpc.aio.ClientCallDetails

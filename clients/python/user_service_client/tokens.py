@@ -1,16 +1,23 @@
 """Verifies the service's access tokens with the keys it publishes at /.well-known/jwks.json.
 
 The key set is fetched over HTTP(S) with urllib in a worker thread (the event loop never blocks,
-and the kit needs no HTTP library) and kept for the response's Cache-Control max-age (bounded),
-then asked for again with its ETag (an unchanged set costs a 304); it is fetched early, at most
-once per ``refresh_cooldown``, when a token names a kid the cached set lacks (the service rotated
-its key). PyJWT's PyJWKClient is not used: it blocks the caller, ignores Cache-Control, and
-fetches again for every unknown kid, so a stream of forged tokens with made-up kids would become
-a stream of requests to the service."""
+and the kit needs no HTTP library; redirects are refused) and kept for the response's
+Cache-Control max-age (bounded), then asked for again with its ETag (an unchanged set costs a
+304); it is fetched early, at most once per ``refresh_cooldown``, when a token names a kid the
+cached set lacks (the service rotated its key). While a set past its max-age is being fetched
+again, tokens whose kid it holds are verified with it without waiting; when fetching fails it
+serves for at most ``max_stale`` seconds beyond its max-age, then JwksUnavailable is raised.
+
+PyJWT's PyJWKClient (2.15) is not used: it blocks the caller (synchronous urllib under a thread
+lock), keeps the set for a fixed ``lifespan`` whatever the response's Cache-Control says, asks
+without an ETag, and drops the set once its lifespan is over, so while the endpoint is down every
+verification fails and tries a fetch of its own (its cool-down for unknown kids counts from the
+last successful fetch only)."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import re
 import ssl
@@ -79,12 +86,37 @@ class _KeySet:
     max_age: float
     etag: str | None = None
 
+    def fresh(self, now: float) -> bool:
+        return now - self.fetched_at < self.max_age
+
+    def usable(self, now: float, max_stale: float) -> bool:
+        """Fresh, or past its max-age by less than ``max_stale`` (fetching it again failed)."""
+        return now - self.fetched_at < self.max_age + max_stale
+
+
+class _RefusedRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect (a 3xx answer is a failed fetch): the key set is fetched from the
+    address configured, never from one an answer names, nor over http after https."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
 
 class AccessTokenVerifier:
     """Checks a token's EdDSA signature against the published key its header's kid names, and its
     iss, aud, exp, iat (with ``leeway`` seconds of clock skew) and the claims the service writes.
 
-    ``ssl_context`` verifies an https JWKS address (the system's roots when None).
+    ``ssl_context`` verifies an https JWKS address (the system's roots when None). A set past its
+    max-age that cannot be fetched again keeps serving for ``max_stale`` seconds more (keys
+    outlive their tokens), then verifications raise JwksUnavailable until a fetch succeeds.
     """
 
     def __init__(
@@ -98,6 +130,7 @@ class AccessTokenVerifier:
         default_max_age: float = 300.0,
         max_max_age: float = 86_400.0,
         fetch_timeout: float = 5.0,
+        max_stale: float = 3600.0,
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -109,11 +142,15 @@ class AccessTokenVerifier:
         self._default_max_age = default_max_age
         self._max_max_age = max_max_age
         self._timeout = fetch_timeout
-        self._ssl_context = ssl_context
+        self._max_stale = max_stale
+        self._opener = urllib.request.build_opener(
+            _RefusedRedirect(), urllib.request.HTTPSHandler(context=ssl_context)
+        )
         self._clock = clock
         self._key_set: _KeySet | None = None
         self._last_attempt: float | None = None
         self._lock = asyncio.Lock()
+        self._refreshing = False
         #: How many times the key set was fetched (successfully or not).
         self.fetches = 0
 
@@ -151,38 +188,48 @@ class AccessTokenVerifier:
     async def _key(self, kid: str) -> jwt.PyJWK:
         now = self._clock()
         key_set = self._key_set
-        if key_set is not None and now - key_set.fetched_at < key_set.max_age:
+        if key_set is not None and key_set.fresh(now):
             if kid in key_set.keys:
                 return key_set.keys[kid]
             # An unknown kid in a fresh set: the service may have rotated its key since.
             if not self._cooldown_over(now):
                 raise InvalidAccessToken("signed by an unknown key")
+        elif (
+            key_set is not None
+            and self._refreshing
+            and kid in key_set.keys
+            and key_set.usable(now, self._max_stale)
+        ):
+            # Past its max-age and being fetched again: meanwhile the set serves its own kids.
+            return key_set.keys[kid]
         async with self._lock:
             # Another verification may have fetched while this one waited.
             key_set = self._key_set
-            fresh = key_set is not None and self._clock() - key_set.fetched_at < key_set.max_age
-            if not (fresh and key_set is not None and kid in key_set.keys):
+            if not (key_set is not None and key_set.fresh(self._clock()) and kid in key_set.keys):
                 if self._cooldown_over(self._clock()):
                     await self._refresh()
             key_set = self._key_set
-        if key_set is None:
+        if key_set is None or not key_set.usable(self._clock(), self._max_stale):
             raise JwksUnavailable(f"could not fetch the key set from {self.jwks_url}")
         if kid not in key_set.keys:
             raise InvalidAccessToken("signed by an unknown key")
         return key_set.keys[kid]
 
     def _cooldown_over(self, now: float) -> bool:
-        # Without any set a failed fetch is tried again sooner: nothing can be verified meanwhile.
-        cooldown = self._cooldown if self._key_set is not None else _RETRY_WITHOUT_KEYS_SECONDS
+        # Without a usable set a failed fetch is tried again sooner: nothing can be verified.
+        key_set = self._key_set
+        usable = key_set is not None and key_set.usable(now, self._max_stale)
+        cooldown = self._cooldown if usable else _RETRY_WITHOUT_KEYS_SECONDS
         return self._last_attempt is None or now - self._last_attempt >= cooldown
 
     async def _refresh(self) -> None:
         """Fetches the set (conditionally, with the cached set's ETag); on failure keeps the
-        cached one (keys outlive their tokens)."""
+        cached one (keys outlive their tokens; ``max_stale`` bounds how long)."""
         self._last_attempt = self._clock()
         self.fetches += 1
         cached = self._key_set
         etag = cached.etag if cached is not None else None
+        self._refreshing = True
         try:
             body, cache_control, new_etag = await asyncio.to_thread(self._fetch, etag)
             if body is not None:
@@ -191,10 +238,21 @@ class AccessTokenVerifier:
                 keys = cached.keys
             else:
                 raise ValueError("304 Not Modified without a cached set")
-        except (OSError, ValueError, jwt.PyJWKSetError):
+        # OSError: unreachable, timed out, an HTTP error status or a refused redirect (urllib's
+        # HTTPError); HTTPException: a garbled answer (BadStatusLine, IncompleteRead, ...);
+        # ValueError: not JSON (or not UTF-8), not a key set; RecursionError: JSON nested too deep.
+        except (
+            OSError,
+            http.client.HTTPException,
+            ValueError,
+            RecursionError,
+            jwt.PyJWKSetError,
+        ):
             if cached is not None:
-                return
+                return  # _key judges whether the cached set may still serve
             raise JwksUnavailable(f"could not fetch the key set from {self.jwks_url}") from None
+        finally:
+            self._refreshing = False
         max_age = self._max_age(cache_control)
         self._key_set = _KeySet(keys, fetched_at=self._clock(), max_age=max_age, etag=etag)
 
@@ -205,14 +263,13 @@ class AccessTokenVerifier:
             headers["If-None-Match"] = etag
         request = urllib.request.Request(self.jwks_url, headers=headers)
         try:
-            with urllib.request.urlopen(
-                request, timeout=self._timeout, context=self._ssl_context
-            ) as response:
+            with self._opener.open(request, timeout=self._timeout) as response:
                 body: bytes = response.read(MAX_JWKS_BYTES + 1)
                 if len(body) > MAX_JWKS_BYTES:
                     raise ValueError("the key set is too large")
                 return body, response.headers.get("Cache-Control", ""), response.headers.get("ETag")
         except urllib.error.HTTPError as error:
+            error.close()
             if error.code == HTTPStatus.NOT_MODIFIED:
                 return None, error.headers.get("Cache-Control", ""), etag
             raise
