@@ -426,5 +426,6 @@ async def test_reflection_lists_the_user_health_and_reflection_services(service:
     assert names == {
         "biome.user.v1.UserService",
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     }
