@@ -302,8 +302,8 @@ def test_the_alarms_watch_each_tables_throttles_and_system_errors_and_the_stream
             key = (metric_name, table, f"GlobalSecondaryIndexName={index}")
             assert key in watched, f"no alarm watches {metric_name} of {table}'s {index}"
     names = stack_names(stack)
-    event_stream_writes = ("WriteThrottleEvents", names.events, "GlobalSecondaryIndexName=EventStream")
-    assert watched[event_stream_writes] == f"{names.events}-EventStream-write-throttled"
+    stream_writes = ("WriteThrottleEvents", names.events, "GlobalSecondaryIndexName=EventStream")
+    assert watched[stream_writes] == f"{names.events}-EventStream-write-throttled"
     # SystemErrors of exactly the operations the service calls on each table: those its policy
     # grants outright, and TransactWriteItems where it grants writes inside transactions only.
     policy = stack.resources("AWS::IAM::ManagedPolicy")["ServicePolicy"]["PolicyDocument"]

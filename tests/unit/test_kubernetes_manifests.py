@@ -11,6 +11,7 @@ the pods run as the Dockerfile's user.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import shlex
@@ -513,7 +514,7 @@ def test_the_guides_commands_act_in_the_overlays_namespace() -> None:
     for words in acting:
         if words[1:3] == ["apply", "-k"] and words[3].startswith("overlays/"):
             continue  # the overlay sets the namespace itself
-        assert ("-n", namespace) in zip(words, words[1:]), " ".join(words)
+        assert ("-n", namespace) in itertools.pairwise(words), " ".join(words)
 
 
 def test_the_guides_overlay_names_the_deployments_image() -> None:
