@@ -349,6 +349,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {minimum} (OWASP minimum for argon2id)")
         return value
 
+    @field_validator("smtp_password")
+    @classmethod
+    def _smtp_password_without_edge_whitespace(cls, value: SecretStr | None) -> SecretStr | None:
+        # A Secret made with `kubectl create secret --from-file` keeps the file's final newline;
+        # sent as part of the password, it fails every login to the relay. Empty is none.
+        if value is None:
+            return None
+        stripped = value.get_secret_value().strip()
+        return SecretStr(stripped) if stripped else None
+
     @field_validator("page_token_secret")
     @classmethod
     def _secret_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:

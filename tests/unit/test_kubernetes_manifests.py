@@ -11,6 +11,7 @@ the pods run as the Dockerfile's user.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import shlex
@@ -366,6 +367,16 @@ def test_the_probes_ask_the_http_listeners_routes_on_its_port_in_its_scheme() ->
         assert get["scheme"] == scheme, probe
 
 
+def test_every_probe_gives_the_tls_handshake_time() -> None:
+    # Unset, timeoutSeconds is 1 s: a handshake and a reply on a loaded node can take longer,
+    # and a start-up probe that times out restarts the pod.
+    probes = [name for name in container() if name.endswith("Probe")]
+    assert sorted(probes) == ["livenessProbe", "readinessProbe", "startupProbe"]
+    for probe in probes:
+        timeout = container()[probe].get("timeoutSeconds")
+        assert timeout is not None and timeout >= 2, probe
+
+
 @pytest.mark.usefixtures("manifest_environment")
 def test_the_grace_period_outlasts_the_prestop_pause_and_the_drain() -> None:
     settings = Settings()
@@ -480,6 +491,32 @@ def guide_yaml_blocks() -> Iterator[Any]:
             yield yaml.safe_load(body)
 
 
+def test_the_guides_commands_act_in_the_overlays_namespace() -> None:
+    # The overlay puts every resource in its namespace: the Secrets the pods read must be there
+    # too, and the rollout watched there, or the commands work on the current namespace instead.
+    (overlay,) = [
+        block
+        for block in guide_yaml_blocks()
+        if isinstance(block, dict) and block.get("kind") == "Kustomization"
+    ]
+    namespace = overlay["namespace"]
+    section = GUIDE.read_text(encoding="utf-8").split("\n### Applying the manifests\n", 1)[1]
+    section = section.split("\n### ", 1)[0]
+    commands = []
+    for language, body in (match.groups() for match in _FENCE.finditer(section)):
+        if language == "bash":
+            for line in re.sub(r"\\\n\s*", " ", body).splitlines():
+                if line.startswith("kubectl "):
+                    commands.append(shlex.split(line, comments=True))
+    assert ["kubectl", "create", "namespace", namespace] in commands
+    acting = [words for words in commands if words[1:3] != ["create", "namespace"]]
+    assert len([words for words in acting if words[1:3] == ["create", "secret"]]) == 3
+    for words in acting:
+        if words[1:3] == ["apply", "-k"] and words[3].startswith("overlays/"):
+            continue  # the overlay sets the namespace itself
+        assert ("-n", namespace) in itertools.pairwise(words), " ".join(words)
+
+
 def test_the_guides_overlay_names_the_deployments_image() -> None:
     (overlay,) = [
         block
@@ -550,6 +587,18 @@ def test_the_guides_overlay_renders_with_its_namespace_image_and_patches(tmp_pat
     assert sorted(patch["path"] for patch in overlay["patches"]) == sorted(patches)
     for name, patch in patches.items():
         (directory / name).write_text(yaml.safe_dump(patch), encoding="utf-8")
+    # The stack's outputs, as the guide's describe-stacks command writes them.
+    tables = {
+        "USER_SERVICE_AWS_REGION": "eu-west-1",
+        "USER_SERVICE_TABLE_NAME": "Users-prod",
+        "USER_SERVICE_EMAIL_TABLE_NAME": "UserEmails-prod",
+        "USER_SERVICE_EVENTS_TABLE_NAME": "UserEvents-prod",
+        "USER_SERVICE_SESSIONS_TABLE_NAME": "UserSessions-prod",
+    }
+    assert set(tables) <= set(config_map())
+    (directory / "user-service-tables.env").write_text(
+        "".join(f"{name}={value}\n" for name, value in tables.items()), encoding="utf-8"
+    )
 
     rendered = by_kind(kustomize(directory))
     assert set(rendered) == set(resources())
@@ -559,8 +608,15 @@ def test_the_guides_overlay_renders_with_its_namespace_image_and_patches(tmp_pat
     (image,) = overlay["images"]
     (pod_container,) = rendered["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert pod_container["image"] == f"{image['newName']}@{image['digest']}"
-    # The patch changes its key and keeps the others.
-    assert rendered["ConfigMap"]["data"] == config_map() | {"USER_SERVICE_AWS_REGION": "eu-west-1"}
+    # The stack's outputs and the patch change their keys and keep the others.
+    assert rendered["ConfigMap"]["data"] == config_map() | tables
+    # Whatever name kustomize gives the merged ConfigMap, the pods read that one.
+    (source,) = [
+        entry["configMapRef"]["name"]
+        for entry in pod_container.get("envFrom", [])
+        if "configMapRef" in entry
+    ]
+    assert source == rendered["ConfigMap"]["metadata"]["name"]
     assert rendered["ServiceAccount"]["metadata"]["annotations"] == {
         "eks.amazonaws.com/role-arn": role
     }

@@ -117,3 +117,21 @@ def test_a_broken_template_in_the_folder_stops_the_notifier_naming_the_file(
 
     with pytest.raises(MailTemplateError, match=r"verification\.html, line 1: "):
         notifier(Settings(notifier="smtp", mail_templates_dir=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("relay password\n", "relay password"),  # `kubectl create secret --from-file` of echo's
+        ("relay password\r\n", "relay password"),
+        ("  relay password  ", "relay password"),
+        ("relay password", "relay password"),
+        ("\n", None),  # an empty file: no password, as if unset
+    ],
+)
+def test_the_smtp_password_is_read_without_surrounding_whitespace(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
+) -> None:
+    production(monkeypatch, USER_SERVICE_SMTP_PASSWORD=value)
+    password = Settings().smtp_password
+    assert (None if password is None else password.get_secret_value()) == expected
