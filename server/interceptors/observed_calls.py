@@ -24,7 +24,7 @@ from server.interceptors.request_id import (
     new_request_id,
     request_id_from,
 )
-from server.interceptors.wrapping import WrappedHandlers
+from server.interceptors.wrapping import WrappedHandlers, with_behaviour
 from server.operations.metrics import MethodMetrics, Metrics
 
 ACCESS_LOG = logging.getLogger("user_service.access")
@@ -74,27 +74,7 @@ class ObservedCalls(grpc.aio.ServerInterceptor):
             None if self._metrics is None else self._metrics.for_method(method),
             self._traced,
         )
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                observation.unary(handler.unary_unary), **serializers
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                observation.stream(handler.unary_stream), **serializers
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                observation.unary(handler.stream_unary), **serializers
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                observation.stream(handler.stream_stream), **serializers
-            )
-        raise TypeError(f"a method handler without behaviour: {handler!r}")
+        return with_behaviour(handler, observation.unary, observation.stream)
 
 
 class _Observation:

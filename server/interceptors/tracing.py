@@ -30,7 +30,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from persistence.call_observer import UNTRACED_CALLS
 from server.interceptors.observed_calls import failure_code, status_code_of, written
-from server.interceptors.wrapping import WrappedHandlers
+from server.interceptors.wrapping import WrappedHandlers, with_behaviour
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -86,27 +86,7 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
 
     def _traced_handler(self, method: str, handler: _Handler) -> _Handler:
         span_of = _SpanOf(self._tracer, self._propagator, method)
-        serializers = {
-            "request_deserializer": handler.request_deserializer,
-            "response_serializer": handler.response_serializer,
-        }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                span_of.unary(handler.unary_unary), **serializers
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                span_of.stream(handler.unary_stream), **serializers
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                span_of.unary(handler.stream_unary), **serializers
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                span_of.stream(handler.stream_stream), **serializers
-            )
-        raise TypeError(f"a method handler without behaviour: {handler!r}")
+        return with_behaviour(handler, span_of.unary, span_of.stream)
 
 
 class _SpanOf:

@@ -25,3 +25,28 @@ class WrappedHandlers(Generic[_Wrapped]):
         wrapped = self._wrap(method, handler)
         self._by_method[method] = (handler, wrapped)
         return wrapped
+
+
+_Behaviour: TypeAlias = Callable[..., Any]
+
+
+def with_behaviour(
+    handler: _Handler,
+    unary: Callable[[_Behaviour], _Behaviour],
+    stream: Callable[[_Behaviour], _Behaviour],
+) -> _Handler:
+    """``handler`` with its behaviour wrapped, serializers kept: by ``unary`` when it answers
+    once (unary-unary, stream-unary), by ``stream`` when it streams its answer."""
+    serializers = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **serializers)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(stream(handler.unary_stream), **serializers)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **serializers)
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(stream(handler.stream_stream), **serializers)
+    raise TypeError(f"a method handler without behaviour: {handler!r}")
