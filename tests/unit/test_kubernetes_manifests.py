@@ -517,6 +517,45 @@ def test_the_guides_commands_act_in_the_overlays_namespace() -> None:
         assert ("-n", namespace) in itertools.pairwise(words), " ".join(words)
 
 
+def _kubectl_verb(words: list[str]) -> str:
+    """The verb of a kubectl command line, wherever ``-n NAMESPACE`` stands."""
+    rest = words[1:]
+    while rest[:1] == ["-n"]:
+        rest = rest[2:]
+    return rest[0] if rest else ""
+
+
+def test_every_kubectl_command_of_the_guide_finds_the_pods() -> None:
+    # The runbook's commands too: a `kubectl exec`/`logs`/`get` without the namespace acts on the
+    # current one, and a label selector the manifests do not set matches no pod.
+    (overlay,) = [
+        block
+        for block in guide_yaml_blocks()
+        if isinstance(block, dict) and block.get("kind") == "Kustomization"
+    ]
+    namespace = overlay["namespace"]
+    labels = resources()["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    text = re.sub(r"\\\n\s*", " ", GUIDE.read_text(encoding="utf-8"))
+    lines = [
+        line.strip().strip("`")
+        for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+        for line in block.splitlines()
+    ] + re.findall(r"`(kubectl [^`]*)`", text)
+    commands = [shlex.split(line, comments=True) for line in lines if line.startswith("kubectl ")]
+    acting = [
+        words
+        for words in commands
+        if _kubectl_verb(words) in {"exec", "logs", "get", "rollout", "describe", "delete"}
+    ]
+    assert len(acting) >= 8
+    for words in acting:
+        assert ("-n", namespace) in itertools.pairwise(words), " ".join(words)
+        for flag, selector in itertools.pairwise(words):
+            if flag == "-l":
+                key, _, value = selector.partition("=")
+                assert labels.get(key) == value, " ".join(words)
+
+
 def test_the_guides_overlay_names_the_deployments_image() -> None:
     (overlay,) = [
         block
