@@ -7,6 +7,7 @@ import binascii
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -46,6 +47,17 @@ _ARGON2_MINIMUMS = {
     "argon2_memory_kib": ARGON2_MIN_MEMORY_KIB,
     "argon2_parallelism": ARGON2_MIN_PARALLELISM,
 }
+
+
+def default_password_hash_workers(cpus: Callable[[], int] = usable_cpus) -> int:
+    """The hashing threads by default: the CPUs this process may use (``usable_cpus``) less one,
+    left to the event loop, and at least one.
+
+    argon2id at parallelism 1 keeps one core busy per hash; with a thread per core, eight
+    sign-ins in flight leave the event loop no core of its own, and the requests that hash
+    nothing wait for one (README, Performance: "Event loop under sign-ins").
+    """
+    return max(1, cpus() - 1)
 
 
 # Each link template of security mail, and the page it leads to.
@@ -117,7 +129,7 @@ class Settings(BaseSettings):
     argon2_time_cost: int = ARGON2_MIN_TIME_COST
     argon2_memory_kib: int = ARGON2_MIN_MEMORY_KIB
     argon2_parallelism: int = ARGON2_MIN_PARALLELISM
-    password_hash_workers: int = Field(default_factory=usable_cpus, ge=1)
+    password_hash_workers: int = Field(default_factory=default_password_hash_workers, ge=1)
     # Password hash formats a stored hash may be in (comma-separated HashFormat values: hashes
     # brought over from the old system); a hash in any other format never matches.
     legacy_hash_formats: Annotated[frozenset[HashFormat], NoDecode] = frozenset(HashFormat)

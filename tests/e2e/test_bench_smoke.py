@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.tool_runs import run_tool, tool_environment
-from tools.bench.__main__ import main
+from tools.bench.__main__ import main, service_hash_workers
+from tools.bench.plan import QUICK
 from tools.bench.profile_layers import LAYER_NAMES
 
 ROW_NAMES = (
@@ -66,6 +67,9 @@ GOALS = (
     "ChangePassword flat in sessions",
     "Unread index writes",
 )
+# The event loop under sign-ins, on the stand-in: the goal's probe and the two that tell causes
+# apart (tools.bench.loop_protection).
+LOOP_PROBES = ("GetUser", "GetJwks (no DynamoDB)", "floor (no hashing)")
 # The capacity scenarios of issue 15's RPCs in the quick form (its heavy user: 5 sessions).
 ISSUE_15_SCENARIOS = (
     "RegisterUser, unverified, with its verification mail",
@@ -124,9 +128,7 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
         assert set(point["rows"]) == {"GetUser", "GetUserByEmail", "ListUsers"}
         for row in point["rows"].values():
             assert row["errors"] == {} and row["rpcs"] > 0 and row["server_cpu_ms_per_rpc"] > 0
-    loop = document["loop_protection"]
-    assert loop["sign_ins_completed"] > 0 and loop["sign_in_errors"] == {}
-    assert set(loop["alone"]) == set(loop["under_sign_ins"]) and "GetUser" in loop["alone"]
+    _check_loop_rows(document["loop_protection"], hash_workers=service_hash_workers(QUICK))
     assert len(document["startup"]["seconds"]) == 1
     assert document["startup"]["idle_rss_bytes"][0] > 0
     assert document["long_run"]["row"]["rpcs"] > 0 and document["long_run"]["rss_at_end"] > 0
@@ -171,6 +173,8 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
     scale = markdown.split("## Scale model", 1)[1]
     assert "| Users | " in scale and "| UserSessions | " in scale and "| **all** | " in scale
     assert "## CPU per RPC on the keep-alive stand-in" in markdown
+    assert "## Event loop under password hashing\n\nOn the keep-alive stand-in," in markdown
+    assert all(f"| {name} | " in markdown for name in LOOP_PROBES)
     for name in STANDIN_ROW_NAMES:
         assert all(f"| {name} | {c} |" in markdown for c in CONCURRENCIES), name
     assert markdown in stdout
@@ -180,6 +184,45 @@ async def test_a_quick_bench_run_measures_every_row_and_judges_every_goal(tmp_pa
         assert f"| {goal['name']} | {goal['target']} | **{goal['verdict']}** |" in markdown
         assert f"{goal['verdict'].upper()}  {goal['name']}:" in stdout
     assert (tmp_path / ".gitignore").read_text().strip().endswith("*")
+
+
+def _check_loop_rows(loop: dict[str, Any], *, hash_workers: int) -> None:
+    """The event-loop rows: each probe alone and under sign-ins, on the stand-in."""
+    assert loop["backend"] == "stand-in" and loop["hash_workers"] == hash_workers
+    assert loop["sign_ins_during_probes"] > 0 and loop["sign_in_errors"] == {}
+    assert loop["sign_ins_completed"] >= loop["sign_ins_during_probes"]
+    for phase in ("alone", "under_sign_ins"):
+        assert tuple(loop[phase]) == LOOP_PROBES, loop[phase]
+        for name, row in loop[phase].items():
+            assert row["rpcs"] > 0 and row["errors"] == {}, (phase, name, row)
+            # CPU is read in clock ticks (10 ms): a quick row of GetJwks may read none.
+            figures = ("p50_ms", "p99_ms", "server_cpu_ms_per_rpc", "backend_cpu_ms_per_rpc")
+            assert all(_is_number(row[figure]) for figure in figures), (phase, name, row)
+    assert _is_number(loop["client_cpu_seconds_alone"] + loop["client_cpu_seconds_under"])
+
+
+@pytest.mark.slow
+async def test_a_quick_loop_only_run_measures_the_event_loop_on_the_stand_in(
+    tmp_path: Path,
+) -> None:
+    workers = service_hash_workers(QUICK) + 1  # not the default: the setting given is recorded
+    code, stdout, stderr = await run_bench(
+        "--loop-only",
+        "--quick",
+        f"--service-setting=PASSWORD_HASH_WORKERS={workers}",
+        f"--out={tmp_path}",
+        "--seed=20",
+    )
+
+    assert code == 0, stderr[-4000:]
+    document = json.loads((tmp_path / "results.json").read_text())
+    _check_loop_rows(document["loop_protection"], hash_workers=workers)
+    assert document["rows"] == [] and document["standin_rows"] == []
+    assert document["capacity"] is None and document["startup"] is None
+    goals = {goal["name"]: goal["verdict"] for goal in document["goals"]}
+    assert {goals["Event loop"], goals["Event loop, no DynamoDB"]} <= {"met", "not met"}
+    assert {v for name, v in goals.items() if not name.startswith("Event loop")} == {"not measured"}
+    assert "## Event loop under password hashing" in stdout
 
 
 PROFILED_RPCS = ("GetUser", "RefreshSession")

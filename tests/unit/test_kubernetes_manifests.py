@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import math
 import os
 import re
 import shlex
@@ -29,7 +30,7 @@ from pydantic import AliasChoices, SecretStr
 
 from server.http.probes import HEALTHZ_PATH, READYZ_PATH
 from server.http.routes import http_app
-from server.settings import ENV_PREFIX, Settings
+from server.settings import ENV_PREFIX, Settings, default_password_hash_workers
 from tests.unit.server.test_settings import API_KEY_ENTRY, TOTP_KEYS
 from tools.bench.goals import IDLE_RSS_LIMIT_BYTES
 
@@ -411,6 +412,9 @@ def test_the_resources_hold_the_hashing_threads_and_the_benchmarks_memory() -> N
     # One hashing thread per requested core, and room for the event loop beside them.
     assert settings.password_hash_workers == requested
     assert cores(resources_["limits"]["cpu"]) >= requested + 1
+    # The value set is what the default would make of the limit's quota (the CPUs less one).
+    quota = math.ceil(cores(resources_["limits"]["cpu"]))
+    assert default_password_hash_workers(lambda: quota) == settings.password_hash_workers
     # The bench's resident-memory goal (which its runs meet) plus an argon2id hash per thread.
     hashing = settings.password_hash_workers * settings.argon2_memory_kib / 1024
     needed = IDLE_RSS_LIMIT_BYTES / 2**20 + hashing

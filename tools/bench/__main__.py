@@ -18,6 +18,7 @@ from biome.user.v1.user_service_pb2_grpc import UserServiceStub
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from server.from_settings import LOCAL_CREDENTIALS
+from server.settings import Settings
 from tools.bench.calls import RESERVED_USERS, Calls
 from tools.bench.capacity.phase import measure_capacity
 from tools.bench.embedded_scale import embedded_scale_goals, measure_embedded_scale
@@ -25,7 +26,6 @@ from tools.bench.environment import Tables, parse_service_setting
 from tools.bench.goals import evaluate
 from tools.bench.loop_protection import measure_loop_protection
 from tools.bench.machine import describe_machine, load_average
-from tools.bench.measure import Row
 from tools.bench.memory import measure_long_run
 from tools.bench.plan import FULL, QUICK, Plan
 from tools.bench.processes import ROOT
@@ -141,15 +141,13 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
     logs = out / "logs"
     phase = _phases(results, started)
     password_hash = await seeded_password_hash(dict(plan.service_settings))
-    if plan.cpu_rows_only:
-        with phase("CPU rows on the keep-alive stand-in"):
-            results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
+    if plan.cpu_rows_only or plan.loop_only:
+        await _on_standin(results, phase, logs, password_hash, random_seed)
         results.total_seconds = time.monotonic() - started
         results.load_average_at_end = load_average()
         return results
-    if not plan.loop_only:
-        with phase("start-up (embedded default)"):
-            results.startup = await measure_startup(plan.startup_runs, logs, plan.service_settings)
+    with phase("start-up (embedded default)"):
+        results.startup = await measure_startup(plan.startup_runs, logs, plan.service_settings)
     async with contextlib.AsyncExitStack() as exits:
         with phase("starting moto, the services and the floor"):
             stack = await exits.enter_async_context(running_stack(logs, plan.service_settings))
@@ -160,12 +158,12 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
                 secret_access_key=LOCAL_CREDENTIALS[1],
             )
             dynamodb = await exits.enter_async_context(open_dynamodb_client(options))
-            targets = (stack.service_target, stack.floor_target, stack.service_target)
+            targets = (stack.service_target, stack.floor_target, stack.large_target)
             channels = [
                 await exits.enter_async_context(grpc.aio.insecure_channel(target))
-                for target in (*targets, stack.large_target)
+                for target in targets
             ]
-            service, floor, sign_ins, large = (UserServiceStub(channel) for channel in channels)
+            service, floor, large = (UserServiceStub(channel) for channel in channels)
         seeded, seeded_large = Seeded(), Seeded()
 
         def calls_to(stub: UserServiceAsyncStub, users: Seeded) -> Calls:
@@ -191,18 +189,8 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.seeding.unprocessed_retries += into.unprocessed_retries
 
         await fill(stack.tables, seeded, plan.base_users)
-        if plan.loop_only:
-            with phase("event loop under sign-ins"):
-                other_client = calls_to(sign_ins, seeded)
-                results.loop = await measure_loop_protection(calls, other_client, stack, plan)
-            results.total_seconds = time.monotonic() - started
-            results.load_average_at_end = load_average()
-            return results
         with phase("rows"):
             results.rows = await measure_rows(calls, stack, plan)
-        with phase("event loop under sign-ins"):
-            other_client = calls_to(sign_ins, seeded)
-            results.loop = await measure_loop_protection(calls, other_client, stack, plan)
         with phase(f"long run of {plan.long_run_rpcs:,} GetUser"):
             results.long_run = await measure_long_run(calls, stack, plan)
         with phase("capacity units per RPC"):
@@ -222,8 +210,7 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.scale = await measure_scale(calls, large_calls, stack, plan, users)
         with phase("stopping"):
             await exits.aclose()
-    with phase("CPU rows on the keep-alive stand-in"):
-        results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
+    await _on_standin(results, phase, logs, password_hash, random_seed)
     with phase("embedded DynamoDB at two sizes"):
         results.embedded_scale = await measure_embedded_scale(
             plan, logs, password_hash, speedups=plan.embedded_speedups, random_seed=random_seed
@@ -233,30 +220,61 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
     return results
 
 
-async def _standin_rows(
-    plan: Plan, logs: Path, password_hash: str, random_seed: int | None
-) -> list[Row]:
+async def _on_standin(
+    results: Results, phase: Phase, logs: Path, password_hash: str, random_seed: int | None
+) -> None:
+    """The keep-alive stand-in's rows: the CPU rows (unless --loop-only), then the event loop
+    under sign-ins (unless --cpu-rows-only), on one stand-in and one service."""
+    plan = results.plan
     async with contextlib.AsyncExitStack() as exits:
-        stack = await exits.enter_async_context(
-            running_standin_stack(logs, password_hash, plan.service_settings)
-        )
-        targets = (stack.service_target, stack.floor_target, stack.limit_target)
-        channels = [
-            await exits.enter_async_context(grpc.aio.insecure_channel(target)) for target in targets
-        ]
-        service, floor, limit = (UserServiceStub(channel) for channel in channels)
+        with phase("starting the keep-alive stand-in, the service, the floor and the limit"):
+            stack = await exits.enter_async_context(
+                running_standin_stack(logs, password_hash, plan.service_settings)
+            )
+            # The sign-ins of the event-loop rows go over a channel of their own.
+            targets = (stack.service_target, stack.floor_target, stack.limit_target)
+            channels = [
+                await exits.enter_async_context(grpc.aio.insecure_channel(target))
+                for target in (*targets, stack.service_target)
+            ]
+            service, floor, limit, sign_ins = (UserServiceStub(channel) for channel in channels)
 
-        def calls(stub: UserServiceAsyncStub) -> Calls:
+        def calls(stub: UserServiceAsyncStub, sign_ins_to: UserServiceAsyncStub) -> Calls:
             return Calls(
                 stub,
                 floor,
                 stack.seeded,
                 rpc_timeout=plan.rpc_timeout,
                 seed=random_seed,
-                sign_ins=service,
+                sign_ins=sign_ins_to,
             )
 
-        return await measure_standin_rows(calls(service), calls(limit), stack, plan)
+        if not plan.loop_only:
+            with phase("CPU rows on the keep-alive stand-in"):
+                results.standin_rows = await measure_standin_rows(
+                    calls(service, service), calls(limit, service), stack, plan
+                )
+        if not plan.cpu_rows_only:
+            with phase("event loop under sign-ins, on the stand-in"):
+                results.loop = await measure_loop_protection(
+                    calls(service, service),
+                    calls(service, sign_ins),
+                    service=stack.service,
+                    floor=stack.floor,
+                    backend=stack.standin,
+                    plan=plan,
+                    hash_workers=service_hash_workers(plan),
+                )
+
+
+def service_hash_workers(plan: Plan) -> int:
+    """The service's password-hashing threads: the setting given, else its default here."""
+    given = dict(plan.service_settings).get("USER_SERVICE_PASSWORD_HASH_WORKERS")
+    if given is not None:
+        return int(given)
+    default = Settings.model_fields["password_hash_workers"].default_factory
+    assert default is not None
+    return int(default())  # type: ignore[call-arg]
 
 
 Phase = Callable[[str], contextlib.AbstractContextManager[None]]
@@ -393,8 +411,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--loop-only",
         action="store_true",
-        help="measure only the event loop under sign-ins (moto, the service, the floor, the "
-        "base users; about a minute); every other goal is then 'not measured'",
+        help="measure only the event loop under sign-ins (the keep-alive stand-in, the service "
+        "and the floor on it; under a minute); every other goal is then 'not measured'",
     )
     parser.add_argument(
         "--profile",

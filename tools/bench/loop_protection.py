@@ -1,15 +1,21 @@
 """Protection of the event loop: GetUser's p99 alone, then while sign-ins hash passwords.
 
+Measured on the keep-alive stand-in (``tools.bench.standin``), as a latency row of the service:
+moto spends milliseconds of CPU on every call, one call at a time, so behind the sign-ins' own
+DynamoDB calls it would slow every probe whatever the service does.
+
 Two more probes tell the causes of a slower GetUser apart. GetJwks touches no DynamoDB: it is
 slowed only by the service's own event loop (or a starved CPU). The floor's GetUser runs in
-another process with no password hashing: it is slowed only by the shared moto (which serves
-one request at a time, behind the sign-ins' transactions) or a starved CPU.
+another process with no password hashing: it is slowed only by the shared backend or a starved
+CPU. The sign-ins are sent from this process, on a channel of their own; the CPU this process
+spends in each phase is recorded, so its share of the cores can be told apart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import Counter
 
 import grpc
@@ -17,27 +23,39 @@ import grpc
 from tools.bench.calls import Calls
 from tools.bench.measure import Call, Contender, Row, measure_side_by_side
 from tools.bench.plan import LOOP_LOAD_WORKERS, Plan
+from tools.bench.processes import Child
 from tools.bench.results import LoopProtection
 from tools.bench.rows import warm_up
-from tools.bench.stack import Stack
 
 GOAL_PROBE = "GetUser"
+JWKS_PROBE = "GetJwks (no DynamoDB)"
+FLOOR_PROBE = "floor (no hashing)"
 # Sign-ins run this long before the probes are measured beside them, so every probe overlaps.
 RAMP_SECONDS = 0.5
 
 
 async def measure_loop_protection(
-    calls: Calls, sign_in_calls: Calls, stack: Stack, plan: Plan
+    calls: Calls,
+    sign_in_calls: Calls,
+    *,
+    service: Child,
+    floor: Child,
+    backend: Child,
+    plan: Plan,
+    hash_workers: int,
 ) -> LoopProtection:
     """``sign_in_calls`` sends over a channel of its own, as another client would."""
     probes: dict[str, Call] = {
         GOAL_PROBE: calls.get_user,
-        "GetJwks (no DynamoDB)": calls.get_jwks,
-        "floor (no hashing)": calls.floor_get_user,
+        JWKS_PROBE: calls.get_jwks,
+        FLOOR_PROBE: calls.floor_get_user,
     }
+    servers = {GOAL_PROBE: service, JWKS_PROBE: service, FLOOR_PROBE: floor}
     for call in probes.values():
         await warm_up(call, plan)
-    alone = await _probes(probes, stack, plan, "alone")
+    client_before = time.process_time()
+    alone = await _probes(probes, servers, backend, plan, "alone")
+    client_alone = time.process_time() - client_before
     stop = asyncio.Event()
     completed: list[int] = [0]
     errors: Counter[str] = Counter()
@@ -57,23 +75,43 @@ async def measure_loop_protection(
     try:
         await asyncio.sleep(RAMP_SECONDS)
         label = f"with {LOOP_LOAD_WORKERS} Authenticate in flight"
-        under = await _probes(probes, stack, plan, label)
+        client_before, sign_ins_before = time.process_time(), completed[0]
+        under = await _probes(probes, servers, backend, plan, label)
+        client_under = time.process_time() - client_before
+        sign_ins_during = completed[0] - sign_ins_before
     finally:
         stop.set()
         # Each sign-in in flight ends within its deadline.
         await asyncio.gather(*loops, return_exceptions=True)
-    return LoopProtection(alone, under, LOOP_LOAD_WORKERS, completed[0], dict(errors))
+    seconds_under = sum(row.seconds for row in under.values())
+    print(
+        f"  {sign_ins_during} sign-ins during the probes ({sign_ins_during / seconds_under:.0f}/s, "
+        f"{hash_workers} hashing threads); this process's CPU {client_alone:.2f} s alone, "
+        f"{client_under:.2f} s under sign-ins",
+        file=sys.stderr,
+    )
+    return LoopProtection(
+        alone,
+        under,
+        LOOP_LOAD_WORKERS,
+        completed[0],
+        dict(errors),
+        backend="stand-in",
+        hash_workers=hash_workers,
+        sign_ins_during_probes=sign_ins_during,
+        client_cpu_seconds_alone=client_alone,
+        client_cpu_seconds_under=client_under,
+    )
 
 
-async def _probes(probes: dict[str, Call], stack: Stack, plan: Plan, label: str) -> dict[str, Row]:
+async def _probes(
+    probes: dict[str, Call], servers: dict[str, Child], backend: Child, plan: Plan, label: str
+) -> dict[str, Row]:
     contenders = [
-        Contender(
-            name, call, stack.floor if name.startswith("floor") else stack.service, plan.loop_rpcs
-        )
-        for name, call in probes.items()
+        Contender(name, call, servers[name], plan.loop_rpcs) for name, call in probes.items()
     ]
     rows = await measure_side_by_side(
-        contenders, concurrency=1, rounds=plan.rounds, within=plan.row_seconds, backend=stack.moto
+        contenders, concurrency=1, rounds=plan.rounds, within=plan.row_seconds, backend=backend
     )
     for row in rows:
         figures = f"p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms"

@@ -23,7 +23,7 @@ class Plan:
     scale_rpcs: int  # GetUser and GetUserByEmail at each scale point, concurrency 1
     scale_page_rpcs: int  # ListUsers at each scale point
     rounds: int  # rows measured side by side are measured in this many turns
-    loop_rpcs: int  # GetUser calls alone, and again under sign-ins
+    loop_rpcs: int  # each probe's calls alone, and again under sign-ins (on the stand-in)
     long_run_rpcs: int  # GetUser calls of the memory run
     startup_runs: int
     row_seconds: float  # bound of each row (it stops early, with fewer RPCs, if reached)
@@ -52,7 +52,7 @@ FULL = Plan(
     scale_rpcs=300,
     scale_page_rpcs=30,
     rounds=5,
-    loop_rpcs=150,
+    loop_rpcs=1_000,
     long_run_rpcs=50_000,
     startup_runs=3,
     row_seconds=60.0,

@@ -43,6 +43,7 @@ class LoopProtection:
     """Probes (GetUser, and two that tell causes apart) alone, then while sign-ins run.
 
     ``alone`` and ``under_sign_ins`` map a probe's name to its row; "GetUser" is the goal's.
+    The client CPU figures are the benchmark process's own (probes, and sign-ins when they run).
     """
 
     alone: dict[str, Row]
@@ -50,6 +51,11 @@ class LoopProtection:
     sign_in_workers: int
     sign_ins_completed: int
     sign_in_errors: dict[str, int]
+    backend: str
+    hash_workers: int  # the service's password-hashing threads
+    sign_ins_during_probes: int
+    client_cpu_seconds_alone: float
+    client_cpu_seconds_under: float
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +64,11 @@ class LoopProtection:
             "sign_in_workers": self.sign_in_workers,
             "sign_ins_completed": self.sign_ins_completed,
             "sign_in_errors": self.sign_in_errors,
+            "backend": self.backend,
+            "hash_workers": self.hash_workers,
+            "sign_ins_during_probes": self.sign_ins_during_probes,
+            "client_cpu_seconds_alone": self.client_cpu_seconds_alone,
+            "client_cpu_seconds_under": self.client_cpu_seconds_under,
         }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.operations.cpus import cgroup_cpu_quota, usable_cpus
-from server.settings import Settings
+from server.settings import Settings, default_password_hash_workers
 
 V2_ONLY = "0::/\n"
 V1_ONLY = "12:pids:/\n4:cpu,cpuacct:/\n2:memory:/\n"
@@ -121,14 +121,45 @@ def test_the_affinity_mask_is_read_from_the_process(monkeypatch: pytest.MonkeyPa
     assert usable_cpus(cgroup_root=Path("/nonexistent"), proc_self_cgroup=Path("/none")) == 3
 
 
-def test_the_hashing_pool_defaults_to_one_thread_per_usable_cpu(
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (4, 3), (64, 63)])
+def test_the_hashing_pool_leaves_the_event_loop_a_cpu(cpus: int, threads: int) -> None:
+    assert default_password_hash_workers(lambda: cpus) == threads
+
+
+@pytest.mark.parametrize(
+    ("quota", "affinity", "threads"),
+    [
+        ("50000 100000", 8, 1),  # half a CPU: one thread all the same
+        ("100000 100000", 8, 1),  # one CPU
+        ("150000 100000", 8, 1),  # 1.5 CPUs count as 2: one for the loop, one for hashing
+        ("200000 100000", 8, 1),
+        ("250000 100000", 8, 2),
+        ("400000 100000", 64, 3),  # the quota, not the node's 64 CPUs
+        ("400000 100000", 2, 1),  # the affinity mask below the quota
+        ("max 100000", 4, 3),  # no quota: the affinity mask
+    ],
+)
+def test_the_hashing_threads_count_the_cpus_a_quota_leaves(
+    tmp_path: Path, quota: str, affinity: int, threads: int
+) -> None:
+    root, proc = _cgroups(tmp_path)
+    _write(root / "cpu.max", f"{quota}\n")
+
+    assert default_password_hash_workers(lambda: _usable(root, proc, affinity)) == threads
+
+
+def test_the_settings_default_is_the_usable_cpus_less_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("USER_SERVICE_PASSWORD_HASH_WORKERS", raising=False)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6}, raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 99)
 
-    assert Settings().password_hash_workers == usable_cpus() <= 7
+    assert usable_cpus() <= 7  # the host's 99 are not counted; a quota here may lower the 7
+    assert Settings().password_hash_workers == max(1, usable_cpus() - 1)
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {3}, raising=False)
+    assert Settings().password_hash_workers == 1
 
     monkeypatch.setenv("USER_SERVICE_PASSWORD_HASH_WORKERS", "9")
     assert Settings().password_hash_workers == 9
