@@ -25,7 +25,6 @@ from server.event_stream import EventStreams
 from server.http.listener import HttpListener, start_http_listener
 from server.interceptors.draining import DrainGate
 from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
-from server.operations.event_loop import loop_kind
 from server.operations.health import HealthLoop
 from server.operations.metrics import Metrics, MetricsEndpoint, start_metrics_endpoint
 from server.servicer import UserServiceServicer
@@ -139,13 +138,12 @@ async def running_service(
             _drain, server, built.health_loop, built.drain_gate, built.event_streams, grace
         )
         log.info(
-            "user-service listening on %s:%d (profile %s, %s, callers %s, event loop %s)",
+            "user-service listening on %s:%d (profile %s, %s, callers %s)",
             requested.rpartition(":")[0],
             port,
             settings.profile,
             "TLS" if built.credentials is not None else "plaintext",
             "authenticated" if settings.authenticates_callers else "not authenticated",
-            loop_kind(asyncio.get_running_loop()),
         )
         yield RunningService(
             server=server,

@@ -183,10 +183,9 @@ def _positive(text: str) -> int:
 
 def _serve(settings: Settings) -> int:
     from server.app import serve
-    from server.operations import event_loop
 
     try:
-        event_loop.run(serve(settings), settings.event_loop)
+        asyncio.run(serve(settings))
     except Exception as error:
         log.debug("serve failed", exc_info=True)
         _fail(f"cannot serve: {str(error) or type(error).__name__}")

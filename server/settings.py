@@ -32,7 +32,6 @@ from server.crypto.totp_keys import TotpKeyRing
 from server.crypto.webauthn_settings import check_origins, check_rp_id, parse_origins
 from server.mail.links import check_link_template
 from server.operations.cpus import usable_cpus
-from server.operations.event_loop import DEFAULT_EVENT_LOOP, EventLoopKind
 from server.roles import check_roles
 
 ENV_PREFIX = "USER_SERVICE_"
@@ -112,9 +111,6 @@ class Settings(BaseSettings):
     # calls open a new connection): a ClusterIP Service balances connections, not calls, so
     # without it replicas added by scaling would get nothing from the callers already connected.
     max_connection_age_seconds: float = Field(default=300.0, ge=1, le=86_400)
-    # The event loop `serve` runs on (server.operations.event_loop): uvloop, or asyncio, the
-    # standard library's own.
-    event_loop: EventLoopKind = DEFAULT_EVENT_LOOP
     dynamodb_connect_timeout: float = Field(default=2.0, gt=0)
     dynamodb_read_timeout: float = Field(default=5.0, gt=0)
     dynamodb_max_attempts: int = Field(default=3, ge=1)
@@ -322,11 +318,6 @@ class Settings(BaseSettings):
         for roles in value.values():
             check_roles(roles)
         return value
-
-    @field_validator("event_loop", mode="before")
-    @classmethod
-    def _lower_case_loop(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -11,7 +11,6 @@ from pathlib import Path
 from uuid import uuid4
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
@@ -166,21 +165,14 @@ async def health_status(port: int) -> int | None:
     return int(reply.status)
 
 
-# The default loop (uvloop) and the opt-out (USER_SERVICE_EVENT_LOOP=asyncio): each must serve,
-# take SIGTERM through loop.add_signal_handler and drain.
-EVENT_LOOPS = [({}, "uvloop"), ({"USER_SERVICE_EVENT_LOOP": "asyncio"}, "asyncio")]
-
-
-@pytest.mark.parametrize(("loop_setting", "loop"), EVENT_LOOPS, ids=["default", "asyncio"])
-async def test_serve_on_the_embedded_dynamodb_becomes_serving_and_stops_gracefully_on_sigterm(
-    loop_setting: dict[str, str], loop: str
-) -> None:
+async def test_serve_on_the_embedded_dynamodb_becomes_serving_and_stops_gracefully_on_sigterm() -> (
+    None
+):
     port = free_port()
     environment = cli_environment(
         USER_SERVICE_PORT=str(port),
         USER_SERVICE_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
         USER_SERVICE_LOG_LEVEL="info",
-        **loop_setting,
     )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         environment.pop(name, None)  # a local endpoint in development needs no credentials
@@ -209,8 +201,6 @@ async def test_serve_on_the_embedded_dynamodb_becomes_serving_and_stops_graceful
     warnings = [line for line in log.splitlines() if "lost when the process exits" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
     assert f"listening on 127.0.0.1:{port}" in log
-    [listening] = [line for line in log.splitlines() if "listening on" in line]
-    assert listening.endswith(f", event loop {loop})"), listening
 
 
 async def test_health_command_fails_when_nothing_listens() -> None:

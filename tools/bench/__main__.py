@@ -22,7 +22,6 @@ from tools.bench.calls import RESERVED_USERS, Calls
 from tools.bench.capacity.phase import measure_capacity
 from tools.bench.embedded_scale import embedded_scale_goals, measure_embedded_scale
 from tools.bench.environment import Tables, parse_service_setting
-from tools.bench.event_loops import event_loops
 from tools.bench.goals import evaluate
 from tools.bench.loop_protection import measure_loop_protection
 from tools.bench.machine import describe_machine, load_average
@@ -144,9 +143,7 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
     password_hash = await seeded_password_hash(dict(plan.service_settings))
     if plan.cpu_rows_only:
         with phase("CPU rows on the keep-alive stand-in"):
-            results.standin_rows = await _standin_rows(
-                plan, logs, password_hash, random_seed, results.event_loops
-            )
+            results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
         results.total_seconds = time.monotonic() - started
         results.load_average_at_end = load_average()
         return results
@@ -194,7 +191,6 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
             results.seeding.unprocessed_retries += into.unprocessed_retries
 
         await fill(stack.tables, seeded, plan.base_users)
-        results.event_loops.update(event_loops((stack.service, stack.floor)))
         if plan.loop_only:
             with phase("event loop under sign-ins"):
                 other_client = calls_to(sign_ins, seeded)
@@ -227,9 +223,7 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
         with phase("stopping"):
             await exits.aclose()
     with phase("CPU rows on the keep-alive stand-in"):
-        results.standin_rows = await _standin_rows(
-            plan, logs, password_hash, random_seed, results.event_loops
-        )
+        results.standin_rows = await _standin_rows(plan, logs, password_hash, random_seed)
     with phase("embedded DynamoDB at two sizes"):
         results.embedded_scale = await measure_embedded_scale(
             plan, logs, password_hash, speedups=plan.embedded_speedups, random_seed=random_seed
@@ -240,18 +234,12 @@ async def _run(plan: Plan, out: Path, random_seed: int | None, started: float) -
 
 
 async def _standin_rows(
-    plan: Plan,
-    logs: Path,
-    password_hash: str,
-    random_seed: int | None,
-    loops: dict[str, str],
+    plan: Plan, logs: Path, password_hash: str, random_seed: int | None
 ) -> list[Row]:
-    """The CPU rows; ``loops`` gets the event loop the service, floor and limit logged."""
     async with contextlib.AsyncExitStack() as exits:
         stack = await exits.enter_async_context(
             running_standin_stack(logs, password_hash, plan.service_settings)
         )
-        loops.update(event_loops((stack.service, stack.floor, stack.limit)))
         targets = (stack.service_target, stack.floor_target, stack.limit_target)
         channels = [
             await exits.enter_async_context(grpc.aio.insecure_channel(target)) for target in targets

@@ -1,30 +1,15 @@
 """The bare gRPC server the floor and the limit run in: one handler and the standard health
-service, on the configured port, until SIGTERM or SIGINT, on the event loop the service's
-``serve`` would run on (USER_SERVICE_EVENT_LOOP), so that the service's ratios to them compare
-like with like."""
+service, on the configured port, until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from server.interceptors.request_size import GRPC_RECEIVE_LIMIT_BYTES
-from server.operations import event_loop
-from server.settings import Settings
-
-
-def run_server(serve: Callable[[Settings], Coroutine[Any, Any, None]]) -> None:
-    """``serve(Settings())`` on the event loop the settings name, as ``user-service serve``
-    runs the service; Ctrl-C ends it quietly."""
-    settings = Settings()
-    with contextlib.suppress(KeyboardInterrupt):
-        event_loop.run(serve(settings), settings.event_loop)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -49,9 +34,6 @@ async def serve_until(
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    # Into the child's log: which loop the bench's ratios were taken on.
-    loop = event_loop.loop_kind(asyncio.get_running_loop())
-    print(f"serving on {host}:{port}, event loop {loop}", flush=True)
     try:
         await stop.wait()
     finally:

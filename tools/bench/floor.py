@@ -19,6 +19,8 @@ out of the item; it builds no domain object.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -26,7 +28,7 @@ from biome.user.v1 import user_service_pb2 as pb
 
 from server.from_settings import dynamodb_options, table_names
 from server.settings import Settings
-from tools.bench.bare_server import run_server, serve_until, stop_on_signals
+from tools.bench.bare_server import serve_until, stop_on_signals
 
 SERVICE = "biome.user.v1.UserService"
 
@@ -98,7 +100,8 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    run_server(serve)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(Settings()))
 
 
 if __name__ == "__main__":

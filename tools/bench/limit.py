@@ -20,7 +20,9 @@ the aiobotocore floor) is compared row by row.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -40,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from persistence.schema import session_key
 from server.from_settings import LOCAL_CREDENTIALS, table_names
 from server.settings import Settings
-from tools.bench.bare_server import run_server, serve_until, stop_on_signals
+from tools.bench.bare_server import serve_until, stop_on_signals
 
 SERVICE = "biome.user.v1.UserService"
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -226,7 +228,8 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    run_server(serve)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(Settings()))
 
 
 if __name__ == "__main__":

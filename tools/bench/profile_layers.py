@@ -313,9 +313,7 @@ def _owners(
 
 def _from_the_loop(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
     """The stack from the event loop's ``_run_once`` on: what starts the process and the loop
-    (the service's ``main``, the limit's, asyncio.run) is on every stack and no layer's cost.
-    uvloop's loop is Cython, unseen: on it the stack is cut at the ``asyncio.Runner`` that runs
-    it, the innermost Python frame that starts the loop."""
+    (the service's ``main``, the limit's, asyncio.run) is on every stack and no layer's cost."""
     at = [index for index, frame in enumerate(stack) if frame in _LOOP_FRAMES]
     return stack[at[-1] :] if at else stack
 
@@ -323,8 +321,6 @@ def _from_the_loop(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
 _LOOP_FRAMES = {
     ("BaseEventLoop._run_once", "std:asyncio/base_events.py"),
     ("_run_once", "std:asyncio/base_events.py"),
-    ("Runner.run", "std:asyncio/runners.py"),
-    ("run", "std:asyncio/runners.py"),
 }
 
 

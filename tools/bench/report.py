@@ -47,7 +47,6 @@ def markdown(results: Results, goals: list[Goal]) -> str:
         f"- Users: {plan.base_users:,} seeded before the rows; scale points "
         f"{' and '.join(f'{point.users:,}' for point in results.scale) or 'none'}",
         f"- Service settings beyond its defaults: {_settings(plan.service_settings)}",
-        f"- Event loop of the servers compared: {describe_event_loops(results.event_loops)}",
         f"- Total run time: {results.total_seconds:.0f} s",
         "",
         "## RPCs side by side",
@@ -261,14 +260,6 @@ def _ms(value: float) -> str:
 def _settings(settings: tuple[tuple[str, str], ...]) -> str:
     chosen = ", ".join(f"`{name}={value}`" for name, value in settings)
     return "development profile, log level WARNING" + (f", {chosen}" if chosen else "")
-
-
-def describe_event_loops(loops: dict[str, str]) -> str:
-    """The one loop when every server logged the same (and how many); else each server's."""
-    kinds = set(loops.values())
-    if len(kinds) == 1:
-        return f"{kinds.pop()} (all {len(loops)})"
-    return ", ".join(f"{name} {kind}" for name, kind in loops.items()) or "none started"
 
 
 def _load(values: list[float]) -> str:

@@ -148,8 +148,6 @@ class Results:
     seeding: Seeding = field(default_factory=Seeding)
     embedded_scale: EmbeddedScale | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
-    # The event loop each compared server logged (tools.bench.event_loops), by child name.
-    event_loops: dict[str, str] = field(default_factory=dict)
     total_seconds: float = 0.0
     load_average_at_end: list[float] = field(default_factory=list)
 
@@ -187,7 +185,6 @@ class Results:
             "seeding": self.seeding.as_json(),
             "embedded_scale": self.embedded_scale.as_json() if self.embedded_scale else None,
             "phase_seconds": self.phase_seconds,
-            "event_loops": self.event_loops,
             "total_seconds": self.total_seconds,
             "load_average_at_end": self.load_average_at_end,
             "rpc_errors": self.rpc_errors,

@@ -174,22 +174,3 @@ def test_what_starts_the_process_and_its_loop_is_no_layer_even_in_a_layer_file()
     assert layers[EVENT_LOOP].self_percent == 60.0
     assert layers[MAPPING].self_percent == 40.0
     assert layers[MAPPING].inclusive_percent == 40.0
-
-
-def test_on_uvloop_the_stack_is_cut_at_the_runner_so_starting_the_loop_is_no_layer() -> None:
-    # uvloop's loop is Cython: no _run_once frame; the loop is started from server/operations/
-    # (the access log's layer) and server/cli.py, neither of which may be charged for it.
-    on_uvloop = [
-        frame("<module>", f"{ROOT}/server/__main__.py"),
-        frame("main", f"{ROOT}/server/cli.py"),
-        frame("run", f"{ROOT}/server/operations/event_loop.py"),
-        frame("Runner.run", f"{STDLIB}/asyncio/runners.py"),
-    ]
-    servicer = frame("UserServiceServicer.GetUser", f"{ROOT}/server/servicer.py")
-    stacks = parse_collapsed(collapsed((on_uvloop, 7), ([*on_uvloop, servicer], 3)))
-
-    layers = {share.name: share for share in breakdown_of_stacks(stacks).layers}
-
-    assert layers[EVENT_LOOP].self_percent == 70.0
-    assert layers[MAPPING].self_percent == 30.0
-    assert layers[LOG_LAYER].inclusive_percent == 0.0
