@@ -171,8 +171,8 @@ class _Observation:
                     self.level,
                     _NO_FILE,
                     0,
-                    "%s %s %.1f ms from %s",
-                    (self.method, code_name, milliseconds, peer),
+                    f"{self.method} {code_name} {milliseconds:.1f} ms from {peer}",
+                    (),  # the message is made once here, not by each reader of the record
                     None,
                     _NO_FUNCTION,
                     fields,
