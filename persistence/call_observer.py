@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from opentelemetry.context import create_key, get_value
@@ -25,7 +26,7 @@ OK = "ok"
 # Set (to True) in an OpenTelemetry context whose DynamoDB calls are not to be spans: a
 # WatchEvents stream, which may last hours and polls the events table every second.
 UNTRACED_CALLS = create_key("user-service.untraced-dynamodb-calls")
-# Where the call's start and span are kept in botocore's per-call context dict.
+# Where the call's start and span are kept in botocore's per-call context dict, until it ends.
 _STARTED = "user_service_started"
 _SPAN = "user_service_span"
 # The operations that can return the capacity they consumed; with tracing on, they are asked to.
@@ -58,6 +59,19 @@ class DynamoDbCallObserver(Protocol):
         """One attempt of a call was refused for throttling."""
 
 
+class _Call:
+    """botocore's context dict of the call under way, once its hooks have seen it."""
+
+    __slots__ = ("context",)
+
+    def __init__(self) -> None:
+        self.context: dict[str, Any] | None = None
+
+
+# The DynamoDB call the current task is making (set by the client's wrapped _make_api_call).
+_current_call: ContextVar[_Call | None] = ContextVar("dynamodb_call", default=None)
+
+
 class CallHooks:
     """botocore event handlers (before-call, needs-retry, after-call, after-call-error).
 
@@ -68,8 +82,10 @@ class CallHooks:
     parameters are built (before-parameter-build, where the table names are read and
     ``ReturnConsumedCapacity=TOTAL`` is asked for where the operation has it and the caller did
     not ask already), gets an event per failed attempt, and ends with the call (retries,
-    consumed capacity, error code). A call cancelled mid-way (the RPC's caller went away) fires
-    no event, so its span is never ended nor exported.
+    consumed capacity, error code). A call cancelled mid-way (the RPC's deadline passed or its
+    caller went away while the answer was awaited) fires no event: ``attach`` wraps the client's
+    calls so that such a call ends all the same, its outcome the exception's class
+    (``CancelledError``).
     """
 
     def __init__(
@@ -77,6 +93,30 @@ class CallHooks:
     ) -> None:
         self._observer = observer
         self._tracer = tracer
+
+    def attach(self, client: Any) -> None:
+        """Registers the handlers on ``client``'s events, and wraps its calls (every operation
+        method calls ``_make_api_call``) so that a call its events never finish (cancelled, or
+        an exception between them) is finished when it leaves the client."""
+        self.register(client.meta.events)
+        if self._tracer is None and self._observer is None:
+            return  # nothing is kept per call, so nothing is left to finish
+        make_api_call = client._make_api_call
+
+        async def finishing_make_api_call(operation_name: str, api_params: Any) -> Any:
+            call = _Call()
+            token = _current_call.set(call)
+            try:
+                return await make_api_call(operation_name, api_params)
+            except BaseException as error:  # asyncio.CancelledError above all
+                context = call.context
+                if context is not None and (_SPAN in context or _STARTED in context):
+                    self._finished(operation_name, type(error).__name__, context)
+                raise
+            finally:
+                _current_call.reset(token)
+
+        client._make_api_call = finishing_make_api_call
 
     def register(self, events: Any) -> None:
         """Registers the handlers on a client's event emitter (``client.meta.events``)."""
@@ -92,6 +132,7 @@ class CallHooks:
         self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
         assert self._tracer is not None  # registered only with one
+        _seen(context)
         if not get_current_span().get_span_context().is_valid or get_value(UNTRACED_CALLS):
             return  # outside any traced work (the readiness probe, start-up), or in a stream
         operation = model.name
@@ -112,6 +153,7 @@ class CallHooks:
         )
 
     def before_call(self, context: dict[str, Any], **_: Any) -> None:
+        _seen(context)
         context[_STARTED] = time.perf_counter()
 
     def needs_retry(
@@ -188,13 +230,19 @@ class CallHooks:
                 extra={"operation": operation, "retries": retries, "outcome": outcome},
             )
         observer = self._observer
+        started = context.pop(_STARTED, None)  # popped, as the span is: the call is finished
         if observer is None:
             return
-        started = context.get(_STARTED)
         if started is not None:
             observer.dynamodb_call_finished(operation, outcome, time.perf_counter() - started)
         if retries > 0:
             observer.dynamodb_call_retried(operation, retries)
+
+
+def _seen(context: dict[str, Any]) -> None:
+    call = _current_call.get()
+    if call is not None:
+        call.context = context
 
 
 def _error_code(parsed: dict[str, Any]) -> str | None:

@@ -82,5 +82,5 @@ async def open_dynamodb_client(
         config=config,
     ) as client:
         client.meta.events.register("before-send.dynamodb", refuse_after_deadline)
-        CallHooks(observer, tracer=tracer).register(client.meta.events)
+        CallHooks(observer, tracer=tracer).attach(client)
         yield client

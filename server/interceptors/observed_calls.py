@@ -40,6 +40,11 @@ _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 _Behaviour = Callable[..., Any]
 _OK = grpc.StatusCode.OK
+# What logging itself records when it does not look for the caller (logging._srcfile = None).
+_NO_FILE = "(unknown file)"
+_NO_FUNCTION = "(unknown function)"
+# An enum member's name is a descriptor call; a dict lookup is cheaper.
+_CODE_NAMES = {code: code.name for code in grpc.StatusCode}
 
 
 class ObservedCalls(grpc.aio.ServerInterceptor):
@@ -145,9 +150,10 @@ class _Observation:
             self.metrics.finished(code, seconds)
         if ACCESS_LOG.isEnabledFor(self.level):
             milliseconds = round(seconds * 1000, 3)
+            code_name = _CODE_NAMES[code]
             fields: dict[str, object] = {
                 "method": self.method,
-                "code": code.name,
+                "code": code_name,
                 "duration_ms": milliseconds,
                 "peer": peer,
             }
@@ -156,14 +162,21 @@ class _Observation:
                 if span.is_valid:
                     fields["trace_id"] = trace.format_trace_id(span.trace_id)
                     fields["span_id"] = trace.format_span_id(span.span_id)
-            ACCESS_LOG.log(
-                self.level,
-                "%s %s %.1f ms from %s",
-                self.method,
-                code.name,
-                milliseconds,
-                peer,
-                extra=fields,
+            # Made and handled as Logger.log would, less its walk up the stack for the caller's
+            # file, line and function: no format prints them (logging_config). The record
+            # factory (secrets' redaction), filters, handlers and levels all apply.
+            ACCESS_LOG.handle(
+                ACCESS_LOG.makeRecord(
+                    ACCESS_LOG.name,
+                    self.level,
+                    _NO_FILE,
+                    0,
+                    f"{self.method} {code_name} {milliseconds:.1f} ms from {peer}",
+                    (),  # the message is made once here, not by each reader of the record
+                    None,
+                    _NO_FUNCTION,
+                    fields,
+                )
             )
         try:
             current_request_id.reset(token)

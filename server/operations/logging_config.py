@@ -79,12 +79,8 @@ def _utc_second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {
-        key: value
-        for key, value in vars(record).items()
-        if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
-    }
+# json.dumps(entry, default=str) builds this encoder anew for every line.
+_JSON = json.JSONEncoder(default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -97,8 +93,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in _fields(record).items():
-            entry.setdefault(key, value)  # a field never hides the four above
+        # Anything else on the record came from ``extra=`` (or a filter) and is a field; a field
+        # never hides the four above.
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and key not in entry and not key.startswith("_"):
+                entry[key] = value
         if record.exc_info:
             # exc_text first: the redacted text, when the record factory made one.
             entry["exception"] = record.exc_text or self.formatException(record.exc_info)
@@ -107,7 +106,7 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # ensure_ascii (the default) escapes every control character: one record, one line.
-        return json.dumps(entry, default=str)
+        return _JSON.encode(entry)
 
 
 class TextFormatter(logging.Formatter):

@@ -268,6 +268,31 @@ async def test_an_unavailable_backend_makes_the_rpc_and_its_dynamodb_calls_error
     assert [event.name for event in read.events] == ["attempt failed", "attempt failed"]
 
 
+async def test_a_dynamodb_call_cut_short_by_the_rpcs_deadline_still_ends_its_span(
+    spans: Spans, fault_proxy: FaultProxy, serve_through_proxy: ServeThroughProxy
+) -> None:
+    """The deadline passes while aiobotocore awaits DynamoDB's answer: the call is cancelled,
+    and botocore fires no event for it; its span ends all the same, with error.type."""
+    async with serve_through_proxy() as service:
+        fault_proxy.delay(3.0, operations=["GetItem"])  # the readiness probe's reads too
+        fault_proxy.clear_record()
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await service.stub.GetUser(
+                pb.GetUserRequest(id="7a0e0c1e-5d2b-4c8e-9d5f-3a1b2c3d4e5f"), timeout=0.5
+            )
+        fault_proxy.pass_through()
+        assert fault_proxy.requests("GetItem")  # sent, its answer held back
+        rpc = (await spans.eventually(lambda span: span.name == f"{SERVICE}/GetUser"))[0]
+        [read] = await spans.eventually(
+            lambda span: span.name == "DynamoDB.GetItem" and span.parent is not None
+        )
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert read.parent is not None and rpc.context is not None
+    assert read.parent.span_id == rpc.context.span_id
+    assert read.status.status_code == StatusCode.ERROR
+    assert read.attributes is not None and read.attributes["error.type"] == "CancelledError"
+
+
 async def test_the_access_line_carries_the_spans_trace_and_span_ids(
     traced: Service, spans: Spans, access_log: io.StringIO
 ) -> None:

@@ -3,6 +3,7 @@ reported with every call's outcome, never with a request's parameters; botocore 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,9 +12,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode, Tracer
 
 from persistence.dynamodb_client import DynamoDbOptions, open_dynamodb_client
 from persistence.schema import TableNames
+from server.operations.tracing import tracing_with
 from tests.conftest import free_port
 from tests.fault_proxy import FaultProxy, Outcome
 
@@ -44,7 +50,7 @@ class RecordingObserver:
 
 @asynccontextmanager
 async def observed_client(
-    endpoint: str, observer: RecordingObserver, max_attempts: int
+    endpoint: str, observer: RecordingObserver, max_attempts: int, tracer: Tracer | None = None
 ) -> AsyncIterator[Any]:
     options = DynamoDbOptions(
         region="us-east-1",
@@ -54,7 +60,7 @@ async def observed_client(
         max_attempts=max_attempts,
         connect_timeout=1.0,
     )
-    async with open_dynamodb_client(options, observer=observer) as client:
+    async with open_dynamodb_client(options, observer=observer, tracer=tracer) as client:
         yield client
 
 
@@ -167,3 +173,61 @@ async def test_no_observer_line_holds_a_request_parameter(
     assert len(records) == 2
     text = "\n".join(f"{record.getMessage()} {vars(record)}" for record in records)
     assert SECRET_EMAIL not in text and "user-1" not in text and dynamodb_tables.users not in text
+
+
+async def test_a_call_cancelled_while_it_awaits_its_answer_ends_its_span_and_is_counted(
+    proxy: FaultProxy, dynamodb_tables: TableNames
+) -> None:
+    """The RPC's deadline passes (here: asyncio.timeout) or its caller goes away while aiobotocore
+    awaits DynamoDB's answer: botocore fires no event, yet the call's span ends (exported, with
+    error.type) and the call is counted, its outcome the exception's class."""
+    exporter = InMemorySpanExporter()
+    tracing = tracing_with(SimpleSpanProcessor(exporter))
+    observer = RecordingObserver()
+    proxy.delay(5.0, operations=["GetItem"], times=1)
+    key = {"Id": {"S": "user-1"}}
+
+    async with observed_client(proxy.url, observer, 1, tracing.tracer) as client:
+        with tracing.tracer.start_as_current_span("rpc") as rpc:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await client.get_item(TableName=dynamodb_tables.users, Key=key)
+            assert [r.operation for r in proxy.requests()] == ["GetItem"]  # it was under way
+            await client.get_item(TableName=dynamodb_tables.users, Key=key)  # the next one: ok
+
+    cancelled, answered = calls = spans_named(exporter, "DynamoDB.GetItem")
+    rpc_id = rpc.get_span_context().span_id
+    assert all(span.parent and span.parent.span_id == rpc_id for span in calls)
+    assert cancelled.attributes is not None
+    assert cancelled.attributes["error.type"] == "CancelledError"
+    assert cancelled.attributes["aws.dynamodb.retries"] == 0
+    assert cancelled.status.status_code == StatusCode.ERROR
+    assert answered.attributes is not None and "error.type" not in answered.attributes
+    assert answered.status.status_code == StatusCode.UNSET
+    assert observer.finished == [("GetItem", "CancelledError"), ("GetItem", "ok")]
+    assert 0.4 < observer.seconds[0] < 5.0
+    assert observer.retried == []
+
+
+async def test_a_cancelled_call_that_was_not_traced_is_counted_all_the_same(
+    proxy: FaultProxy, dynamodb_tables: TableNames
+) -> None:
+    observer = RecordingObserver()
+    proxy.delay(5.0, operations=["PutItem"], times=1)
+
+    async with observed_client(proxy.url, observer, max_attempts=1) as client:
+        call = asyncio.create_task(put_user(client, dynamodb_tables))
+        for _ in range(500):  # until the proxy holds the request (5 s at most)
+            if proxy.requests("PutItem"):
+                break
+            await asyncio.sleep(0.01)
+        assert proxy.requests("PutItem")
+        call.cancel()  # the caller went away
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    assert observer.finished == [("PutItem", "CancelledError")]
+
+
+def spans_named(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [span for span in exporter.get_finished_spans() if span.name == name]
