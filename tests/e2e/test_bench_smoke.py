@@ -199,6 +199,10 @@ def _check_loop_rows(loop: dict[str, Any], *, hash_workers: int) -> None:
             figures = ("p50_ms", "p99_ms", "server_cpu_ms_per_rpc", "backend_cpu_ms_per_rpc")
             assert all(_is_number(row[figure]) for figure in figures), (phase, name, row)
     assert _is_number(loop["client_cpu_seconds_alone"] + loop["client_cpu_seconds_under"])
+    # The service's CPU by thread: the sign-ins hash on threads other than the event loop's.
+    assert loop["service_probe_rpcs_alone"] > 0 and loop["service_probe_rpcs_under"] > 0
+    assert _is_number(loop["loop_ms_per_sign_in"])
+    assert loop["service_other_cpu_seconds_under"] > 0 and loop["other_threads_ms_per_sign_in"] > 0
 
 
 @pytest.mark.slow

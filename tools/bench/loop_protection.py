@@ -23,7 +23,7 @@ import grpc
 from tools.bench.calls import Calls
 from tools.bench.measure import Call, Contender, Row, measure_side_by_side
 from tools.bench.plan import LOOP_LOAD_WORKERS, Plan
-from tools.bench.processes import Child
+from tools.bench.processes import Child, thread_cpu_seconds
 from tools.bench.results import LoopProtection
 from tools.bench.rows import warm_up
 
@@ -53,9 +53,10 @@ async def measure_loop_protection(
     servers = {GOAL_PROBE: service, JWKS_PROBE: service, FLOOR_PROBE: floor}
     for call in probes.values():
         await warm_up(call, plan)
-    client_before = time.process_time()
+    client_before, service_before = time.process_time(), thread_cpu_seconds(service.pid)
     alone = await _probes(probes, servers, backend, plan, "alone")
     client_alone = time.process_time() - client_before
+    service_alone = thread_cpu_seconds(service.pid) - service_before
     stop = asyncio.Event()
     completed: list[int] = [0]
     errors: Counter[str] = Counter()
@@ -76,8 +77,10 @@ async def measure_loop_protection(
         await asyncio.sleep(RAMP_SECONDS)
         label = f"with {LOOP_LOAD_WORKERS} Authenticate in flight"
         client_before, sign_ins_before = time.process_time(), completed[0]
+        service_before = thread_cpu_seconds(service.pid)
         under = await _probes(probes, servers, backend, plan, label)
         client_under = time.process_time() - client_before
+        service_under = thread_cpu_seconds(service.pid) - service_before
         sign_ins_during = completed[0] - sign_ins_before
     finally:
         stop.set()
@@ -90,7 +93,7 @@ async def measure_loop_protection(
         f"{client_under:.2f} s under sign-ins",
         file=sys.stderr,
     )
-    return LoopProtection(
+    result = LoopProtection(
         alone,
         under,
         LOOP_LOAD_WORKERS,
@@ -101,7 +104,25 @@ async def measure_loop_protection(
         sign_ins_during_probes=sign_ins_during,
         client_cpu_seconds_alone=client_alone,
         client_cpu_seconds_under=client_under,
+        service_loop_cpu_seconds_alone=service_alone.main_thread,
+        service_loop_cpu_seconds_under=service_under.main_thread,
+        service_other_cpu_seconds_alone=service_alone.other_threads,
+        service_other_cpu_seconds_under=service_under.other_threads,
+        service_probe_rpcs_alone=_rpcs_of(alone, servers, service),
+        service_probe_rpcs_under=_rpcs_of(under, servers, service),
     )
+    print(
+        f"  the service's CPU per sign-in: {result.loop_ms_per_sign_in:.1f} ms on its event "
+        f"loop's thread (less the probes' own), {result.other_threads_ms_per_sign_in:.1f} ms "
+        "on its other threads (password hashing)",
+        file=sys.stderr,
+    )
+    return result
+
+
+def _rpcs_of(rows: dict[str, Row], servers: dict[str, Child], server: Child) -> int:
+    """The RPCs of ``rows`` that ``server`` answered."""
+    return sum(row.rpcs for name, row in rows.items() if servers[name] is server)
 
 
 async def _probes(

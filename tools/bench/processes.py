@@ -42,7 +42,44 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of the process (all its threads, live and exited)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
+    return cpu_seconds_of_stat(Path(f"/proc/{pid}/stat"))
+
+
+@dataclass(frozen=True)
+class ThreadCpu:
+    """A process's CPU time split by thread: its main thread, which runs the service's event
+    loop, and every other live thread (the password-hashing pool, gRPC's and the metrics'
+    threads)."""
+
+    main_thread: float
+    other_threads: float
+
+    def __sub__(self, earlier: ThreadCpu) -> ThreadCpu:
+        return ThreadCpu(
+            self.main_thread - earlier.main_thread, self.other_threads - earlier.other_threads
+        )
+
+
+def thread_cpu_seconds(pid: int) -> ThreadCpu:
+    """User plus system CPU time of each live thread of ``pid`` (/proc/<pid>/task/<tid>/stat),
+    the main thread's (tid == pid) apart from the rest's. A thread that exits between two
+    readings takes its time with it: read it where the threads live as long as the process."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            seconds = cpu_seconds_of_stat(task / "stat")
+        except FileNotFoundError:  # the thread exited after the listing
+            continue
+        if task.name == str(pid):
+            main += seconds
+        else:
+            other += seconds
+    return ThreadCpu(main, other)
+
+
+def cpu_seconds_of_stat(path: Path) -> float:
+    """User plus system CPU time in a /proc ``stat`` file (a process's or a thread's)."""
+    text = path.read_text()
     fields = text[text.rindex(")") + 2 :].split()  # the name may hold spaces; it ends at ")"
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime: fields 14, 15
 

@@ -176,7 +176,10 @@ def _loop_section(results: Results) -> list[str]:
         "floor hashes no passwords: only the shared backend or a starved CPU slows it. Server "
         "and backend CPU under sign-ins include the sign-ins' own. The benchmark's own CPU "
         f"(probes and sign-ins): {loop.client_cpu_seconds_alone:.2f} s alone, "
-        f"{loop.client_cpu_seconds_under:.2f} s under sign-ins.",
+        f"{loop.client_cpu_seconds_under:.2f} s under sign-ins. The service's CPU per sign-in: "
+        f"{loop.loop_ms_per_sign_in:.1f} ms on its event loop's thread (its CPU there under "
+        "sign-ins less the probes' own, measured alone), "
+        f"{loop.other_threads_ms_per_sign_in:.1f} ms on its other threads (password hashing).",
         "",
         "| Probe | RPCs alone | p50 ms alone | p99 ms alone | p50 ms under sign-ins "
         "| p99 ms under sign-ins | p99 ratio | Server CPU ms/RPC alone | backend CPU ms/RPC "

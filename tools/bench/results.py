@@ -56,6 +56,30 @@ class LoopProtection:
     sign_ins_during_probes: int
     client_cpu_seconds_alone: float
     client_cpu_seconds_under: float
+    # The service's CPU in each phase, on its event loop's thread and on its other threads
+    # (the hashing pool, with gRPC's and the metrics' threads): tools.bench.processes.ThreadCpu.
+    service_loop_cpu_seconds_alone: float
+    service_loop_cpu_seconds_under: float
+    service_other_cpu_seconds_alone: float
+    service_other_cpu_seconds_under: float
+    service_probe_rpcs_alone: int  # the probes the service answered in each phase
+    service_probe_rpcs_under: int
+
+    @property
+    def loop_ms_per_sign_in(self) -> float:
+        """The event loop's CPU per sign-in: its CPU under sign-ins less what the probes cost
+        it alone (scaled to the probes it answered then), over the sign-ins completed."""
+        probes = self.service_loop_cpu_seconds_alone * (
+            self.service_probe_rpcs_under / max(self.service_probe_rpcs_alone, 1)
+        )
+        sign_ins = self.service_loop_cpu_seconds_under - probes
+        return 1000 * sign_ins / self.sign_ins_during_probes if self.sign_ins_during_probes else 0.0
+
+    @property
+    def other_threads_ms_per_sign_in(self) -> float:
+        """The service's other threads' CPU per sign-in (password hashing, in the main)."""
+        extra = self.service_other_cpu_seconds_under - self.service_other_cpu_seconds_alone
+        return 1000 * extra / self.sign_ins_during_probes if self.sign_ins_during_probes else 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +93,14 @@ class LoopProtection:
             "sign_ins_during_probes": self.sign_ins_during_probes,
             "client_cpu_seconds_alone": self.client_cpu_seconds_alone,
             "client_cpu_seconds_under": self.client_cpu_seconds_under,
+            "service_loop_cpu_seconds_alone": self.service_loop_cpu_seconds_alone,
+            "service_loop_cpu_seconds_under": self.service_loop_cpu_seconds_under,
+            "service_other_cpu_seconds_alone": self.service_other_cpu_seconds_alone,
+            "service_other_cpu_seconds_under": self.service_other_cpu_seconds_under,
+            "service_probe_rpcs_alone": self.service_probe_rpcs_alone,
+            "service_probe_rpcs_under": self.service_probe_rpcs_under,
+            "loop_ms_per_sign_in": self.loop_ms_per_sign_in,
+            "other_threads_ms_per_sign_in": self.other_threads_ms_per_sign_in,
         }
 
 
