@@ -1,6 +1,7 @@
 """The access line of ObservedCalls, through a stand-in context: the line Logger.log would write,
-field for field in either format, flushed when the call ends, and made by the process's record
-factory, so that secrets' redaction applies to it as to every record."""
+field for field in either format, flushed when the call ends, held back by the same level and
+filters, and made by the process's record factory, so that secrets' redaction applies to it as
+to every record."""
 
 from __future__ import annotations
 
@@ -165,3 +166,32 @@ async def test_the_access_line_is_made_by_the_record_factory_that_redacts_secret
     message = json.loads(stream.getvalue())["message"]
     assert JWT not in message
     assert message.endswith(" ms from ipv4:10.0.0.1:443 [REDACTED]")
+
+
+@pytest.mark.parametrize("muted_by", ["level", "filter", "logging.disable"])
+async def test_the_access_line_obeys_the_access_loggers_level_and_filters(muted_by: str) -> None:
+    """Made without Logger.log, the line is still held back as Logger.log would hold it back: by
+    the access logger's level, by a filter on it, and by logging.disable."""
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="json", stream=stream)
+    access = logging.getLogger("user_service.access")
+    level, filters = access.level, list(access.filters)
+    try:
+        if muted_by == "level":
+            access.setLevel(logging.WARNING)
+        elif muted_by == "filter":
+            access.addFilter(lambda record: record.levelno > logging.INFO)
+        else:
+            logging.disable(logging.INFO)
+
+        await call(StandInContext())
+
+        assert stream.getvalue() == ""
+    finally:
+        logging.disable(logging.NOTSET)
+        access.setLevel(level)
+        access.filters[:] = filters
+
+    await call(StandInContext())  # the same call, nothing muting it
+
+    assert json.loads(stream.getvalue())["code"] == "OK"
