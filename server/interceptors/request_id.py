@@ -6,6 +6,8 @@ import os
 import re
 from contextvars import ContextVar
 
+from server.operations.wire_log_redaction import redact
+
 METADATA_KEY = "x-request-id"
 MAX_LENGTH = 128
 # Printable ASCII without spaces: safe to write into a log line as it is, in either format.
@@ -21,11 +23,15 @@ def new_request_id() -> str:
 
 
 def request_id_from(given: str | bytes | None) -> str:
-    """``given`` when it is a sane id (1..128 printable ASCII, no spaces); else a new one.
+    """``given`` when it is a sane id (1..128 printable ASCII, no spaces, nothing in the form of
+    a secret); else a new one.
 
     A caller's value is never trusted into a log line raw: control characters could forge lines,
-    and a huge value would bloat every line of the call.
+    and a huge value would bloat every line of the call. Nor does a secret sent as an id by
+    mistake (a refresh token, an API key) reach the logs: the id is a field of every line of the
+    call, beside the message that the record factory redacts, so an id that redaction would
+    change is not used.
     """
-    if isinstance(given, str) and _SANE.fullmatch(given):
+    if isinstance(given, str) and _SANE.fullmatch(given) and redact(given) == given:
         return given
     return new_request_id()

@@ -42,5 +42,23 @@ def test_a_missing_huge_or_unprintable_caller_id_is_replaced_by_a_fresh_one(
     assert FRESH.fullmatch(replaced), replaced
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        # a refresh token's form: the user id, then its secret part
+        "0f8e7d6c-5b4a-4321-8fed-cba987654321.c2VjcmV0LXBhcnQtb2YtdGhlLXJlZnJlc2gtdG9rZW4",
+        "usk_" + "c2VjcmV0LWFwaS1rZXktMDEyMzQ1Njc4OS1hYmNkZWZ",  # an API key (43 characters)
+        "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2ln",  # a JWT
+        "ab" * 32,  # a 64-digit hex digest (a token hash)
+    ],
+)
+def test_a_caller_id_in_the_form_of_a_secret_is_replaced_by_a_fresh_one(given: str) -> None:
+    """The id is a field of every log line of the call: a secret sent as one by mistake must not
+    be written there."""
+    replaced = request_id_from(given)
+
+    assert FRESH.fullmatch(replaced), replaced
+
+
 def test_fresh_ids_differ() -> None:
     assert len({new_request_id() for _ in range(100)}) == 100
